@@ -1,0 +1,39 @@
+# Two commands: `make run` and `make test`. Everything else is set up by them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 5000
+WORKERS ?= 2
+THREADS ?= 8
+export HOST PORT
+
+.PHONY: run test lint bench venv chromium clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright cannot download browsers here).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+run: venv
+	$(BIN)/flask --app app db upgrade
+	$(BIN)/flask --app app passid demo
+	$(BIN)/gunicorn --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+
+test: venv
+	$(BIN)/ruff check app tests wsgi.py
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check app tests wsgi.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""Background work on APScheduler, with the durable state in our own tables.
+
+Each job is a short "do what is due" pass over rows that carry their own
+next-attempt time and lease, so a restart loses nothing (the rows are still
+there) and two processes never do the same attempt (the lease is claimed with
+one conditional UPDATE). APScheduler only decides *when* a pass runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], object]
+_start_lock = threading.Lock()
+
+
+def register_job(app: Flask, name: str, job: Job) -> None:
+    """Declare a periodic pass; it runs only once `start_background_jobs` is called."""
+    app.extensions.setdefault("passid_jobs", {})[name] = job
+
+
+def start_background_jobs(app: Flask) -> BackgroundScheduler | None:
+    """Start the passes in this process (serving processes only, never in CLI commands)."""
+    with _start_lock:
+        if not app.config.get("BACKGROUND_JOBS") or "passid_scheduler" in app.extensions:
+            return app.extensions.get("passid_scheduler")
+        return _start(app)
+
+
+def _start(app: Flask) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
+    interval = float(app.config["JOB_INTERVAL_SECONDS"])
+    for name, job in app.extensions.get("passid_jobs", {}).items():
+        scheduler.add_job(
+            _in_app_context(app, job),
+            "interval",
+            seconds=interval,
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(),
+        )
+    scheduler.start()
+    app.extensions["passid_scheduler"] = scheduler
+    return scheduler
+
+
+def wake_job(app: Flask, name: str) -> None:
+    """Run a pass now rather than at its next tick (new work just arrived)."""
+    scheduler: BackgroundScheduler | None = app.extensions.get("passid_scheduler")
+    if scheduler is None:
+        return
+    try:
+        scheduler.modify_job(name, next_run_time=datetime.now(scheduler.timezone))
+    except Exception:  # the job may be mid-run; its next tick picks the work up
+        log.debug("could not wake job %s", name, exc_info=True)
+
+
+def _in_app_context(app: Flask, job: Job) -> Job:
+    def run() -> None:
+        with app.app_context():
+            try:
+                job()
+            except Exception:
+                log.exception("background job failed; it runs again at its next tick")
+
+    return run

@@ -1,0 +1,235 @@
+"""Every setting the app reads from its environment, read and checked in one place.
+
+Why one place: a mistyped variable should stop the app at start-up with a
+sentence saying what is wrong, not surface later as a 500 in front of a
+customer. `.env` is read for local use only; real environment variables win.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+ALL_PERMISSIONS = (
+    "full_score",
+    "income_verified",
+    "identity_verified",
+    "sanctions_clear",
+    "payment_reliability",
+    "savings_consistency",
+    "fraud_risk",
+)
+DEFAULT_THEME_PRIMARY = "#00c27a"
+DEFAULT_RETRY_SCHEDULE = (0.0, 30.0, 300.0, 1800.0, 7200.0)
+_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class ConfigError(ValueError):
+    """Raised at start-up with every problem found, one per line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration; `to_flask()` hands it to Flask."""
+
+    host: str = "127.0.0.1"
+    port: int = 5000
+    secret_key: str = ""
+    database_url: str = ""
+    passid_base_url: str | None = None
+    passid_api_key: str | None = None
+    passid_webhook_secrets: tuple[str, ...] = ()
+    passid_timeout_seconds: float = 10.0
+    institution_name: str = "Demo Bank"
+    permissions: tuple[str, ...] = ALL_PERMISSIONS
+    theme_primary: str = DEFAULT_THEME_PRIMARY
+    allowed_embed_origins: tuple[str, ...] = ()
+    sandbox_enabled: bool = True
+    sandbox_jwt_secret: str = ""
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    webhook_timeout_seconds: float = 10.0
+    background_jobs: bool = True
+    job_interval_seconds: float = 1.0
+    max_content_length: int = 1024 * 1024
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def embedded_sandbox(self) -> bool:
+        """True when the app talks to the sandbox it serves itself."""
+        return self.sandbox_enabled and self.passid_base_url is None
+
+    @property
+    def public_base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    def to_flask(self) -> dict[str, object]:
+        """Flask's view of the settings, UPPER_CASE as Flask extensions expect."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "SQLALCHEMY_DATABASE_URI": self.database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+            "MAX_CONTENT_LENGTH": self.max_content_length,
+            "PASSID_BASE_URL": self.passid_base_url
+            or f"{self.public_base_url}/sandbox",
+            "PASSID_API_KEY": self.passid_api_key,
+            "PASSID_WEBHOOK_SECRETS": self.passid_webhook_secrets,
+            "PASSID_TIMEOUT_SECONDS": self.passid_timeout_seconds,
+            "PASSID_INSTITUTION_NAME": self.institution_name,
+            "PASSID_PERMISSIONS": self.permissions,
+            "PASSID_THEME_PRIMARY": self.theme_primary,
+            "PASSID_ALLOWED_EMBED_ORIGINS": self.allowed_embed_origins,
+            "PASSID_EMBEDDED_SANDBOX": self.embedded_sandbox,
+            "PUBLIC_BASE_URL": self.public_base_url,
+            "SANDBOX_ENABLED": self.sandbox_enabled,
+            "SANDBOX_JWT_SECRET": self.sandbox_jwt_secret,
+            "SANDBOX_WEBHOOK_RETRY_SCHEDULE": self.webhook_retry_schedule,
+            "SANDBOX_WEBHOOK_TIMEOUT_SECONDS": self.webhook_timeout_seconds,
+            "BACKGROUND_JOBS": self.background_jobs,
+            "JOB_INTERVAL_SECONDS": self.job_interval_seconds,
+            **self.extra,
+        }
+
+
+def _default_database_url() -> str:
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{INSTANCE_DIR / 'passid.db'}"
+
+
+def _local_secret(name: str) -> str:
+    """A random secret kept in instance/ so dev restarts keep sessions and JWTs valid.
+
+    Production sets SECRET_KEY; this only saves a first-time user one step.
+    """
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    path = INSTANCE_DIR / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _bool(raw: str, name: str, problems: list[str]) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    problems.append(f"{name} must be true or false, got {raw!r}")
+    return False
+
+
+def _number(raw: str, name: str, problems: list[str], *, minimum: float, maximum: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        problems.append(f"{name} must be a number, got {raw!r}")
+        return minimum
+    if not minimum <= value <= maximum:
+        problems.append(f"{name} must be between {minimum:g} and {maximum:g}, got {raw!r}")
+    return value
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, dotenv_path: Path | None = None
+) -> Settings:
+    """Read settings from `environ` (default: os.environ over `.env`) and validate them all."""
+    if environ is None:
+        dotenv_file = dotenv_path or PROJECT_ROOT / ".env"
+        env: dict[str, str] = {
+            k: v for k, v in dotenv_values(dotenv_file).items() if v is not None
+        } if dotenv_file.exists() else {}
+        env.update(os.environ)
+    else:
+        env = dict(environ)
+    problems: list[str] = []
+
+    port = int(_number(env.get("PORT", "5000"), "PORT", problems, minimum=1, maximum=65535))
+    base_url = env.get("PASSID_BASE_URL", "").strip().rstrip("/") or None
+    if base_url and not re.match(r"^https?://", base_url):
+        problems.append(f"PASSID_BASE_URL must start with http:// or https://, got {base_url!r}")
+    api_key = env.get("PASSID_API_KEY", "").strip() or None
+    if api_key and not re.match(r"^sk_(sandbox|live)_[A-Za-z0-9_-]{16,}$", api_key):
+        problems.append("PASSID_API_KEY must look like sk_sandbox_… or sk_live_…")
+    sandbox_enabled = _bool(env.get("PASSID_SANDBOX_ENABLED", "true"), "PASSID_SANDBOX_ENABLED", problems)
+    if base_url and not api_key:
+        problems.append("PASSID_API_KEY is required when PASSID_BASE_URL points at a PASSID server")
+    if not base_url and not sandbox_enabled:
+        problems.append("set PASSID_BASE_URL and PASSID_API_KEY, or leave PASSID_SANDBOX_ENABLED on")
+
+    permissions = _list(env.get("PASSID_PERMISSIONS", "")) or ALL_PERMISSIONS
+    unknown = [p for p in permissions if p not in ALL_PERMISSIONS]
+    if unknown:
+        problems.append(
+            f"PASSID_PERMISSIONS has unknown permission(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(ALL_PERMISSIONS)}"
+        )
+    theme = env.get("PASSID_THEME_PRIMARY", DEFAULT_THEME_PRIMARY).strip()
+    if not _HEX_COLOUR.match(theme):
+        problems.append(f"PASSID_THEME_PRIMARY must be a hex colour like #00c27a, got {theme!r}")
+    origins = _list(env.get("PASSID_ALLOWED_EMBED_ORIGINS", ""))
+    for origin in origins:
+        if not re.match(r"^https?://[^/\s]+$", origin):
+            problems.append(f"PASSID_ALLOWED_EMBED_ORIGINS entry {origin!r} must be scheme://host[:port]")
+
+    schedule_raw = env.get("PASSID_WEBHOOK_RETRY_SCHEDULE", "")
+    schedule = DEFAULT_RETRY_SCHEDULE
+    if schedule_raw.strip():
+        try:
+            schedule = tuple(float(s) for s in schedule_raw.split(","))
+            if not schedule or any(s < 0 for s in schedule):
+                raise ValueError
+        except ValueError:
+            problems.append(
+                "PASSID_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, e.g. 0,30,300,1800,7200"
+            )
+            schedule = DEFAULT_RETRY_SCHEDULE
+    institution_name = env.get("PASSID_INSTITUTION_NAME", "Demo Bank").strip()
+    if not 1 <= len(institution_name) <= 80:
+        problems.append("PASSID_INSTITUTION_NAME must be 1–80 characters")
+
+    timeout = _number(env.get("PASSID_TIMEOUT_SECONDS", "10"), "PASSID_TIMEOUT_SECONDS",
+                      problems, minimum=0.1, maximum=60)
+    webhook_timeout = _number(env.get("PASSID_WEBHOOK_TIMEOUT_SECONDS", "10"),
+                              "PASSID_WEBHOOK_TIMEOUT_SECONDS", problems, minimum=0.1, maximum=60)
+    background_jobs = _bool(env.get("PASSID_BACKGROUND_JOBS", "true"), "PASSID_BACKGROUND_JOBS", problems)
+    job_interval = _number(env.get("PASSID_JOB_INTERVAL_SECONDS", "1"), "PASSID_JOB_INTERVAL_SECONDS",
+                           problems, minimum=0.05, maximum=60)
+
+    if problems:
+        raise ConfigError("Configuration problems:\n- " + "\n- ".join(problems))
+
+    secret_key = env.get("SECRET_KEY", "").strip() or _local_secret("secret_key")
+    return Settings(
+        host=env.get("HOST", "127.0.0.1"),
+        port=port,
+        secret_key=secret_key,
+        database_url=env.get("DATABASE_URL", "").strip() or _default_database_url(),
+        passid_base_url=base_url,
+        passid_api_key=api_key,
+        passid_webhook_secrets=_list(env.get("PASSID_WEBHOOK_SECRET", "")),
+        passid_timeout_seconds=timeout,
+        institution_name=institution_name,
+        permissions=permissions,
+        theme_primary=theme,
+        allowed_embed_origins=origins,
+        sandbox_enabled=sandbox_enabled,
+        sandbox_jwt_secret=env.get("PASSID_SANDBOX_JWT_SECRET", "").strip()
+        or f"sandbox-jwt:{secret_key}",
+        webhook_retry_schedule=schedule,
+        webhook_timeout_seconds=webhook_timeout,
+        background_jobs=background_jobs,
+        job_interval_seconds=job_interval,
+    )

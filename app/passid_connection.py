@@ -1,0 +1,50 @@
+"""How the app reaches PASSID: base URL and key, live or embedded sandbox.
+
+With the embedded sandbox and no key configured, the key is the demo
+institution's, onboarded on first use. The factory supplies that lookup so
+this module never imports the sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+
+@dataclass(frozen=True)
+class PassidConnection:
+    base_url: str
+    api_key: str
+    institution_id: str | None
+    webhook_secrets: tuple[str, ...]
+    timeout_seconds: float
+    sandbox: bool
+
+
+DemoLookup = Callable[[], PassidConnection]
+
+
+def set_demo_lookup(app: Flask, lookup: DemoLookup) -> None:
+    app.extensions["passid_demo_lookup"] = lookup
+
+
+def passid_connection(app: Flask | None = None) -> PassidConnection:
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    cached = app.extensions.get("passid_connection")
+    if cached is not None:
+        return cached
+    if app.config["PASSID_API_KEY"]:
+        connection = PassidConnection(
+            base_url=app.config["PASSID_BASE_URL"],
+            api_key=app.config["PASSID_API_KEY"],
+            institution_id=None,
+            webhook_secrets=tuple(app.config["PASSID_WEBHOOK_SECRETS"]),
+            timeout_seconds=float(app.config["PASSID_TIMEOUT_SECONDS"]),
+            sandbox=app.config["PASSID_API_KEY"].startswith("sk_sandbox_"),
+        )
+    else:
+        connection = app.extensions["passid_demo_lookup"]()
+    app.extensions["passid_connection"] = connection
+    return connection

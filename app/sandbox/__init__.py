@@ -1,0 +1,95 @@
+"""The embedded PASSID sandbox: PASSID's side of the wire, on this machine.
+
+It implements all of `spec/passid-api.md`. The main app mounts it with
+`init_sandbox(app)` (the only import of this package from outside it) and
+talks to it over HTTP through the PASSID client, exactly as it talks to the
+live API. It also runs on its own:
+
+    flask --app app.sandbox db upgrade
+    flask --app app.sandbox run
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+from sqlalchemy.exc import IntegrityError
+
+from app.background import register_job
+from app.database import db
+from app.sandbox import models  # noqa: F401  (tables must be known to migrations)
+from app.sandbox.errors import register_error_handlers
+
+DEMO_SLOT = "demo"
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    institution_id: str
+    institution_name: str
+    sandbox_key: str
+    webhook_secret: str | None
+
+
+def init_sandbox(app: Flask, url_prefix: str = "/sandbox") -> None:
+    """Mount the sandbox's API and phone page under `url_prefix` and schedule its deliveries."""
+    from app.sandbox import api, phone  # noqa: F401  (routes register on the blueprint)
+    from app.sandbox.blueprint import bp
+    from app.sandbox.webhooks import DELIVERY_JOB, deliver_due
+
+    app.register_blueprint(bp, url_prefix=url_prefix or None)
+    register_error_handlers(app, f"{url_prefix}/api/")
+    register_job(app, DELIVERY_JOB, deliver_due)
+
+
+def ensure_demo_institution(institution_name: str) -> DemoCredentials:
+    """The institution `make run` onboards on first start; the same one on every later start.
+
+    Called inside an app context. Two processes starting at once race on the
+    unique demo slot; the loser reads the winner's row.
+    """
+    from app.sandbox import bridge
+    from app.sandbox.models import SandboxInstitution
+
+    def existing() -> SandboxInstitution | None:
+        return db.session.execute(
+            db.select(SandboxInstitution).filter_by(demo_slot=DEMO_SLOT)
+        ).scalar_one_or_none()
+
+    institution = existing()
+    if institution is None:
+        institution = bridge.onboard(institution_name, demo_slot=DEMO_SLOT)
+        import secrets
+
+        institution.webhook_secret = f"whsec_{secrets.token_urlsafe(24)}"
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            institution = existing()
+            assert institution is not None
+    return DemoCredentials(
+        institution_id=institution.id,
+        institution_name=institution.name,
+        sandbox_key=institution.sandbox_key,
+        webhook_secret=institution.webhook_secret,
+    )
+
+
+def create_app(environ: dict[str, str] | None = None) -> Flask:
+    """The sandbox alone, at the root path, for teams that only want a local PASSID."""
+    from app.config import PROJECT_ROOT, load_settings
+    from app.database import migrate
+
+    settings = load_settings(environ)
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(settings.to_flask())
+    db.init_app(app)
+    migrate.init_app(app, db)
+    init_sandbox(app, url_prefix="")
+    return app

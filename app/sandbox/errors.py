@@ -1,0 +1,103 @@
+"""The contract's error shape, for every failure the sandbox can meet.
+
+`{"error": {"code", "message", "field"?}}` with `X-PASSID-API-Version: 1`:
+never a stack trace, never HTML — including for 404s on unknown paths, 405s,
+oversized bodies and crashes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1"
+
+_CODE_FOR_STATUS = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+}
+
+
+class ApiError(Exception):
+    """Raised anywhere in a sandbox view; becomes the contract's error answer."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def validation_error(field: str, message: str) -> ApiError:
+    return ApiError(400, "VALIDATION_ERROR", message, field)
+
+
+def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return raw_json_response(body, status, headers)
+
+
+def raw_json_response(body: bytes, status: int, headers: dict[str, str] | None = None) -> Response:
+    response = Response(body, status=status, mimetype="application/json")
+    response.headers["X-PASSID-API-Version"] = API_VERSION
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None) -> Response:
+    error: dict[str, str] = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    return json_response({"error": error}, status)
+
+
+def register_error_handlers(app: Flask, api_prefix: str) -> None:
+    """Answer JSON errors for every path under the sandbox's API prefix.
+
+    Registered on the app, not the blueprint: routing errors (404, 405) and
+    body-size errors (413) happen before a blueprint is chosen.
+    """
+
+    def is_api_request() -> bool:
+        return request.path.startswith(api_prefix)
+
+    @app.errorhandler(ApiError)
+    def handle_api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.code, error.message, error.field)
+
+    previous_http_handler = app.error_handler_spec.get(None, {}).get(None, {}).get(HTTPException)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+        if not is_api_request():
+            if previous_http_handler is not None:
+                return previous_http_handler(error)
+            return error
+        status = error.code or 500
+        code = _CODE_FOR_STATUS.get(status, "ERROR" if status < 500 else "INTERNAL_ERROR")
+        message = error.description or error.name
+        if status == 413:
+            message = "The request body is too large."
+        return error_response(status, code, message)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):  # type: ignore[no-untyped-def]
+        if isinstance(error, HTTPException):
+            return handle_http_error(error)
+        log.exception("unhandled error")
+        if is_api_request():
+            return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side.")
+        return Response("Something went wrong on our side.", status=500, mimetype="text/plain")

@@ -1,0 +1,164 @@
+"""The phone page: the PASSID mobile app, played by a person in a browser.
+
+It opens a request from its deep link or its 8-character code, shows the
+consent screen (who is asking, for what, for how long), and fulfils or
+declines it as the chosen sandbox profile. It also mints and revokes one-time
+share tokens for the manual flow. It calls the same functions the API does.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask import abort, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from app.database import db, utcnow
+from app.sandbox import bridge, webhooks
+from app.sandbox.blueprint import bp
+from app.sandbox.errors import ApiError
+from app.sandbox.identifiers import normalise_code, normalise_token
+from app.sandbox.models import SandboxInstitution, SandboxShareToken
+from app.sandbox.profiles import PERMISSIONS, PROFILES
+
+PERMISSION_WORDS = {
+    "full_score": "Your financial stability score (FSI) and its tier",
+    "income_verified": "Whether your income is verified, and its band",
+    "identity_verified": "Whether your identity is verified",
+    "sanctions_clear": "Whether you are clear of sanctions lists",
+    "payment_reliability": "How reliably you pay your bills",
+    "savings_consistency": "How consistently you save",
+    "fraud_risk": "Your fraud risk level (low, medium or high)",
+}
+_DEEP_LINK_REQUEST = re.compile(r"[?&]r=(req_[A-Za-z0-9]+)")
+
+
+@bp.get("/phone")
+def phone_home() -> str | Response:
+    request_id = request.args.get("r")
+    if request_id:
+        return redirect(url_for("sandbox.phone_request", request_id=request_id))
+    return render_template("sandbox/phone_home.html", error=None, entered="")
+
+
+@bp.post("/phone/open")
+def phone_open() -> str | Response:
+    """Accept what a person pastes: the 8-character code or the whole deep link."""
+    entered = request.form.get("code", "")[:300]
+    deep_link = _DEEP_LINK_REQUEST.search(entered)
+    if deep_link:
+        return redirect(url_for("sandbox.phone_request", request_id=deep_link.group(1)))
+    code = normalise_code(entered)
+    if code is None:
+        return _home_error(entered, "Type the 8-character code shown beside the QR, like AB3X-7YQM.")
+    try:
+        request_row = bridge.find_request_by_code(code)
+    except ApiError:
+        return _home_error(entered, "No verification request has that code. Check it and try again.")
+    return redirect(url_for("sandbox.phone_request", request_id=request_row.id))
+
+
+def _home_error(entered: str, message: str) -> tuple[str, int]:
+    return render_template("sandbox/phone_home.html", error=message, entered=entered), 400
+
+
+@bp.get("/phone/request/<request_id>")
+def phone_request(request_id: str) -> str | tuple[str, int]:
+    request_row = _request_or_404(request_id)
+    status = request_row.effective_status(utcnow())
+    if status != "pending":
+        return render_template("sandbox/phone_done.html", request_row=request_row, status=status), 410
+    return render_template(
+        "sandbox/phone_consent.html",
+        request_row=request_row,
+        view=bridge.public_view(request_row),
+        profiles=PROFILES,
+        words=PERMISSION_WORDS,
+        error=None,
+    )
+
+
+@bp.post("/phone/request/<request_id>")
+def phone_answer(request_id: str) -> str | tuple[str, int]:
+    request_row = _request_or_404(request_id)
+    profile = normalise_token(request.form.get("profile", "")) or ""
+    if profile not in PROFILES:
+        profile = next(iter(PROFILES))
+    try:
+        if request.form.get("action") == "decline":
+            bridge.decline_request(request_row, "Declined by the customer")
+            db.session.commit()
+            status = "declined"
+        else:
+            chosen = [p for p in request.form.getlist("permissions") if p in request_row.permissions]
+            if not chosen:
+                return render_template(
+                    "sandbox/phone_consent.html",
+                    request_row=request_row,
+                    view=bridge.public_view(request_row),
+                    profiles=PROFILES,
+                    words=PERMISSION_WORDS,
+                    error="Choose at least one thing to share, or decline.",
+                ), 400
+            bridge.fulfil_request(request_row, profile, chosen)
+            webhooks.commit_and_wake()
+            status = "completed"
+    except ApiError as gone:
+        db.session.rollback()
+        request_row = _request_or_404(request_id)
+        return render_template(
+            "sandbox/phone_done.html",
+            request_row=request_row,
+            status=request_row.effective_status(utcnow()),
+            note=gone.message,
+        ), gone.status
+    return render_template("sandbox/phone_done.html", request_row=request_row, status=status)
+
+
+def _request_or_404(request_id: str):  # type: ignore[no-untyped-def]
+    try:
+        return bridge.find_request(request_id)
+    except ApiError:
+        abort(404)
+
+
+@bp.route("/phone/share", methods=["GET", "POST"])
+def phone_share() -> str | tuple[str, int]:
+    """Mint a one-time share token, as the app's "share manually" screen does."""
+    institutions = db.session.execute(
+        db.select(SandboxInstitution).order_by(
+            SandboxInstitution.demo_slot.is_(None), SandboxInstitution.created_at.desc()
+        ).limit(50)
+    ).scalars().all()
+    minted: SandboxShareToken | None = None
+    error = None
+    status = 200
+    if request.method == "POST":
+        profile = normalise_token(request.form.get("profile", "")) or ""
+        institution = db.session.get(SandboxInstitution, request.form.get("institution", ""))
+        chosen = [p for p in request.form.getlist("permissions") if p in PERMISSIONS]
+        if profile not in PROFILES or institution is None or not chosen:
+            error, status = "Choose a profile, an institution and at least one thing to share.", 400
+        else:
+            minted = bridge.mint_share_token(profile, institution, chosen, None)
+            db.session.commit()
+    return render_template(
+        "sandbox/phone_share.html",
+        institutions=institutions,
+        profiles=PROFILES,
+        permissions=PERMISSIONS,
+        words=PERMISSION_WORDS,
+        minted=minted,
+        error=error,
+    ), status
+
+
+@bp.post("/phone/share/revoke")
+def phone_revoke() -> tuple[str, int]:
+    token = normalise_token(request.form.get("token", "")) or ""
+    share = db.session.get(SandboxShareToken, token)
+    if share is None:
+        abort(404)
+    bridge.revoke_share_token(share.profile, token)
+    db.session.commit()
+    return render_template("sandbox/phone_revoked.html", token=token), 200

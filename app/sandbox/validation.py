@@ -1,0 +1,88 @@
+"""Reading request bodies the way the contract says, one field at a time.
+
+Each reader names the field it rejects, so a 400 always says which field is
+wrong and why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from app.sandbox.errors import validation_error
+from app.sandbox.profiles import PERMISSIONS
+
+
+def json_body(*, required: bool = True) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is `{}` where nothing is required."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        if required:
+            raise validation_error("body", "The request body must be a JSON object.")
+        return {}
+    payload = request.get_json(force=True, silent=True)
+    if not isinstance(payload, dict):
+        raise validation_error("body", "The request body must be a JSON object.")
+    return payload
+
+
+def optional_string(body: dict[str, Any], name: str, *, max_length: int, min_length: int = 1) -> str | None:
+    if body.get(name) is None:
+        return None
+    value = body[name]
+    if not isinstance(value, str):
+        raise validation_error(name, f"{name} must be a string.")
+    value = value.strip()
+    if not min_length <= len(value) <= max_length:
+        raise validation_error(name, f"{name} must be {min_length}–{max_length} characters.")
+    return value
+
+
+def required_string(body: dict[str, Any], name: str, *, max_length: int, min_length: int = 1) -> str:
+    value = optional_string(body, name, max_length=max_length, min_length=min_length)
+    if value is None:
+        raise validation_error(name, f"{name} is required.")
+    return value
+
+
+def optional_int(body: dict[str, Any], name: str, *, minimum: int, maximum: int) -> int | None:
+    if body.get(name) is None:
+        return None
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise validation_error(name, f"{name} must be an integer.")
+    if not minimum <= value <= maximum:
+        raise validation_error(name, f"{name} must be between {minimum} and {maximum}.")
+    return value
+
+
+def optional_number(body: dict[str, Any], name: str, *, minimum: float) -> float | None:
+    if body.get(name) is None:
+        return None
+    value = body[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise validation_error(name, f"{name} must be a number.")
+    if value < minimum or value > 1e15:
+        raise validation_error(name, f"{name} must be between {minimum:g} and 1e15.")
+    return value
+
+
+def permissions_field(
+    body: dict[str, Any], name: str = "permissions", *, allowed: list[str] | None = None
+) -> list[str] | None:
+    """A non-empty list of known permissions, deduplicated, in the contract's order."""
+    if body.get(name) is None:
+        return None
+    value = body[name]
+    if not isinstance(value, list) or not value:
+        raise validation_error(name, f"{name} must be a non-empty list.")
+    choices = allowed if allowed is not None else list(PERMISSIONS)
+    for item in value:
+        if not isinstance(item, str) or item not in PERMISSIONS:
+            raise validation_error(
+                name, f"Unknown permission {item!r}; choose from {', '.join(PERMISSIONS)}."
+            )
+        if item not in choices:
+            raise validation_error(name, f"{item!r} was not requested; choose from {', '.join(choices)}.")
+    return [p for p in PERMISSIONS if p in value]
