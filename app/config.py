@@ -57,6 +57,7 @@ class Settings:
     sandbox_jwt_secret: str = ""
     webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
     webhook_timeout_seconds: float = 10.0
+    sandbox_min_ttl_seconds: int = 60
     background_jobs: bool = True
     job_interval_seconds: float = 1.0
     max_content_length: int = 1024 * 1024
@@ -94,6 +95,7 @@ class Settings:
             "SANDBOX_JWT_SECRET": self.sandbox_jwt_secret,
             "SANDBOX_WEBHOOK_RETRY_SCHEDULE": self.webhook_retry_schedule,
             "SANDBOX_WEBHOOK_TIMEOUT_SECONDS": self.webhook_timeout_seconds,
+            "SANDBOX_MIN_TTL_SECONDS": self.sandbox_min_ttl_seconds,
             "BACKGROUND_JOBS": self.background_jobs,
             "JOB_INTERVAL_SECONDS": self.job_interval_seconds,
             **self.extra,
@@ -204,6 +206,9 @@ def load_settings(
                       problems, minimum=0.1, maximum=60)
     webhook_timeout = _number(env.get("PASSID_WEBHOOK_TIMEOUT_SECONDS", "10"),
                               "PASSID_WEBHOOK_TIMEOUT_SECONDS", problems, minimum=0.1, maximum=60)
+    # Tests lower this to see expiry in seconds; the contract's floor is 60.
+    min_ttl = int(_number(env.get("PASSID_SANDBOX_MIN_TTL_SECONDS", "60"), "PASSID_SANDBOX_MIN_TTL_SECONDS",
+                          problems, minimum=1, maximum=60))
     background_jobs = _bool(env.get("PASSID_BACKGROUND_JOBS", "true"), "PASSID_BACKGROUND_JOBS", problems)
     job_interval = _number(env.get("PASSID_JOB_INTERVAL_SECONDS", "1"), "PASSID_JOB_INTERVAL_SECONDS",
                            problems, minimum=0.05, maximum=60)
@@ -230,6 +235,7 @@ def load_settings(
         or f"sandbox-jwt:{secret_key}",
         webhook_retry_schedule=schedule,
         webhook_timeout_seconds=webhook_timeout,
+        sandbox_min_ttl_seconds=min_ttl,
         background_jobs=background_jobs,
         job_interval_seconds=job_interval,
     )

@@ -10,7 +10,7 @@ import json
 import re
 from datetime import date
 
-from flask import Response, request
+from flask import Response, current_app, request
 from sqlalchemy.exc import IntegrityError
 
 from app.database import db, isoformat_z, utcnow
@@ -33,6 +33,10 @@ from app.sandbox.validation import (
 _PRINTABLE = re.compile(r"^[\x20-\x7e]{1,255}$")
 _URL = re.compile(r"^https?://[^\s/]+[^\s]*$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def _min_ttl() -> int:
+    return int(current_app.config.get("SANDBOX_MIN_TTL_SECONDS", 60))
 
 
 # --- workspace ---------------------------------------------------------------
@@ -102,7 +106,7 @@ def create_request() -> Response:
         institution,
         institution_name=optional_string(body, "institutionName", max_length=80),
         permissions=permissions_field(body),
-        ttl_seconds=optional_int(body, "ttlSeconds", minimum=60, maximum=3600),
+        ttl_seconds=optional_int(body, "ttlSeconds", minimum=_min_ttl(), maximum=3600),
     )
     db.session.commit()
     return json_response(bridge.created_answer(request_row), 201)
@@ -174,7 +178,7 @@ def mint_share_token() -> Response:
         profile,
         institution,
         permissions_field(body),
-        optional_int(body, "ttlSeconds", minimum=60, maximum=86400),
+        optional_int(body, "ttlSeconds", minimum=_min_ttl(), maximum=86400),
     )
     db.session.commit()
     return json_response(

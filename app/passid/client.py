@@ -1,0 +1,371 @@
+"""HTTP client for the PASSID bridge API (see shared/spec/passid-api.md).
+
+One private `_request` does transport, the version check and error mapping, so
+every endpoint method is just "build the body, call, parse". Callers only ever
+see `PassidError` subclasses, never a `requests` exception or a KeyError.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Any, Self
+from urllib.parse import quote
+
+import requests
+from urllib3.exceptions import ReadTimeoutError
+
+from . import models
+from .errors import (
+    ApiVersionMismatch,
+    MalformedResponse,
+    PassidAPIError,
+    PassidError,
+    PassidTimeout,
+    PassidUnavailable,
+    RateLimited,
+    error_class_for,
+)
+from .models import (
+    BridgeRequest,
+    CohortReport,
+    OnboardResult,
+    Outcome,
+    OutcomeReceipt,
+    Permission,
+    PublicRequest,
+    RequestDetails,
+    RequestUpdate,
+    ShareToken,
+    VerifyResult,
+    WebhookConfig,
+    WebhookDelivery,
+)
+
+API_VERSION = "1"
+DEFAULT_BASE_URL = "https://api.passid.io"
+DEFAULT_USER_AGENT = "passid-python-client/1"
+
+Timeout = float | tuple[float, float]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    payload: object
+    headers: Mapping[str, str]
+
+
+def _segment(value: str) -> str:
+    """Quote one path segment; '.'/'..' would be collapsed by URL normalisation and hit another endpoint."""
+    if value in ("", ".", ".."):
+        raise ValueError(f"invalid path segment {value!r}")
+    return quote(value, safe="")
+
+
+def _values(items: Iterable[str | Enum] | None, name: str) -> list[str] | None:
+    # A bare string is iterable too; "full_score" must not become ["f", "u", ...].
+    if isinstance(items, str):
+        raise TypeError(f"{name} must be a list of strings, not a single string")
+    if items is None:
+        return None
+    return [item.value if isinstance(item, Enum) else item for item in items]
+
+
+def _compact(**fields: Any) -> dict[str, Any]:
+    """Drop unset fields so the server applies its documented defaults."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _date_param(value: date | str | None) -> str | None:
+    if isinstance(value, datetime):
+        value = value.date()
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def _retry_after(header: str | None) -> float | None:
+    if not header:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _api_error(response: requests.Response) -> PassidAPIError:
+    """Map an error answer by status; tolerate bodies that are not the contract's error shape."""
+    try:
+        body = models.decode_json(response.content)
+    except MalformedResponse:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code, message, field = (
+        error.get(k) if isinstance(error.get(k), str) else None for k in ("code", "message", "field")
+    )
+    if not message:
+        message = f"HTTP {response.status_code} {response.reason or ''}".strip()
+    cls = error_class_for(response.status_code)
+    if cls is RateLimited:
+        return RateLimited(
+            response.status_code, code, message, field, retry_after=_retry_after(response.headers.get("Retry-After"))
+        )
+    return cls(response.status_code, code, message, field)
+
+
+class PassidClient:
+    """Client for one PASSID base URL (live or an embedded sandbox).
+
+    `api_key` is the institution key; calls made on behalf of the customer's
+    app take a user JWT argument instead, and public calls need neither.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: Timeout = (3.05, 10.0),
+        session: requests.Session | None = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.user_agent = user_agent
+        self._api_key = api_key
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+
+    def __repr__(self) -> str:
+        return f"PassidClient({self.base_url!r}, api_key={'set' if self._api_key else None})"
+
+    def close(self) -> None:
+        """Close the session, but only one this client created."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- transport ---------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: object = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        auth: bool = True,
+    ) -> _Answer:
+        """Send one call; `auth` adds the institution key when the client has one.
+
+        A keyed call without a key is still sent: the server's 401 (raised as
+        Unauthorized) is the one answer for "no key", whoever forgot it.
+        """
+        what = f"{method} {path}"
+        send = {"Accept": "application/json", "User-Agent": self.user_agent}
+        if auth and self._api_key:
+            send["X-Institution-Key"] = self._api_key
+        send.update(headers or {})
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                json=json,
+                params=params,
+                headers=send,
+                timeout=self.timeout,
+                # requests would forward X-Institution-Key to a redirect target
+                # on another host; the contract has no redirects, so none are followed.
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            raise PassidTimeout(f"{what}: no answer within {self.timeout}s") from exc
+        except requests.ConnectionError as exc:
+            # A stall while reading the body surfaces as ConnectionError(ReadTimeoutError).
+            if any(isinstance(arg, ReadTimeoutError) for arg in exc.args):
+                raise PassidTimeout(f"{what}: answer stalled beyond {self.timeout}s") from exc
+            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {exc}") from exc
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
+            raise PassidUnavailable(f"{what}: answer was cut off: {exc}") from exc
+        except requests.RequestException as exc:
+            raise PassidError(f"{what}: {exc}") from exc
+
+        status = response.status_code
+        version = response.headers.get("X-PASSID-API-Version")
+        # A 5xx without the header came from a gateway in front of PASSID; calling
+        # that a version mismatch would hide a transient, retryable failure.
+        if not (version is None and status >= 500) and (version or "").strip() != API_VERSION:
+            raise ApiVersionMismatch(version, status)
+        if not 200 <= status < 300:
+            raise _api_error(response)
+        return _Answer(models.decode_json(response.content), response.headers)
+
+    @staticmethod
+    def _bearer(user_jwt: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {user_jwt}"}
+
+    # --- workspace ----------------------------------------------------------
+
+    def onboard(self, institution_name: str) -> OnboardResult:
+        answer = self._request("POST", "/api/onboard", json={"institutionName": institution_name}, auth=False)
+        return models.parse_onboard(answer.payload)
+
+    def set_webhook(self, url: str, secret: str) -> WebhookConfig:
+        answer = self._request("PUT", "/api/institution/webhook", json={"url": url, "secret": secret})
+        return models.parse_webhook_config(answer.payload)
+
+    def get_webhook(self) -> WebhookConfig:
+        return models.parse_webhook_config(self._request("GET", "/api/institution/webhook").payload)
+
+    def send_test_webhook(self) -> str:
+        """Returns the event id of the sample `verification.completed` sent."""
+        return models.parse_event_id(self._request("POST", "/api/institution/webhook/test").payload)
+
+    def list_webhook_deliveries(self) -> list[WebhookDelivery]:
+        return models.parse_deliveries(self._request("GET", "/api/institution/webhook/deliveries").payload)
+
+    # --- bridge requests (QR flow) -------------------------------------------
+
+    def create_request(
+        self,
+        *,
+        institution_name: str | None = None,
+        permissions: Iterable[Permission | str] | None = None,
+        ttl_seconds: int | None = None,
+    ) -> BridgeRequest:
+        body = _compact(
+            institutionName=institution_name,
+            permissions=_values(permissions, "permissions"),
+            ttlSeconds=ttl_seconds,
+        )
+        return models.parse_bridge_request(self._request("POST", "/api/bridge/request", json=body).payload)
+
+    def get_request(self, request_id: str) -> RequestDetails:
+        answer = self._request("GET", f"/api/bridge/request/{_segment(request_id)}")
+        return models.parse_request_details(answer.payload)
+
+    def get_public_request(self, request_id: str) -> PublicRequest:
+        """Raises RequestGone (code REQUEST_EXPIRED/COMPLETED/DECLINED) once not pending."""
+        answer = self._request("GET", f"/api/bridge/request/{_segment(request_id)}/public", auth=False)
+        return models.parse_public_request(answer.payload)
+
+    def get_request_by_code(self, code: str) -> PublicRequest:
+        answer = self._request("GET", f"/api/bridge/request/code/{_segment(code)}", auth=False)
+        return models.parse_public_request(answer.payload)
+
+    def fulfill_request(
+        self, request_id: str, user_jwt: str, permissions: Iterable[Permission | str] | None = None
+    ) -> RequestUpdate:
+        answer = self._request(
+            "POST",
+            f"/api/bridge/request/{_segment(request_id)}/fulfill",
+            json=_compact(permissions=_values(permissions, "permissions")),
+            headers=self._bearer(user_jwt),
+            auth=False,
+        )
+        return models.parse_request_update(answer.payload)
+
+    def decline_request(self, request_id: str, user_jwt: str, reason: str | None = None) -> RequestUpdate:
+        answer = self._request(
+            "POST",
+            f"/api/bridge/request/{_segment(request_id)}/decline",
+            json=_compact(reason=reason),
+            headers=self._bearer(user_jwt),
+            auth=False,
+        )
+        return models.parse_request_update(answer.payload)
+
+    # --- customer side: sandbox login and share tokens -----------------------
+
+    def sandbox_login(self, profile: str) -> str:
+        """Returns a short-lived user JWT for one of the sandbox's fixed profiles."""
+        answer = self._request("POST", "/api/sandbox/login", json={"profile": profile}, auth=False)
+        return models.parse_jwt(answer.payload)
+
+    def create_share_token(
+        self,
+        user_jwt: str,
+        institution_id: str,
+        *,
+        permissions: Iterable[Permission | str] | None = None,
+        ttl_seconds: int | None = None,
+    ) -> ShareToken:
+        body = _compact(
+            institutionId=institution_id,
+            permissions=_values(permissions, "permissions"),
+            ttlSeconds=ttl_seconds,
+        )
+        answer = self._request("POST", "/api/bridge/share", json=body, headers=self._bearer(user_jwt), auth=False)
+        return models.parse_share_token(answer.payload)
+
+    def revoke_share_token(self, user_jwt: str, token: str) -> None:
+        self._request("DELETE", f"/api/bridge/share/{_segment(token)}", headers=self._bearer(user_jwt), auth=False)
+
+    # --- verify, outcomes, cohorts -------------------------------------------
+
+    def verify(self, token: str, *, idempotency_key: str | None = None) -> VerifyResult:
+        """Verify a share token; a deny is returned, not raised.
+
+        Always sends an Idempotency-Key so a retry cannot consume a one-time
+        token twice. If this raises, the key sent is on the exception's
+        `idempotency_key`: retry with it.
+        """
+        key = uuid.uuid4().hex if idempotency_key is None else idempotency_key
+        try:
+            answer = self._request(
+                "POST", "/api/bridge/verify", json={"token": token}, headers={"Idempotency-Key": key}
+            )
+            replayed = answer.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
+            return models.parse_verify(answer.payload, idempotency_key=key, replayed=replayed)
+        except PassidError as exc:
+            exc.idempotency_key = key
+            raise
+
+    def report_outcome(
+        self,
+        token: str,
+        outcome: Outcome | str,
+        product_type: str,
+        amount: float,
+        *,
+        currency: str | None = None,
+        notes: str | None = None,
+    ) -> OutcomeReceipt:
+        body = _compact(
+            token=token,
+            outcome=outcome.value if isinstance(outcome, Enum) else outcome,
+            productType=product_type,
+            amount=amount,
+            currency=currency,
+            notes=notes,
+        )
+        return models.parse_outcome_receipt(self._request("POST", "/api/bridge/outcome", json=body).payload)
+
+    def cohorts(
+        self,
+        *,
+        from_date: date | str | None = None,
+        to_date: date | str | None = None,
+        product_type: str | None = None,
+    ) -> CohortReport:
+        params = _compact(**{"from": _date_param(from_date), "to": _date_param(to_date), "productType": product_type})
+        return models.parse_cohorts(self._request("GET", "/api/bridge/cohorts", params=params).payload)

@@ -1,0 +1,66 @@
+"""Webhook signatures: `X-PASSID-Signature: sha256=<hex HMAC-SHA256 of the raw body>`.
+
+Verification works on the raw request bytes: re-serialised JSON differs in
+whitespace and key order and would never match. Several secrets may be
+configured at once so a secret can be rotated without dropping events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable
+
+from .errors import WebhookSignatureError
+from .models import WebhookEvent, decode_json, parse_webhook_envelope
+
+SIGNATURE_HEADER = "X-PASSID-Signature"
+_PREFIX = "sha256="
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def sign_payload(raw_body: bytes, secret: str) -> str:
+    """The header value PASSID sends for `raw_body`; also used by the sandbox to sign."""
+    return _PREFIX + hmac.new(secret.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
+
+
+def _secret_list(secrets: str | Iterable[str]) -> list[str]:
+    items = secrets.split(",") if isinstance(secrets, str) else list(secrets)
+    cleaned = [item.strip() for item in items if item and item.strip()]
+    if not cleaned:
+        # A configuration error, not a bad request: failing loudly beats
+        # accepting or silently rejecting every event.
+        raise ValueError("no webhook secret configured")
+    return cleaned
+
+
+def verify_webhook_signature(raw_body: bytes, header: str | None, secrets: str | Iterable[str]) -> None:
+    """Raise WebhookSignatureError unless `header` signs `raw_body` with one of `secrets`.
+
+    `secrets` is a list or a comma-separated string (old and new during rotation).
+    Every secret is compared in constant time, so timing reveals neither the
+    digest nor which secret matched.
+    """
+    if not isinstance(raw_body, bytes | bytearray):
+        raise TypeError("pass the raw request body bytes, not parsed or decoded text")
+    candidates = _secret_list(secrets)
+    if header is None or not header.strip():
+        raise WebhookSignatureError(f"missing {SIGNATURE_HEADER} header")
+    value = header.strip()
+    digest = value[len(_PREFIX) :].lower() if value.startswith(_PREFIX) else ""
+    if not _HEX_DIGEST.fullmatch(digest):
+        raise WebhookSignatureError(f"malformed {SIGNATURE_HEADER} header: expected 'sha256=<64 hex digits>'")
+    provided = digest.encode("ascii")
+    matched = False
+    for secret in candidates:
+        expected = sign_payload(bytes(raw_body), secret)[len(_PREFIX) :].encode("ascii")
+        matched |= hmac.compare_digest(expected, provided)
+    if not matched:
+        raise WebhookSignatureError("webhook signature does not match any configured secret")
+
+
+def parse_webhook_event(raw_body: bytes, header: str | None, secrets: str | Iterable[str]) -> WebhookEvent:
+    """Verify, then parse the envelope; nothing is parsed before the signature checks out."""
+    verify_webhook_signature(raw_body, header, secrets)
+    return parse_webhook_envelope(decode_json(bytes(raw_body)))

@@ -1,0 +1,179 @@
+"""The sandbox's webhook delivery: signatures, the retry schedule, restarts, two processes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.passid import DeliveryStatus, PassidClient, parse_webhook_event, verify_webhook_signature
+from tests.support.servers import AppServer, WebhookReceiver, base_env
+
+SECRET = "whsec_test_secret_0123456789"
+
+
+@pytest.fixture
+def start_server(fresh_database_url: str, tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    """Start app processes on a database of the test's own with a given retry schedule.
+
+    Its own database, because every process's delivery pass works through
+    every due delivery in its database: the shared server would join in.
+    """
+    started: list[AppServer] = []
+
+    def start(schedule: str, **env: str) -> AppServer:
+        server = AppServer(
+            base_env(fresh_database_url, PASSID_WEBHOOK_RETRY_SCHEDULE=schedule, **env),
+            tmp_path / f"app-{len(started)}.log",
+        ).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _institution_on(server: AppServer, receiver: WebhookReceiver) -> tuple[str, PassidClient]:
+    """Onboard an institution whose webhooks go to `receiver`; returns (sandbox key, client)."""
+    onboarding = PassidClient(server.sandbox_url).onboard("Hooked Bank")
+    client = PassidClient(server.sandbox_url, onboarding.sandbox_key)
+    client.set_webhook(receiver.url, SECRET)
+    return onboarding.sandbox_key, client
+
+
+def test_each_event_is_signed_with_hmac_sha256_over_the_raw_body(app_server: AppServer) -> None:
+    with WebhookReceiver() as receiver:
+        _, client = _institution_on(app_server, receiver)
+        client.verify("KE8V-3TXY-Z72L")
+        delivery = receiver.wait_for(1)[0]
+    expected = "sha256=" + hmac.new(SECRET.encode(), delivery.body, hashlib.sha256).hexdigest()
+    assert delivery.headers["X-PASSID-Signature"] == expected
+    verify_webhook_signature(delivery.body, delivery.headers["X-PASSID-Signature"], ["old-secret", SECRET])
+    event = parse_webhook_event(delivery.body, delivery.headers["X-PASSID-Signature"], SECRET)
+    assert event.type == "verification.completed" and event.api_version == 1 and event.livemode is False
+    assert delivery.headers["X-PASSID-Event-Id"] == event.id
+    assert delivery.headers["X-PASSID-Event-Type"] == "verification.completed"
+    assert delivery.headers["X-PASSID-Delivery-Attempt"] == "1"
+    assert event.data["token"] == "KE8V-3TXY-Z72L" and event.data["claims"]["tier"] == "A"
+    assert event.data["recommendation"] == "approve" and event.data["proofType"] == "passid.share.v1"
+
+
+def test_every_kind_of_event_is_sent(app_server: AppServer) -> None:
+    with WebhookReceiver() as receiver:
+        _, client = _institution_on(app_server, receiver)
+        sandbox = PassidClient(app_server.sandbox_url)
+        client.verify("TEST-SANC-0005")
+        request = client.create_request(permissions=["full_score"])
+        sandbox.fulfill_request(request.request_id, sandbox.sandbox_login("GH2P-ABCD-56KL"))
+        client.verify("NG4M-XQRS-T88W")
+        client.report_outcome("NG4M-XQRS-T88W", "other", "loan", 10, notes="moved away")
+        test_event_id = client.send_test_webhook()
+        events = [json.loads(r.body) for r in receiver.wait_for(5)]
+    by_type = Counter(event["type"] for event in events)
+    assert by_type == {"verification.denied": 1, "verification.completed": 3, "outcome.reported": 1}
+    denied = next(e for e in events if e["type"] == "verification.denied")["data"]
+    assert denied == {
+        "token": "TEST-SANC-0005",
+        "deny_reason": "HARD_DENY_SANCTIONS_MATCH",
+        "message": denied["message"],
+    }
+    from_qr = next(e for e in events if e["data"].get("requestId"))["data"]
+    assert from_qr["requestId"] == request.request_id and set(from_qr["claims"]) >= {"fsi_score", "tier"}
+    outcome = next(e for e in events if e["type"] == "outcome.reported")["data"]
+    assert outcome["fsiScoreAtDecision"] == 743 and outcome["notes"] == "moved away"
+    test_event = next(e for e in events if e["id"] == test_event_id)
+    assert test_event["test"] is True and test_event["type"] == "verification.completed"
+
+
+def test_failed_deliveries_follow_the_retry_schedule_with_the_same_body(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("0,1,2,1,1")
+    with WebhookReceiver(fail_first=2) as receiver:
+        _, client = _institution_on(server, receiver)
+        client.verify("KE8V-3TXY-Z72L")
+        attempts = receiver.wait_for(3, timeout=20)
+        time.sleep(0.5)
+        assert len(receiver.received) == 3  # delivered: no fourth attempt
+    assert [a.headers["X-PASSID-Delivery-Attempt"] for a in attempts] == ["1", "2", "3"]
+    assert len({a.body for a in attempts}) == 1
+    assert len({a.headers["X-PASSID-Signature"] for a in attempts}) == 1
+    first_gap, second_gap = attempts[1].at - attempts[0].at, attempts[2].at - attempts[1].at
+    assert 1.0 <= first_gap < 2.0
+    assert 2.0 <= second_gap < 3.0
+    [delivery] = client.list_webhook_deliveries()
+    assert delivery.status is DeliveryStatus.DELIVERED and delivery.attempts == 3
+    assert delivery.last_status_code == 200 and delivery.next_attempt_at is None
+
+
+def test_a_delivery_fails_after_the_fifth_failed_attempt(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("0,0.3,0.3,0.3,0.3")
+    with WebhookReceiver(fail_first=100, status_when_failing=503) as receiver:
+        _, client = _institution_on(server, receiver)
+        client.verify("KE8V-3TXY-Z72L")
+        receiver.wait_for(5)
+        deadline = time.monotonic() + 10
+        while client.list_webhook_deliveries()[0].status is DeliveryStatus.PENDING and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert len(receiver.received) == 5
+    [delivery] = client.list_webhook_deliveries()
+    assert delivery.status is DeliveryStatus.FAILED and delivery.attempts == 5
+    assert delivery.last_status_code == 503
+
+
+def test_a_refused_connection_is_retried(start_server) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.servers import free_port
+
+    server = start_server("0,0.3,0.3,0.3,0.3")
+    onboarding = PassidClient(server.sandbox_url).onboard("Down Bank")
+    client = PassidClient(server.sandbox_url, onboarding.sandbox_key)
+    client.set_webhook(f"http://127.0.0.1:{free_port()}/nobody-home", SECRET)
+    client.verify("KE8V-3TXY-Z72L")
+    deadline = time.monotonic() + 15
+    while client.list_webhook_deliveries()[0].status is DeliveryStatus.PENDING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [delivery] = client.list_webhook_deliveries()
+    assert delivery.status is DeliveryStatus.FAILED and delivery.attempts == 5
+    assert delivery.last_status_code is None
+
+
+def test_a_delivery_waiting_for_retry_survives_a_restart(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("0,3,3,3,3")
+    with WebhookReceiver(fail_first=1) as receiver:
+        key, client = _institution_on(server, receiver)
+        client.verify("KE8V-3TXY-Z72L")
+        receiver.wait_for(1)
+        server.kill()  # kill -9 while the delivery waits for its 3 s retry
+        restarted = AppServer(server.env, server.log_path, port=server.port).start()
+        try:
+            attempts = receiver.wait_for(2, timeout=20)
+            [delivery] = PassidClient(restarted.sandbox_url, key).list_webhook_deliveries()
+        finally:
+            restarted.stop()
+    assert attempts[1].headers["X-PASSID-Delivery-Attempt"] == "2"
+    assert attempts[1].body == attempts[0].body
+    assert delivery.status is DeliveryStatus.DELIVERED and delivery.attempts == 2
+
+
+def test_two_processes_never_deliver_the_same_attempt_twice(start_server) -> None:  # type: ignore[no-untyped-def]
+    first = start_server("0,0.5,0.5,0.5,0.5", PASSID_JOB_INTERVAL_SECONDS="0.05")
+    second = start_server("0,0.5,0.5,0.5,0.5", PASSID_JOB_INTERVAL_SECONDS="0.05")
+    with WebhookReceiver() as receiver:
+        key, client_a = _institution_on(first, receiver)
+        client_b = PassidClient(second.sandbox_url, key)
+        for i in range(20):
+            (client_a if i % 2 else client_b).verify("KE8V-3TXY-Z72L")
+        receiver.wait_for(20, timeout=30)
+        time.sleep(1.5)  # time for any duplicate to arrive
+        received = list(receiver.received)
+    attempts = Counter(
+        (r.headers["X-PASSID-Event-Id"], r.headers["X-PASSID-Delivery-Attempt"]) for r in received
+    )
+    assert len(attempts) == 20
+    assert max(attempts.values()) == 1
