@@ -9,9 +9,20 @@ WORKERS ?= 2
 THREADS ?= 8
 export HOST PORT
 
-.PHONY: run test lint bench venv chromium clean
+.PHONY: run test lint bench venv assets chromium clean
 
 venv: $(VENV)/.installed
+
+# Front-end packages from the npm registry, pinned by package-lock.json, served by us.
+assets: static/vendor/htmx.min.js
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+static/vendor/htmx.min.js: node_modules/.installed
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js $@
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +34,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
-run: venv
+run: venv assets
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app passid demo
 	$(BIN)/gunicorn --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
-test: venv
+test: venv assets chromium
 	$(BIN)/ruff check app tests wsgi.py
 	$(BIN)/pytest
 

@@ -14,6 +14,8 @@ from flask import Flask
 from app.background import start_background_jobs
 from app.config import PROJECT_ROOT, load_settings
 from app.database import db, migrate
+from app.i18n import init_i18n
+from app.security import init_security
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -27,10 +29,16 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.config.update(settings.to_flask())
     db.init_app(app)
     migrate.init_app(app, db)
+    from app import verifications  # noqa: F401  (its table must be known to migrations)
+
+    init_i18n(app)
+    init_security(app)
 
     from app.health import bp as health_bp
+    from app.widget import bp as widget_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(widget_bp)
 
     if settings.sandbox_enabled:
         _mount_sandbox(app)

@@ -7,10 +7,13 @@ this module never imports the sandbox.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, current_app
+
+from app.passid import PassidClient
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,17 @@ def passid_connection(app: Flask | None = None) -> PassidConnection:
         connection = app.extensions["passid_demo_lookup"]()
     app.extensions["passid_connection"] = connection
     return connection
+
+
+_clients = threading.local()
+
+
+def passid_client() -> PassidClient:
+    """A client for this thread (a requests.Session is not shared across threads)."""
+    connection = passid_connection()
+    client: PassidClient | None = getattr(_clients, "client", None)
+    if client is None or getattr(_clients, "connection", None) is not connection:
+        timeout = connection.timeout_seconds
+        client = PassidClient(connection.base_url, connection.api_key, timeout=(min(3.05, timeout), timeout))
+        _clients.client, _clients.connection = client, connection
+    return client

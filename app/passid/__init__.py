@@ -48,8 +48,10 @@ from .signing import (
     sign_payload,
     verify_webhook_signature,
 )
+from .tokens import normalise_token
 
 __all__ = [
+    "normalise_token",
     "API_VERSION",
     "DEFAULT_BASE_URL",
     "DEFAULT_USER_AGENT",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from flask import Flask
 from sqlalchemy.exc import IntegrityError
 
-from app.background import register_job
+from app.background import register_job, start_background_jobs
 from app.database import db
 from app.sandbox import models  # noqa: F401  (tables must be known to migrations)
 from app.sandbox.errors import register_error_handlers
@@ -92,4 +92,11 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db)
     init_sandbox(app, url_prefix="")
+
+    # Serving processes deliver webhooks; CLI commands such as `db upgrade` never start the jobs.
+    @app.before_request
+    def _start_jobs() -> None:
+        if "passid_scheduler" not in app.extensions:
+            start_background_jobs(app)
+
     return app

@@ -297,8 +297,8 @@ def cohorts() -> Response:
     if from_date and to_date and from_date > to_date:
         raise validation_error("from", "from must not be after to.")
     product_type = request.args.get("productType") or None
-    if product_type is not None and len(product_type) > 80:
-        raise validation_error("productType", "productType must be at most 80 characters.")
+    if product_type is not None and (len(product_type) > 80 or "\x00" in product_type):
+        raise validation_error("productType", "productType must be at most 80 characters, without NUL.")
     return json_response(
         outcomes.cohorts(institution, from_date=from_date, to_date=to_date, product_type=product_type)
     )

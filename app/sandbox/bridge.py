@@ -155,7 +155,8 @@ def raise_if_gone(request_row: SandboxRequest, now: datetime) -> None:
 
 
 def find_request(request_id: str, institution: SandboxInstitution | None = None) -> SandboxRequest:
-    request_row = db.session.get(SandboxRequest, request_id)
+    # A NUL can be in no id, and PostgreSQL refuses it in a query: not found, not a 500.
+    request_row = None if "\x00" in request_id else db.session.get(SandboxRequest, request_id)
     if request_row is None or (institution is not None and request_row.institution_id != institution.id):
         raise ApiError(404, "NOT_FOUND", "No such verification request.")
     return request_row

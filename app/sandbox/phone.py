@@ -135,7 +135,8 @@ def phone_share() -> str | tuple[str, int]:
     status = 200
     if request.method == "POST":
         profile = normalise_token(request.form.get("profile", "")) or ""
-        institution = db.session.get(SandboxInstitution, request.form.get("institution", ""))
+        institution_id = request.form.get("institution", "")
+        institution = None if "\x00" in institution_id else db.session.get(SandboxInstitution, institution_id)
         chosen = [p for p in request.form.getlist("permissions") if p in PERMISSIONS]
         if profile not in PROFILES or institution is None or not chosen:
             error, status = "Choose a profile, an institution and at least one thing to share.", 400

@@ -21,10 +21,24 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
         if required:
             raise validation_error("body", "The request body must be a JSON object.")
         return {}
-    payload = request.get_json(force=True, silent=True)
+    try:
+        payload = request.get_json(force=True, silent=True)
+    except RecursionError:  # nested deeper than the JSON parser's stack
+        payload = None
     if not isinstance(payload, dict):
         raise validation_error("body", "The request body must be a JSON object.")
     return payload
+
+
+def storable_text(value: str) -> bool:
+    """False for text no database column can hold: NUL (PostgreSQL refuses it) or lone surrogates."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def optional_string(body: dict[str, Any], name: str, *, max_length: int, min_length: int = 1) -> str | None:
@@ -33,6 +47,8 @@ def optional_string(body: dict[str, Any], name: str, *, max_length: int, min_len
     value = body[name]
     if not isinstance(value, str):
         raise validation_error(name, f"{name} must be a string.")
+    if not storable_text(value):
+        raise validation_error(name, f"{name} must not contain NUL or unpaired surrogate characters.")
     value = value.strip()
     if not min_length <= len(value) <= max_length:
         raise validation_error(name, f"{name} must be {min_length}–{max_length} characters.")

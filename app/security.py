@@ -1,0 +1,47 @@
+"""Response headers every page gets, and compression.
+
+CSP allows no inline script at all; the one inline `<style>` (the theme
+colour) carries a per-response nonce. `frame-ancestors` is the embed
+allow-list, so a page that is not on it cannot even frame the widget.
+HSTS is sent on HTTPS requests only (Talisman checks), i.e. behind TLS.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_compress import Compress
+from flask_talisman import Talisman
+
+compress = Compress()
+talisman = Talisman()
+
+
+def init_security(app: Flask) -> None:
+    origins = tuple(app.config["PASSID_ALLOWED_EMBED_ORIGINS"])
+    policy = {
+        "default-src": "'self'",
+        "script-src": "'self'",
+        "style-src": "'self'",
+        "img-src": "'self' data:",
+        "connect-src": "'self'",
+        "form-action": "'self'",
+        "base-uri": "'none'",
+        "object-src": "'none'",
+        "frame-ancestors": " ".join(("'self'", *origins)),
+    }
+    talisman.init_app(
+        app,
+        force_https=False,
+        # X-Frame-Options cannot list several origins; frame-ancestors above does the job.
+        frame_options=None if origins else "SAMEORIGIN",
+        content_security_policy=policy,
+        content_security_policy_nonce_in=["style-src"],
+        referrer_policy="strict-origin-when-cross-origin",
+        session_cookie_secure=bool(app.config.get("SESSION_COOKIE_SECURE", False)),
+        permissions_policy={"camera": "()", "microphone": "()", "geolocation": "()"},
+    )
+    app.config.setdefault("COMPRESS_MIMETYPES", [
+        "text/html", "text/css", "text/javascript", "application/javascript", "application/json", "image/svg+xml",
+    ])
+    app.config.setdefault("COMPRESS_ALGORITHM", ["gzip", "br"])
+    compress.init_app(app)

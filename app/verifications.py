@@ -1,0 +1,161 @@
+"""Our own record of every verification the widget finished, QR or manual.
+
+Why keep one: the institution's backend fetches a result from us by id
+(`GET /api/results/<id>`) instead of trusting the browser, and a later poll
+of a finished QR request is answered from here without asking PASSID. Only
+what the institution needs is kept: the claims it asked for, the outcome and
+the deny reason.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, String, Text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import db, isoformat_z, utcnow
+
+FINAL_STATUSES = ("completed", "denied", "declined", "expired")
+
+
+class Verification(db.Model):
+    __tablename__ = "verification"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    source: Mapped[str] = mapped_column(String(10))  # "qr" | "manual"
+    status: Mapped[str] = mapped_column(String(10))  # one of FINAL_STATUSES
+    request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code: Mapped[str | None] = mapped_column(String(9), index=True)
+    token: Mapped[str | None] = mapped_column(String(19), index=True)
+    # The verify's Idempotency-Key: a replayed manual verify records nothing new.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    claims_json: Mapped[str | None] = mapped_column(Text)
+    permissions_json: Mapped[str | None] = mapped_column(Text)
+    deny_reason: Mapped[str | None] = mapped_column(String(40))
+    decline_reason: Mapped[str | None] = mapped_column(String(200))
+    recommendation: Mapped[str | None] = mapped_column(String(20))
+    corridor: Mapped[str | None] = mapped_column(String(20))
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+    @property
+    def claims(self) -> dict[str, Any] | None:
+        return json.loads(self.claims_json) if self.claims_json else None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a widget needs to draw a final state, from a record or from PASSID."""
+
+    result_id: str
+    status: str
+    claims: dict[str, Any] | None
+    token: str | None
+    request_id: str | None
+    deny_reason: str | None
+    decline_reason: str | None
+
+
+def _finished(row: Verification) -> Finished:
+    return Finished(
+        result_id=row.id,
+        status=row.status,
+        claims=row.claims,
+        token=row.token,
+        request_id=row.request_id,
+        deny_reason=row.deny_reason,
+        decline_reason=row.decline_reason,
+    )
+
+
+def find_by_request(request_id: str) -> Finished | None:
+    row = db.session.execute(db.select(Verification).filter_by(request_id=request_id)).scalar_one_or_none()
+    return _finished(row) if row else None
+
+
+def find_by_idempotency_key(key: str) -> Finished | None:
+    row = db.session.execute(db.select(Verification).filter_by(idempotency_key=key)).scalar_one_or_none()
+    return _finished(row) if row else None
+
+
+def find(result_id: str) -> Verification | None:
+    return db.session.get(Verification, result_id)
+
+
+def record(
+    *,
+    source: str,
+    status: str,
+    request_id: str | None = None,
+    code: str | None = None,
+    token: str | None = None,
+    idempotency_key: str | None = None,
+    claims: dict[str, Any] | None = None,
+    permissions: list[str] | None = None,
+    deny_reason: str | None = None,
+    decline_reason: str | None = None,
+    recommendation: str | None = None,
+    corridor: str | None = None,
+    verified_at: datetime | None = None,
+) -> Finished:
+    """Store a finished verification once.
+
+    A second record of the same QR request, or of the same keyed verify,
+    returns the first: two polls (or a poll and the webhook) may race here.
+    """
+    if status not in FINAL_STATUSES:
+        raise ValueError(f"not a final status: {status}")
+    row = Verification(
+        id=f"res_{secrets.token_urlsafe(16)}",
+        source=source,
+        status=status,
+        request_id=request_id,
+        code=code,
+        token=token,
+        idempotency_key=idempotency_key,
+        claims_json=json.dumps(claims) if claims is not None else None,
+        permissions_json=json.dumps(permissions) if permissions is not None else None,
+        deny_reason=deny_reason,
+        decline_reason=decline_reason,
+        recommendation=recommendation,
+        corridor=corridor,
+        verified_at=verified_at.replace(tzinfo=None) if verified_at else None,
+    )
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        existing = find_by_request(request_id) if request_id else None
+        if existing is None and idempotency_key:
+            existing = find_by_idempotency_key(idempotency_key)
+        if existing is None:
+            raise
+        return existing
+    return _finished(row)
+
+
+def result_document(row: Verification) -> dict[str, Any]:
+    """The institution backend's view of a result (`GET /api/results/<id>`)."""
+    return {
+        "resultId": row.id,
+        "source": row.source,
+        "status": row.status,
+        "verified": row.status == "completed",
+        "requestId": row.request_id,
+        "token": row.token,
+        "claims": row.claims,
+        "permissions": json.loads(row.permissions_json) if row.permissions_json else None,
+        "denyReason": row.deny_reason,
+        "declineReason": row.decline_reason,
+        "recommendation": row.recommendation,
+        "corridor": row.corridor,
+        "verifiedAt": isoformat_z(row.verified_at) if row.verified_at else None,
+        "createdAt": isoformat_z(row.created_at),
+    }

@@ -1,0 +1,44 @@
+"""Signed handles: how a widget remembers its session without cookies.
+
+Inside a cross-site iframe with third-party cookies blocked there is no
+session cookie to lean on, so everything a later call needs (which PASSID
+request, with which options) travels in the page as a handle signed with the
+app's secret (itsdangerous). A handle cannot be forged or altered, and only
+the page that created a request ever holds its handle, so nobody else can
+poll it or read its claims through us.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+# A QR request lives at most an hour (the contract's maximum TTL); a handle a
+# little longer, so the page can still show what happened at the end.
+MAX_AGE_SECONDS = 2 * 3600
+
+
+class InvalidHandle(Exception):
+    """A handle that is missing, altered, expired or of the wrong kind."""
+
+
+def _serializer(kind: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"passid-widget-{kind}")
+
+
+def sign(kind: str, payload: dict[str, Any]) -> str:
+    return _serializer(kind).dumps(payload)
+
+
+def unsign(kind: str, handle: str | None) -> dict[str, Any]:
+    if not handle or len(handle) > 4096:
+        raise InvalidHandle("missing handle")
+    try:
+        payload = _serializer(kind).loads(handle, max_age=MAX_AGE_SECONDS)
+    except BadSignature as error:
+        raise InvalidHandle(str(error)) from None
+    if not isinstance(payload, dict):
+        raise InvalidHandle("wrong shape")
+    return payload

@@ -1,0 +1,87 @@
+"""What the customer reads: deny reasons and claims in plain, translatable words.
+
+The sanctions hard deny is deliberately worded like any other failure:
+telling a customer they matched a watch-list is tipping-off. Staff and the
+institution's backend still get the real reason from the result record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import gettext as _
+
+NEUTRAL_DECLINE = "HARD_DENY_SANCTIONS_MATCH"
+
+
+def deny_message(reason: str | None, institution_name: str) -> str:
+    messages = {
+        "TOKEN_NOT_FOUND": _(
+            "We couldn't find that token. Check it, or create a new share in the PASSID app and try again."
+        ),
+        "TOKEN_EXPIRED": _("That token has expired. Create a fresh share in the PASSID app and try again."),
+        "TOKEN_REVOKED": _(
+            "That token was revoked in the PASSID app. Create a new share in the app to continue."
+        ),
+        "TOKEN_ALREADY_USED": _(
+            "That token has already been used — each token works once. Create a new share in the PASSID app."
+        ),
+        "INSTITUTION_MISMATCH": _(
+            "That token was made for a different organisation. In the PASSID app, create a new share "
+            "for %(name)s.",
+            name=institution_name,
+        ),
+        NEUTRAL_DECLINE: _(
+            "We can't complete this verification here. Please contact %(name)s to continue your application.",
+            name=institution_name,
+        ),
+    }
+    return messages.get(reason or "", _("We couldn't verify that token. Please try again."))
+
+
+def request_end_message(status: str) -> str:
+    if status == "expired":
+        return _("This code has expired. Generate a new code to try again.")
+    return _("The request was declined in the PASSID app. You can start again whenever you're ready.")
+
+
+def _percent(value: Any) -> str:
+    return f"{round(float(value) * 100)}%"
+
+
+def claim_lines(claims: dict[str, Any]) -> list[tuple[str, bool | None]]:
+    """One line per claim the institution received, with True/False for a tick or a cross."""
+    lines: list[tuple[str, bool | None]] = []
+    if "income_verified" in claims:
+        if claims["income_verified"]:
+            band = claims.get("income_band")
+            lines.append((_("Income verified (%(band)s)", band=band) if band else _("Income verified"), True))
+        else:
+            lines.append((_("Income not verified"), False))
+    if "identity_verified" in claims:
+        ok = bool(claims["identity_verified"])
+        lines.append((_("Identity verified") if ok else _("Identity not verified"), ok))
+    if "sanctions_clear" in claims:
+        ok = bool(claims["sanctions_clear"])
+        lines.append((_("Clear of sanctions lists") if ok else _("Sanctions check needs review"), ok))
+    if "payment_reliability" in claims:
+        lines.append(
+            (_("Pays on time %(percent)s of the time", percent=_percent(claims["payment_reliability"])), None)
+        )
+    if "savings_consistency" in claims:
+        lines.append(
+            (_("Savings consistency %(score)s out of 100", score=claims["savings_consistency"]), None)
+        )
+    if "fraud_risk" in claims:
+        risk = {"low": _("low"), "medium": _("medium"), "high": _("high")}.get(
+            str(claims["fraud_risk"]), str(claims["fraud_risk"])
+        )
+        lines.append((_("Fraud risk: %(risk)s", risk=risk), claims["fraud_risk"] == "low"))
+    return lines
+
+
+def token_format_message() -> str:
+    return _(
+        "That doesn't look like a PASSID token. It has 12 or 16 letters and numbers, "
+        "like PASSID-AB3X-7YQM-K9PQ-3MNX."
+    )

@@ -1,0 +1,85 @@
+"""The React component's props, as configuration with per-embed overrides.
+
+`institutionName`, `permissions` and `theme` may be overridden per embed by
+query parameter; `baseUrl` and the API key are configuration only. Anything
+invalid falls back to the configured value rather than failing the page: an
+embed snippet with a typo should still verify customers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask import current_app
+
+from app.config import ALL_PERMISSIONS, DEFAULT_THEME_PRIMARY
+
+_HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
+
+
+@dataclass(frozen=True)
+class WidgetOptions:
+    institution_name: str
+    permissions: tuple[str, ...]
+    theme_primary: str
+    parent_origin: str | None  # where postMessage may go; None outside an allowed embed
+
+    @property
+    def theme_text(self) -> str:
+        """Black or white, whichever reads better on the primary colour (WCAG contrast)."""
+        return text_colour_on(self.theme_primary)
+
+    def as_query(self) -> dict[str, str]:
+        query = {
+            "institutionName": self.institution_name,
+            "permissions": ",".join(self.permissions),
+            "theme": self.theme_primary,
+        }
+        if self.parent_origin:
+            query["origin"] = self.parent_origin
+        return query
+
+
+def options_from(values: Mapping[str, str]) -> WidgetOptions:
+    """Read overrides from a query string or form; invalid ones fall back to configuration."""
+    config = current_app.config
+    name = (values.get("institutionName") or "").strip()
+    if not 1 <= len(name) <= 80:
+        name = config["PASSID_INSTITUTION_NAME"]
+    requested = tuple(p.strip() for p in (values.get("permissions") or "").split(",") if p.strip())
+    if requested and all(p in ALL_PERMISSIONS for p in requested):
+        permissions = tuple(p for p in ALL_PERMISSIONS if p in requested)
+    else:
+        permissions = tuple(config["PASSID_PERMISSIONS"])
+    theme = parse_hex_colour(values.get("theme")) or config["PASSID_THEME_PRIMARY"] or DEFAULT_THEME_PRIMARY
+    origin = (values.get("origin") or "").strip()
+    allowed = tuple(config["PASSID_ALLOWED_EMBED_ORIGINS"])
+    return WidgetOptions(
+        institution_name=name,
+        permissions=permissions,
+        theme_primary=theme,
+        parent_origin=origin if origin in allowed else None,
+    )
+
+
+def parse_hex_colour(raw: str | None) -> str | None:
+    match = _HEX.match((raw or "").strip())
+    return f"#{match.group(1).lower()}" if match else None
+
+
+def _luminance(hex_colour: str) -> float:
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def text_colour_on(hex_colour: str) -> str:
+    luminance = _luminance(hex_colour)
+    on_white = 1.05 / (luminance + 0.05)
+    on_black = (luminance + 0.05) / 0.05
+    return "#ffffff" if on_white >= on_black else "#000000"

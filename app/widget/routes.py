@@ -1,0 +1,295 @@
+"""The widget's routes, in the order a customer meets them.
+
+Every route answers with one state partial (`templates/widget/_<state>.html`)
+for htmx, or the whole page around that same partial for a plain request,
+so the widget also works without JavaScript. Decisions — which state comes
+next, what a deny reason says — live in `states` and `messages`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+
+from app import verifications
+from app.passid import PassidError, ValidationError, normalise_token
+from app.passid_connection import passid_client, passid_connection
+from app.widget import handles, messages
+from app.widget.options import WidgetOptions, options_from
+from app.widget.qr import qr_svg
+
+bp = Blueprint("widget", __name__)
+
+STATES = ("idle", "requesting", "awaiting", "verifying", "success", "declined", "error")
+
+
+# --- rendering ----------------------------------------------------------------------
+
+def is_htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render_state(state: str, options: WidgetOptions, status: int = 200, **context: Any) -> Response:
+    """The partial for htmx, or the full page around the same partial."""
+    assert state in STATES
+    context.update(
+        state=state,
+        options=options,
+        options_handle=handles.sign("options", options.as_query()),
+    )
+    template = f"widget/_{state}.html" if is_htmx() else "widget/page.html"
+    response = Response(render_template(template, **context), status=status, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def signed_options() -> WidgetOptions:
+    """Options from the signed `o` field; a missing or altered one means configuration defaults."""
+    try:
+        return options_from(handles.unsign("options", request.values.get("o")))
+    except handles.InvalidHandle:
+        return options_from({})
+
+
+def new_form_nonce() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def idle(options: WidgetOptions, *, nonce: str | None = None, error: str | None = None,
+         status: int = 200, token: str = "") -> Response:
+    return render_state("idle", options, status, nonce=nonce or new_form_nonce(), error=error, token=token)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """What "Try again" does from the error state: the form it submits."""
+
+    method: str
+    url: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def error_state(options: WidgetOptions, *, retry: Retry) -> Response:
+    """PASSID slow, down or answering nonsense: say so, offer "Try again", never a raw error page."""
+    event = {"type": "passid:error", "message": "PASSID could not be reached"} if options.parent_origin else None
+    return render_state("error", options, 502, retry=retry, event=event)
+
+
+# --- idle -------------------------------------------------------------------------------
+
+@bp.get("/verify")
+def page() -> Response:
+    return idle(options_from(request.args))
+
+
+@bp.get("/verify/reset")
+def reset() -> Response:
+    """Back to idle; "Try again" after an error keeps its form nonce so a retry reuses its key."""
+    nonce = request.args.get("n", "")
+    return idle(signed_options(), nonce=nonce if 16 <= len(nonce) <= 64 else None)
+
+
+# --- QR flow ------------------------------------------------------------------------------
+
+@bp.post("/verify/qr")
+def requesting() -> Response:
+    """Generate QR: show the spinner first (htmx), which then asks for the session."""
+    if is_htmx():
+        return render_state("requesting", signed_options())
+    return create_session()
+
+
+@bp.post("/verify/qr/session")
+def create_session() -> Response:
+    options = signed_options()
+    try:
+        created = passid_client().create_request(
+            institution_name=options.institution_name,
+            permissions=list(options.permissions),
+            ttl_seconds=int(current_app.config["PASSID_REQUEST_TTL_SECONDS"]),
+        )
+    except PassidError:
+        current_app.logger.warning("create_request failed", exc_info=True)
+        return error_state(options, retry=Retry("post", url_for("widget.requesting")))
+    handle = handles.sign(
+        "request",
+        {
+            "r": created.request_id,
+            "c": created.code,
+            "d": created.deep_link,
+            "x": created.expires_at.isoformat(),
+        },
+    )
+    return awaiting(options, handle)
+
+
+def awaiting(options: WidgetOptions, handle: str) -> Response:
+    session = handles.unsign("request", handle)
+    expires_at = datetime.fromisoformat(session["x"])
+    seconds = max(0, int((expires_at - datetime.now(UTC)).total_seconds()))
+    connection = passid_connection()
+    phone_url = f"{connection.base_url}/phone?r={session['r']}" if connection.sandbox else None
+    return render_state(
+        "awaiting",
+        options,
+        handle=handle,
+        code=session["c"],
+        qr=qr_svg(session["d"], "QR code to scan with the PASSID app"),
+        seconds_remaining=seconds,
+        phone_url=phone_url,
+    )
+
+
+@bp.get("/verify/qr/status")
+def poll() -> Response:
+    """The 2.5 s poll: 204 while pending (htmx swaps nothing), else the final state."""
+    options = signed_options()
+    try:
+        session = handles.unsign("request", request.args.get("h"))
+    except handles.InvalidHandle:
+        return Response("Unknown verification session.", status=404, mimetype="text/plain")
+    request_id = session["r"]
+    finished = verifications.find_by_request(request_id)
+    if finished is None:
+        try:
+            details = passid_client().get_request(request_id)
+        except PassidError:
+            current_app.logger.warning("get_request failed", exc_info=True)
+            retry = Retry("get", url_for("widget.resume"), {"h": request.args.get("h", "")})
+            return error_state(options, retry=retry)
+        if details.status.value == "pending":
+            if is_htmx():
+                return Response(status=204)
+            return awaiting(options, request.args.get("h", ""))
+        finished = verifications.record(
+            source="qr",
+            status=details.status.value,
+            request_id=request_id,
+            code=session["c"],
+            token=details.token,
+            claims=details.claims,
+            permissions=[str(p) for p in details.permissions],
+            decline_reason=details.decline_reason,
+            verified_at=details.verified_at,
+        )
+    return final_state(options, finished)
+
+
+@bp.get("/verify/qr/resume")
+def resume() -> Response:
+    """"Try again" after a failed poll: back to the same QR if it is still pending."""
+    handle = request.args.get("h", "")
+    try:
+        handles.unsign("request", handle)
+    except handles.InvalidHandle:
+        return idle(signed_options())
+    return poll() if not is_htmx() else _resume_htmx(handle)
+
+
+def _resume_htmx(handle: str) -> Response:
+    response = poll()
+    if response.status_code == 204:
+        return awaiting(signed_options(), handle)
+    return response
+
+
+# --- manual flow ------------------------------------------------------------------------------
+
+@bp.post("/verify/token")
+def verifying() -> Response:
+    """Submit a token: the spinner first (htmx), which then asks for the check."""
+    options = signed_options()
+    nonce = request.form.get("n", "")
+    token = normalise_token(request.form.get("token", "")[:100])
+    if token is None or not 16 <= len(nonce) <= 64:
+        message = messages.token_format_message()
+        return idle(options, nonce=nonce or None, error=message, status=422,
+                    token=request.form.get("token", "")[:100])
+    if is_htmx():
+        return render_state("verifying", options, token=token, nonce=nonce)
+    return check_token()
+
+
+@bp.post("/verify/token/check")
+def check_token() -> Response:
+    options = signed_options()
+    nonce = request.form.get("n", "")
+    token = normalise_token(request.form.get("token", "")[:100])
+    if token is None or not 16 <= len(nonce) <= 64:
+        return idle(options, nonce=nonce or None, error=messages.token_format_message(), status=422)
+    key = idempotency_key(nonce, token)
+    try:
+        result = passid_client().verify(token, idempotency_key=key)
+    except ValidationError:
+        return idle(options, nonce=nonce, error=messages.token_format_message(), status=422)
+    except PassidError:
+        current_app.logger.warning("verify failed", exc_info=True)
+        return error_state(options, retry=Retry("get", url_for("widget.reset"), {"n": nonce}))
+    finished = verifications.record(
+        source="manual",
+        status="completed" if result.verified else "denied",
+        token=result.token,
+        idempotency_key=key,
+        claims=result.claims,
+        permissions=[str(p) for p in result.permissions] or None,
+        deny_reason=result.deny_reason.value if result.deny_reason else None,
+        recommendation=result.recommendation,
+        corridor=result.corridor,
+        verified_at=result.verified_at,
+    )
+    return final_state(options, finished)
+
+
+def idempotency_key(nonce: str, token: str) -> str:
+    """Fixed per rendered form and token: a double submit or a retry replays, a new token does not.
+
+    Keyed with the app secret so nobody can predict another form's key.
+    """
+    digest = hmac.new(
+        current_app.config["SECRET_KEY"].encode(), f"{nonce}|{token}".encode(), hashlib.sha256
+    ).hexdigest()
+    return f"pvw-{digest[:40]}"
+
+
+# --- final states ---------------------------------------------------------------------------------
+
+def final_state(options: WidgetOptions, finished: verifications.Finished) -> Response:
+    if finished.status == "completed":
+        claims = finished.claims or {}
+        event = {
+            "type": "passid:success",
+            "claims": claims,
+            "resultId": finished.result_id,
+            **({"requestId": finished.request_id} if finished.request_id else {"token": finished.token}),
+        }
+        return render_state(
+            "success",
+            options,
+            claims=claims,
+            lines=messages.claim_lines(claims),
+            event=event if options.parent_origin else None,
+        )
+    if finished.status == "denied":
+        reason_text = messages.deny_message(finished.deny_reason, options.institution_name)
+        # The customer reads a neutral line for a sanctions match; the institution's
+        # page gets the real reason in the event, as the guide's onDecline does.
+        return render_state(
+            "declined", options, message=reason_text, expired=False, qr=False,
+            event={"type": "passid:decline", "reason": finished.deny_reason} if options.parent_origin else None,
+        )
+    expired = finished.status == "expired"
+    return render_state(
+        "declined",
+        options,
+        message=messages.request_end_message(finished.status),
+        expired=expired,
+        qr=True,
+        event={"type": "passid:decline", "reason": "Request expired" if expired else "Request declined"}
+        if options.parent_origin else None,
+    )

@@ -1,0 +1,76 @@
+/* PASSID widget behaviour that htmx does not cover: keep data-state in step with the
+   partial on screen, announce changes, run the countdown, and tell the embedding page
+   what happened — only ever to the allow-listed parent origin the server rendered. */
+(function () {
+  "use strict";
+  var root = document.getElementById("passid-widget");
+  if (!root) return;
+  var stateBox = document.getElementById("passid-state");
+  var announcer = document.getElementById("passid-announcer");
+  var parentOrigin = root.getAttribute("data-parent-origin");
+  var timer = null;
+
+  function post(message) {
+    if (parentOrigin && window.parent !== window) window.parent.postMessage(message, parentOrigin);
+  }
+
+  function resize() {
+    post({ type: "passid:resize", height: document.documentElement.scrollHeight });
+  }
+
+  // From seconds remaining, not the expiry time: the customer's clock may be wrong.
+  function countdown(view) {
+    clearTimeout(timer);
+    var node = view.querySelector("[data-seconds-remaining]");
+    if (!node) return;
+    var deadline = Date.now() + Number(node.getAttribute("data-seconds-remaining")) * 1000;
+    (function tick() {
+      if (!node.isConnected) return;
+      var left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+      node.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+      if (left === 0) {
+        document.body.dispatchEvent(new Event("passid:expired"));
+        return;
+      }
+      timer = setTimeout(tick, ((deadline - Date.now()) % 1000) || 1000);
+    })();
+  }
+
+  function settle(initial) {
+    var view = stateBox.querySelector(".passid-view");
+    if (!view) return;
+    root.setAttribute("data-state", view.getAttribute("data-view"));
+    var text = view.getAttribute("data-announce");
+    if (!initial && text) {
+      announcer.textContent = "";
+      setTimeout(function () { announcer.textContent = text; }, 50);
+    }
+    if (!initial) {
+      var focus = view.querySelector("[autofocus], .passid-view__title");
+      if (focus) focus.focus();
+    }
+    countdown(view);
+    var event = view.querySelector("script.passid-event");
+    if (event) {
+      try { post(JSON.parse(event.textContent)); } catch (ignored) { /* malformed: send nothing */ }
+    }
+    resize();
+  }
+
+  function offline(evt) {
+    // A failed poll is retried by the next tick; anything the customer did gets an answer.
+    if (evt.detail && evt.detail.elt && evt.detail.elt.id === "passid-poller") return;
+    var template = document.getElementById("passid-offline");
+    stateBox.replaceChildren(template.content.cloneNode(true));
+    settle(false);
+    post({ type: "passid:error", message: "The verification service could not be reached" });
+  }
+
+  document.body.addEventListener("htmx:afterSettle", function (evt) {
+    if (evt.target === stateBox) settle(false);
+  });
+  document.body.addEventListener("htmx:sendError", offline);
+  document.body.addEventListener("htmx:responseError", offline);
+  window.addEventListener("resize", resize);
+  settle(true);
+})();

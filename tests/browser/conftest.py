@@ -1,0 +1,168 @@
+"""Real Chromium (Debian's, driven by Python Playwright) against the running app."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from app.passid import PassidClient
+from tests.support.servers import AppServer, base_env, free_port, migrate
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-gpu",
+    # Block third-party cookies, as Safari does and Chrome increasingly does.
+    "--test-third-party-cookie-phaseout",
+]
+
+# Records every value data-state takes, so transient states (requesting,
+# verifying) can be asserted after they have passed.
+STATE_RECORDER = """
+window.__passidStates = [];
+document.addEventListener("DOMContentLoaded", function () {
+  var root = document.getElementById("passid-widget");
+  if (!root) return;
+  window.__passidStates.push(root.getAttribute("data-state"));
+  new MutationObserver(function () {
+    window.__passidStates.push(root.getAttribute("data-state"));
+  }).observe(root, { attributes: true, attributeFilter: ["data-state"] });
+});
+"""
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 420, "height": 900})
+    context.add_init_script(STATE_RECORDER)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+class EmbeddingSite:
+    """A page on another origin that embeds the widget with the documented snippet."""
+
+    def __init__(self, widget_url: str, host: str = "localhost") -> None:
+        self.widget_url = widget_url
+        self.host = host
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                body = site.html().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.server.server_address[1]}"
+
+    def html(self) -> str:
+        return f"""<!doctype html><html lang="en"><head><title>Apply for a loan</title></head><body>
+<h1>Apply for a loan</h1>
+<div id="passid"></div>
+<ol id="events"></ol>
+<script>
+  window.passidEvents = [];
+  var target = document.getElementById("passid");
+  ["passid:success", "passid:decline", "passid:error"].forEach(function (name) {{
+    target.addEventListener(name, function (event) {{
+      window.passidEvents.push({{ type: name, detail: event.detail }});
+    }});
+  }});
+</script>
+<script src="{self.widget_url}/embed.js" data-target="#passid" data-permissions="full_score,identity_verified"
+        data-institution-name="Partner Bank"></script>
+</body></html>"""
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="session")
+def allowed_site_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def widget_server(tmp_path_factory: pytest.TempPathFactory, allowed_site_port: int) -> Iterator[AppServer]:
+    """The app on SQLite with one embedding origin allowed: http://localhost:<allowed_site_port>."""
+    directory = tmp_path_factory.mktemp("widget")
+    url = f"sqlite:///{directory / 'passid.db'}"
+    env = base_env(
+        url,
+        PASSID_ALLOWED_EMBED_ORIGINS=f"http://localhost:{allowed_site_port}",
+        PASSID_SANDBOX_MIN_TTL_SECONDS="1",
+    )
+    migrate(env)
+    server = AppServer(env, directory / "app.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandbox_phone(browser: Browser) -> Iterator[Page]:
+    """A second browser page standing in for the customer's phone."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+def demo_key(server: AppServer) -> str:
+    """The demo institution's sandbox key, as the operator would read it from `flask passid demo`."""
+    import subprocess
+
+    from tests.support.servers import BIN, ROOT
+
+    out = subprocess.run(
+        [str(BIN / "python"), "-c",
+         "from app import create_app; from app.passid_connection import passid_connection;"
+         "app = create_app();\nwith app.app_context(): print(passid_connection().api_key)"],
+        cwd=ROOT, env=dict(server.env, PORT=str(server.port)), capture_output=True, text=True, check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def states(page: Page) -> list[str]:
+    return page.evaluate("window.__passidStates")
+
+
+def client_for(server: AppServer) -> PassidClient:
+    return PassidClient(server.sandbox_url, demo_key(server))
+
+
+def read_event_json(page: Page) -> list[dict]:
+    return json.loads(page.evaluate("JSON.stringify(window.passidEvents || [])"))
