@@ -1,0 +1,140 @@
+"""`load_settings`: defaults that work, and every bad value stopping start-up with a sentence naming it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.config import ALL_PERMISSIONS, DEFAULT_RETRY_SCHEDULE, ConfigError, load_settings
+from tests.support.servers import AppServer, base_env
+
+LIVE_KEY = "sk_live_" + "a" * 32
+
+
+def settings_for(**environ: str):  # type: ignore[no-untyped-def]
+    """Settings from exactly these variables (never `.env`, never the process environment)."""
+    return load_settings({"SECRET_KEY": "test-secret", "DATABASE_URL": "sqlite:///:memory:", **environ})
+
+
+def test_the_defaults_are_valid_and_point_at_the_embedded_sandbox() -> None:
+    settings = load_settings({"SECRET_KEY": "test-secret"})
+    assert settings.port == 5000 and settings.host == "127.0.0.1"
+    assert settings.secret_key == "test-secret"
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.passid_base_url is None and settings.passid_api_key is None
+    assert settings.sandbox_enabled and settings.embedded_sandbox
+    assert settings.permissions == ALL_PERMISSIONS
+    assert settings.theme_primary == "#00c27a"
+    assert settings.allowed_embed_origins == ()
+    assert settings.webhook_retry_schedule == DEFAULT_RETRY_SCHEDULE == (0, 30, 300, 1800, 7200)
+    assert settings.institution_name == "Demo Bank"
+    flask_config = settings.to_flask()
+    assert flask_config["PASSID_BASE_URL"] == "http://127.0.0.1:5000/sandbox"
+    assert flask_config["SECRET_KEY"] == "test-secret" and flask_config["PASSID_EMBEDDED_SANDBOX"] is True
+
+
+def test_good_values_are_read_and_normalised() -> None:
+    settings = settings_for(
+        PORT="8080",
+        PASSID_BASE_URL="https://api.passid.io/",
+        PASSID_API_KEY=LIVE_KEY,
+        PASSID_SANDBOX_ENABLED="off",
+        PASSID_PERMISSIONS=" full_score , fraud_risk ",
+        PASSID_THEME_PRIMARY="#1A2b3C",
+        PASSID_ALLOWED_EMBED_ORIGINS="https://bank.example, http://localhost:3000",
+        PASSID_WEBHOOK_RETRY_SCHEDULE="0,0.5,2",
+    )
+    assert settings.port == 8080
+    assert settings.passid_base_url == "https://api.passid.io" and settings.passid_api_key == LIVE_KEY
+    assert settings.sandbox_enabled is False and settings.embedded_sandbox is False
+    assert settings.permissions == ("full_score", "fraud_risk")
+    assert settings.theme_primary == "#1A2b3C"
+    assert settings.allowed_embed_origins == ("https://bank.example", "http://localhost:3000")
+    assert settings.webhook_retry_schedule == (0.0, 0.5, 2.0)
+    assert settings.to_flask()["PASSID_BASE_URL"] == "https://api.passid.io"
+
+
+def test_an_explicit_environment_ignores_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "abc")
+    monkeypatch.setenv("PASSID_THEME_PRIMARY", "red")
+    assert settings_for().port == 5000
+
+
+@pytest.mark.parametrize(
+    ("environ", "variable"),
+    [
+        ({"PORT": "abc"}, "PORT"),
+        ({"PORT": "0"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"PASSID_BASE_URL": "ftp://x", "PASSID_API_KEY": LIVE_KEY}, "PASSID_BASE_URL"),
+        ({"PASSID_BASE_URL": "api.passid.io", "PASSID_API_KEY": LIVE_KEY}, "PASSID_BASE_URL"),
+        ({"PASSID_BASE_URL": "https://api.passid.io"}, "PASSID_API_KEY"),
+        ({"PASSID_API_KEY": "nonsense"}, "PASSID_API_KEY"),
+        ({"PASSID_API_KEY": "sk_test_" + "a" * 32}, "PASSID_API_KEY"),
+        ({"PASSID_PERMISSIONS": "full_score,shoe_size"}, "PASSID_PERMISSIONS"),
+        ({"PASSID_THEME_PRIMARY": "red"}, "PASSID_THEME_PRIMARY"),
+        ({"PASSID_THEME_PRIMARY": "#00c27"}, "PASSID_THEME_PRIMARY"),
+        ({"PASSID_THEME_PRIMARY": "#00c27a;background:url(x)"}, "PASSID_THEME_PRIMARY"),
+        ({"PASSID_ALLOWED_EMBED_ORIGINS": "not-an-origin"}, "PASSID_ALLOWED_EMBED_ORIGINS"),
+        ({"PASSID_ALLOWED_EMBED_ORIGINS": "https://bank.example/path"}, "PASSID_ALLOWED_EMBED_ORIGINS"),
+        ({"PASSID_ALLOWED_EMBED_ORIGINS": "*"}, "PASSID_ALLOWED_EMBED_ORIGINS"),
+        ({"PASSID_WEBHOOK_RETRY_SCHEDULE": "a,b"}, "PASSID_WEBHOOK_RETRY_SCHEDULE"),
+        ({"PASSID_WEBHOOK_RETRY_SCHEDULE": "0,-30"}, "PASSID_WEBHOOK_RETRY_SCHEDULE"),
+        ({"PASSID_SANDBOX_ENABLED": "maybe"}, "PASSID_SANDBOX_ENABLED"),
+        ({"PASSID_SANDBOX_ENABLED": "false"}, "PASSID_SANDBOX_ENABLED"),
+        ({"PASSID_INSTITUTION_NAME": "x" * 81}, "PASSID_INSTITUTION_NAME"),
+        ({"PASSID_TIMEOUT_SECONDS": "soon"}, "PASSID_TIMEOUT_SECONDS"),
+        ({"PASSID_TIMEOUT_SECONDS": "0"}, "PASSID_TIMEOUT_SECONDS"),
+        ({"PASSID_BACKGROUND_JOBS": "sometimes"}, "PASSID_BACKGROUND_JOBS"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "-".join(f"{k}={v}"[:50] for k, v in value.items()),
+)
+def test_a_bad_value_raises_config_error_naming_the_variable(environ: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        settings_for(**environ)
+    assert variable in str(error.value)
+
+
+def test_a_bad_value_is_quoted_back_so_the_operator_sees_what_was_read() -> None:
+    with pytest.raises(ConfigError) as error:
+        settings_for(PASSID_THEME_PRIMARY="red", PASSID_PERMISSIONS="full_score,shoe_size")
+    assert "'red'" in str(error.value) and "shoe_size" in str(error.value)
+
+
+def test_several_problems_are_all_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as error:
+        settings_for(
+            PORT="abc",
+            PASSID_THEME_PRIMARY="red",
+            PASSID_PERMISSIONS="shoe_size",
+            PASSID_WEBHOOK_RETRY_SCHEDULE="a,b",
+            PASSID_ALLOWED_EMBED_ORIGINS="not-an-origin",
+        )
+    message = str(error.value)
+    lines = [line for line in message.splitlines() if line.startswith("- ")]
+    assert len(lines) == 5, message
+    for variable in ("PORT", "PASSID_THEME_PRIMARY", "PASSID_PERMISSIONS", "PASSID_WEBHOOK_RETRY_SCHEDULE",
+                     "PASSID_ALLOWED_EMBED_ORIGINS"):
+        assert sum(variable in line for line in lines) == 1, (variable, message)
+
+
+def test_create_app_with_a_bad_environment_fails_at_start_up() -> None:
+    with pytest.raises(ConfigError) as error:
+        create_app({"SECRET_KEY": "test-secret", "DATABASE_URL": "sqlite:///:memory:", "PASSID_THEME_PRIMARY": "red"})
+    assert "PASSID_THEME_PRIMARY" in str(error.value)
+
+
+def test_gunicorn_with_a_bad_environment_exits_with_the_message_in_its_log(tmp_path: Path) -> None:
+    env = base_env(f"sqlite:///{tmp_path / 'never.db'}", PASSID_PERMISSIONS="full_score,shoe_size")
+    server = AppServer(env, tmp_path / "app.log")
+    try:
+        with pytest.raises(RuntimeError) as error:
+            server.start()
+    finally:
+        server.stop()
+    message = str(error.value)
+    assert "exited early" in message
+    assert "PASSID_PERMISSIONS has unknown permission(s) shoe_size" in message
+    assert server.process is not None and server.process.poll() not in (None, 0)
