@@ -4,6 +4,7 @@ Import from here rather than the submodules; the split into modules is an
 implementation detail.
 """
 
+from .claims import CLAIM_FIELDS, restrict_claims
 from .client import API_VERSION, DEFAULT_BASE_URL, DEFAULT_USER_AGENT, PassidClient
 from .errors import (
     ApiVersionMismatch,
@@ -51,6 +52,8 @@ from .signing import (
 from .tokens import normalise_token
 
 __all__ = [
+    "CLAIM_FIELDS",
+    "restrict_claims",
     "normalise_token",
     "API_VERSION",
     "DEFAULT_BASE_URL",

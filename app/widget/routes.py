@@ -18,7 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from app import verifications
-from app.passid import PassidError, ValidationError, normalise_token
+from app.passid import PassidError, ValidationError, normalise_token, restrict_claims
 from app.passid_connection import passid_client, passid_connection
 from app.widget import handles, messages
 from app.widget.options import WidgetOptions, options_from
@@ -173,7 +173,7 @@ def poll() -> Response:
             request_id=request_id,
             code=session["c"],
             token=details.token,
-            claims=details.claims,
+            claims=restrict_claims(details.claims, options.permissions) if details.claims else None,
             permissions=[str(p) for p in details.permissions],
             decline_reason=details.decline_reason,
             verified_at=details.verified_at,
@@ -231,13 +231,14 @@ def check_token() -> Response:
     except PassidError:
         current_app.logger.warning("verify failed", exc_info=True)
         return error_state(options, retry=Retry("get", url_for("widget.reset"), {"n": nonce}))
+    granted = [p for p in options.permissions if p in {str(q) for q in result.permissions}]
     finished = verifications.record(
         source="manual",
         status="completed" if result.verified else "denied",
         token=result.token,
         idempotency_key=key,
-        claims=result.claims,
-        permissions=[str(p) for p in result.permissions] or None,
+        claims=restrict_claims(result.claims, granted) if result.verified else None,
+        permissions=granted or None,
         deny_reason=result.deny_reason.value if result.deny_reason else None,
         recommendation=result.recommendation,
         corridor=result.corridor,

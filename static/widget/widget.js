@@ -50,9 +50,9 @@
       if (focus) focus.focus();
     }
     countdown(view);
-    var event = view.querySelector("script.passid-event");
+    var event = view.querySelector(".passid-event");
     if (event) {
-      try { post(JSON.parse(event.textContent)); } catch (ignored) { /* malformed: send nothing */ }
+      try { post(JSON.parse(event.getAttribute("data-event"))); } catch (ignored) { /* malformed: send nothing */ }
     }
     resize();
   }

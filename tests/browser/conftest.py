@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from app.passid import PassidClient
+from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.servers import AppServer, base_env, free_port, migrate
 
 CHROMIUM = "/usr/bin/chromium"
@@ -64,7 +65,7 @@ def page(browser: Browser) -> Iterator[Page]:
 class EmbeddingSite:
     """A page on another origin that embeds the widget with the documented snippet."""
 
-    def __init__(self, widget_url: str, host: str = "localhost") -> None:
+    def __init__(self, widget_url: str, port: int, host: str = "localhost") -> None:
         self.widget_url = widget_url
         self.host = host
         site = self
@@ -81,7 +82,7 @@ class EmbeddingSite:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     @property
@@ -139,6 +140,36 @@ def sandbox_phone(browser: Browser) -> Iterator[Page]:
     context.set_default_timeout(10_000)
     yield context.new_page()
     context.close()
+
+
+@pytest.fixture(scope="module")
+def fragile_app(
+    widget_server: AppServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AppServer, FaultyUpstream]]:
+    """A widget app whose PASSID is reached through a proxy the test can break (one per test module)."""
+    tmp_path = tmp_path_factory.mktemp("fragile")
+    onboarding = PassidClient(widget_server.sandbox_url).onboard("Fragile Bank")
+    proxy = FaultyUpstream(widget_server.sandbox_url)
+    env = base_env(
+        f"sqlite:///{tmp_path / 'passid.db'}",
+        PASSID_BASE_URL=proxy.url,
+        PASSID_API_KEY=onboarding.sandbox_key,
+        PASSID_TIMEOUT_SECONDS="1",
+    )
+    migrate(env)
+    server = AppServer(env, tmp_path / "app.log").start()
+    yield server, proxy
+    server.stop()
+    proxy.close()
+
+
+@pytest.fixture
+def upstream(fragile_app: tuple[AppServer, FaultyUpstream]) -> tuple[AppServer, FaultyUpstream]:
+    server, proxy = fragile_app
+    proxy.mode = "forward"
+    if server.process is None or server.process.poll() is not None:
+        server.start()
+    return fragile_app
 
 
 def demo_key(server: AppServer) -> str:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from app.passid import PassidClient
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.servers import AppServer, base_env, migrate
 
@@ -23,36 +22,6 @@ def short_ttl_server(tmp_path: Path) -> Iterator[AppServer]:
     server = AppServer(env, tmp_path / "app.log").start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def fragile_app(
-    widget_server: AppServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[AppServer, FaultyUpstream]]:
-    """A widget app whose PASSID is reached through a proxy the test can break."""
-    tmp_path = tmp_path_factory.mktemp("fragile")
-    onboarding = PassidClient(widget_server.sandbox_url).onboard("Fragile Bank")
-    proxy = FaultyUpstream(widget_server.sandbox_url)
-    env = base_env(
-        f"sqlite:///{tmp_path / 'passid.db'}",
-        PASSID_BASE_URL=proxy.url,
-        PASSID_API_KEY=onboarding.sandbox_key,
-        PASSID_TIMEOUT_SECONDS="1",
-    )
-    migrate(env)
-    server = AppServer(env, tmp_path / "app.log").start()
-    yield server, proxy
-    server.stop()
-    proxy.close()
-
-
-@pytest.fixture
-def upstream(fragile_app: tuple[AppServer, FaultyUpstream]) -> tuple[AppServer, FaultyUpstream]:
-    server, proxy = fragile_app
-    proxy.mode = "forward"
-    if server.process is None or server.process.poll() is not None:
-        server.start()
-    return fragile_app
 
 
 def test_an_expired_code_offers_generate_new_code_which_starts_a_fresh_session(

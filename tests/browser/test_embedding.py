@@ -1,0 +1,116 @@
+"""The embed snippet on another site, with third-party cookies blocked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import EmbeddingSite, demo_key, read_event_json
+from tests.support.servers import AppServer, free_port
+
+
+@pytest.fixture
+def allowed_site(widget_server: AppServer, allowed_site_port: int) -> Iterator[EmbeddingSite]:
+    site = EmbeddingSite(widget_server.url, allowed_site_port)
+    yield site
+    site.close()
+
+
+@pytest.fixture
+def unlisted_site(widget_server: AppServer) -> Iterator[EmbeddingSite]:
+    site = EmbeddingSite(widget_server.url, free_port())
+    yield site
+    site.close()
+
+
+def _wait_for_event(page: Page, count: int = 1) -> list[dict]:
+    page.wait_for_function(f"(window.passidEvents || []).length >= {count}", timeout=10_000)
+    return read_event_json(page)
+
+
+def test_the_snippet_inserts_the_widget_and_delivers_passid_success(
+    page: Page, allowed_site: EmbeddingSite, widget_server: AppServer
+) -> None:
+    set_cookies: list[str] = []
+    page.on("response", lambda r: set_cookies.append(r.url) if "set-cookie" in r.headers else None)
+    page.goto(allowed_site.origin)
+    widget = page.frame_locator("#passid iframe")
+    expect(widget.locator("#passid-widget")).to_have_attribute("data-state", "idle")
+    expect(widget.locator(".passid__institution")).to_have_text("Partner Bank")
+    widget.get_by_label("Enter a PASSID token").fill("ke8v3txyz72l")
+    widget.get_by_role("button", name="Verify token").click()
+
+    [event] = _wait_for_event(page)
+    assert event["type"] == "passid:success"
+    detail = event["detail"]
+    assert detail["token"] == "KE8V-3TXY-Z72L"
+    # Only what this embed asked for: full_score and identity_verified.
+    assert set(detail["claims"]) == {
+        "fsi_score", "fsi_low", "fsi_high", "tier", "confidence", "p_stable", "identity_verified",
+    }
+    assert detail["resultId"].startswith("res_")
+
+    # The institution's backend does not trust the browser: it fetches the result with its key.
+    fetched = requests.get(
+        f"{widget_server.url}/api/results/{detail['resultId']}",
+        headers={"X-Institution-Key": demo_key(widget_server)}, timeout=10,
+    ).json()
+    assert fetched["verified"] is True and fetched["claims"] == detail["claims"]
+    assert fetched["token"] == "KE8V-3TXY-Z72L" and fetched["source"] == "manual"
+
+    # Third-party cookies are blocked, and the widget never needed one.
+    assert set_cookies == []
+    assert page.context.cookies() == []
+
+
+def test_a_qr_approval_reaches_the_embedding_page_with_the_request_id(
+    page: Page, sandbox_phone: Page, allowed_site: EmbeddingSite
+) -> None:
+    page.goto(allowed_site.origin)
+    widget = page.frame_locator("#passid iframe")
+    widget.get_by_role("button", name="Generate QR").click()
+    phone_url = widget.locator("[data-phone-link]").get_attribute("href")
+    sandbox_phone.goto(phone_url)
+    expect(sandbox_phone.get_by_role("heading")).to_contain_text("Partner Bank")
+    sandbox_phone.get_by_role("button", name="Share & Verify").click()
+    [event] = _wait_for_event(page)
+    assert event["type"] == "passid:success"
+    assert event["detail"]["requestId"] == phone_url.split("r=")[1]
+    assert event["detail"]["claims"]["fsi_score"] == 812
+
+
+def test_a_sanctions_decline_carries_the_real_reason_to_the_institution_page(
+    page: Page, allowed_site: EmbeddingSite
+) -> None:
+    page.goto(allowed_site.origin)
+    widget = page.frame_locator("#passid iframe")
+    widget.get_by_label("Enter a PASSID token").fill("TEST-SANC-0005")
+    widget.get_by_role("button", name="Verify token").click()
+    [event] = _wait_for_event(page)
+    assert event == {"type": "passid:decline", "detail": {"reason": "HARD_DENY_SANCTIONS_MATCH"}}
+    expect(widget.locator(".passid-message")).to_contain_text("can't complete this verification here")
+
+
+def test_a_page_not_on_the_allow_list_cannot_frame_the_widget_or_get_messages(
+    page: Page, unlisted_site: EmbeddingSite, widget_server: AppServer
+) -> None:
+    page.goto(unlisted_site.origin)
+    page.wait_for_timeout(1_500)
+    frame = page.frame_locator("#passid iframe")
+    assert frame.locator("#passid-widget").count() == 0  # blocked by CSP frame-ancestors
+    assert read_event_json(page) == []
+    # Even asked directly, the widget will not address messages to that origin.
+    html = requests.get(f"{widget_server.url}/verify", params={"origin": unlisted_site.origin}, timeout=10).text
+    assert "data-parent-origin" not in html
+
+
+def test_the_frame_ancestors_policy_lists_exactly_the_allowed_origins(
+    widget_server: AppServer, allowed_site_port: int
+) -> None:
+    policy = requests.get(f"{widget_server.url}/verify", timeout=10).headers["Content-Security-Policy"]
+    ancestors = next(part for part in policy.split(";") if "frame-ancestors" in part).split()[1:]
+    assert ancestors == ["'self'", f"http://localhost:{allowed_site_port}"]
+    assert "unsafe-inline" not in policy and "*" not in ancestors

@@ -1,0 +1,83 @@
+"""Nobody can poll a request, or read claims, that their own widget did not create."""
+
+from __future__ import annotations
+
+import re
+
+import requests
+from itsdangerous import URLSafeTimedSerializer
+
+from app.passid import PassidClient
+from tests.browser.conftest import demo_key
+from tests.support.servers import AppServer
+
+
+def _awaiting(server: AppServer) -> tuple[str, str]:
+    """Start a QR session the way the widget does; returns (poll URL, request id)."""
+    page = requests.get(f"{server.url}/verify", timeout=10).text
+    options = re.search(r'name="o" value="([^"]+)"', page).group(1)
+    awaiting = requests.post(
+        f"{server.url}/verify/qr/session", data={"o": options}, headers={"HX-Request": "true"}, timeout=10
+    ).text
+    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', awaiting).group(1).replace("&amp;", "&")
+    request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", awaiting).group(1)
+    return poll, request_id
+
+
+def test_the_widget_that_created_a_request_can_poll_it(widget_server: AppServer) -> None:
+    poll, _ = _awaiting(widget_server)
+    answer = requests.get(widget_server.url + poll, headers={"HX-Request": "true"}, timeout=10)
+    assert answer.status_code == 204
+
+
+def test_a_handle_signed_with_another_secret_is_refused(widget_server: AppServer) -> None:
+    _, request_id = _awaiting(widget_server)
+    forged = URLSafeTimedSerializer("not-our-secret", salt="passid-widget-request").dumps(
+        {"r": request_id, "c": "AAAA-AAAA", "d": "passid://x", "x": "2099-01-01T00:00:00+00:00"}
+    )
+    answer = requests.get(f"{widget_server.url}/verify/qr/status", params={"h": forged}, timeout=10)
+    assert answer.status_code == 404
+    assert request_id not in answer.text
+
+
+def test_an_altered_handle_is_refused(widget_server: AppServer) -> None:
+    poll, _ = _awaiting(widget_server)
+    handle = re.search(r"h=([^&]+)", poll).group(1)
+    altered = handle[:-3] + ("AAA" if not handle.endswith("AAA") else "BBB")
+    answer = requests.get(f"{widget_server.url}/verify/qr/status", params={"h": altered}, timeout=10)
+    assert answer.status_code == 404
+
+
+def test_a_request_id_alone_reads_nothing_through_us(widget_server: AppServer) -> None:
+    _, request_id = _awaiting(widget_server)
+    for params in ({"h": request_id}, {"r": request_id}, {}):
+        answer = requests.get(f"{widget_server.url}/verify/qr/status", params=params, timeout=10)
+        assert answer.status_code == 404
+
+
+def test_a_completed_requests_claims_are_only_served_to_its_own_widget(widget_server: AppServer) -> None:
+    poll, request_id = _awaiting(widget_server)
+    sandbox = PassidClient(widget_server.sandbox_url)
+    sandbox.fulfill_request(request_id, sandbox.sandbox_login("KE8V-3TXY-Z72L"))
+    own = requests.get(widget_server.url + poll, headers={"HX-Request": "true"}, timeout=10)
+    assert own.status_code == 200 and 'data-view="success"' in own.text and "812" in own.text
+    forged = URLSafeTimedSerializer("guess", salt="passid-widget-request").dumps({"r": request_id})
+    for handle in (request_id, forged):
+        stranger = requests.get(f"{widget_server.url}/verify/qr/status", params={"h": handle}, timeout=10)
+        assert stranger.status_code == 404 and "812" not in stranger.text
+
+
+def test_results_are_served_to_the_institution_key_only(widget_server: AppServer) -> None:
+    page = requests.get(f"{widget_server.url}/verify", timeout=10).text
+    fields = dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
+    done = requests.post(f"{widget_server.url}/verify/token/check", data={**fields, "token": "NG4M-XQRS-T88W"},
+                         timeout=10)
+    assert 'data-view="success"' in done.text
+    # The plain page carries no result id unless embedded; find it through the institution API instead.
+    key = demo_key(widget_server)
+    url = f"{widget_server.url}/api/results/"
+    assert requests.get(url + "res_unknown", headers={"X-Institution-Key": key}, timeout=10).status_code == 404
+    for headers in ({}, {"X-Institution-Key": "sk_sandbox_" + "x" * 32}, {"X-Institution-Key": key[:-1]}):
+        answer = requests.get(url + "res_unknown", headers=headers, timeout=10)
+        assert answer.status_code == 401
+        assert answer.json()["error"]["code"] == "UNAUTHORIZED"
