@@ -14,7 +14,14 @@ export HOST PORT
 venv: $(VENV)/.installed
 
 # Front-end packages from the npm registry, pinned by package-lock.json, served by us.
-assets: static/vendor/htmx.min.js
+assets: static/.compressed
+
+STATIC_SOURCES := $(filter-out %.gz %.br,$(wildcard static/*/*.css static/*/*.js))
+
+# gzip and brotli copies for WhiteNoise to serve; remade when a source changes.
+static/.compressed: static/vendor/htmx.min.js $(STATIC_SOURCES) $(VENV)/.installed
+	$(BIN)/python -m whitenoise.compress --quiet static
+	touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -40,11 +47,15 @@ run: venv assets
 	$(BIN)/gunicorn --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
 
 test: venv assets chromium
-	$(BIN)/ruff check app tests wsgi.py
+	$(BIN)/ruff check app tests bench wsgi.py
 	$(BIN)/pytest
 
+# Figures, never timed tests: sizes and latencies measured side by side in one run.
+bench: venv assets
+	$(BIN)/python -m bench.weight
+
 lint: venv
-	$(BIN)/ruff check app tests wsgi.py
+	$(BIN)/ruff check app tests bench wsgi.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
