@@ -11,11 +11,14 @@ from collections.abc import Mapping
 
 from flask import Flask
 
-from app.background import start_background_jobs
+from app.background import register_job, start_background_jobs
 from app.config import PROJECT_ROOT, load_settings
 from app.database import db, migrate
 from app.i18n import init_i18n
 from app.security import init_security
+
+# Parts with no cookie session: nothing for a cross-site form to ride on.
+_COOKIELESS = ("health", "widget", "webhooks", "sandbox")
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -29,19 +32,30 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.config.update(settings.to_flask())
     db.init_app(app)
     migrate.init_app(app, db)
-    from app import verifications  # noqa: F401  (its table must be known to migrations)
+    from app import outcomes, verifications  # noqa: F401  (tables must be known to migrations)
+    from app.staff import models as staff_models  # noqa: F401
+    from app.webhooks import models as webhook_models  # noqa: F401
 
     init_i18n(app)
     init_security(app)
 
+    from app.branch import bp as branch_bp
+    from app.console import bp as console_bp
     from app.health import bp as health_bp
+    from app.staff import bp as staff_bp
+    from app.staff import init_staff
+    from app.webhooks import bp as webhooks_bp
+    from app.webhooks.handling import HANDLING_JOB, handle_pending
     from app.widget import bp as widget_bp
 
-    app.register_blueprint(health_bp)
-    app.register_blueprint(widget_bp)
+    for blueprint in (health_bp, widget_bp, webhooks_bp, staff_bp, branch_bp, console_bp):
+        app.register_blueprint(blueprint)
+    register_job(app, HANDLING_JOB, handle_pending)
 
     if settings.sandbox_enabled:
         _mount_sandbox(app)
+    # Staff pages use a cookie session and CSRF; the public parts use neither.
+    init_staff(app, csrf_exempt=tuple(app.blueprints[name] for name in _COOKIELESS if name in app.blueprints))
 
     from app import cli
 
@@ -58,7 +72,9 @@ def _mount_sandbox(app: Flask) -> None:
     init_sandbox(app, url_prefix="/sandbox")
 
     def demo_connection() -> PassidConnection:
-        demo = ensure_demo_institution(app.config["PASSID_INSTITUTION_NAME"])
+        demo = ensure_demo_institution(
+            app.config["PASSID_INSTITUTION_NAME"], webhook_url=f"{app.config['PUBLIC_BASE_URL']}/webhooks/passid"
+        )
         configured = tuple(app.config["PASSID_WEBHOOK_SECRETS"])
         return PassidConnection(
             base_url=app.config["PASSID_BASE_URL"],

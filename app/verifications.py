@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import DateTime, String, Text
@@ -28,7 +28,7 @@ class Verification(db.Model):
     __tablename__ = "verification"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    source: Mapped[str] = mapped_column(String(10))  # "qr" | "manual"
+    source: Mapped[str] = mapped_column(String(10))  # "qr" | "manual" | "webhook" | "cli"
     status: Mapped[str] = mapped_column(String(10))  # one of FINAL_STATUSES
     request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     code: Mapped[str | None] = mapped_column(String(9), index=True)
@@ -139,6 +139,59 @@ def record(
             raise
         return existing
     return _finished(row)
+
+
+# How close in time a webhook and the widget's own record of one verify can be.
+_SAME_VERIFY_WINDOW = timedelta(minutes=10)
+
+
+def _recent_token_record(token: str, status: str) -> Verification | None:
+    return db.session.execute(
+        db.select(Verification)
+        .where(
+            Verification.token == token,
+            Verification.status == status,
+            Verification.created_at >= utcnow() - _SAME_VERIFY_WINDOW,
+        )
+        .order_by(Verification.created_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def record_from_webhook(**fields: Any) -> Finished | None:
+    """A verify reported by webhook: recorded unless we already hold it.
+
+    QR completions match on the request id; a manual verify made through the
+    widget was recorded by the widget itself moments earlier (or is about to
+    be, and then adopts this row — see `record_manual`).
+    """
+    if fields.get("request_id"):
+        return find_by_request(fields["request_id"]) or record(**fields)
+    token, status = fields.get("token"), fields["status"]
+    if token and _recent_token_record(token, status) is not None:
+        return None
+    return record(**fields)
+
+
+def record_manual(**fields: Any) -> Finished:
+    """The widget's own record of a manual verify, adopting a webhook's row of the same verify."""
+    key = fields.get("idempotency_key")
+    existing = find_by_idempotency_key(key) if key else None
+    if existing is not None:
+        return existing
+    adopted = _recent_token_record(fields["token"], fields["status"]) if fields.get("token") else None
+    if adopted is not None and adopted.source == "webhook" and adopted.idempotency_key is None:
+        adopted.source = "manual"
+        adopted.idempotency_key = key
+        if fields.get("claims") is not None:  # the widget keeps only what this embed asked for
+            adopted.claims_json = json.dumps(fields["claims"])
+            adopted.permissions_json = json.dumps(fields.get("permissions"))
+        try:
+            db.session.commit()
+            return _finished(adopted)
+        except IntegrityError:
+            db.session.rollback()
+    return record(**fields)
 
 
 def result_document(row: Verification) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def init_sandbox(app: Flask, url_prefix: str = "/sandbox") -> None:
     register_job(app, DELIVERY_JOB, deliver_due)
 
 
-def ensure_demo_institution(institution_name: str) -> DemoCredentials:
+def ensure_demo_institution(institution_name: str, webhook_url: str | None = None) -> DemoCredentials:
     """The institution `make run` onboards on first start; the same one on every later start.
 
     Called inside an app context. Two processes starting at once race on the
@@ -69,6 +69,10 @@ def ensure_demo_institution(institution_name: str) -> DemoCredentials:
             db.session.rollback()
             institution = existing()
             assert institution is not None
+    if webhook_url and institution.webhook_url != webhook_url:
+        # The app's receiver moves with its address (`make run PORT=…`).
+        institution.webhook_url = webhook_url
+        db.session.commit()
     return DemoCredentials(
         institution_id=institution.id,
         institution_name=institution.name,

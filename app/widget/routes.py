@@ -232,7 +232,7 @@ def check_token() -> Response:
         current_app.logger.warning("verify failed", exc_info=True)
         return error_state(options, retry=Retry("get", url_for("widget.reset"), {"n": nonce}))
     granted = [p for p in options.permissions if p in {str(q) for q in result.permissions}]
-    finished = verifications.record(
+    finished = verifications.record_manual(
         source="manual",
         status="completed" if result.verified else "denied",
         token=result.token,

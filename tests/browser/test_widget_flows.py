@@ -59,7 +59,7 @@ def test_the_qr_flow_completes_when_the_customer_approves_on_the_phone(
     sandbox_phone.get_by_role("button", name="Share & Verify").click()
     expect(sandbox_phone.locator("[data-outcome=completed]")).to_be_visible()
 
-    expect(widget(page)).to_have_attribute("data-state", "success", timeout=6_000)
+    expect(widget(page)).to_have_attribute("data-state", "success", timeout=10_000)
     expect(page.locator(".passid-score__value")).to_have_text("743")
     expect(page.locator(".passid-score__tier")).to_have_text("Tier B")
     expect(page.locator(".passid-claims")).to_contain_text("Identity verified")
@@ -83,7 +83,7 @@ def test_the_customer_can_open_the_request_by_typing_the_code_on_the_phone(
     sandbox_phone.get_by_label("Code or link").fill(code.lower().replace("-", ""))
     sandbox_phone.get_by_role("button", name="Open request").click()
     sandbox_phone.get_by_role("button", name="Share & Verify").click()
-    expect(widget(page)).to_have_attribute("data-state", "success", timeout=6_000)
+    expect(widget(page)).to_have_attribute("data-state", "success", timeout=10_000)
     expect(page.locator(".passid-score__value")).to_have_text("812")
 
 
@@ -95,7 +95,7 @@ def test_the_qr_flow_shows_declined_when_the_customer_declines_on_the_phone(
     expect(widget(page)).to_have_attribute("data-state", "awaiting")
     sandbox_phone.goto(page.locator("[data-phone-link]").get_attribute("href"))
     sandbox_phone.get_by_role("button", name="Decline").click()
-    expect(widget(page)).to_have_attribute("data-state", "declined", timeout=6_000)
+    expect(widget(page)).to_have_attribute("data-state", "declined", timeout=10_000)
     expect(page.locator(".passid-message")).to_contain_text("declined in the PASSID app")
     page.get_by_role("button", name="Try again").click()
     expect(widget(page)).to_have_attribute("data-state", "idle")

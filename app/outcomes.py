@@ -1,0 +1,106 @@
+"""Our copy of each outcome reported to PASSID, for the console's history.
+
+One per token, as PASSID allows; filled by the console and the CLI when they
+report, and by the `outcome.reported` webhook for reports made elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import db, utcnow
+
+OUTCOME_MEANINGS: dict[str, str] = {
+    "repaid": "Loan repaid in full, on schedule",
+    "no_default": "Still active, no missed payments to date",
+    "delinquent": "30+ days past due, not yet defaulted",
+    "defaulted": "90+ days past due or written off",
+    "fraud_confirmed": "Identity or application fraud confirmed",
+    "account_closed": "Account closed by the institution (not a default)",
+    "other": "Not covered by the above — explain in the notes",
+}
+
+
+class OutcomeReport(db.Model):
+    __tablename__ = "outcome_report"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(19), unique=True)
+    outcome_id: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(20))
+    product_type: Mapped[str] = mapped_column(String(80))
+    amount: Mapped[str] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    notes: Mapped[str | None] = mapped_column(Text)
+    fsi_score: Mapped[int | None] = mapped_column(Integer)
+    tier: Mapped[str | None] = mapped_column(String(1))
+    reported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def amount_value(self) -> float:
+        return json.loads(self.amount)
+
+
+def find_report(token: str) -> OutcomeReport | None:
+    return db.session.execute(db.select(OutcomeReport).filter_by(token=token)).scalar_one_or_none()
+
+
+def save_report(
+    *,
+    token: str,
+    outcome: str,
+    product_type: str,
+    amount: float,
+    currency: str,
+    notes: str | None,
+    fsi_score: int | None,
+    tier: str | None,
+    reported_at: datetime | None,
+    outcome_id: str | None = None,
+) -> OutcomeReport:
+    """Keep one report per token; a second save (the webhook after the console) changes nothing."""
+    existing = find_report(token)
+    if existing is not None:
+        return existing
+    row = OutcomeReport(
+        token=token,
+        outcome_id=outcome_id,
+        outcome=outcome,
+        product_type=product_type,
+        amount=json.dumps(amount),
+        currency=currency,
+        notes=notes,
+        fsi_score=fsi_score,
+        tier=tier,
+        reported_at=(reported_at or utcnow()).replace(tzinfo=None),
+    )
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        found = find_report(token)
+        assert found is not None
+        return found
+    return row
+
+
+def record_outcome_event(data: dict[str, Any]) -> None:
+    reported = data.get("reportedAt")
+    save_report(
+        token=str(data["token"]),
+        outcome=str(data["outcome"]),
+        product_type=str(data.get("productType", ""))[:80],
+        amount=float(data.get("amount", 0)),
+        currency=str(data.get("currency", "USD"))[:3],
+        notes=data.get("notes"),
+        fsi_score=data.get("fsiScoreAtDecision"),
+        tier=data.get("tier"),
+        reported_at=datetime.fromisoformat(reported.replace("Z", "+00:00")) if isinstance(reported, str) else None,
+    )

@@ -1,0 +1,6 @@
+"""Staff accounts and sign-in, for branch mode and the console (the widget needs none)."""
+
+from app.staff.auth import init_staff
+from app.staff.routes import bp
+
+__all__ = ["bp", "init_staff"]

@@ -1,0 +1,54 @@
+"""Sign in and sign out."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_login import login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, Length
+
+from app.database import db, utcnow
+from app.staff.models import find_staff
+
+bp = Blueprint("staff", __name__)
+
+
+class SignInForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=80)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: an open redirect would turn sign-in into a phishing aid."""
+    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+        return target
+    return url_for("console.history")
+
+
+@bp.route("/staff/sign-in", methods=["GET", "POST"])
+def sign_in() -> str | Response | tuple[str, int]:
+    form = SignInForm()
+    if form.validate_on_submit():
+        user = find_staff(form.username.data or "")
+        if user is not None and user.check_password(form.password.data or ""):
+            session.clear()
+            login_user(user)
+            session.permanent = True
+            user.last_sign_in_at = utcnow()
+            db.session.commit()
+            return redirect(_safe_next(request.args.get("next")))
+        return render_template("staff/sign_in.html", form=form, error="Wrong username or password."), 401
+    status = 400 if request.method == "POST" else 200
+    return render_template("staff/sign_in.html", form=form, error=None), status
+
+
+@bp.post("/staff/sign-out")
+@login_required
+def sign_out() -> Response:
+    logout_user()
+    session.clear()
+    return redirect(url_for("staff.sign_in"))

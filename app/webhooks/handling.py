@@ -1,0 +1,125 @@
+"""Handling stored events in the background, exactly once each.
+
+Same pattern as the sandbox's deliveries: rows are the durable state, a pass
+claims a row with a conditional UPDATE on its lease, so a crash between
+storing and handling loses nothing (the row is still pending) and two
+processes never handle one event twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+
+from app import verifications
+from app.database import db, utcnow
+from app.outcomes import record_outcome_event
+from app.webhooks.models import WebhookReceipt
+
+log = logging.getLogger(__name__)
+
+HANDLING_JOB = "webhook-handling"
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 5
+
+
+def handle_pending() -> int:
+    now = utcnow()
+    due = db.session.execute(
+        db.select(WebhookReceipt.id)
+        .where(
+            WebhookReceipt.handling_status == "pending",
+            or_(WebhookReceipt.lease_until.is_(None), WebhookReceipt.lease_until < now),
+        )
+        .order_by(WebhookReceipt.received_at)
+        .limit(50)
+    ).scalars().all()
+    db.session.rollback()
+    handled = 0
+    for receipt_id in due:
+        if _claim(receipt_id):
+            _handle(receipt_id)
+            handled += 1
+    return handled
+
+
+def _claim(receipt_id: int) -> bool:
+    now = utcnow()
+    won = db.session.execute(
+        update(WebhookReceipt)
+        .where(
+            WebhookReceipt.id == receipt_id,
+            WebhookReceipt.handling_status == "pending",
+            or_(WebhookReceipt.lease_until.is_(None), WebhookReceipt.lease_until < now),
+        )
+        .values(lease_until=now + LEASE, handling_attempts=WebhookReceipt.handling_attempts + 1)
+    ).rowcount
+    db.session.commit()
+    return won == 1
+
+
+def _handle(receipt_id: int) -> None:
+    receipt = db.session.get(WebhookReceipt, receipt_id)
+    if receipt is None or receipt.body is None:
+        return
+    try:
+        envelope = json.loads(receipt.body)
+        apply_event(envelope["type"], envelope["data"], test=bool(envelope.get("test")))
+    except Exception as error:  # recorded on the row; retried until MAX_ATTEMPTS
+        db.session.rollback()
+        receipt = db.session.get(WebhookReceipt, receipt_id)
+        assert receipt is not None
+        receipt.handling_error = f"{type(error).__name__}: {error}"[:500]
+        receipt.lease_until = None
+        if receipt.handling_attempts >= MAX_ATTEMPTS:
+            receipt.handling_status = "failed"
+        db.session.commit()
+        log.warning("webhook %s handling failed: %s", receipt.event_id, receipt.handling_error)
+        return
+    receipt.handling_status = "handled"
+    receipt.handling_error = None
+    receipt.handled_at = utcnow()
+    receipt.lease_until = None
+    db.session.commit()
+
+
+def apply_event(event_type: str, data: dict[str, Any], *, test: bool = False) -> None:
+    """What each event means for our records."""
+    if test:
+        return  # the dashboard's "send test webhook": proves the pipe, changes nothing
+    if event_type == "verification.completed":
+        verifications.record_from_webhook(
+            source="qr" if data.get("requestId") else "webhook",
+            status="completed",
+            request_id=data.get("requestId"),
+            token=data.get("token"),
+            claims=data.get("claims"),
+            permissions=data.get("permissions"),
+            recommendation=data.get("recommendation"),
+            corridor=data.get("corridor"),
+            verified_at=_time(data.get("verifiedAt")),
+        )
+    elif event_type == "verification.denied":
+        verifications.record_from_webhook(
+            source="webhook",
+            status="denied",
+            token=data.get("token"),
+            deny_reason=data.get("deny_reason") or data.get("denyReason"),
+        )
+    elif event_type == "outcome.reported":
+        record_outcome_event(data)
+    else:
+        log.info("ignoring webhook event type %s", event_type)
+
+
+def _time(raw: Any) -> datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
