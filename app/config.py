@@ -53,6 +53,7 @@ class Settings:
     permissions: tuple[str, ...] = ALL_PERMISSIONS
     theme_primary: str = DEFAULT_THEME_PRIMARY
     request_ttl_seconds: int = 600
+    branch_reset_seconds: int = 60
     allowed_embed_origins: tuple[str, ...] = ()
     sandbox_enabled: bool = True
     sandbox_jwt_secret: str = ""
@@ -90,6 +91,7 @@ class Settings:
             "PASSID_PERMISSIONS": self.permissions,
             "PASSID_THEME_PRIMARY": self.theme_primary,
             "PASSID_REQUEST_TTL_SECONDS": self.request_ttl_seconds,
+            "PASSID_BRANCH_RESET_SECONDS": self.branch_reset_seconds,
             "PASSID_ALLOWED_EMBED_ORIGINS": self.allowed_embed_origins,
             "PASSID_EMBEDDED_SANDBOX": self.embedded_sandbox,
             "PUBLIC_BASE_URL": self.public_base_url,
@@ -210,6 +212,8 @@ def load_settings(
                               "PASSID_WEBHOOK_TIMEOUT_SECONDS", problems, minimum=0.1, maximum=60)
     request_ttl = int(_number(env.get("PASSID_REQUEST_TTL_SECONDS", "600"), "PASSID_REQUEST_TTL_SECONDS",
                               problems, minimum=1, maximum=3600))
+    branch_reset = int(_number(env.get("PASSID_BRANCH_RESET_SECONDS", "60"), "PASSID_BRANCH_RESET_SECONDS",
+                               problems, minimum=1, maximum=3600))
     # Tests lower this to see expiry in seconds; the contract's floor is 60.
     min_ttl = int(_number(env.get("PASSID_SANDBOX_MIN_TTL_SECONDS", "60"), "PASSID_SANDBOX_MIN_TTL_SECONDS",
                           problems, minimum=1, maximum=60))
@@ -234,6 +238,7 @@ def load_settings(
         permissions=permissions,
         theme_primary=theme,
         request_ttl_seconds=request_ttl,
+        branch_reset_seconds=branch_reset,
         allowed_embed_origins=origins,
         sandbox_enabled=sandbox_enabled,
         sandbox_jwt_secret=env.get("PASSID_SANDBOX_JWT_SECRET", "").strip()

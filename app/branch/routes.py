@@ -1,14 +1,117 @@
-"""Branch routes (being built)."""
+"""Branch mode: a tablet on the counter, manual entry first, staff only.
+
+Results arrive as htmx swaps of one region and are wiped on "Next customer"
+or after a configurable number of seconds; responses are `no-store`, so no
+claims stay on screen, in the back/forward cache or in the browser history.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import secrets
+
+from flask import Blueprint, Response, current_app, render_template, request
 from flask_login import login_required
+
+from app import verifications
+from app.branch.decision import counter_decision
+from app.passid import PassidError, ValidationError, normalise_token, restrict_claims
+from app.passid_connection import passid_client
+from app.widget.messages import claim_lines
+from app.widget.routes import idempotency_key
 
 bp = Blueprint("branch", __name__, url_prefix="/branch")
 
 
+@bp.after_request
+def never_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _render(template: str, status: int = 200, **context: object) -> tuple[str, int]:
+    context.setdefault("reset_seconds", int(current_app.config["PASSID_BRANCH_RESET_SECONDS"]))
+    return render_template(template, **context), status
+
+
+def _entry(error: str | None = None, status: int = 200) -> tuple[str, int]:
+    template = "branch/_entry.html" if request.headers.get("HX-Request") == "true" else "branch/counter.html"
+    return _render(template, status, nonce=secrets.token_urlsafe(16), error=error, view="entry")
+
+
 @bp.get("/")
 @login_required
-def counter() -> str:
-    return "branch"
+def counter() -> tuple[str, int]:
+    return _entry()
+
+
+@bp.get("/next")
+@login_required
+def next_customer() -> tuple[str, int]:
+    """A clean entry form: the previous customer's result is gone from the page."""
+    return _entry()
+
+
+@bp.post("/verify")
+@login_required
+def verify() -> tuple[str, int]:
+    token = normalise_token(request.form.get("token", "")[:100])
+    nonce = request.form.get("n", "")
+    if token is None or not 16 <= len(nonce) <= 64:
+        return _entry("That is not a PASSID token: 12 or 16 letters and numbers, like AB3X-7YQM-K9PQ-3MNX.", 422)
+    key = idempotency_key(nonce, token)
+    permissions = list(current_app.config["PASSID_PERMISSIONS"])
+    try:
+        result = passid_client().verify(token, idempotency_key=key)
+    except ValidationError:
+        return _entry("PASSID did not accept that token format. Check it with the customer.", 422)
+    except PassidError:
+        current_app.logger.warning("branch verify failed", exc_info=True)
+        return _entry("PASSID could not be reached. Nothing was verified — try again in a moment.", 502)
+    claims = restrict_claims(result.claims, permissions) if result.verified else None
+    verifications.record_manual(
+        source="branch",
+        status="completed" if result.verified else "denied",
+        token=result.token,
+        idempotency_key=key,
+        claims=claims,
+        permissions=[p for p in permissions if p in {str(q) for q in result.permissions}] or None,
+        deny_reason=result.deny_reason.value if result.deny_reason else None,
+        recommendation=result.recommendation,
+        corridor=result.corridor,
+        verified_at=result.verified_at,
+    )
+    decision = counter_decision(
+        verified=result.verified,
+        deny_reason=result.deny_reason.value if result.deny_reason else None,
+        claims=claims,
+        recommendation=result.recommendation,
+    )
+    template = "branch/_result.html" if request.headers.get("HX-Request") == "true" else "branch/counter.html"
+    return _render(
+        template, view="result", decision=decision, token=result.token, claims=claims or {},
+        lines=claim_lines(claims or {}),
+    )
+
+
+@bp.get("/qr")
+@login_required
+def qr() -> tuple[str, int]:
+    """The widget's QR flow for customers who can scan, framed on our own page."""
+    return _render("branch/qr.html", origin=request.host_url.rstrip("/"))
+
+
+@bp.get("/results/<result_id>")
+@login_required
+def result(result_id: str) -> tuple[str, int]:
+    """The staff view of a result the framed widget just finished (QR flow)."""
+    row = verifications.find(result_id)
+    if row is None:
+        return _render("branch/_missing.html", 404)
+    decision = counter_decision(
+        verified=row.status == "completed", deny_reason=row.deny_reason, claims=row.claims,
+        recommendation=row.recommendation,
+    )
+    return _render(
+        "branch/_result.html", view="result", decision=decision, token=row.token or row.code,
+        claims=row.claims or {}, lines=claim_lines(row.claims or {}),
+    )

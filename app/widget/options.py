@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import current_app, request
 
 from app.config import ALL_PERMISSIONS, DEFAULT_THEME_PRIMARY
 
@@ -55,7 +55,8 @@ def options_from(values: Mapping[str, str]) -> WidgetOptions:
         permissions = tuple(config["PASSID_PERMISSIONS"])
     theme = parse_hex_colour(values.get("theme")) or config["PASSID_THEME_PRIMARY"] or DEFAULT_THEME_PRIMARY
     origin = (values.get("origin") or "").strip()
-    allowed = tuple(config["PASSID_ALLOWED_EMBED_ORIGINS"])
+    # Our own origin may always embed the widget (branch mode's QR flow does).
+    allowed = (*config["PASSID_ALLOWED_EMBED_ORIGINS"], request.host_url.rstrip("/"))
     return WidgetOptions(
         institution_name=name,
         permissions=permissions,

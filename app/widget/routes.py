@@ -282,7 +282,8 @@ def final_state(options: WidgetOptions, finished: verifications.Finished) -> Res
         # page gets the real reason in the event, as the guide's onDecline does.
         return render_state(
             "declined", options, message=reason_text, expired=False, qr=False,
-            event={"type": "passid:decline", "reason": finished.deny_reason} if options.parent_origin else None,
+            event={"type": "passid:decline", "reason": finished.deny_reason, "resultId": finished.result_id}
+            if options.parent_origin else None,
         )
     expired = finished.status == "expired"
     return render_state(
@@ -291,6 +292,10 @@ def final_state(options: WidgetOptions, finished: verifications.Finished) -> Res
         message=messages.request_end_message(finished.status),
         expired=expired,
         qr=True,
-        event={"type": "passid:decline", "reason": "Request expired" if expired else "Request declined"}
+        event={
+            "type": "passid:decline",
+            "reason": "Request expired" if expired else "Request declined",
+            "resultId": finished.result_id,
+        }
         if options.parent_origin else None,
     )

@@ -90,7 +90,9 @@ def test_a_sanctions_decline_carries_the_real_reason_to_the_institution_page(
     widget.get_by_label("Enter a PASSID token").fill("TEST-SANC-0005")
     widget.get_by_role("button", name="Verify token").click()
     [event] = _wait_for_event(page)
-    assert event == {"type": "passid:decline", "detail": {"reason": "HARD_DENY_SANCTIONS_MATCH"}}
+    assert event["type"] == "passid:decline"
+    assert event["detail"]["reason"] == "HARD_DENY_SANCTIONS_MATCH"
+    assert event["detail"]["resultId"].startswith("res_")
     expect(widget.locator(".passid-message")).to_contain_text("can't complete this verification here")
 
 

@@ -1,0 +1,62 @@
+"""The one line branch staff act on: approve, review or do not proceed.
+
+Do not proceed on a sanctions hard deny, high fraud risk, unverified
+identity or a failed sanctions check — whatever else the claims say, and
+whatever PASSID's own recommendation is. A token that did not verify for any
+other reason is not a customer we have verified either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Verdict = Literal["approve", "review", "do_not_proceed"]
+
+STAFF_DENY_REASONS = {
+    "TOKEN_NOT_FOUND": "Token not found. Ask the customer to create a new share in the PASSID app.",
+    "TOKEN_EXPIRED": "Token expired. Ask the customer to create a fresh share.",
+    "TOKEN_REVOKED": "The customer revoked this token. Ask for a new share.",
+    "TOKEN_ALREADY_USED": "This one-time token was already used. Ask for a new share.",
+    "INSTITUTION_MISMATCH": "This token was issued for a different institution. Ask for a new share for us.",
+    "HARD_DENY_SANCTIONS_MATCH": "Sanctions watch-list match (OFAC/EU/UN). Do not proceed; do not tell the "
+    "customer why — follow your escalation procedure.",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    reasons: tuple[str, ...]
+
+    @property
+    def headline(self) -> str:
+        return {"approve": "Approve", "review": "Review", "do_not_proceed": "Do not proceed"}[self.verdict]
+
+
+def counter_decision(
+    *, verified: bool, deny_reason: str | None, claims: dict[str, Any] | None, recommendation: str | None
+) -> Decision:
+    if not verified:
+        reason = STAFF_DENY_REASONS.get(deny_reason or "", f"Not verified ({deny_reason or 'unknown reason'}).")
+        return Decision("do_not_proceed", (reason,))
+    claims = claims or {}
+    stop = []
+    if claims.get("fraud_risk") == "high":
+        stop.append("Fraud risk is high.")
+    if claims.get("identity_verified") is False:
+        stop.append("Identity is not verified.")
+    if claims.get("sanctions_clear") is False:
+        stop.append("Sanctions check is not clear.")
+    if stop:
+        return Decision("do_not_proceed", tuple(stop))
+    review = []
+    if recommendation == "review":
+        review.append("PASSID recommends a manual review.")
+    if claims.get("fraud_risk") == "medium":
+        review.append("Fraud risk is medium.")
+    if claims.get("income_verified") is False:
+        review.append("Income is not verified.")
+    if review:
+        return Decision("review", tuple(review))
+    return Decision("approve", ("Verified with PASSID; no warning signs.",))
