@@ -15,6 +15,7 @@ from app.background import register_job, start_background_jobs
 from app.config import PROJECT_ROOT, load_settings
 from app.database import db, migrate
 from app.i18n import init_i18n
+from app.rate_limits import init_rate_limits
 from app.security import init_security
 
 # Parts with no cookie session: nothing for a cross-site form to ride on.
@@ -38,6 +39,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     init_i18n(app)
     init_security(app)
+    init_rate_limits(app)
 
     from app.branch import bp as branch_bp
     from app.console import bp as console_bp

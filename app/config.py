@@ -31,6 +31,7 @@ ALL_PERMISSIONS = (
 DEFAULT_THEME_PRIMARY = "#00c27a"
 DEFAULT_RETRY_SCHEDULE = (0.0, 30.0, 300.0, 1800.0, 7200.0)
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_RATE = re.compile(r"^\d{1,6}\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?$")
 
 
 class ConfigError(ValueError):
@@ -54,6 +55,10 @@ class Settings:
     theme_primary: str = DEFAULT_THEME_PRIMARY
     request_ttl_seconds: int = 600
     branch_reset_seconds: int = 60
+    rate_limit_sessions: str = "10 per minute"
+    rate_limit_tokens: str = "20 per minute"
+    rate_limit_sign_in: str = "10 per minute"
+    rate_limit_storage: str = "memory://"
     allowed_embed_origins: tuple[str, ...] = ()
     sandbox_enabled: bool = True
     sandbox_jwt_secret: str = ""
@@ -92,6 +97,10 @@ class Settings:
             "PASSID_THEME_PRIMARY": self.theme_primary,
             "PASSID_REQUEST_TTL_SECONDS": self.request_ttl_seconds,
             "PASSID_BRANCH_RESET_SECONDS": self.branch_reset_seconds,
+            "PASSID_RATE_LIMIT_SESSIONS": self.rate_limit_sessions,
+            "PASSID_RATE_LIMIT_TOKENS": self.rate_limit_tokens,
+            "PASSID_RATE_LIMIT_SIGN_IN": self.rate_limit_sign_in,
+            "PASSID_RATE_LIMIT_STORAGE": self.rate_limit_storage,
             "PASSID_ALLOWED_EMBED_ORIGINS": self.allowed_embed_origins,
             "PASSID_EMBEDDED_SANDBOX": self.embedded_sandbox,
             "PUBLIC_BASE_URL": self.public_base_url,
@@ -221,6 +230,16 @@ def load_settings(
     job_interval = _number(env.get("PASSID_JOB_INTERVAL_SECONDS", "1"), "PASSID_JOB_INTERVAL_SECONDS",
                            problems, minimum=0.05, maximum=60)
 
+    limits = {}
+    for name, default in (("SESSIONS", "10 per minute"), ("TOKENS", "20 per minute"), ("SIGN_IN", "10 per minute")):
+        value = env.get(f"PASSID_RATE_LIMIT_{name}", default).strip()
+        if not _RATE.match(value):
+            problems.append(f"PASSID_RATE_LIMIT_{name} must look like '10 per minute', got {value!r}")
+        limits[name] = value
+    storage = env.get("PASSID_RATE_LIMIT_STORAGE", "memory://").strip()
+    if not re.match(r"^(memory|redis|rediss|memcached|mongodb)://", storage):
+        problems.append("PASSID_RATE_LIMIT_STORAGE must be memory:// or a redis:// (or memcached://) address")
+
     if problems:
         raise ConfigError("Configuration problems:\n- " + "\n- ".join(problems))
 
@@ -239,6 +258,10 @@ def load_settings(
         theme_primary=theme,
         request_ttl_seconds=request_ttl,
         branch_reset_seconds=branch_reset,
+        rate_limit_sessions=limits["SESSIONS"],
+        rate_limit_tokens=limits["TOKENS"],
+        rate_limit_sign_in=limits["SIGN_IN"],
+        rate_limit_storage=storage,
         allowed_embed_origins=origins,
         sandbox_enabled=sandbox_enabled,
         sandbox_jwt_secret=env.get("PASSID_SANDBOX_JWT_SECRET", "").strip()

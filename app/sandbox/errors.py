@@ -91,7 +91,11 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         message = error.description or error.name
         if status == 413:
             message = "The request body is too large."
-        return error_response(status, code, message)
+        response = error_response(status, code, message)
+        allow = dict(error.get_headers()).get("Allow")
+        if allow:  # a 405 must say which methods are allowed
+            response.headers["Allow"] = allow
+        return response
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):  # type: ignore[no-untyped-def]

@@ -97,8 +97,14 @@ def permissions_field(
     for item in value:
         if not isinstance(item, str) or item not in PERMISSIONS:
             raise validation_error(
-                name, f"Unknown permission {item!r}; choose from {', '.join(PERMISSIONS)}."
+                name, f"Unknown permission {_quoted(item)}; choose from {', '.join(PERMISSIONS)}."
             )
         if item not in choices:
             raise validation_error(name, f"{item!r} was not requested; choose from {', '.join(choices)}.")
     return [p for p in PERMISSIONS if p in value]
+
+
+def _quoted(value: object, limit: int = 40) -> str:
+    """Echo a bad value back, but never a megabyte of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

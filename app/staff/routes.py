@@ -12,6 +12,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from app.database import db, utcnow
+from app.rate_limits import limiter, sign_in_limit
 from app.staff.models import find_staff
 
 bp = Blueprint("staff", __name__)
@@ -22,6 +23,12 @@ class SignInForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
 
 
+@bp.errorhandler(429)
+def too_many_sign_ins(error: Exception) -> tuple[str, int]:
+    message = "Too many sign-in attempts from this device. Wait a minute and try again."
+    return render_template("staff/sign_in.html", form=SignInForm(), error=message), 429
+
+
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: an open redirect would turn sign-in into a phishing aid."""
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
@@ -30,6 +37,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/staff/sign-in", methods=["GET", "POST"])
+@limiter.limit(sign_in_limit, methods=["POST"])
 def sign_in() -> str | Response | tuple[str, int]:
     form = SignInForm()
     if form.validate_on_submit():

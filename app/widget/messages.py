@@ -85,3 +85,7 @@ def token_format_message() -> str:
         "That doesn't look like a PASSID token. It has 12 or 16 letters and numbers, "
         "like PASSID-AB3X-7YQM-K9PQ-3MNX."
     )
+
+
+def rate_limited_message() -> str:
+    return _("Too many attempts from this device. Please wait a minute, then try again.")

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from app import verifications
 from app.passid import PassidError, ValidationError, normalise_token, restrict_claims
 from app.passid_connection import passid_client, passid_connection
+from app.rate_limits import limiter, session_limit, spinner_step, token_limit
 from app.widget import handles, messages
 from app.widget.options import WidgetOptions, options_from
 from app.widget.qr import qr_svg
@@ -81,6 +82,12 @@ def error_state(options: WidgetOptions, *, retry: Retry) -> Response:
     return render_state("error", options, 502, retry=retry, event=event)
 
 
+@bp.errorhandler(429)
+def too_many(error: Exception) -> Response:
+    """A friendly word in the widget, not a bare 429 page."""
+    return idle(signed_options(), error=messages.rate_limited_message(), status=429)
+
+
 # --- idle -------------------------------------------------------------------------------
 
 @bp.get("/verify")
@@ -98,6 +105,7 @@ def reset() -> Response:
 # --- QR flow ------------------------------------------------------------------------------
 
 @bp.post("/verify/qr")
+@limiter.shared_limit(session_limit, scope="widget-sessions", exempt_when=spinner_step)
 def requesting() -> Response:
     """Generate QR: show the spinner first (htmx), which then asks for the session."""
     if is_htmx():
@@ -106,6 +114,7 @@ def requesting() -> Response:
 
 
 @bp.post("/verify/qr/session")
+@limiter.shared_limit(session_limit, scope="widget-sessions")
 def create_session() -> Response:
     options = signed_options()
     try:
@@ -202,6 +211,7 @@ def _resume_htmx(handle: str) -> Response:
 # --- manual flow ------------------------------------------------------------------------------
 
 @bp.post("/verify/token")
+@limiter.shared_limit(token_limit, scope="widget-tokens", exempt_when=spinner_step)
 def verifying() -> Response:
     """Submit a token: the spinner first (htmx), which then asks for the check."""
     options = signed_options()
@@ -217,6 +227,7 @@ def verifying() -> Response:
 
 
 @bp.post("/verify/token/check")
+@limiter.shared_limit(token_limit, scope="widget-tokens")
 def check_token() -> Response:
     options = signed_options()
     nonce = request.form.get("n", "")

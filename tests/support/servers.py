@@ -66,6 +66,10 @@ def base_env(database_url: str, **overrides: str) -> dict[str, str]:
             "DATABASE_URL": database_url,
             "SECRET_KEY": "test-secret-key-not-for-production",
             "PASSID_JOB_INTERVAL_SECONDS": "0.2",
+            # Every test client is 127.0.0.1; the rate-limit tests set their own low limits.
+            "PASSID_RATE_LIMIT_SESSIONS": "10000 per minute",
+            "PASSID_RATE_LIMIT_TOKENS": "10000 per minute",
+            "PASSID_RATE_LIMIT_SIGN_IN": "10000 per minute",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -1,0 +1,72 @@
+"""Rate limits per client on new QR sessions, token checks and staff sign-in, with a friendly word."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.servers import AppServer, base_env, migrate
+
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    directory: Path = tmp_path_factory.mktemp("limited")
+    env = base_env(
+        f"sqlite:///{directory / 'passid.db'}",
+        PASSID_RATE_LIMIT_SESSIONS="3 per minute",
+        PASSID_RATE_LIMIT_TOKENS="3 per minute",
+        PASSID_RATE_LIMIT_SIGN_IN="3 per minute",
+    )
+    migrate(env)
+    server = AppServer(env, directory / "app.log").start()
+    yield server
+    server.stop()
+
+
+def _form(server: AppServer) -> dict[str, str]:
+    page = requests.get(f"{server.url}/verify", timeout=10).text
+    return dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
+
+
+def test_new_qr_sessions_are_limited_per_client_with_a_friendly_message(limited: AppServer) -> None:
+    form = _form(limited)
+    for _ in range(3):
+        spinner = requests.post(f"{limited.url}/verify/qr", data={"o": form["o"]}, headers=HTMX, timeout=10)
+        assert spinner.status_code == 200  # the spinner step is not counted
+        created = requests.post(f"{limited.url}/verify/qr/session", data={"o": form["o"]}, headers=HTMX, timeout=10)
+        assert 'data-view="awaiting"' in created.text
+    refused = requests.post(f"{limited.url}/verify/qr/session", data={"o": form["o"]}, headers=HTMX, timeout=10)
+    assert refused.status_code == 429
+    assert 'data-view="idle"' in refused.text and "Too many attempts" in refused.text
+    # Without JavaScript the same limit holds on the one-step form.
+    plain = requests.post(f"{limited.url}/verify/qr", data={"o": form["o"]}, timeout=10)
+    assert plain.status_code == 429 and "Too many attempts" in plain.text
+
+
+def test_token_checks_are_limited_per_client(limited: AppServer) -> None:
+    form = _form(limited)
+    answers = [
+        requests.post(f"{limited.url}/verify/token/check", data={**form, "token": "KE8V-3TXY-Z72L"}, timeout=10)
+        for _ in range(4)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert "Too many attempts" in answers[-1].text
+
+
+def test_staff_sign_in_attempts_are_limited(limited: AppServer) -> None:
+    session = requests.Session()
+    statuses = []
+    for _ in range(4):
+        form = session.get(f"{limited.url}/staff/sign-in", timeout=10).text
+        csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+        answer = session.post(f"{limited.url}/staff/sign-in",
+                              data={"csrf_token": csrf, "username": "nobody", "password": "wrong"}, timeout=10)
+        statuses.append(answer.status_code)
+    assert statuses == [401, 401, 401, 429]
+    assert "Too many sign-in attempts" in answer.text
