@@ -9,7 +9,7 @@ WORKERS ?= 2
 THREADS ?= 8
 export HOST PORT
 
-.PHONY: run test lint bench venv assets chromium clean
+.PHONY: run test lint bench messages venv assets chromium clean
 
 venv: $(VENV)/.installed
 
@@ -53,6 +53,11 @@ test: venv assets chromium
 # Figures, never timed tests: sizes and latencies measured side by side in one run.
 bench: venv assets
 	$(BIN)/python -m bench.weight
+
+# Customer-facing text for translators: app/translations/messages.pot
+messages: venv
+	mkdir -p app/translations
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k lazy_gettext -o app/translations/messages.pot .
 
 lint: venv
 	$(BIN)/ruff check app tests bench wsgi.py

@@ -59,6 +59,8 @@ class Settings:
     rate_limit_tokens: str = "20 per minute"
     rate_limit_sign_in: str = "10 per minute"
     rate_limit_storage: str = "memory://"
+    trusted_proxies: int = 0
+    secure_cookies: bool = False
     allowed_embed_origins: tuple[str, ...] = ()
     sandbox_enabled: bool = True
     sandbox_jwt_secret: str = ""
@@ -101,6 +103,8 @@ class Settings:
             "PASSID_RATE_LIMIT_TOKENS": self.rate_limit_tokens,
             "PASSID_RATE_LIMIT_SIGN_IN": self.rate_limit_sign_in,
             "PASSID_RATE_LIMIT_STORAGE": self.rate_limit_storage,
+            "PASSID_TRUSTED_PROXIES": self.trusted_proxies,
+            "SESSION_COOKIE_SECURE": self.trusted_proxies > 0 or self.secure_cookies,
             "PASSID_ALLOWED_EMBED_ORIGINS": self.allowed_embed_origins,
             "PASSID_EMBEDDED_SANDBOX": self.embedded_sandbox,
             "PUBLIC_BASE_URL": self.public_base_url,
@@ -240,6 +244,11 @@ def load_settings(
     if not re.match(r"^(memory|redis|rediss|memcached|mongodb)://", storage):
         problems.append("PASSID_RATE_LIMIT_STORAGE must be memory:// or a redis:// (or memcached://) address")
 
+    # Behind a TLS-terminating proxy: how many hops of X-Forwarded-* to believe.
+    trusted_proxies = int(_number(env.get("PASSID_TRUSTED_PROXIES", "0"), "PASSID_TRUSTED_PROXIES", problems,
+                                  minimum=0, maximum=5))
+    secure_cookies = _bool(env.get("PASSID_SECURE_COOKIES", "false"), "PASSID_SECURE_COOKIES", problems)
+
     if problems:
         raise ConfigError("Configuration problems:\n- " + "\n- ".join(problems))
 
@@ -262,6 +271,8 @@ def load_settings(
         rate_limit_tokens=limits["TOKENS"],
         rate_limit_sign_in=limits["SIGN_IN"],
         rate_limit_storage=storage,
+        trusted_proxies=trusted_proxies,
+        secure_cookies=secure_cookies,
         allowed_embed_origins=origins,
         sandbox_enabled=sandbox_enabled,
         sandbox_jwt_secret=env.get("PASSID_SANDBOX_JWT_SECRET", "").strip()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_compress import Compress
 from flask_talisman import Talisman
+from werkzeug.middleware.proxy_fix import ProxyFix
 from whitenoise import WhiteNoise
 
 from app.config import PROJECT_ROOT
@@ -20,6 +21,10 @@ talisman = Talisman()
 
 
 def init_security(app: Flask) -> None:
+    proxies = int(app.config.get("PASSID_TRUSTED_PROXIES", 0))
+    if proxies:
+        # Believe the proxy about the client address and https, so HSTS and secure cookies follow.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     origins = tuple(app.config["PASSID_ALLOWED_EMBED_ORIGINS"])
     policy = {
         "default-src": "'self'",
@@ -35,6 +40,8 @@ def init_security(app: Flask) -> None:
     talisman.init_app(
         app,
         force_https=False,
+        strict_transport_security=True,
+        strict_transport_security_max_age=31536000,
         # X-Frame-Options cannot list several origins; frame-ancestors above does the job.
         frame_options=None if origins else "SAMEORIGIN",
         content_security_policy=policy,
