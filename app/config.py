@@ -16,18 +16,13 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from app.passid.claims import CLAIM_FIELDS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
-ALL_PERMISSIONS = (
-    "full_score",
-    "income_verified",
-    "identity_verified",
-    "sanctions_clear",
-    "payment_reliability",
-    "savings_consistency",
-    "fraud_risk",
-)
+# The contract's seven permissions, in its order (the client package owns that knowledge).
+ALL_PERMISSIONS: tuple[str, ...] = tuple(CLAIM_FIELDS)
 DEFAULT_THEME_PRIMARY = "#00c27a"
 DEFAULT_RETRY_SCHEDULE = (0.0, 30.0, 300.0, 1800.0, 7200.0)
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
