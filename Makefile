@@ -9,7 +9,7 @@ WORKERS ?= 2
 THREADS ?= 8
 export HOST PORT
 
-.PHONY: run test lint bench messages venv assets chromium clean
+.PHONY: run test lint bench bench-load messages venv assets chromium wrk clean
 
 venv: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# Debian's wrk, the load generator for `make bench-load`.
+wrk:
+	@test -x /usr/bin/wrk || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
+
 run: venv assets
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app passid demo
@@ -53,6 +57,14 @@ test: venv assets chromium
 # Figures, never timed tests: sizes and latencies measured side by side in one run.
 bench: venv assets
 	$(BIN)/python -m bench.weight
+	$(BIN)/python -m bench.poll
+	$(BIN)/python -m bench.approval
+	$(BIN)/python -m bench.webhook_ack
+	$(BIN)/python -m bench.qr_render
+
+# Capacity under load (about 10 minutes): awaiting widgets one machine holds, SQLite and PostgreSQL.
+bench-load: venv assets wrk
+	$(BIN)/python -m bench.capacity
 
 # Customer-facing text for translators: app/translations/messages.pot
 messages: venv

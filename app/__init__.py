@@ -74,10 +74,12 @@ def _mount_sandbox(app: Flask) -> None:
     init_sandbox(app, url_prefix="/sandbox")
 
     def demo_connection() -> PassidConnection:
-        demo = ensure_demo_institution(
-            app.config["PASSID_INSTITUTION_NAME"], webhook_url=f"{app.config['PUBLIC_BASE_URL']}/webhooks/passid"
-        )
         configured = tuple(app.config["PASSID_WEBHOOK_SECRETS"])
+        demo = ensure_demo_institution(
+            app.config["PASSID_INSTITUTION_NAME"],
+            webhook_url=f"{app.config['PUBLIC_BASE_URL']}/webhooks/passid",
+            webhook_secret=configured[0] if configured else None,
+        )
         return PassidConnection(
             base_url=app.config["PASSID_BASE_URL"],
             api_key=demo.sandbox_key,

@@ -1,11 +1,22 @@
-"""Operator commands: `flask passid …`."""
+"""Operator commands: `flask passid …`.
+
+Every command talks to PASSID through the same client as the web pages, so
+it works against the live API and the embedded sandbox alike. A failure is
+one readable line and a non-zero exit status, never a traceback.
+"""
 
 from __future__ import annotations
+
+import time
+import uuid
 
 import click
 from flask import Flask, current_app
 
-from app.passid_connection import passid_connection
+from app.database import db
+from app.passid import NotFound, PassidError, PassidTimeout, PassidUnavailable, normalise_token
+from app.passid_connection import passid_client, passid_connection
+from app.staff.models import StaffUser
 
 
 def init_app(app: Flask) -> None:
@@ -28,6 +39,185 @@ def demo_command() -> None:
     if connection.institution_id:
         name = current_app.config["PASSID_INSTITUTION_NAME"]
         click.echo(f"  Demo institution:  {name} ({connection.institution_id})")
-    click.echo(f"  Sandbox phone:     {base}/sandbox/phone")
-    click.echo(f"  Share a token:     {base}/sandbox/phone/share")
+    click.echo(f"  Widget:            {base}/verify")
+    click.echo(f"  Branch counter:    {base}/branch/   (staff)")
+    click.echo(f"  Console:           {base}/console/  (staff)")
+    if connection.sandbox:
+        click.echo(f"  Sandbox phone:     {base}/sandbox/phone")
+        click.echo(f"  Share a token:     {base}/sandbox/phone/share")
     click.echo(f"  Health:            {base}/healthz")
+    if not db.session.execute(db.select(StaffUser.id).limit(1)).first():
+        click.echo("  No staff account yet: .venv/bin/flask --app app staff create YOUR-NAME")
+
+
+def _token_argument(raw: str) -> str:
+    token = normalise_token(raw[:100])
+    if token is None:
+        raise click.BadParameter(
+            "not a PASSID token: it has 12 or 16 letters and digits, like PASSID-AB3X-7YQM-K9PQ-3MNX",
+            param_hint="TOKEN",
+        )
+    return token
+
+
+@passid_group.command("verify")
+@click.argument("token")
+@click.option(
+    "--idempotency-key", help="Repeat the key of a verify that got no answer, so the token is not used twice."
+)
+def verify_command(token: str, idempotency_key: str | None) -> None:
+    """Verify a share token the customer reads out, and record it in the console history."""
+    from app import verifications
+    from app.console.records import claims_summary
+
+    token = _token_argument(token)
+    key = idempotency_key or f"cli-{uuid.uuid4().hex}"
+    try:
+        result = passid_client().verify(token, idempotency_key=key)
+    except (PassidTimeout, PassidUnavailable) as error:
+        raise click.ClickException(
+            f"no answer from PASSID ({error}). The token may or may not have been used: "
+            f"retry with --idempotency-key {key}"
+        ) from None
+    except PassidError as error:
+        raise click.ClickException(f"PASSID refused the verify: {error}") from None
+    finished = verifications.record(
+        source="cli",
+        status="completed" if result.verified else "denied",
+        token=result.token,
+        idempotency_key=key,
+        claims=result.claims,
+        permissions=[str(p) for p in result.permissions] or None,
+        deny_reason=result.deny_reason.value if result.deny_reason else None,
+        recommendation=result.recommendation,
+        corridor=result.corridor,
+        verified_at=result.verified_at,
+    )
+    if result.verified:
+        click.echo(f"verified  {result.token}")
+        click.echo(f"  {claims_summary(result.claims)}")
+        if result.recommendation:
+            click.echo(f"  recommendation: {result.recommendation}")
+    else:
+        reason = result.deny_reason.value if result.deny_reason else "unknown"
+        click.echo(f"denied  {result.token}: {reason}")
+        if result.message:
+            click.echo(f"  {result.message}")
+    click.echo(f"  Idempotency-Key: {key}")
+    click.echo(f"  recorded as {finished.result_id}" + (" (a replay of the first answer)" if result.replayed else ""))
+
+
+def _outcome_choices() -> list[str]:
+    from app.outcomes import OUTCOME_MEANINGS
+
+    return list(OUTCOME_MEANINGS)
+
+
+@passid_group.command(
+    "outcome",
+    epilog="Outcomes: repaid (in full, on schedule), no_default (active, nothing missed), delinquent (30+ days "
+    "past due), defaulted (90+ days past due or written off), fraud_confirmed, account_closed (by you, not a "
+    "default), other (explain with --notes).",
+)
+@click.argument("token")
+@click.argument("outcome", type=click.Choice(_outcome_choices()))
+@click.option("--product", "product_type", required=True, help="Product type, e.g. personal_loan.")
+@click.option("--amount", required=True, help="Amount lent, digits only (2500 or 2500.50).")
+@click.option("--currency", default="USD", show_default=True, help="ISO-4217 code.")
+@click.option("--notes", default=None, help="Required for 'other'; at most 1000 characters.")
+def outcome_command(token: str, outcome: str, product_type: str, amount: str, currency: str,
+                    notes: str | None) -> None:
+    """Report what happened to the loan behind a verified TOKEN (one outcome per token)."""
+    from app.console.forms import MAX_PRODUCT_TYPE, notes_problem, outcome_label, parse_amount, parse_currency
+    from app.console.reporting import AlreadyReported, OutcomeEntry, report_outcome
+
+    token = _token_argument(token)
+    product_type = product_type.strip()
+    if not 1 <= len(product_type) <= MAX_PRODUCT_TYPE:
+        raise click.BadParameter(f"1–{MAX_PRODUCT_TYPE} characters", param_hint="--product")
+    try:
+        entry = OutcomeEntry(outcome, product_type, parse_amount(amount), parse_currency(currency),
+                             (notes or "").strip() or None)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    problem = notes_problem(outcome, notes or "")
+    if problem:
+        raise click.BadParameter(problem, param_hint="--notes")
+    try:
+        result = report_outcome(passid_client(), token, entry)
+    except NotFound:
+        raise click.ClickException(
+            f"PASSID has no approved verification of {token} for this institution, so it takes no outcome for it"
+        ) from None
+    except PassidError as error:
+        raise click.ClickException(f"the outcome was not reported: {error}") from None
+    if isinstance(result, AlreadyReported):
+        earlier = result.earlier
+        if earlier is None:
+            click.echo(f"already reported  {token}: PASSID holds an outcome made elsewhere; we have no copy yet")
+        else:
+            click.echo(
+                f"already reported  {token}: {outcome_label(earlier.outcome)} · {earlier.product_type} · "
+                f"{earlier.amount_value:.2f} {earlier.currency} ({earlier.reported_at:%Y-%m-%d %H:%M} UTC)"
+            )
+        return
+    report = result.report
+    at_decision = f" (score {report.fsi_score}, tier {report.tier} at decision)" if report.fsi_score else ""
+    click.echo(
+        f"reported  {token}: {outcome_label(report.outcome)} · {report.product_type} · "
+        f"{report.amount_value:.2f} {report.currency}{at_decision}"
+    )
+
+
+@passid_group.command("webhook-test")
+@click.option("--wait", default=15.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to wait for the test event to reach this app (0: do not wait).")
+def webhook_test_command(wait: float) -> None:
+    """Ask PASSID to send a test webhook, and check it arrives here with a valid signature."""
+    from app.console.records import receipt_for_event
+    from app.database import db
+
+    try:
+        event_id = passid_client().send_test_webhook()
+    except PassidError as error:
+        raise click.ClickException(f"PASSID did not take the test webhook: {error}") from None
+    click.echo(f"sent  test webhook {event_id}")
+    if wait <= 0:
+        return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        receipt = receipt_for_event(event_id)
+        db.session.rollback()  # end the read so the next one sees the receiver's commits
+        if receipt is not None:
+            if receipt.signature_result != "valid":
+                raise click.ClickException(
+                    f"it arrived, but its signature was {receipt.signature_result}: "
+                    "PASSID_WEBHOOK_SECRET must equal the secret saved with PASSID"
+                )
+            click.echo("received  signature valid")
+            return
+        time.sleep(0.2)
+    raise click.ClickException(
+        f"not received here within {wait:g}s: check the webhook URL registered with PASSID (flask passid checklist)"
+    )
+
+
+@passid_group.command("checklist")
+@click.pass_context
+def checklist_command(ctx: click.Context) -> None:
+    """The go-live checklist; exits non-zero while any item fails."""
+    from app.console.checklist import evaluate_checklist, failed, gather_facts
+
+    items = evaluate_checklist(gather_facts(https=None))
+    labels = {"pass": "PASS", "fail": "FAIL", "cannot_check": "CANNOT CHECK"}
+    for item in items:
+        click.echo(f"[{labels[item.verdict]}] {item.title}")
+        click.echo(f"    {item.detail}")
+        if item.how_to_fix and item.verdict != "pass":
+            click.echo(f"    fix: {item.how_to_fix}")
+    failures = failed(items)
+    passed = sum(item.verdict == "pass" for item in items)
+    click.echo(f"{passed} of {len(items)} pass, {len(failures)} fail, {len(items) - passed - len(failures)} "
+               "cannot be checked from here.")
+    if failures:
+        ctx.exit(1)

@@ -55,6 +55,7 @@ class Settings:
     rate_limit_sign_in: str = "10 per minute"
     rate_limit_storage: str = "memory://"
     trusted_proxies: int = 0
+    webhook_grace_seconds: float = 30.0
     secure_cookies: bool = False
     allowed_embed_origins: tuple[str, ...] = ()
     sandbox_enabled: bool = True
@@ -99,6 +100,7 @@ class Settings:
             "PASSID_RATE_LIMIT_SIGN_IN": self.rate_limit_sign_in,
             "PASSID_RATE_LIMIT_STORAGE": self.rate_limit_storage,
             "PASSID_TRUSTED_PROXIES": self.trusted_proxies,
+            "PASSID_WEBHOOK_GRACE_SECONDS": self.webhook_grace_seconds,
             "SESSION_COOKIE_SECURE": self.trusted_proxies > 0 or self.secure_cookies,
             "PASSID_ALLOWED_EMBED_ORIGINS": self.allowed_embed_origins,
             "PASSID_EMBEDDED_SANDBOX": self.embedded_sandbox,
@@ -242,6 +244,9 @@ def load_settings(
     # Behind a TLS-terminating proxy: how many hops of X-Forwarded-* to believe.
     trusted_proxies = int(_number(env.get("PASSID_TRUSTED_PROXIES", "0"), "PASSID_TRUSTED_PROXIES", problems,
                                   minimum=0, maximum=5))
+    # How long a webhook about a token verify waits for the widget's own record of it.
+    webhook_grace = _number(env.get("PASSID_WEBHOOK_GRACE_SECONDS", "30"), "PASSID_WEBHOOK_GRACE_SECONDS",
+                            problems, minimum=0, maximum=3600)
     secure_cookies = _bool(env.get("PASSID_SECURE_COOKIES", "false"), "PASSID_SECURE_COOKIES", problems)
 
     if problems:
@@ -267,6 +272,7 @@ def load_settings(
         rate_limit_sign_in=limits["SIGN_IN"],
         rate_limit_storage=storage,
         trusted_proxies=trusted_proxies,
+        webhook_grace_seconds=webhook_grace,
         secure_cookies=secure_cookies,
         allowed_embed_origins=origins,
         sandbox_enabled=sandbox_enabled,

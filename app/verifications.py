@@ -108,6 +108,8 @@ def record(
 
     A second record of the same QR request, or of the same keyed verify,
     returns the first: two polls (or a poll and the webhook) may race here.
+    Token-only webhooks never race the widget: they wait a grace period and
+    are recorded only if the widget did not record that verify itself.
     """
     if status not in FINAL_STATUSES:
         raise ValueError(f"not a final status: {status}")
@@ -141,57 +143,22 @@ def record(
     return _finished(row)
 
 
-# How close in time a webhook and the widget's own record of one verify can be.
-_SAME_VERIFY_WINDOW = timedelta(minutes=10)
+def has_record_of(token: str, status: str, verified_at: datetime | None, *, window: timedelta) -> bool:
+    """Whether we already hold this verify: same token and outcome (and same instant when known)."""
+    query = db.select(Verification.id).where(Verification.token == token, Verification.status == status)
+    if verified_at is not None:
+        query = query.where(Verification.verified_at == verified_at.replace(tzinfo=None))
+    else:
+        query = query.where(Verification.created_at >= utcnow() - window)
+    return db.session.execute(query.limit(1)).first() is not None
 
 
-def _recent_token_record(token: str, status: str) -> Verification | None:
-    return db.session.execute(
-        db.select(Verification)
-        .where(
-            Verification.token == token,
-            Verification.status == status,
-            Verification.created_at >= utcnow() - _SAME_VERIFY_WINDOW,
-        )
-        .order_by(Verification.created_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-
-
-def record_from_webhook(**fields: Any) -> Finished | None:
-    """A verify reported by webhook: recorded unless we already hold it.
-
-    QR completions match on the request id; a manual verify made through the
-    widget was recorded by the widget itself moments earlier (or is about to
-    be, and then adopts this row — see `record_manual`).
-    """
-    if fields.get("request_id"):
-        return find_by_request(fields["request_id"]) or record(**fields)
-    token, status = fields.get("token"), fields["status"]
-    if token and _recent_token_record(token, status) is not None:
-        return None
-    return record(**fields)
-
-
-def record_manual(**fields: Any) -> Finished:
-    """The widget's own record of a manual verify, adopting a webhook's row of the same verify."""
-    key = fields.get("idempotency_key")
-    existing = find_by_idempotency_key(key) if key else None
-    if existing is not None:
-        return existing
-    adopted = _recent_token_record(fields["token"], fields["status"]) if fields.get("token") else None
-    if adopted is not None and adopted.source == "webhook" and adopted.idempotency_key is None:
-        adopted.source = "manual"
-        adopted.idempotency_key = key
-        if fields.get("claims") is not None:  # the widget keeps only what this embed asked for
-            adopted.claims_json = json.dumps(fields["claims"])
-            adopted.permissions_json = json.dumps(fields.get("permissions"))
-        try:
-            db.session.commit()
-            return _finished(adopted)
-        except IntegrityError:
-            db.session.rollback()
-    return record(**fields)
+def attach_code(request_id: str, code: str) -> None:
+    """A QR row first recorded from its webhook learns its code at the widget's next poll."""
+    row = db.session.execute(db.select(Verification).filter_by(request_id=request_id)).scalar_one_or_none()
+    if row is not None and row.code is None:
+        row.code = code
+        db.session.commit()
 
 
 def result_document(row: Verification) -> dict[str, Any]:

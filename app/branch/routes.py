@@ -68,7 +68,7 @@ def verify() -> tuple[str, int]:
         current_app.logger.warning("branch verify failed", exc_info=True)
         return _entry("PASSID could not be reached. Nothing was verified — try again in a moment.", 502)
     claims = restrict_claims(result.claims, permissions) if result.verified else None
-    verifications.record_manual(
+    verifications.record(
         source="branch",
         status="completed" if result.verified else "denied",
         token=result.token,

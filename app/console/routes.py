@@ -1,32 +1,202 @@
-"""Console routes (being built; see issue 4)."""
+"""The back-office console, staff only: history, outcomes, performance, webhook log, go-live.
+
+Every route is `@login_required`; every form carries a CSRF token (Flask-WTF,
+enforced app-wide for staff pages). Routes parse, call and render; what to
+show is decided in `records`, `reporting`, `chart` and `checklist`.
+Claims never travel in a URL: pages link by result id, and the only query
+strings are a search term, filters and a page number.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import NoReturn
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_required
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+
+from app import verifications
+from app.console import checklist as go_live
+from app.console import records
+from app.console.chart import cohort_chart_svg, has_observations, percent
+from app.console.forms import OutcomeForm, outcome_label
+from app.console.reporting import AlreadyReported, OutcomeEntry, report_outcome
+from app.outcomes import OUTCOME_MEANINGS, find_report
+from app.passid import NotFound, PassidError, ValidationError
+from app.passid_connection import passid_client
 
 bp = Blueprint("console", __name__, url_prefix="/console")
+
+
+@bp.app_template_filter("console_time")
+def console_time(moment) -> str:  # type: ignore[no-untyped-def]
+    """Stored times are naive UTC; say so on the page."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+def _page() -> int:
+    return max(request.args.get("page", 1, type=int) or 1, 1)
+
+
+# --- history -----------------------------------------------------------------------------------
 
 
 @bp.get("/")
 @login_required
 def history() -> str:
-    return "history"
+    query = request.args.get("q", "")[:100]
+    found = records.verification_history(records.normalise_query(query), _page())
+    return render_template(
+        "console/history.html",
+        query=query,
+        found=found,
+        page_args={"q": query} if query else {},
+        summary=records.claims_summary,
+        can_take_outcome=records.can_take_outcome,
+        sources=records.SOURCE_NAMES,
+        outcome_label=outcome_label,
+    )
+
+
+# --- outcome reporting -------------------------------------------------------------------------
+
+
+def _reportable(result_id: str) -> verifications.Verification:
+    row = verifications.find(result_id)
+    if row is None:
+        _stop(404, "No verification has this id.")
+    elif not records.can_take_outcome(row):
+        _stop(409, "Only an approved verification with a token can take an outcome.")
+    return row
+
+
+def _stop(status: int, message: str) -> NoReturn:
+    abort(Response(render_template("console/message.html", message=message), status=status))
+
+
+def _outcome_page(row, form, status: int = 200, **context) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    return render_template(
+        "console/outcome.html",
+        row=row,
+        form=form,
+        meanings=OUTCOME_MEANINGS,
+        outcome_label=outcome_label,
+        summary=records.claims_summary(row.claims),
+        **context,
+    ), status
+
+
+@bp.route("/verifications/<result_id>/outcome", methods=["GET", "POST"])
+@login_required
+def outcome(result_id: str) -> tuple[str, int] | Response:
+    row = _reportable(result_id)
+    assert row.token is not None
+    earlier = find_report(row.token)
+    if earlier is not None:
+        return _outcome_page(row, None, already=AlreadyReported(earlier))
+    form = OutcomeForm()
+    if request.method == "GET":
+        return _outcome_page(row, form)
+    if not form.validate_on_submit():
+        return _outcome_page(row, form, 422, problem="Please correct the highlighted fields.")
+    entry = OutcomeEntry(
+        outcome=form.outcome.data,
+        product_type=form.product_type.data,
+        amount=form.amount_value,
+        currency=form.currency.data,
+        notes=(form.notes.data or "").strip() or None,
+    )
+    try:
+        result = report_outcome(passid_client(), row.token, entry)
+    except ValidationError as error:
+        field = {"productType": "product_type"}.get(error.field or "", error.field or "")
+        if field in form and field != "csrf_token":
+            form[field].errors = [*form[field].errors, f"PASSID refused this: {error.message}"]
+        return _outcome_page(row, form, 422, problem=f"PASSID refused the report: {error.message}")
+    except NotFound:
+        return _outcome_page(row, form, 409, problem="PASSID has no approved verification of this token for us, "
+                                                     "so it cannot take an outcome for it.")
+    except PassidError:
+        current_app.logger.warning("report_outcome failed", exc_info=True)
+        return _outcome_page(row, form, 502, problem="PASSID could not be reached, or did not answer in time. "
+                                                     "Nothing was saved here; try again in a moment.")
+    if isinstance(result, AlreadyReported):
+        return _outcome_page(row, None, already=result)
+    flash(f"Outcome reported: {outcome_label(result.report.outcome)}.", "success")
+    return redirect(url_for("console.outcome", result_id=row.id), code=303)
+
+
+# --- performance -------------------------------------------------------------------------------
 
 
 @bp.get("/performance")
 @login_required
-def performance() -> str:
-    return "performance"
+def performance() -> tuple[str, int]:
+    try:
+        report = passid_client().cohorts()
+    except PassidError:
+        current_app.logger.warning("cohorts failed", exc_info=True)
+        return render_template("console/performance.html", report=None), 502
+    return render_template(
+        "console/performance.html",
+        report=report,
+        chart=cohort_chart_svg(report),
+        observed=has_observations(report),
+        percent=percent,
+    ), 200
+
+
+# --- webhook log -------------------------------------------------------------------------------
 
 
 @bp.get("/webhooks")
 @login_required
 def webhook_log() -> str:
-    return "webhooks"
+    event_type = records.clean_filter(request.args.get("type"))
+    signature = records.clean_filter(request.args.get("signature"), records.SIGNATURE_RESULTS)
+    return render_template(
+        "console/webhooks.html",
+        receipts=records.webhook_receipts(event_type, signature, _page()),
+        event_type=event_type,
+        signature=signature,
+        page_args={key: value for key, value in (("type", event_type), ("signature", signature)) if value},
+        event_types=records.event_types_seen(),
+        signature_results=records.SIGNATURE_RESULTS,
+    )
+
+
+# --- go-live checklist -------------------------------------------------------------------------
+
+
+def _untrusted_https_claim() -> bool:
+    """X-Forwarded-Proto says https, yet the app does not believe it.
+
+    A proxy the app trusts (PASSID_TRUSTED_PROXIES via ProxyFix, or gunicorn's
+    forwarded_allow_ips for a proxy on the same host) has already made
+    `request.is_secure` true; otherwise the header is anyone's to send and
+    HSTS and secure cookies stay off, so the checklist names the setting.
+    """
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
+    return forwarded == "https" and not request.is_secure
 
 
 @bp.get("/go-live")
 @login_required
 def checklist() -> str:
-    return "checklist"
+    facts = go_live.gather_facts(https=request.is_secure, https_claimed_by_untrusted_proxy=_untrusted_https_claim())
+    items = go_live.evaluate_checklist(facts)
+    return render_template("console/checklist.html", items=items, form=FlaskForm())
+
+
+@bp.post("/go-live/test-webhook")
+@login_required
+def send_test_webhook() -> Response:
+    try:
+        event_id = passid_client().send_test_webhook()
+    except PassidError as error:
+        current_app.logger.warning("send_test_webhook failed", exc_info=True)
+        flash(f"PASSID did not take the test webhook: {error}", "error")
+    else:
+        flash(f"Test webhook {event_id} sent. Reload in a few seconds to see it checked.", "success")
+    return redirect(url_for("console.checklist"), code=303)

@@ -18,7 +18,9 @@ from typing import Any, Self
 from urllib.parse import quote
 
 import requests
+from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
 
 from . import models
 from .errors import (
@@ -126,6 +128,37 @@ def _api_error(response: requests.Response) -> PassidAPIError:
     return cls(response.status_code, code, message, field)
 
 
+class _RetryStaleConnection(Retry):
+    """One more try for a connection that failed before or while being reused.
+
+    A kept-alive connection the server had already closed fails on reuse
+    (RemoteDisconnected); idempotent calls (GET, PUT, DELETE) are sent again
+    once. Never after a read timeout: a slow PASSID would then cost two.
+    """
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[no-untyped-def]
+        if isinstance(error, ReadTimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def _new_session(base_url: str) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(
+        max_retries=_RetryStaleConnection(
+            total=1, connect=1, read=1, status=0, other=0, redirect=0,
+            raise_on_status=False, respect_retry_after_header=False,
+        )
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    # Proxy settings are read from the environment once, not on every call
+    # (re-reading them was a seventh of a poll's CPU).
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    session.trust_env = False
+    return session
+
+
 class PassidClient:
     """Client for one PASSID base URL (live or an embedded sandbox).
 
@@ -147,7 +180,7 @@ class PassidClient:
         self.user_agent = user_agent
         self._api_key = api_key
         self._owns_session = session is None
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else _new_session(self.base_url)
 
     def __repr__(self) -> str:
         return f"PassidClient({self.base_url!r}, api_key={'set' if self._api_key else None})"

@@ -34,7 +34,7 @@ class DemoCredentials:
 
 def init_sandbox(app: Flask, url_prefix: str = "/sandbox") -> None:
     """Mount the sandbox's API and phone page under `url_prefix` and schedule its deliveries."""
-    from app.sandbox import api, phone  # noqa: F401  (routes register on the blueprint)
+    from app.sandbox import api, openapi, phone  # noqa: F401  (routes register on the blueprint)
     from app.sandbox.blueprint import bp
     from app.sandbox.webhooks import DELIVERY_JOB, deliver_due
 
@@ -43,7 +43,9 @@ def init_sandbox(app: Flask, url_prefix: str = "/sandbox") -> None:
     register_job(app, DELIVERY_JOB, deliver_due)
 
 
-def ensure_demo_institution(institution_name: str, webhook_url: str | None = None) -> DemoCredentials:
+def ensure_demo_institution(
+    institution_name: str, webhook_url: str | None = None, webhook_secret: str | None = None
+) -> DemoCredentials:
     """The institution `make run` onboards on first start; the same one on every later start.
 
     Called inside an app context. Two processes starting at once race on the
@@ -69,9 +71,14 @@ def ensure_demo_institution(institution_name: str, webhook_url: str | None = Non
             db.session.rollback()
             institution = existing()
             assert institution is not None
+    changed = False
     if webhook_url and institution.webhook_url != webhook_url:
         # The app's receiver moves with its address (`make run PORT=…`).
-        institution.webhook_url = webhook_url
+        institution.webhook_url, changed = webhook_url, True
+    if webhook_secret and institution.webhook_secret != webhook_secret:
+        # A secret set in the app's configuration is the one the demo signs with.
+        institution.webhook_secret, changed = webhook_secret, True
+    if changed:
         db.session.commit()
     return DemoCredentials(
         institution_id=institution.id,

@@ -33,6 +33,7 @@ from app.sandbox.validation import (
 _PRINTABLE = re.compile(r"^[\x20-\x7e]{1,255}$")
 _URL = re.compile(r"^https?://[^\s/]+[^\s]*$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _min_ttl() -> int:
@@ -309,6 +310,8 @@ def _date_param(name: str) -> date | None:
     if not raw:
         return None
     try:
+        if not _DATE.match(raw):  # fromisoformat also takes `20261125` and `2026-W48-3`
+            raise ValueError(raw)
         return date.fromisoformat(raw)
     except ValueError:
         raise validation_error(name, f"{name} must be a date like 2026-11-25.") from None

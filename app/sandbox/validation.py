@@ -49,9 +49,10 @@ def optional_string(body: dict[str, Any], name: str, *, max_length: int, min_len
         raise validation_error(name, f"{name} must be a string.")
     if not storable_text(value):
         raise validation_error(name, f"{name} must not contain NUL or unpaired surrogate characters.")
-    value = value.strip()
-    if not min_length <= len(value) <= max_length:
+    # The maximum counts what was sent, as the OpenAPI document's maxLength does; the minimum, what is kept.
+    if len(value) > max_length or len(value.strip()) < min_length:
         raise validation_error(name, f"{name} must be {min_length}–{max_length} characters.")
+    value = value.strip()
     return value
 
 

@@ -31,7 +31,17 @@ def too_many_sign_ins(error: Exception) -> tuple[str, int]:
 
 def _safe_next(target: str | None) -> str:
     """Only a path on this site: an open redirect would turn sign-in into a phishing aid."""
-    if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and not urlsplit(target).netloc
+        # Printable ASCII, no backslash: no newline breaks the Location header (a 500 after signing in),
+        # and no `/<backslash>host`, which browsers read as `//host`, leaves the site.
+        and target.isascii()
+        and target.isprintable()
+        and "\\" not in target
+    ):
         return target
     return url_for("console.history")
 
@@ -41,7 +51,9 @@ def _safe_next(target: str | None) -> str:
 def sign_in() -> str | Response | tuple[str, int]:
     form = SignInForm()
     if form.validate_on_submit():
-        user = find_staff(form.username.data or "")
+        username = form.username.data or ""
+        # No account name holds NUL, and PostgreSQL cannot even compare text that does.
+        user = find_staff(username) if "\x00" not in username else None
         if user is not None and user.check_password(form.password.data or ""):
             session.clear()
             login_user(user)

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import or_, update
 
 from app import verifications
@@ -68,7 +69,16 @@ def _handle(receipt_id: int) -> None:
         return
     try:
         envelope = json.loads(receipt.body)
-        apply_event(envelope["type"], envelope["data"], test=bool(envelope.get("test")))
+        apply_event(envelope["type"], envelope["data"], test=bool(envelope.get("test")),
+                    received_at=receipt.received_at)
+    except Deferred as wait:
+        db.session.rollback()
+        receipt = db.session.get(WebhookReceipt, receipt_id)
+        assert receipt is not None
+        receipt.lease_until = wait.until
+        receipt.handling_attempts -= 1  # waiting is not a failed attempt
+        db.session.commit()
+        return
     except Exception as error:  # recorded on the row; retried until MAX_ATTEMPTS
         db.session.rollback()
         receipt = db.session.get(WebhookReceipt, receipt_id)
@@ -87,29 +97,61 @@ def _handle(receipt_id: int) -> None:
     db.session.commit()
 
 
-def apply_event(event_type: str, data: dict[str, Any], *, test: bool = False) -> None:
+class Deferred(Exception):
+    """Not yet: try this event again at `until` (not a failure)."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"deferred until {until.isoformat()}")
+        self.until = until
+
+
+def _record_token_verify(event_type: str, data: dict[str, Any], received_at: datetime) -> None:
+    """A verify made by token: ours (the widget, branch or CLI recorded it) or made elsewhere.
+
+    The widget records its own verify as soon as PASSID answers; the webhook
+    can arrive first. So wait out a grace period, then record only a verify
+    we do not already hold — one row per verify, no race between the two.
+    """
+    status = "completed" if event_type == "verification.completed" else "denied"
+    token = str(data.get("token") or "")
+    verified_at = _time(data.get("verifiedAt"))
+    grace = timedelta(seconds=float(current_app.config["PASSID_WEBHOOK_GRACE_SECONDS"]))
+    if verifications.has_record_of(token, status, verified_at, window=2 * grace + timedelta(seconds=60)):
+        return
+    if utcnow() < received_at + grace:
+        raise Deferred(received_at + grace)
+    verifications.record(
+        source="webhook",
+        status=status,
+        token=token or None,
+        claims=data.get("claims") if status == "completed" else None,
+        permissions=data.get("permissions"),
+        deny_reason=data.get("deny_reason") or data.get("denyReason"),
+        recommendation=data.get("recommendation"),
+        corridor=data.get("corridor"),
+        verified_at=verified_at,
+    )
+
+
+def apply_event(event_type: str, data: dict[str, Any], *, test: bool = False, received_at: datetime) -> None:
     """What each event means for our records."""
     if test:
         return  # the dashboard's "send test webhook": proves the pipe, changes nothing
-    if event_type == "verification.completed":
-        verifications.record_from_webhook(
-            source="qr" if data.get("requestId") else "webhook",
-            status="completed",
-            request_id=data.get("requestId"),
-            token=data.get("token"),
-            claims=data.get("claims"),
-            permissions=data.get("permissions"),
-            recommendation=data.get("recommendation"),
-            corridor=data.get("corridor"),
-            verified_at=_time(data.get("verifiedAt")),
-        )
-    elif event_type == "verification.denied":
-        verifications.record_from_webhook(
-            source="webhook",
-            status="denied",
-            token=data.get("token"),
-            deny_reason=data.get("deny_reason") or data.get("denyReason"),
-        )
+    if event_type == "verification.completed" and data.get("requestId"):
+        if verifications.find_by_request(data["requestId"]) is None:
+            verifications.record(
+                source="qr",
+                status="completed",
+                request_id=data["requestId"],
+                token=data.get("token"),
+                claims=data.get("claims"),
+                permissions=data.get("permissions"),
+                recommendation=data.get("recommendation"),
+                corridor=data.get("corridor"),
+                verified_at=_time(data.get("verifiedAt")),
+            )
+    elif event_type in ("verification.completed", "verification.denied"):
+        _record_token_verify(event_type, data, received_at)
     elif event_type == "outcome.reported":
         record_outcome_event(data)
     else:

@@ -80,9 +80,10 @@ def _envelope(raw: bytes) -> dict | None:
     if not isinstance(envelope, dict):
         return None
     event_id, event_type = envelope.get("id"), envelope.get("type")
-    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 64:
+    # Printable only: NUL and lone surrogates cannot be stored (PostgreSQL refuses them) and are in no real event.
+    if not isinstance(event_id, str) or not 1 <= len(event_id) <= 64 or not event_id.isprintable():
         return None
-    if not isinstance(event_type, str) or not 1 <= len(event_type) <= 40:
+    if not isinstance(event_type, str) or not 1 <= len(event_type) <= 40 or not event_type.isprintable():
         return None
     if not isinstance(envelope.get("data"), dict):
         return None

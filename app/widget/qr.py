@@ -16,7 +16,9 @@ from markupsafe import Markup
 
 @lru_cache(maxsize=1024)
 def qr_svg(data: str, label: str = "QR code") -> Markup:
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2)
+    # A fixed mask: any of the eight reads fine, and trying all eight (qrcode's
+    # default) is five times the work of the rest of the render.
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=2, mask_pattern=2)
     code.add_data(data)
     code.make(fit=True)
     matrix = code.get_matrix()

@@ -165,7 +165,9 @@ def poll() -> Response:
         return Response("Unknown verification session.", status=404, mimetype="text/plain")
     request_id = session["r"]
     finished = verifications.find_by_request(request_id)
-    if finished is None:
+    if finished is not None:
+        verifications.attach_code(request_id, session["c"])
+    else:
         try:
             details = passid_client().get_request(request_id)
         except PassidError:
@@ -243,7 +245,7 @@ def check_token() -> Response:
         current_app.logger.warning("verify failed", exc_info=True)
         return error_state(options, retry=Retry("get", url_for("widget.reset"), {"n": nonce}))
     granted = [p for p in options.permissions if p in {str(q) for q in result.permissions}]
-    finished = verifications.record_manual(
+    finished = verifications.record(
         source="manual",
         status="completed" if result.verified else "denied",
         token=result.token,

@@ -79,7 +79,7 @@ def receiver_db(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def receiver(receiver_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    env = base_env(receiver_db, PASSID_WEBHOOK_SECRET=f"{NEW},{OLD}")
+    env = base_env(receiver_db, PASSID_WEBHOOK_SECRET=f"{NEW},{OLD}", PASSID_WEBHOOK_GRACE_SECONDS="1")
     server = AppServer(env, tmp_path_factory.mktemp("receiver-log") / "app.log").start()
     yield server
     server.stop()
@@ -156,17 +156,47 @@ def test_a_crash_between_storing_and_handling_loses_nothing(tmp_path: Path) -> N
     migrate(base_env(url))
     records = Records(url)
     # Handling off: the event is stored and acknowledged, then the process dies.
-    stopped = AppServer(base_env(url, PASSID_WEBHOOK_SECRET=NEW, PASSID_BACKGROUND_JOBS="false"),
-                        tmp_path / "a.log").start()
+    stopped = AppServer(base_env(url, PASSID_WEBHOOK_SECRET=NEW, PASSID_BACKGROUND_JOBS="false",
+                                 PASSID_WEBHOOK_GRACE_SECONDS="0"), tmp_path / "a.log").start()
     event_id, body = event(token="AAAA-BBBB-CCCC-DDD5")
     assert deliver(stopped, body, sign_payload(body, NEW), event_id).status_code == 200
     stopped.kill()
     [row] = records.receipts(event_id=event_id)
     assert row["handling_status"] == "pending"
     assert records.verifications_of("AAAA-BBBB-CCCC-DDD5") == 0
-    restarted = AppServer(base_env(url, PASSID_WEBHOOK_SECRET=NEW), tmp_path / "b.log").start()
+    restarted = AppServer(base_env(url, PASSID_WEBHOOK_SECRET=NEW, PASSID_WEBHOOK_GRACE_SECONDS="0"),
+                          tmp_path / "b.log").start()
     try:
         records.wait_handled(event_id)
     finally:
         restarted.stop()
     assert records.verifications_of("AAAA-BBBB-CCCC-DDD5") == 1
+
+
+def test_a_widget_verify_and_its_own_webhook_make_one_history_row(receiver: AppServer, records: Records) -> None:
+    """The demo institution's webhooks come back to this app: the widget records the verify
+    at once, the webhook waits its grace period, sees the row, and adds nothing."""
+    import re
+
+    from app.passid import PassidClient
+
+    page = requests.get(f"{receiver.url}/verify", timeout=10).text
+    fields = dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
+    sandbox = PassidClient(receiver.sandbox_url)
+    # The demo institution is onboarded on the app's first call to PASSID.
+    requests.post(f"{receiver.url}/verify/qr/session", data={"o": fields["o"]}, timeout=10)
+    with records.engine.connect() as conn:
+        institution_id = conn.execute(text("SELECT id FROM sandbox_institution WHERE demo_slot = 'demo'")).scalar()
+    token = sandbox.create_share_token(sandbox.sandbox_login("KE8V-3TXY-Z72L"), institution_id).token
+    done = requests.post(f"{receiver.url}/verify/token/check", data={**fields, "token": token}, timeout=10)
+    assert 'data-view="success"' in done.text
+    normal = token.removeprefix("PASSID-")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        handled = [r for r in records.receipts(event_type="verification.completed")
+                   if r["body"] and normal.encode() in bytes(r["body"]) and r["handling_status"] == "handled"]
+        if handled:
+            break
+        time.sleep(0.2)
+    assert handled, "the verify's own webhook was not handled"
+    assert records.verifications_of(normal) == 1

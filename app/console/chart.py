@@ -1,0 +1,144 @@
+"""The calibration chart, drawn on the server as inline SVG.
+
+No JavaScript and no chart library: five pairs of bars are a few dozen SVG
+elements, and drawing them here keeps the console free of scripts (our CSP
+allows none inline) and lets a test check the picture without a browser.
+Colours are SVG presentation attributes, not `style`, for the same CSP.
+
+Accessibility: the picture is one `role="img"` with a <title> and a <desc>
+that says in words what the bars show; the page repeats the numbers in a
+table beneath it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from markupsafe import Markup, escape
+
+from app.passid import CohortReport, CohortTier
+
+WIDTH, HEIGHT = 640, 340
+LEFT, RIGHT, TOP, BOTTOM = 56, 16, 56, 70
+OBSERVED_FILL = "#006b43"
+EXPECTED_FILL = "#ffffff"
+EXPECTED_STROKE = "#14213d"
+INK, MUTED, GRID = "#14213d", "#4a5160", "#d5d9e0"
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+# Axis tops whose quarters are round percentages.
+_SCALE_TOPS = (0.02, 0.04, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def percent(rate: float | None) -> str:
+    """0.0425 → '4.25%', 0.02 → '2%', None → '—'."""
+    if rate is None:
+        return "—"
+    text = f"{rate * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+def has_observations(report: CohortReport) -> bool:
+    return any(tier.observed_default_rate is not None for tier in report.tiers)
+
+
+def scale_top(tiers: Sequence[CohortTier]) -> float:
+    """The smallest round axis top that fits every bar."""
+    highest = max(
+        [rate for tier in tiers for rate in (tier.observed_default_rate, tier.expected_default_rate) if rate],
+        default=0.0,
+    )
+    return next((top for top in _SCALE_TOPS if highest <= top), 1.0)
+
+
+def describe(report: CohortReport) -> str:
+    """The chart in words, for the <desc> (what a screen reader announces)."""
+    parts = []
+    for tier in report.tiers:
+        if tier.observed_default_rate is None:
+            observed = "no outcomes reported yet"
+        else:
+            outcomes = f"{tier.outcomes_reported} outcome{'' if tier.outcomes_reported == 1 else 's'}"
+            observed = f"observed {percent(tier.observed_default_rate)} from {outcomes}"
+        parts.append(
+            f"Tier {tier.tier}: {observed}, expected {percent(tier.expected_default_rate)}, "
+            f"{tier.verifications} verification{'' if tier.verifications == 1 else 's'}."
+        )
+    lead = "" if has_observations(report) else "No outcomes have been reported yet, so only expected rates are drawn. "
+    return lead + " ".join(parts)
+
+
+def _text(x: float, y: float, content: str, *, size: int = 12, anchor: str = "middle",
+          fill: str = INK, weight: str = "normal") -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
+        f'font-weight="{weight}">{escape(content)}</text>'
+    )
+
+
+def cohort_chart_svg(report: CohortReport, *, chart_id: str = "cohort-chart") -> Markup:
+    """Observed vs expected default rate by tier, with counts under each tier."""
+    tiers = list(report.tiers)
+    top = scale_top(tiers)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    base_y = TOP + plot_h
+
+    def y_for(rate: float) -> float:
+        return base_y - plot_h * min(max(rate, 0.0), top) / top
+
+    title_id, desc_id = f"{chart_id}-title", f"{chart_id}-desc"
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="{escape(chart_id)}" class="console-chart" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
+        f'aria-labelledby="{escape(title_id)} {escape(desc_id)}" font-family="{FONT}">',
+        f'<title id="{escape(title_id)}">Default rate by tier: observed against expected</title>',
+        f'<desc id="{escape(desc_id)}">{escape(describe(report))}</desc>',
+    ]
+    # Legend: shape and outline differ as well as colour, so it reads in grey scale too.
+    out.append(f'<rect x="{LEFT}" y="12" width="14" height="14" fill="{OBSERVED_FILL}"/>')
+    out.append(_text(LEFT + 20, 24, "Observed default rate", anchor="start"))
+    out.append(
+        f'<rect x="{LEFT + 200}" y="12" width="14" height="14" fill="{EXPECTED_FILL}" '
+        f'stroke="{EXPECTED_STROKE}" stroke-width="1.5" stroke-dasharray="4 2"/>'
+    )
+    out.append(_text(LEFT + 220, 24, "Expected default rate", anchor="start"))
+
+    for step in range(5):
+        rate = top * step / 4
+        y = y_for(rate)
+        out.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="{GRID}"/>')
+        out.append(_text(LEFT - 6, y + 4, percent(rate), size=11, anchor="end", fill=MUTED))
+    out.append(f'<line x1="{LEFT}" y1="{base_y}" x2="{WIDTH - RIGHT}" y2="{base_y}" stroke="{INK}"/>')
+
+    group_w = plot_w / max(len(tiers), 1)
+    bar_w = min(34.0, group_w / 3)
+    for index, tier in enumerate(tiers):
+        centre = LEFT + group_w * (index + 0.5)
+        observed_x, expected_x = centre - bar_w - 2, centre + 2
+        if tier.observed_default_rate is not None:
+            y = y_for(tier.observed_default_rate)
+            out.append(
+                f'<rect data-series="observed" data-tier="{escape(tier.tier)}" x="{observed_x:.1f}" y="{y:.1f}" '
+                f'width="{bar_w:.1f}" height="{base_y - y:.1f}" fill="{OBSERVED_FILL}"/>'
+            )
+            out.append(_text(observed_x + bar_w / 2, y - 4, percent(tier.observed_default_rate), size=11))
+        else:
+            out.append(_text(observed_x + bar_w / 2, base_y - 4, "—", size=11, fill=MUTED))
+        if tier.expected_default_rate is not None:
+            y = y_for(tier.expected_default_rate)
+            out.append(
+                f'<rect data-series="expected" data-tier="{escape(tier.tier)}" x="{expected_x:.1f}" y="{y:.1f}" '
+                f'width="{bar_w:.1f}" height="{base_y - y:.1f}" fill="{EXPECTED_FILL}" stroke="{EXPECTED_STROKE}" '
+                f'stroke-width="1.5" stroke-dasharray="4 2"/>'
+            )
+            out.append(_text(expected_x + bar_w / 2, y - 4, percent(tier.expected_default_rate), size=11,
+                             fill=MUTED))
+        out.append(_text(centre, base_y + 18, f"Tier {tier.tier}", size=13, weight="bold"))
+        outcomes = "outcome" if tier.outcomes_reported == 1 else "outcomes"
+        out.append(_text(centre, base_y + 35, f"{tier.outcomes_reported} {outcomes}", size=11, fill=MUTED))
+        out.append(_text(centre, base_y + 50, f"{tier.verifications} verified", size=11, fill=MUTED))
+
+    if not has_observations(report):
+        out.append(_text(LEFT + plot_w / 2, TOP + 16, "No outcomes reported yet — expected rates only",
+                         size=13, fill=MUTED))
+    out.append("</svg>")
+    return Markup("".join(out))

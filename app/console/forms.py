@@ -1,0 +1,94 @@
+"""The console's forms (Flask-WTF, so each carries its CSRF token).
+
+Messages are written for the person at the desk: what is wrong and what to
+type instead, because a rejected form is re-shown with them next to the field.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from flask_wtf import FlaskForm
+from wtforms import RadioField, StringField, TextAreaField
+from wtforms.validators import AnyOf, InputRequired, Length, ValidationError
+
+from app.outcomes import OUTCOME_MEANINGS
+
+MAX_NOTES = 1000
+MAX_PRODUCT_TYPE = 80  # our copy's column width
+MAX_AMOUNT = Decimal("1000000000000")
+_AMOUNT = re.compile(r"^\d{1,13}(\.\d{1,4})?$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+def outcome_label(outcome: str) -> str:
+    """`fraud_confirmed` → `Fraud confirmed`."""
+    return outcome.replace("_", " ").capitalize()
+
+
+def parse_amount(raw: str) -> Decimal:
+    """A non-negative amount in plain digits; raises ValueError with the reason to show."""
+    text = raw.strip()
+    if not _AMOUNT.match(text):
+        raise ValueError("Enter the amount in digits only, like 2500 or 2500.50 (no commas or currency signs).")
+    amount = Decimal(text)
+    if amount > MAX_AMOUNT:
+        raise ValueError("That amount is too large; check it and try again.")
+    return amount
+
+
+def parse_currency(raw: str) -> str:
+    text = raw.strip().upper()
+    if not _CURRENCY.match(text):
+        raise ValueError("Use a three-letter ISO-4217 currency code, like USD, GBP or KES.")
+    return text
+
+
+def notes_problem(outcome: str | None, notes: str) -> str | None:
+    """PASSID requires notes for "other" and takes at most 1000 characters."""
+    if len(notes) > MAX_NOTES:
+        return f"Notes can be at most {MAX_NOTES} characters (you have {len(notes)})."
+    if outcome == "other" and not notes.strip():
+        return 'Explain the outcome in the notes: "Other" needs a few words.'
+    return None
+
+
+class OutcomeForm(FlaskForm):
+    outcome = RadioField(
+        "What happened?",
+        choices=[(value, outcome_label(value)) for value in OUTCOME_MEANINGS],
+        validate_choice=False,  # AnyOf below says it in words instead of "Not a valid choice"
+        validators=[
+            InputRequired("Choose what happened to the loan."),
+            AnyOf(list(OUTCOME_MEANINGS), message="Choose one of the seven outcomes listed."),
+        ],
+    )
+    product_type = StringField(
+        "Product type",
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        validators=[
+            InputRequired("Say which product this was, for example personal_loan."),
+            Length(max=MAX_PRODUCT_TYPE, message=f"Keep the product type under {MAX_PRODUCT_TYPE} characters."),
+        ],
+    )
+    amount = StringField("Amount", validators=[InputRequired("Enter the amount lent, for example 2500.")])
+    currency = StringField("Currency", default="USD")
+    notes = TextAreaField("Notes")
+
+    def validate_amount(self, field: StringField) -> None:
+        try:
+            self.amount_value = parse_amount(field.data or "")
+        except (ValueError, InvalidOperation) as error:
+            raise ValidationError(str(error)) from None
+
+    def validate_currency(self, field: StringField) -> None:
+        try:
+            field.data = parse_currency(field.data or "USD")
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+
+    def validate_notes(self, field: TextAreaField) -> None:
+        problem = notes_problem(self.outcome.data, field.data or "")
+        if problem:
+            raise ValidationError(problem)

@@ -1,0 +1,149 @@
+"""What the console reads from our own tables: verifications, their outcomes, webhook receipts.
+
+The search and summary rules are plain functions so they can be tested
+without a request; the two queries beside them only apply those rules.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from flask_sqlalchemy.pagination import Pagination
+from sqlalchemy import func
+
+from app.database import db
+from app.outcomes import OutcomeReport
+from app.verifications import Verification
+from app.webhooks.models import SIGNATURE_RESULTS, WebhookReceipt
+
+PER_PAGE = 25
+
+SOURCE_NAMES = {"qr": "QR code", "manual": "Manual entry", "webhook": "Webhook", "cli": "CLI"}
+KNOWN_EVENT_TYPES = ("verification.completed", "verification.denied", "outcome.reported")
+
+_PASSID_PREFIX = re.compile(r"^\s*passid[\s-]+", re.IGNORECASE)
+
+
+def normalise_query(raw: str | None) -> str:
+    """A search for a token or code, reduced to the letters and digits we compare.
+
+    Staff type what the customer reads out: any case, with or without dashes,
+    spaces or the `PASSID-` prefix. Only [A-Z0-9] survives, which also means
+    nothing in it can act as a LIKE wildcard.
+    """
+    text = _PASSID_PREFIX.sub("", (raw or "")[:100])
+    return re.sub(r"[^A-Z0-9]", "", text.upper())
+
+
+def claims_summary(claims: dict[str, Any] | None) -> str:
+    """Score and tier, identity, fraud risk: the three things a reviewer scans for."""
+    if not claims:
+        return ""
+    parts = []
+    score, tier = claims.get("fsi_score"), claims.get("tier")
+    if score is not None and tier:
+        parts.append(f"{score} · tier {tier}")
+    elif score is not None:
+        parts.append(f"score {score}")
+    elif tier:
+        parts.append(f"tier {tier}")
+    if "identity_verified" in claims:
+        parts.append("identity verified" if claims["identity_verified"] else "identity NOT verified")
+    if "fraud_risk" in claims:
+        parts.append(f"fraud risk {claims['fraud_risk']}")
+    return " · ".join(parts)
+
+
+def can_take_outcome(row: Verification) -> bool:
+    """PASSID accepts outcomes only for tokens this institution verified with approval."""
+    return row.status == "completed" and bool(row.token)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    rows: list[Verification]
+    outcomes: dict[str, OutcomeReport]  # by token
+    pagination: Pagination
+
+
+def verification_history(query: str, page: int) -> HistoryPage:
+    """Newest first; `query` (already normalised) matches anywhere in a token or a code."""
+    select = db.select(Verification).order_by(Verification.created_at.desc(), Verification.id)
+    if query:
+        pattern = f"%{query}%"
+        select = select.where(
+            func.replace(func.upper(func.coalesce(Verification.token, "")), "-", "").like(pattern)
+            | func.replace(func.upper(func.coalesce(Verification.code, "")), "-", "").like(pattern)
+        )
+    pagination = db.paginate(select, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
+    rows = list(pagination.items)
+    tokens = {row.token for row in rows if row.token}
+    outcomes = {}
+    if tokens:
+        found = db.session.execute(db.select(OutcomeReport).where(OutcomeReport.token.in_(tokens))).scalars()
+        outcomes = {report.token: report for report in found}
+    return HistoryPage(rows=rows, outcomes=outcomes, pagination=pagination)
+
+
+def clean_filter(value: str | None, allowed: tuple[str, ...] | None = None, max_length: int = 40) -> str:
+    """A query-string filter kept only when it could match something; anything else means 'all'."""
+    value = (value or "").strip()[:max_length]
+    if allowed is not None and value not in allowed:
+        return ""
+    return value
+
+
+def webhook_receipts(event_type: str, signature: str, page: int) -> Pagination:
+    select = db.select(WebhookReceipt).order_by(WebhookReceipt.received_at.desc(), WebhookReceipt.id.desc())
+    if event_type:
+        select = select.where(WebhookReceipt.event_type == event_type)
+    if signature:
+        select = select.where(WebhookReceipt.signature_result == signature)
+    return db.paginate(select, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
+
+
+def event_types_seen() -> list[str]:
+    """The filter's choices: the contract's three types plus whatever else has arrived."""
+    seen = db.session.execute(
+        db.select(WebhookReceipt.event_type).where(WebhookReceipt.event_type.is_not(None)).distinct()
+    ).scalars()
+    return sorted(set(KNOWN_EVENT_TYPES) | set(seen))
+
+
+def latest_verified_test_webhook() -> WebhookReceipt | None:
+    """The newest "send test webhook" delivery whose signature held (only valid ones are kept whole)."""
+    return db.session.execute(
+        db.select(WebhookReceipt)
+        .where(WebhookReceipt.test.is_(True), WebhookReceipt.signature_result == "valid")
+        .order_by(WebhookReceipt.received_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+__all__ = [
+    "PER_PAGE",
+    "SIGNATURE_RESULTS",
+    "SOURCE_NAMES",
+    "HistoryPage",
+    "can_take_outcome",
+    "claims_summary",
+    "clean_filter",
+    "event_types_seen",
+    "latest_verified_test_webhook",
+    "normalise_query",
+    "receipt_for_event",
+    "verification_history",
+    "webhook_receipts",
+]
+
+
+def receipt_for_event(event_id: str) -> WebhookReceipt | None:
+    """Our receipt of one event: stored under its id when valid, under the claimed id when rejected."""
+    return db.session.execute(
+        db.select(WebhookReceipt)
+        .where((WebhookReceipt.event_id == event_id) | (WebhookReceipt.claimed_event_id == event_id))
+        .order_by(WebhookReceipt.received_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()

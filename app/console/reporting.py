@@ -1,0 +1,69 @@
+"""Reporting one outcome to PASSID and keeping our copy: shared by the console and the CLI.
+
+PASSID takes one outcome per token. A second report is not a failure to show
+in red: it means the answer is already on record, so the caller gets the
+earlier report to show instead. Our copy is written only after PASSID has
+accepted the report, so a failed call leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from app.outcomes import OutcomeReport, find_report, save_report
+from app.passid import DuplicateOutcome, PassidClient
+
+
+@dataclass(frozen=True)
+class OutcomeEntry:
+    outcome: str
+    product_type: str
+    amount: Decimal
+    currency: str
+    notes: str | None
+
+
+@dataclass(frozen=True)
+class Reported:
+    report: OutcomeReport
+
+
+@dataclass(frozen=True)
+class AlreadyReported:
+    """`earlier` is None when the report was made elsewhere (another system, the dashboard)
+    and its `outcome.reported` webhook has not reached us."""
+
+    earlier: OutcomeReport | None
+
+
+def report_outcome(client: PassidClient, token: str, entry: OutcomeEntry) -> Reported | AlreadyReported:
+    """Report, or say it was already reported. Any other PassidError propagates to the caller."""
+    earlier = find_report(token)
+    if earlier is not None:
+        # Our copy exists only once PASSID accepted a report, so asking again could only give 409.
+        return AlreadyReported(earlier)
+    try:
+        receipt = client.report_outcome(
+            token,
+            entry.outcome,
+            entry.product_type,
+            float(entry.amount),
+            currency=entry.currency,
+            notes=entry.notes or None,
+        )
+    except DuplicateOutcome:
+        return AlreadyReported(find_report(token))
+    report = save_report(
+        token=receipt.token,
+        outcome=receipt.outcome.value,
+        product_type=receipt.product_type,
+        amount=receipt.amount,
+        currency=receipt.currency,
+        notes=entry.notes or None,
+        fsi_score=receipt.fsi_score_at_decision,
+        tier=receipt.tier,
+        reported_at=receipt.reported_at,
+        outcome_id=receipt.outcome_id,
+    )
+    return Reported(report)

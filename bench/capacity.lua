@@ -1,0 +1,85 @@
+-- wrk script for bench/capacity.py: awaiting widgets polling at a fixed arrival rate.
+--
+--   wrk -t T -c C -d 20s -s bench/capacity.lua http://127.0.0.1:PORT -- <paths file> <requests/s> <T>
+--
+-- Each wrk thread sends its share of the rate on a fixed schedule (slot k at
+-- start + k / rate), whichever of its connections is free takes the next slot,
+-- and a reply that comes late does not push later slots back: the arrival rate
+-- stays fixed while the server keeps up (wrk2's idea, with stock wrk's delay()).
+-- Requests rotate over the pre-created poll URLs, one per widget.
+-- done() prints one JSON line that capacity.py reads.
+
+local ffi = require("ffi")
+ffi.cdef [[
+  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+  int clock_gettime(int clock_id, bench_timespec *tp);
+]]
+local CLOCK_MONOTONIC = 1
+local clock = ffi.new("bench_timespec")
+
+local function now_ms()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, clock)
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+  thread:set("index", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
+end
+
+local requests = {}
+local cursor = 1
+local interval_ms = 0
+local next_slot = nil
+late = 0 -- sends more than 50 ms behind their slot (read by done())
+
+function init(args)
+  local index = wrk.thread:get("index")
+  local total_threads = tonumber(args[3])
+  local all = {}
+  for line in io.lines(args[1]) do
+    if #line > 0 then table.insert(all, line) end
+  end
+  -- Thread i takes every T-th URL from i, so the threads share the widgets without overlap.
+  for i = index + 1, #all, total_threads do
+    table.insert(requests, wrk.format("GET", all[i], { ["HX-Request"] = "true" }))
+  end
+  if #requests == 0 then requests = { wrk.format("GET", all[1], { ["HX-Request"] = "true" }) } end
+  interval_ms = 1000 * total_threads / tonumber(args[2])
+end
+
+function delay()
+  local now = now_ms()
+  if next_slot == nil then next_slot = now end
+  local slot = next_slot
+  next_slot = next_slot + interval_ms
+  local wait = slot - now
+  if wait < 0 then
+    if wait < -50 then late = late + 1 end
+    return 0
+  end
+  return math.floor(wait)
+end
+
+function request()
+  local r = requests[cursor]
+  cursor = cursor % #requests + 1
+  return r
+end
+
+function done(summary, latency, requests_stats)
+  local late_total = 0
+  for _, thread in ipairs(threads) do
+    late_total = late_total + (thread:get("late") or 0)
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, '
+      .. '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, "late": %d}\n',
+    summary.requests, summary.duration, math.floor(latency:percentile(50)), math.floor(latency:percentile(90)),
+    math.floor(latency:percentile(99)), latency.max, e.connect, e.read, e.write, e.status, e.timeout, late_total))
+end

@@ -1,0 +1,178 @@
+"""What the latency benchmarks share: servers, a QR session driven over plain HTTP, percentiles.
+
+A benchmark here starts PASSID (the sandbox, in its own gunicorn) and our
+app pointed at it with an institution key and a webhook secret, the way
+production is wired, then drives them over loopback HTTP like a browser or
+an integration would. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from app.passid import PassidClient
+from tests.support.servers import BIN, ROOT, AppServer, base_env, migrate
+
+WEBHOOK_SECRET = "whsec_bench_0123456789abcdef"
+PHONE_PROFILE = "NG4M-XQRS-T88W"  # the sandbox profile the phone page signs in as
+HTMX = {"HX-Request": "true"}
+# Production's pace for background passes, not the tests' faster one.
+PRODUCTION_LIKE = {"PASSID_JOB_INTERVAL_SECONDS": "1"}
+
+
+def percentile(samples: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (p99 of 300 samples is the 297th smallest)."""
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float, digits: int = 2) -> str:
+    return f"{seconds * 1000:.{digits}f}"
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    print(f"\n{title}")
+    print("  ".join(str(cell).ljust(width) if i == 0 else str(cell).rjust(width)
+                    for i, (cell, width) in enumerate(zip(header, widths, strict=True))))
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) if i == 0 else str(cell).rjust(width)
+                        for i, (cell, width) in enumerate(zip(row, widths, strict=True))))
+
+
+def machine_note() -> str:
+    """Load average at the start: other work on the machine moves the figures."""
+    one, five, _ = os.getloadavg()
+    return f"{os.cpu_count()} cores, load average {one:.2f} (1 min) {five:.2f} (5 min) at start"
+
+
+@dataclass
+class BenchServer(AppServer):
+    """AppServer with the gunicorn knobs a load test turns (threads, extra flags)."""
+
+    threads: int = 8
+    extra_args: tuple[str, ...] = ()
+
+    def start(self) -> BenchServer:
+        env = dict(self.env, PORT=str(self.port), HOST="127.0.0.1")
+        log = open(self.log_path, "ab")  # noqa: SIM115  (the child owns it)
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"), "--workers", str(self.workers), "--threads", str(self.threads),
+                "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", *self.extra_args, "wsgi:app",
+            ],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        self._wait_healthy()
+        return self
+
+    def worker_pids(self) -> list[int]:
+        assert self.process is not None
+        pid = self.process.pid
+        try:
+            return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        except OSError:
+            return []
+
+
+@dataclass
+class Wiring:
+    """PASSID (the sandbox app) and our app pointed at it, as production is wired."""
+
+    passid: AppServer
+    app: AppServer
+    api_key: str
+    app_database: str
+    jwt: str = field(default="", repr=False)
+
+    def passid_client(self, with_key: bool = True) -> PassidClient:
+        return PassidClient(self.passid.sandbox_url, self.api_key if with_key else None)
+
+    def phone_login(self) -> str:
+        """A customer's JWT, as the PASSID app holds once signed in."""
+        if not self.jwt:
+            self.jwt = self.passid_client(with_key=False).sandbox_login(PHONE_PROFILE)
+        return self.jwt
+
+
+@contextmanager
+def passid_and_app(tmp: Path, *, app_workers: int = 1, **app_env: str) -> Iterator[Wiring]:
+    """Start the sandbox as PASSID, onboard an institution, start our app with its key and webhook secret."""
+    passid_env = base_env(f"sqlite:///{tmp}/passid.db", **PRODUCTION_LIKE)
+    migrate(passid_env)
+    passid = AppServer(passid_env, tmp / "passid.log").start()
+    try:
+        key = PassidClient(passid.sandbox_url).onboard("Bench Bank").sandbox_key
+        database = f"sqlite:///{tmp}/app.db"
+        env = base_env(
+            database,
+            PASSID_BASE_URL=passid.sandbox_url,
+            PASSID_API_KEY=key,
+            PASSID_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            PASSID_SANDBOX_ENABLED="false",
+            **{**PRODUCTION_LIKE, **app_env},
+        )
+        migrate(env)
+        app = AppServer(env, tmp / "app.log", workers=app_workers)
+        PassidClient(passid.sandbox_url, key).set_webhook(f"{app.url}/webhooks/passid", WEBHOOK_SECRET)
+        app.start()
+        try:
+            yield Wiring(passid, app, key, database)
+        finally:
+            app.stop()
+    finally:
+        passid.stop()
+
+
+@dataclass(frozen=True)
+class QrSession:
+    poll_url: str  # what the widget's 2.5 s poll requests (htmx answers 204 while pending)
+    request_id: str
+
+
+def widget_options(http: requests.Session, app_url: str) -> str:
+    page = http.get(f"{app_url}/verify", timeout=10).text
+    found = re.search(r'name="o" value="([^"]+)"', page)
+    assert found, "no signed options on /verify"
+    return found.group(1)
+
+
+def open_qr_session(http: requests.Session, app_url: str, options: str) -> QrSession:
+    """Generate QR, as the widget does: the awaiting partial carries the poll URL and the phone link."""
+    answer = http.post(f"{app_url}/verify/qr/session", data={"o": options}, headers=HTMX, timeout=10)
+    answer.raise_for_status()
+    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', answer.text)
+    request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", answer.text)
+    assert poll and request_id, f"no awaiting state: {answer.status_code} {answer.text[:300]}"
+    return QrSession(app_url + poll.group(1).replace("&amp;", "&"), request_id.group(1))
+
+
+def wait_recorded(database_url: str, request_id: str, timeout: float = 20.0) -> str:
+    """Wait until our app holds a final record of the request (the webhook's handling wrote it)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                found = conn.execute(text("SELECT status FROM verification WHERE request_id = :r"),
+                                     {"r": request_id}).scalar()
+            if found:
+                return found
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    raise RuntimeError(f"{request_id} was not recorded within {timeout}s")

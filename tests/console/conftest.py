@@ -1,0 +1,169 @@
+"""The console's tests: one app on SQLite for the package, staff signed in over real HTTP."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from app.passid import PassidClient
+from tests.support.servers import BIN, ROOT, AppServer, base_env, migrate
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """The whole app with its embedded sandbox, as `make run` starts it."""
+    directory = tmp_path_factory.mktemp("console")
+    env = base_env(f"sqlite:///{directory / 'passid.db'}", PASSID_WEBHOOK_RETRY_SCHEDULE="0,0.5,0.5,0.5,0.5")
+    migrate(env)
+    server = AppServer(env, directory / "app.log").start()
+    yield server
+    server.stop()
+
+
+def run_flask(server: AppServer, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`flask --app app …` as an operator runs it beside the server: same environment, same database."""
+    return subprocess.run(
+        [str(BIN / "flask"), "--app", "app", *args],
+        cwd=ROOT, env=dict(server.env, PORT=str(server.port)), capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def institution_of(server: AppServer) -> tuple[str, str]:
+    """(sandbox key, institution id) of the institution the server uses, as `flask passid demo` finds it."""
+    out = subprocess.run(
+        [str(BIN / "python"), "-c",
+         "from app import create_app; from app.passid_connection import passid_connection;"
+         "app = create_app();\nwith app.app_context(): c = passid_connection(); print(c.api_key, c.institution_id)"],
+        cwd=ROOT, env=dict(server.env, PORT=str(server.port)), capture_output=True, text=True, check=True,
+    )
+    key, institution_id = out.stdout.strip().splitlines()[-1].split()
+    return key, institution_id
+
+
+def hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}"[^>]*value="([^"]*)"', html) or re.search(
+        rf'value="([^"]*)"[^>]*name="{name}"', html
+    )
+    assert match, f"no field {name!r} in the page"
+    return match.group(1)
+
+
+def create_staff(server: AppServer) -> str:
+    name = f"staff-{secrets.token_hex(3)}"
+    done = run_flask(server, "staff", "create", name, "--password", PASSWORD)
+    assert done.returncode == 0, done.stderr
+    return name
+
+
+def sign_in(server: AppServer, username: str) -> requests.Session:
+    """Sign in the way a browser does: fetch the form, send back its CSRF token."""
+    session = requests.Session()
+    form = session.get(f"{server.url}/staff/sign-in", timeout=10)
+    answer = session.post(
+        f"{server.url}/staff/sign-in",
+        data={"csrf_token": hidden(form.text, "csrf_token"), "username": username, "password": PASSWORD},
+        timeout=10,
+        allow_redirects=False,
+    )
+    assert answer.status_code == 302, answer.text
+    return session
+
+
+@pytest.fixture(scope="session")
+def staff_name(console_server: AppServer) -> str:
+    return create_staff(console_server)
+
+
+@pytest.fixture
+def staff(console_server: AppServer, staff_name: str) -> requests.Session:
+    """A signed-in staff member's browser session."""
+    return sign_in(console_server, staff_name)
+
+
+@pytest.fixture(scope="session")
+def demo(console_server: AppServer) -> tuple[str, str]:
+    return institution_of(console_server)
+
+
+@pytest.fixture
+def passid(console_server: AppServer, demo: tuple[str, str]) -> PassidClient:
+    """The institution's own client, for what happens "elsewhere" (another system using the same key)."""
+    return PassidClient(console_server.sandbox_url, demo[0], timeout=(3.05, 15.0))
+
+
+def verify_in_widget(server: AppServer, token: str) -> str:
+    """Type a token into the widget's manual form, as a customer or branch does; returns the final view."""
+    page = requests.get(f"{server.url}/verify", timeout=10).text
+    fields = dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
+    done = requests.post(f"{server.url}/verify/token/check", data={**fields, "token": token}, timeout=10)
+    view = re.search(r'data-view="(\w+)"', done.text)
+    assert view, done.text[:500]
+    return view.group(1)
+
+
+def fresh_share_token(server: AppServer, institution_id: str, profile: str = "KE8V-3TXY-Z72L") -> str:
+    """A real one-time token minted in the sandbox phone's name for this institution."""
+    phone = PassidClient(server.sandbox_url)
+    return phone.create_share_token(phone.sandbox_login(profile), institution_id).token
+
+
+def random_token(prefix: str) -> str:
+    """A well-formed token nobody issued: PASSID denies it as TOKEN_NOT_FOUND."""
+    alphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+    rest = "".join(secrets.choice(alphabet) for _ in range(8))
+    return f"{prefix}-{rest[:4]}-{rest[4:]}"
+
+
+@dataclass
+class OtherConsole:
+    """Another institution's app on the same sandbox, with a signed-in staff session."""
+
+    server: AppServer
+    staff: requests.Session
+    passid: PassidClient
+    institution_id: str
+
+
+@contextmanager
+def other_institution(
+    console_server: AppServer, directory: Path, name: str, *, passid_url: str | None = None
+) -> Iterator[OtherConsole]:
+    """A freshly onboarded institution that registered no webhook URL, so no webhook ever reaches its app.
+
+    `passid_url` puts something between the app and the sandbox (a FaultyUpstream).
+    """
+    onboarding = PassidClient(console_server.sandbox_url).onboard(name)
+    env = base_env(
+        f"sqlite:///{directory / 'passid.db'}",
+        PASSID_BASE_URL=passid_url or console_server.sandbox_url,
+        PASSID_API_KEY=onboarding.sandbox_key,
+    )
+    migrate(env)
+    server = AppServer(env, directory / "app.log").start()
+    try:
+        client = PassidClient(console_server.sandbox_url, onboarding.sandbox_key, timeout=(3.05, 15.0))
+        yield OtherConsole(server, sign_in(server, create_staff(server)), client, onboarding.institution_id)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def quiet(console_server: AppServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherConsole]:
+    """An institution whose app receives no webhooks and never reports an outcome.
+
+    History tests count rows here: on the demo institution a webhook about the
+    same verify can race the widget's own record and add a second row (see
+    test_known_races.py).
+    """
+    with other_institution(console_server, tmp_path_factory.mktemp("quiet"), "Quiet Bank") as console:
+        yield console
