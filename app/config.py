@@ -56,6 +56,7 @@ class Settings:
     rate_limit_storage: str = "memory://"
     trusted_proxies: int = 0
     webhook_grace_seconds: float = 30.0
+    public_url: str | None = None
     secure_cookies: bool = False
     allowed_embed_origins: tuple[str, ...] = ()
     sandbox_enabled: bool = True
@@ -75,6 +76,9 @@ class Settings:
 
     @property
     def public_base_url(self) -> str:
+        """Where this app is reached: PASSID_PUBLIC_URL behind a load balancer, else HOST:PORT."""
+        if self.public_url:
+            return self.public_url
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
 
@@ -249,6 +253,10 @@ def load_settings(
                             problems, minimum=0, maximum=3600)
     secure_cookies = _bool(env.get("PASSID_SECURE_COOKIES", "false"), "PASSID_SECURE_COOKIES", problems)
 
+    public_url = env.get("PASSID_PUBLIC_URL", "").strip().rstrip("/") or None
+    if public_url and not re.match(r"^https?://[^/\s]+$", public_url):
+        problems.append(f"PASSID_PUBLIC_URL must be scheme://host[:port], got {public_url!r}")
+
     if problems:
         raise ConfigError("Configuration problems:\n- " + "\n- ".join(problems))
 
@@ -273,6 +281,7 @@ def load_settings(
         rate_limit_storage=storage,
         trusted_proxies=trusted_proxies,
         webhook_grace_seconds=webhook_grace,
+        public_url=public_url,
         secure_cookies=secure_cookies,
         allowed_embed_origins=origins,
         sandbox_enabled=sandbox_enabled,
