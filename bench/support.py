@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,8 @@ import requests
 
 from app.passid import PassidClient
 from tests.support.servers import BIN, ROOT, AppServer, base_env, migrate
+from tests.support.widget_http import QrSession, widget_fields
+from tests.support.widget_http import open_qr_session as open_widget_session
 
 WEBHOOK_SECRET = "whsec_bench_0123456789abcdef"
 PHONE_PROFILE = "NG4M-XQRS-T88W"  # the sandbox profile the phone page signs in as
@@ -136,27 +137,13 @@ def passid_and_app(tmp: Path, *, app_workers: int = 1, **app_env: str) -> Iterat
         passid.stop()
 
 
-@dataclass(frozen=True)
-class QrSession:
-    poll_url: str  # what the widget's 2.5 s poll requests (htmx answers 204 while pending)
-    request_id: str
-
-
 def widget_options(http: requests.Session, app_url: str) -> str:
-    page = http.get(f"{app_url}/verify", timeout=10).text
-    found = re.search(r'name="o" value="([^"]+)"', page)
-    assert found, "no signed options on /verify"
-    return found.group(1)
+    return widget_fields(app_url, http)["o"]
 
 
 def open_qr_session(http: requests.Session, app_url: str, options: str) -> QrSession:
-    """Generate QR, as the widget does: the awaiting partial carries the poll URL and the phone link."""
-    answer = http.post(f"{app_url}/verify/qr/session", data={"o": options}, headers=HTMX, timeout=10)
-    answer.raise_for_status()
-    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', answer.text)
-    request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", answer.text)
-    assert poll and request_id, f"no awaiting state: {answer.status_code} {answer.text[:300]}"
-    return QrSession(app_url + poll.group(1).replace("&amp;", "&"), request_id.group(1))
+    """Generate QR, as the widget does (the same helper the tests use)."""
+    return open_widget_session(app_url, http, options)
 
 
 def wait_recorded(database_url: str, request_id: str, timeout: float = 20.0) -> str:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 import secrets
 
-import requests
-
 from app.console.records import claims_summary, normalise_query
 from app.passid import PassidClient
 from tests.console.conftest import OtherConsole, random_token, verify_in_widget
+from tests.support.widget_http import open_qr_session, poll
 
 
 def rows(page: str) -> list[str]:
@@ -60,17 +59,11 @@ def test_search_ignores_case_dashes_and_the_passid_prefix(quiet: OtherConsole) -
 
 def test_search_finds_a_qr_verification_by_its_code(quiet: OtherConsole) -> None:
     server = quiet.server
-    widget = requests.get(f"{server.url}/verify", timeout=10).text
-    options = re.search(r'name="o" value="([^"]+)"', widget).group(1)
-    awaiting = requests.post(f"{server.url}/verify/qr/session", data={"o": options},
-                             headers={"HX-Request": "true"}, timeout=10).text
-    code = re.search(r'data-code="([A-Z0-9-]+)"', awaiting).group(1)
-    request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", awaiting).group(1)
-    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', awaiting).group(1).replace("&amp;", "&")
+    session = open_qr_session(server.url)
+    code = session.code
     phone = PassidClient(quiet.passid.base_url)
-    phone.fulfill_request(request_id, phone.sandbox_login("NG4M-XQRS-T88W"))
-    done = requests.get(server.url + poll, headers={"HX-Request": "true"}, timeout=10).text
-    assert 'data-view="success"' in done
+    phone.fulfill_request(session.request_id, phone.sandbox_login("NG4M-XQRS-T88W"))
+    assert 'data-view="success"' in poll(session).text
     found = rows(history(quiet, q=code.lower().replace("-", "")))
     assert len(found) == 1
     assert code in found[0] and "QR code" in found[0] and "743 · tier B" in found[0]

@@ -15,22 +15,17 @@ import requests
 
 from app.passid import PassidClient
 from tests.support.servers import AppServer
+from tests.support.widget_http import open_qr_session, poll
 
 
 def test_a_qr_verification_recorded_by_its_webhook_first_is_still_found_by_code(
     console_server: AppServer, staff: requests.Session
 ) -> None:
-    widget = requests.get(f"{console_server.url}/verify", timeout=10).text
-    options = re.search(r'name="o" value="([^"]+)"', widget).group(1)
-    awaiting = requests.post(f"{console_server.url}/verify/qr/session", data={"o": options},
-                             headers={"HX-Request": "true"}, timeout=10).text
-    code = re.search(r'data-code="([A-Z0-9-]+)"', awaiting).group(1)
-    request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", awaiting).group(1)
-    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', awaiting).group(1).replace("&amp;", "&")
+    session = open_qr_session(console_server.url)
+    code = session.code
     phone = PassidClient(console_server.sandbox_url)
-    phone.fulfill_request(request_id, phone.sandbox_login("KE8V-3TXY-Z72L"))
+    phone.fulfill_request(session.request_id, phone.sandbox_login("KE8V-3TXY-Z72L"))
     time.sleep(1.5)  # the webhook arrives and is handled before the widget's next poll
-    assert 'data-view="success"' in requests.get(console_server.url + poll, headers={"HX-Request": "true"},
-                                                 timeout=10).text
+    assert 'data-view="success"' in poll(session).text
     page = staff.get(f"{console_server.url}/console/", params={"q": code}, timeout=10).text
     assert re.search(r'<tr data-result-id="', page), f"no row for code {code}"

@@ -34,8 +34,8 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "app" / "sandbox" / "openapi.js
 TIMEOUT = 20
 LEAKS = ("Traceback", 'File "/', "sqlalchemy.exc", "psycopg.errors")
 
-FAST = settings(max_examples=600, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-FEWER = settings(FAST, max_examples=100)
+FAST = settings(max_examples=75, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FEWER = settings(FAST, max_examples=30)
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -381,7 +381,7 @@ def test_the_sandbox_takes_any_json(
         json_value,
     )
 
-    @settings(FAST, max_examples=300)
+    @settings(FAST, max_examples=40)
     @given(body=bodies, segment=text, with_auth=st.booleans(), idempotency_key=st.one_of(st.none(), header_value))
     def answers_as_documented(body: object, segment: str, with_auth: bool, idempotency_key: str | None) -> None:
         # A path segment of any text (`.` and `..` would move to another route, so they become `x`).

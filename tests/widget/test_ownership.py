@@ -10,18 +10,13 @@ from itsdangerous import URLSafeTimedSerializer
 from app.passid import PassidClient
 from tests.browser.conftest import demo_key
 from tests.support.servers import AppServer
+from tests.support.widget_http import open_qr_session, widget_fields
 
 
 def _awaiting(server: AppServer) -> tuple[str, str]:
-    """Start a QR session the way the widget does; returns (poll URL, request id)."""
-    page = requests.get(f"{server.url}/verify", timeout=10).text
-    options = re.search(r'name="o" value="([^"]+)"', page).group(1)
-    awaiting = requests.post(
-        f"{server.url}/verify/qr/session", data={"o": options}, headers={"HX-Request": "true"}, timeout=10
-    ).text
-    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', awaiting).group(1).replace("&amp;", "&")
-    request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", awaiting).group(1)
-    return poll, request_id
+    """Start a QR session the way the widget does; returns (poll path, request id)."""
+    session = open_qr_session(server.url)
+    return session.poll_url.removeprefix(server.url), session.request_id
 
 
 def test_the_widget_that_created_a_request_can_poll_it(widget_server: AppServer) -> None:
@@ -68,8 +63,7 @@ def test_a_completed_requests_claims_are_only_served_to_its_own_widget(widget_se
 
 
 def test_results_are_served_to_the_institution_key_only(widget_server: AppServer) -> None:
-    page = requests.get(f"{widget_server.url}/verify", timeout=10).text
-    fields = dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
+    fields = widget_fields(widget_server.url)
     done = requests.post(f"{widget_server.url}/verify/token/check", data={**fields, "token": "NG4M-XQRS-T88W"},
                          timeout=10)
     assert 'data-view="success"' in done.text

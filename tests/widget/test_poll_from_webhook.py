@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
-import requests
 from sqlalchemy import create_engine, text
 
 from app.passid import PassidClient
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.servers import AppServer, base_env, migrate
+from tests.support.widget_http import open_qr_session, poll
 
 SECRET = "whsec_poll_from_webhook_0123"
 
@@ -28,13 +27,9 @@ def test_the_poll_finishes_from_the_webhook_without_asking_passid(widget_server:
     institution.set_webhook(f"{app.url}/webhooks/passid", SECRET)
     app.start()
     try:
-        page = requests.get(f"{app.url}/verify", timeout=10).text
-        options = re.search(r'name="o" value="([^"]+)"', page).group(1)
-        htmx = {"HX-Request": "true"}
-        awaiting = requests.post(f"{app.url}/verify/qr/session", data={"o": options}, headers=htmx, timeout=10).text
-        poll = app.url + re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', awaiting).group(1).replace("&amp;", "&")
-        request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", awaiting).group(1)
-        assert requests.get(poll, headers=htmx, timeout=10).status_code == 204
+        session = open_qr_session(app.url)
+        request_id = session.request_id
+        assert poll(session).status_code == 204
 
         sandbox = PassidClient(widget_server.sandbox_url)
         sandbox.fulfill_request(request_id, sandbox.sandbox_login("NG4M-XQRS-T88W"))
@@ -51,7 +46,7 @@ def test_the_poll_finishes_from_the_webhook_without_asking_passid(widget_server:
 
         proxy.mode = "error500"  # PASSID is now unusable: any call would show the error state
         calls = proxy.calls
-        finished = requests.get(poll, headers=htmx, timeout=10)
+        finished = poll(session)
         assert finished.status_code == 200
         assert 'data-view="success"' in finished.text and ">743<" in finished.text
         assert proxy.calls == calls

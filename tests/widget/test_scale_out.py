@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from tests.support.servers import (
     migrate,
     postgres_available,
 )
-
-HTMX = {"HX-Request": "true"}
+from tests.support.widget_http import HTMX, open_qr_session
 
 
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not reachable on 127.0.0.1:5432")
@@ -34,12 +32,8 @@ def test_two_processes_share_one_qr_flow_and_handle_its_webhook_once(tmp_path: P
     second = AppServer(env, tmp_path / "second.log").start()
     try:
         # The page and the session come from one process...
-        page = requests.get(f"{first.url}/verify", timeout=10).text
-        options = re.search(r'name="o" value="([^"]+)"', page).group(1)
-        awaiting = requests.post(f"{first.url}/verify/qr/session", data={"o": options}, headers=HTMX,
-                                 timeout=10).text
-        poll_path = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', awaiting).group(1).replace("&amp;", "&")
-        request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", awaiting).group(1)
+        session = open_qr_session(first.url)
+        poll_path, request_id = session.poll_url.removeprefix(first.url), session.request_id
         # ...and the next poll lands on the other: the signed handle works anywhere.
         assert requests.get(second.url + poll_path, headers=HTMX, timeout=10).status_code == 204
 

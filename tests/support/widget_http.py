@@ -1,0 +1,41 @@
+"""Driving the widget over plain HTTP as its page does: the signed fields, a QR session, its poll."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import requests
+
+HTMX = {"HX-Request": "true"}
+
+
+@dataclass(frozen=True)
+class QrSession:
+    poll_url: str  # what the widget's 2.5 s poll requests (htmx answers 204 while pending)
+    request_id: str
+    code: str
+
+
+def widget_fields(app_url: str, http: requests.Session | None = None) -> dict[str, str]:
+    """The idle page's hidden fields: `o` (signed options) and `n` (the form's nonce)."""
+    page = (http or requests.Session()).get(f"{app_url}/verify", timeout=10).text
+    fields = dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
+    assert "o" in fields and "n" in fields, "no signed fields on /verify"
+    return fields
+
+
+def open_qr_session(app_url: str, http: requests.Session | None = None, options: str | None = None) -> QrSession:
+    """Generate QR: the awaiting partial carries the poll URL, the code and the phone link."""
+    http = http or requests.Session()
+    options = options or widget_fields(app_url, http)["o"]
+    answer = http.post(f"{app_url}/verify/qr/session", data={"o": options}, headers=HTMX, timeout=10)
+    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', answer.text)
+    request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", answer.text)
+    code = re.search(r'data-code="([A-Z0-9-]+)"', answer.text)
+    assert poll and request_id and code, f"no awaiting state: {answer.status_code} {answer.text[:300]}"
+    return QrSession(app_url + poll.group(1).replace("&amp;", "&"), request_id.group(1), code.group(1))
+
+
+def poll(session: QrSession) -> requests.Response:
+    return requests.get(session.poll_url, headers=HTMX, timeout=10)
