@@ -34,7 +34,7 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "app" / "sandbox" / "openapi.js
 TIMEOUT = 20
 LEAKS = ("Traceback", 'File "/', "sqlalchemy.exc", "psycopg.errors")
 
-FAST = settings(max_examples=75, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 FEWER = settings(FAST, max_examples=30)
 
 
