@@ -1,11 +1,13 @@
-"""A kept-alive connection the server closed in the meantime costs an idempotent call nothing."""
+"""A kept-alive connection the server drops as the next call arrives costs an idempotent call nothing."""
 
 from __future__ import annotations
 
 import socket
 import threading
 
-from app.passid import PassidClient
+import pytest
+
+from app.passid import PassidClient, PassidUnavailable
 
 ANSWER = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-PASSID-API-Version: 1\r\n"
@@ -14,35 +16,58 @@ ANSWER = (
 )
 
 
-def _one_answer_per_connection(server: socket.socket, served: list[int]) -> None:
-    """Promise keep-alive, then hang up after one answer — as a server at its idle timeout does."""
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+def _answer_once_then_drop(server: socket.socket, answered: list[int]) -> None:
+    """Answer a connection's first request, promise keep-alive, then hang up on its second
+    unanswered — what a server at its idle timeout does when a request races the close."""
     while True:
         try:
             conn, _ = server.accept()
         except OSError:
             return
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            if data:
+            if _read_request(conn):
+                answered.append(1)
                 conn.sendall(ANSWER)
-                served.append(1)
+                _read_request(conn)  # the reused connection's next request: dropped
 
 
-def test_a_get_on_a_connection_the_server_closed_is_sent_again() -> None:
+def _serve() -> tuple[socket.socket, list[int]]:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
-    served: list[int] = []
-    threading.Thread(target=_one_answer_per_connection, args=(server, served), daemon=True).start()
+    answered: list[int] = []
+    threading.Thread(target=_answer_once_then_drop, args=(server, answered), daemon=True).start()
+    return server, answered
+
+
+def test_a_get_on_a_connection_the_server_dropped_is_sent_again() -> None:
+    server, answered = _serve()
     client = PassidClient(f"http://127.0.0.1:{server.getsockname()[1]}", "sk_sandbox_" + "k" * 32)
     try:
         for _ in range(3):
             assert client.get_webhook().secret_set is False
     finally:
         server.close()
-    assert len(served) == 3
+    assert len(answered) == 3
+
+
+def test_a_post_is_not_sent_again_after_the_server_dropped_it() -> None:
+    """A POST may have been acted on: it fails rather than risk doing twice what is not idempotent."""
+    server, _ = _serve()
+    client = PassidClient(f"http://127.0.0.1:{server.getsockname()[1]}", "sk_sandbox_" + "k" * 32)
+    try:
+        client.get_webhook()
+        with pytest.raises(PassidUnavailable):
+            client.create_request()
+    finally:
+        server.close()
