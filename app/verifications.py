@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import db, isoformat_z, utcnow
+from app.passid import VerifyResult, restrict_claims
 
 FINAL_STATUSES = ("completed", "denied", "declined", "expired")
 
@@ -159,6 +161,29 @@ def attach_code(request_id: str, code: str) -> None:
     if row is not None and row.code is None:
         row.code = code
         db.session.commit()
+
+
+def record_verify_result(
+    result: VerifyResult, *, source: str, idempotency_key: str, wanted: Iterable[str]
+) -> Finished:
+    """Record a manual verify's answer, keeping only the claims this caller asked for.
+
+    A token may carry more permissions than the embed (or the branch) wanted;
+    the extra claims are dropped before they are stored or shown.
+    """
+    granted = [p for p in wanted if p in {str(q) for q in result.permissions}]
+    return record(
+        source=source,
+        status="completed" if result.verified else "denied",
+        token=result.token,
+        idempotency_key=idempotency_key,
+        claims=restrict_claims(result.claims, granted) if result.verified else None,
+        permissions=granted or None,
+        deny_reason=result.deny_reason.value if result.deny_reason else None,
+        recommendation=result.recommendation,
+        corridor=result.corridor,
+        verified_at=result.verified_at,
+    )
 
 
 def result_document(row: Verification) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from flask_login import login_required
 
 from app import verifications
 from app.branch.decision import counter_decision
-from app.passid import PassidError, ValidationError, normalise_token, restrict_claims
+from app.passid import PassidError, ValidationError
 from app.passid_connection import passid_client
 from app.widget.messages import claim_lines
-from app.widget.routes import idempotency_key
+from app.widget.routes import idempotency_key, submitted_token
 
 bp = Blueprint("branch", __name__, url_prefix="/branch")
 
@@ -54,9 +54,8 @@ def next_customer() -> tuple[str, int]:
 @bp.post("/verify")
 @login_required
 def verify() -> tuple[str, int]:
-    token = normalise_token(request.form.get("token", "")[:100])
-    nonce = request.form.get("n", "")
-    if token is None or not 16 <= len(nonce) <= 64:
+    token, nonce = submitted_token()
+    if token is None or nonce is None:
         return _entry("That is not a PASSID token: 12 or 16 letters and numbers, like AB3X-7YQM-K9PQ-3MNX.", 422)
     key = idempotency_key(nonce, token)
     permissions = list(current_app.config["PASSID_PERMISSIONS"])
@@ -67,19 +66,9 @@ def verify() -> tuple[str, int]:
     except PassidError:
         current_app.logger.warning("branch verify failed", exc_info=True)
         return _entry("PASSID could not be reached. Nothing was verified — try again in a moment.", 502)
-    claims = restrict_claims(result.claims, permissions) if result.verified else None
-    verifications.record(
-        source="branch",
-        status="completed" if result.verified else "denied",
-        token=result.token,
-        idempotency_key=key,
-        claims=claims,
-        permissions=[p for p in permissions if p in {str(q) for q in result.permissions}] or None,
-        deny_reason=result.deny_reason.value if result.deny_reason else None,
-        recommendation=result.recommendation,
-        corridor=result.corridor,
-        verified_at=result.verified_at,
-    )
+    claims = verifications.record_verify_result(
+        result, source="branch", idempotency_key=key, wanted=permissions
+    ).claims
     decision = counter_decision(
         verified=result.verified,
         deny_reason=result.deny_reason.value if result.deny_reason else None,

@@ -217,11 +217,9 @@ def _resume_htmx(handle: str) -> Response:
 def verifying() -> Response:
     """Submit a token: the spinner first (htmx), which then asks for the check."""
     options = signed_options()
-    nonce = request.form.get("n", "")
-    token = normalise_token(request.form.get("token", "")[:100])
-    if token is None or not 16 <= len(nonce) <= 64:
-        message = messages.token_format_message()
-        return idle(options, nonce=nonce or None, error=message, status=422,
+    token, nonce = submitted_token()
+    if token is None or nonce is None:
+        return idle(options, nonce=nonce, error=messages.token_format_message(), status=422,
                     token=request.form.get("token", "")[:100])
     if is_htmx():
         return render_state("verifying", options, token=token, nonce=nonce)
@@ -232,10 +230,9 @@ def verifying() -> Response:
 @limiter.shared_limit(token_limit, scope="widget-tokens")
 def check_token() -> Response:
     options = signed_options()
-    nonce = request.form.get("n", "")
-    token = normalise_token(request.form.get("token", "")[:100])
-    if token is None or not 16 <= len(nonce) <= 64:
-        return idle(options, nonce=nonce or None, error=messages.token_format_message(), status=422)
+    token, nonce = submitted_token()
+    if token is None or nonce is None:
+        return idle(options, nonce=nonce, error=messages.token_format_message(), status=422)
     key = idempotency_key(nonce, token)
     try:
         result = passid_client().verify(token, idempotency_key=key)
@@ -244,20 +241,17 @@ def check_token() -> Response:
     except PassidError:
         current_app.logger.warning("verify failed", exc_info=True)
         return error_state(options, retry=Retry("get", url_for("widget.reset"), {"n": nonce}))
-    granted = [p for p in options.permissions if p in {str(q) for q in result.permissions}]
-    finished = verifications.record(
-        source="manual",
-        status="completed" if result.verified else "denied",
-        token=result.token,
-        idempotency_key=key,
-        claims=restrict_claims(result.claims, granted) if result.verified else None,
-        permissions=granted or None,
-        deny_reason=result.deny_reason.value if result.deny_reason else None,
-        recommendation=result.recommendation,
-        corridor=result.corridor,
-        verified_at=result.verified_at,
+    finished = verifications.record_verify_result(
+        result, source="manual", idempotency_key=key, wanted=options.permissions
     )
     return final_state(options, finished)
+
+
+def submitted_token() -> tuple[str | None, str | None]:
+    """The posted token in normal form and the form's nonce; None for either that is unusable."""
+    token = normalise_token(request.form.get("token", "")[:100])
+    nonce = request.form.get("n", "")
+    return token, nonce if 16 <= len(nonce) <= 64 else None
 
 
 def idempotency_key(nonce: str, token: str) -> str:
