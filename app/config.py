@@ -49,6 +49,7 @@ class Settings:
     permissions: tuple[str, ...] = ALL_PERMISSIONS
     theme_primary: str = DEFAULT_THEME_PRIMARY
     request_ttl_seconds: int = 600
+    poll_check_seconds: float = 7.0
     branch_reset_seconds: int = 60
     rate_limit_sessions: str = "10 per minute"
     rate_limit_tokens: str = "20 per minute"
@@ -99,6 +100,7 @@ class Settings:
             "PASSID_THEME_PRIMARY": self.theme_primary,
             "PASSID_REQUEST_TTL_SECONDS": self.request_ttl_seconds,
             "PASSID_BRANCH_RESET_SECONDS": self.branch_reset_seconds,
+            "PASSID_POLL_CHECK_SECONDS": self.poll_check_seconds,
             "PASSID_RATE_LIMIT_SESSIONS": self.rate_limit_sessions,
             "PASSID_RATE_LIMIT_TOKENS": self.rate_limit_tokens,
             "PASSID_RATE_LIMIT_SIGN_IN": self.rate_limit_sign_in,
@@ -228,6 +230,9 @@ def load_settings(
                               problems, minimum=1, maximum=3600))
     branch_reset = int(_number(env.get("PASSID_BRANCH_RESET_SECONDS", "60"), "PASSID_BRANCH_RESET_SECONDS",
                                problems, minimum=1, maximum=3600))
+    # With webhooks on, how often a pending poll asks PASSID itself (0: every poll).
+    poll_check = _number(env.get("PASSID_POLL_CHECK_SECONDS", "7"), "PASSID_POLL_CHECK_SECONDS",
+                         problems, minimum=0, maximum=60)
     # Tests lower this to see expiry in seconds; the contract's floor is 60.
     min_ttl = int(_number(env.get("PASSID_SANDBOX_MIN_TTL_SECONDS", "60"), "PASSID_SANDBOX_MIN_TTL_SECONDS",
                           problems, minimum=1, maximum=60))
@@ -275,6 +280,7 @@ def load_settings(
         theme_primary=theme,
         request_ttl_seconds=request_ttl,
         branch_reset_seconds=branch_reset,
+        poll_check_seconds=poll_check,
         rate_limit_sessions=limits["SESSIONS"],
         rate_limit_tokens=limits["TOKENS"],
         rate_limit_sign_in=limits["SIGN_IN"],

@@ -23,6 +23,7 @@ from app.passid_connection import passid_client, passid_connection
 from app.rate_limits import limiter, session_limit, spinner_step, token_limit
 from app.widget import handles, messages
 from app.widget.options import WidgetOptions, options_from
+from app.widget.polling import UpstreamChecks
 from app.widget.qr import qr_svg
 
 bp = Blueprint("widget", __name__)
@@ -135,6 +136,7 @@ def create_session() -> Response:
             "x": created.expires_at.isoformat(),
         },
     )
+    upstream_checks().seen_pending(created.request_id)
     return awaiting(options, handle)
 
 
@@ -157,8 +159,11 @@ def awaiting(options: WidgetOptions, handle: str) -> Response:
 
 @bp.get("/verify/qr/status")
 def poll() -> Response:
-    """The 2.5 s poll: 204 while pending (htmx swaps nothing), else the final state."""
-    options = signed_options()
+    """The 2.5 s poll: 204 while pending (htmx swaps nothing), else the final state.
+
+    Our records first (a webhook may have finished the request); PASSID only
+    when `polling` says it is time to ask.
+    """
     try:
         session = handles.unsign("request", request.args.get("h"))
     except handles.InvalidHandle:
@@ -167,29 +172,49 @@ def poll() -> Response:
     finished = verifications.find_by_request(request_id)
     if finished is not None:
         verifications.attach_code(request_id, session["c"])
-    else:
-        try:
-            details = passid_client().get_request(request_id)
-        except PassidError:
-            current_app.logger.warning("get_request failed", exc_info=True)
-            retry = Retry("get", url_for("widget.resume"), {"h": request.args.get("h", "")})
-            return error_state(options, retry=retry)
-        if details.status.value == "pending":
-            if is_htmx():
-                return Response(status=204)
-            return awaiting(options, request.args.get("h", ""))
-        finished = verifications.record(
-            source="qr",
-            status=details.status.value,
-            request_id=request_id,
-            code=session["c"],
-            token=details.token,
-            claims=restrict_claims(details.claims, options.permissions) if details.claims else None,
-            permissions=[str(p) for p in details.permissions],
-            decline_reason=details.decline_reason,
-            verified_at=details.verified_at,
-        )
+        return final_state(signed_options(), finished)
+    expires_at = datetime.fromisoformat(session["x"])
+    webhooks = bool(passid_connection().webhook_secrets)
+    if not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
+        return still_pending()
+    options = signed_options()
+    try:
+        details = passid_client().get_request(request_id)
+    except PassidError:
+        current_app.logger.warning("get_request failed", exc_info=True)
+        retry = Retry("get", url_for("widget.resume"), {"h": request.args.get("h", "")})
+        return error_state(options, retry=retry)
+    if details.status.value == "pending":
+        return still_pending()
+    finished = verifications.record(
+        source="qr",
+        status=details.status.value,
+        request_id=request_id,
+        code=session["c"],
+        token=details.token,
+        claims=restrict_claims(details.claims, options.permissions) if details.claims else None,
+        permissions=[str(p) for p in details.permissions],
+        decline_reason=details.decline_reason,
+        verified_at=details.verified_at,
+    )
     return final_state(options, finished)
+
+
+def still_pending() -> Response:
+    """htmx swaps nothing on a 204; a plain (no-JavaScript) reload gets the QR page again."""
+    if is_htmx():
+        return Response(status=204)
+    return awaiting(signed_options(), request.args.get("h", ""))
+
+
+def upstream_checks() -> UpstreamChecks:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    checks = app.extensions.get("passid_upstream_checks")
+    if checks is None:
+        checks = app.extensions.setdefault(
+            "passid_upstream_checks", UpstreamChecks(float(app.config["PASSID_POLL_CHECK_SECONDS"]))
+        )
+    return checks
 
 
 @bp.get("/verify/qr/resume")

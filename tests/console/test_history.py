@@ -12,7 +12,7 @@ import secrets
 from app.console.records import claims_summary, normalise_query
 from app.passid import PassidClient
 from tests.console.conftest import OtherConsole, random_token, verify_in_widget
-from tests.support.widget_http import open_qr_session, poll
+from tests.support.widget_http import open_qr_session, poll_until_final
 
 
 def rows(page: str) -> list[str]:
@@ -63,7 +63,7 @@ def test_search_finds_a_qr_verification_by_its_code(quiet: OtherConsole) -> None
     code = session.code
     phone = PassidClient(quiet.passid.base_url)
     phone.fulfill_request(session.request_id, phone.sandbox_login("NG4M-XQRS-T88W"))
-    assert 'data-view="success"' in poll(session).text
+    assert 'data-view="success"' in poll_until_final(session).text
     found = rows(history(quiet, q=code.lower().replace("-", "")))
     assert len(found) == 1
     assert code in found[0] and "QR code" in found[0] and "743 · tier B" in found[0]

@@ -9,13 +9,12 @@ the code the customer read out.
 from __future__ import annotations
 
 import re
-import time
 
 import requests
 
 from app.passid import PassidClient
 from tests.support.servers import AppServer
-from tests.support.widget_http import open_qr_session, poll
+from tests.support.widget_http import open_qr_session, poll_until_final
 
 
 def test_a_qr_verification_recorded_by_its_webhook_first_is_still_found_by_code(
@@ -25,7 +24,6 @@ def test_a_qr_verification_recorded_by_its_webhook_first_is_still_found_by_code(
     code = session.code
     phone = PassidClient(console_server.sandbox_url)
     phone.fulfill_request(session.request_id, phone.sandbox_login("KE8V-3TXY-Z72L"))
-    time.sleep(1.5)  # the webhook arrives and is handled before the widget's next poll
-    assert 'data-view="success"' in poll(session).text
+    assert 'data-view="success"' in poll_until_final(session).text
     page = staff.get(f"{console_server.url}/console/", params={"q": code}, timeout=10).text
     assert re.search(r'<tr data-result-id="', page), f"no row for code {code}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 
 import requests
@@ -39,3 +40,17 @@ def open_qr_session(app_url: str, http: requests.Session | None = None, options:
 
 def poll(session: QrSession) -> requests.Response:
     return requests.get(session.poll_url, headers=HTMX, timeout=10)
+
+
+def poll_until_final(session: QrSession, timeout: float = 20.0) -> requests.Response:
+    """Poll as the widget does until the answer is not "still pending" (204).
+
+    With webhooks on, completion reaches the widget through the webhook, a few
+    milliseconds after PASSID records it; a decline through the next check.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = poll(session)
+        if answer.status_code != 204 or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)

@@ -10,7 +10,7 @@ from itsdangerous import URLSafeTimedSerializer
 from app.passid import PassidClient
 from tests.browser.conftest import demo_key
 from tests.support.servers import AppServer
-from tests.support.widget_http import open_qr_session, widget_fields
+from tests.support.widget_http import open_qr_session, poll_until_final, widget_fields
 
 
 def _awaiting(server: AppServer) -> tuple[str, str]:
@@ -51,10 +51,11 @@ def test_a_request_id_alone_reads_nothing_through_us(widget_server: AppServer) -
 
 
 def test_a_completed_requests_claims_are_only_served_to_its_own_widget(widget_server: AppServer) -> None:
-    poll, request_id = _awaiting(widget_server)
+    session = open_qr_session(widget_server.url)
+    request_id = session.request_id
     sandbox = PassidClient(widget_server.sandbox_url)
     sandbox.fulfill_request(request_id, sandbox.sandbox_login("KE8V-3TXY-Z72L"))
-    own = requests.get(widget_server.url + poll, headers={"HX-Request": "true"}, timeout=10)
+    own = poll_until_final(session)
     assert own.status_code == 200 and 'data-view="success"' in own.text and "812" in own.text
     forged = URLSafeTimedSerializer("guess", salt="passid-widget-request").dumps({"r": request_id})
     for handle in (request_id, forged):

@@ -1,8 +1,15 @@
-"""Once a webhook has completed a request, the widget's poll finishes from our records."""
+"""When the widget's poll asks PASSID, and when our records (filled by webhooks) answer it.
+
+Our app reaches PASSID through a counting proxy, so each test sees exactly
+how many calls a run of polls made.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -10,30 +17,56 @@ from sqlalchemy import create_engine, text
 from app.passid import PassidClient
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.servers import AppServer, base_env, migrate
-from tests.support.widget_http import open_qr_session, poll
+from tests.support.widget_http import open_qr_session, poll, poll_until_final
 
 SECRET = "whsec_poll_from_webhook_0123"
 
 
-def test_the_poll_finishes_from_the_webhook_without_asking_passid(widget_server: AppServer, tmp_path: Path) -> None:
+@dataclass
+class Wired:
+    app: AppServer
+    proxy: FaultyUpstream
+    database: str
+
+
+@contextmanager
+def app_behind_proxy(widget_server: AppServer, tmp_path: Path, *, webhooks: bool = True,
+                     **env: str) -> Iterator[Wired]:
+    """Our app with its own institution on the shared sandbox, every PASSID call counted."""
     onboarding = PassidClient(widget_server.sandbox_url).onboard("Webhook Bank")
     institution = PassidClient(widget_server.sandbox_url, onboarding.sandbox_key)
     proxy = FaultyUpstream(widget_server.sandbox_url)
     database = f"sqlite:///{tmp_path / 'passid.db'}"
-    env = base_env(database, PASSID_BASE_URL=proxy.url, PASSID_API_KEY=onboarding.sandbox_key,
-                   PASSID_WEBHOOK_SECRET=SECRET, PASSID_TIMEOUT_SECONDS="2")
-    migrate(env)
-    app = AppServer(env, tmp_path / "app.log")
-    institution.set_webhook(f"{app.url}/webhooks/passid", SECRET)
+    settings = base_env(database, PASSID_BASE_URL=proxy.url, PASSID_API_KEY=onboarding.sandbox_key,
+                        PASSID_TIMEOUT_SECONDS="2", **env)
+    if webhooks:
+        settings["PASSID_WEBHOOK_SECRET"] = SECRET
+    migrate(settings)
+    app = AppServer(settings, tmp_path / "app.log")
+    if webhooks:
+        institution.set_webhook(f"{app.url}/webhooks/passid", SECRET)
     app.start()
     try:
-        session = open_qr_session(app.url)
+        yield Wired(app, proxy, database)
+    finally:
+        app.stop()
+        proxy.close()
+
+
+def phone(widget_server: AppServer) -> tuple[PassidClient, str]:
+    sandbox = PassidClient(widget_server.sandbox_url)
+    return sandbox, sandbox.sandbox_login("NG4M-XQRS-T88W")
+
+
+def test_the_poll_finishes_from_the_webhook_without_asking_passid(widget_server: AppServer, tmp_path: Path) -> None:
+    with app_behind_proxy(widget_server, tmp_path) as wired:
+        session = open_qr_session(wired.app.url)
         request_id = session.request_id
         assert poll(session).status_code == 204
 
-        sandbox = PassidClient(widget_server.sandbox_url)
-        sandbox.fulfill_request(request_id, sandbox.sandbox_login("NG4M-XQRS-T88W"))
-        engine = create_engine(database)
+        sandbox, jwt = phone(widget_server)
+        sandbox.fulfill_request(request_id, jwt)
+        engine = create_engine(wired.database)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             with engine.connect() as conn:
@@ -44,12 +77,58 @@ def test_the_poll_finishes_from_the_webhook_without_asking_passid(widget_server:
             time.sleep(0.1)
         assert found == "completed"
 
-        proxy.mode = "error500"  # PASSID is now unusable: any call would show the error state
-        calls = proxy.calls
+        wired.proxy.mode = "error500"  # PASSID is now unusable: any call would show the error state
+        calls = wired.proxy.calls
         finished = poll(session)
         assert finished.status_code == 200
         assert 'data-view="success"' in finished.text and ">743<" in finished.text
-        assert proxy.calls == calls
-    finally:
-        app.stop()
-        proxy.close()
+        assert wired.proxy.calls == calls
+
+
+def test_pending_polls_between_checks_are_answered_without_asking_passid(
+    widget_server: AppServer, tmp_path: Path
+) -> None:
+    with app_behind_proxy(widget_server, tmp_path, PASSID_POLL_CHECK_SECONDS="60") as wired:
+        session = open_qr_session(wired.app.url)
+        calls = wired.proxy.calls
+        assert [poll(session).status_code for _ in range(5)] == [204] * 5
+        assert wired.proxy.calls == calls  # creating the request told us it is pending
+
+        # Completion still arrives at once: through the webhook, not a check.
+        sandbox, jwt = phone(widget_server)
+        sandbox.fulfill_request(session.request_id, jwt)
+        finished = poll_until_final(session, timeout=10)
+        assert 'data-view="success"' in finished.text
+        assert wired.proxy.calls == calls
+
+
+def test_a_decline_no_webhook_reports_is_seen_at_the_next_check(widget_server: AppServer, tmp_path: Path) -> None:
+    with app_behind_proxy(widget_server, tmp_path, PASSID_POLL_CHECK_SECONDS="1") as wired:
+        session = open_qr_session(wired.app.url)
+        sandbox, jwt = phone(widget_server)
+        sandbox.decline_request(session.request_id, jwt)
+        started = time.monotonic()
+        finished = poll_until_final(session, timeout=10)
+        assert 'data-view="declined"' in finished.text
+        assert time.monotonic() - started < 3
+
+
+def test_without_webhooks_every_poll_asks_passid(widget_server: AppServer, tmp_path: Path) -> None:
+    with app_behind_proxy(widget_server, tmp_path, webhooks=False, PASSID_POLL_CHECK_SECONDS="60") as wired:
+        session = open_qr_session(wired.app.url)
+        calls = wired.proxy.calls
+        assert [poll(session).status_code for _ in range(3)] == [204] * 3
+        assert wired.proxy.calls == calls + 3
+
+
+def test_at_expiry_the_poll_asks_passid_whatever_the_check_interval(
+    widget_server: AppServer, tmp_path: Path
+) -> None:
+    """The shared sandbox lets a request live one second; "Generate new code" must not wait for a check."""
+    with app_behind_proxy(widget_server, tmp_path, PASSID_POLL_CHECK_SECONDS="60",
+                          PASSID_REQUEST_TTL_SECONDS="1") as wired:
+        session = open_qr_session(wired.app.url)
+        time.sleep(1.5)
+        finished = poll(session)
+        assert finished.status_code == 200 and 'data-view="declined"' in finished.text
+        assert "Generate new code" in finished.text
