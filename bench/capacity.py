@@ -368,7 +368,9 @@ def main() -> None:
     for config, results in outcomes:
         report(config, results, args.upstream_ms)
     print("Load from wrk on loopback: a fixed arrival rate of widgets ÷ 2.5 s over keep-alive connections, "
-          "rotating over one real poll URL per widget; every poll is a pending one that asks PASSID.")
+          "rotating over one real poll URL per widget; every poll is a pending one. With webhooks on, a widget's "
+          "poll asks PASSID at most every PASSID_POLL_CHECK_SECONDS (7 s) per worker; the polls between are "
+          "answered from our records.")
 
 
 if __name__ == "__main__":
