@@ -50,6 +50,7 @@ class Settings:
     theme_primary: str = DEFAULT_THEME_PRIMARY
     request_ttl_seconds: int = 600
     poll_check_seconds: float = 7.0
+    max_calls_in_flight: int = 4
     branch_reset_seconds: int = 60
     rate_limit_sessions: str = "10 per minute"
     rate_limit_tokens: str = "20 per minute"
@@ -101,6 +102,7 @@ class Settings:
             "PASSID_REQUEST_TTL_SECONDS": self.request_ttl_seconds,
             "PASSID_BRANCH_RESET_SECONDS": self.branch_reset_seconds,
             "PASSID_POLL_CHECK_SECONDS": self.poll_check_seconds,
+            "PASSID_MAX_CALLS_IN_FLIGHT": self.max_calls_in_flight,
             "PASSID_RATE_LIMIT_SESSIONS": self.rate_limit_sessions,
             "PASSID_RATE_LIMIT_TOKENS": self.rate_limit_tokens,
             "PASSID_RATE_LIMIT_SIGN_IN": self.rate_limit_sign_in,
@@ -233,6 +235,9 @@ def load_settings(
     # With webhooks on, how often a pending poll asks PASSID itself (0: every poll).
     poll_check = _number(env.get("PASSID_POLL_CHECK_SECONDS", "7"), "PASSID_POLL_CHECK_SECONDS",
                          problems, minimum=0, maximum=60)
+    # Per process: a slow PASSID may hold this many threads, never all of them.
+    in_flight = int(_number(env.get("PASSID_MAX_CALLS_IN_FLIGHT", "4"), "PASSID_MAX_CALLS_IN_FLIGHT",
+                            problems, minimum=1, maximum=1000))
     # Tests lower this to see expiry in seconds; the contract's floor is 60.
     min_ttl = int(_number(env.get("PASSID_SANDBOX_MIN_TTL_SECONDS", "60"), "PASSID_SANDBOX_MIN_TTL_SECONDS",
                           problems, minimum=1, maximum=60))
@@ -281,6 +286,7 @@ def load_settings(
         request_ttl_seconds=request_ttl,
         branch_reset_seconds=branch_reset,
         poll_check_seconds=poll_check,
+        max_calls_in_flight=in_flight,
         rate_limit_sessions=limits["SESSIONS"],
         rate_limit_tokens=limits["TOKENS"],
         rate_limit_sign_in=limits["SIGN_IN"],

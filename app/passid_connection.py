@@ -56,12 +56,29 @@ def passid_connection(app: Flask | None = None) -> PassidConnection:
 _clients = threading.local()
 
 
+def _in_flight(app: Flask) -> threading.Semaphore:
+    """The process's cap on calls waiting on PASSID, shared by every thread's client."""
+    cap = app.extensions.get("passid_in_flight")
+    if cap is None:
+        cap = app.extensions.setdefault(
+            "passid_in_flight", threading.BoundedSemaphore(int(app.config["PASSID_MAX_CALLS_IN_FLIGHT"]))
+        )
+    return cap
+
+
 def passid_client() -> PassidClient:
-    """A client for this thread (a requests.Session is not shared across threads)."""
+    """A client for this thread (a requests.Session is not shared across threads).
+
+    All of them share one cap on calls in flight, so a PASSID that stops
+    answering holds a few threads until their timeout, not every thread of
+    the process: webhooks, pages and polls answered from records go on.
+    """
     connection = passid_connection()
     client: PassidClient | None = getattr(_clients, "client", None)
     if client is None or getattr(_clients, "connection", None) is not connection:
         timeout = connection.timeout_seconds
-        client = PassidClient(connection.base_url, connection.api_key, timeout=(min(3.05, timeout), timeout))
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        client = PassidClient(connection.base_url, connection.api_key, timeout=(min(3.05, timeout), timeout),
+                              in_flight=_in_flight(app))
         _clients.client, _clients.connection = client, connection
     return client

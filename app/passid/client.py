@@ -8,6 +8,7 @@ see `PassidError` subclasses, never a `requests` exception or a KeyError.
 from __future__ import annotations
 
 import math
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from .errors import (
     ApiVersionMismatch,
     MalformedResponse,
     PassidAPIError,
+    PassidBusy,
     PassidError,
     PassidTimeout,
     PassidUnavailable,
@@ -174,8 +176,12 @@ class PassidClient:
         timeout: Timeout = (3.05, 10.0),
         session: requests.Session | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        in_flight: threading.Semaphore | None = None,
     ) -> None:
+        """`in_flight`, shared by the clients of one process, caps its calls waiting on PASSID at once
+        (a bulkhead): past the cap a call raises `PassidBusy` without being sent."""
         self.base_url = base_url.rstrip("/")
+        self._in_flight = in_flight
         self.timeout = timeout
         self.user_agent = user_agent
         self._api_key = api_key
@@ -218,6 +224,8 @@ class PassidClient:
         if auth and self._api_key:
             send["X-Institution-Key"] = self._api_key
         send.update(headers or {})
+        if self._in_flight is not None and not self._in_flight.acquire(blocking=False):
+            raise PassidBusy(f"{what}: not sent, too many calls to PASSID already waiting")
         try:
             response = self._session.request(
                 method,
@@ -241,6 +249,9 @@ class PassidClient:
             raise PassidUnavailable(f"{what}: answer was cut off: {exc}") from exc
         except requests.RequestException as exc:
             raise PassidError(f"{what}: {exc}") from exc
+        finally:
+            if self._in_flight is not None:
+                self._in_flight.release()
 
         status = response.status_code
         version = response.headers.get("X-PASSID-API-Version")

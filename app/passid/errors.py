@@ -29,6 +29,14 @@ class PassidUnavailable(PassidError):
     """PASSID could not be reached (refused connection, DNS failure, connection cut)."""
 
 
+class PassidBusy(PassidUnavailable):
+    """Not sent: the client's limit of calls in flight was reached (PASSID is probably slow).
+
+    Raised at once, so a slow PASSID holds at most that many of the caller's
+    threads while the others keep serving whatever needs no PASSID call.
+    """
+
+
 class MalformedResponse(PassidError):
     """The answer is not what the contract promises (not JSON, wrong shape, fields missing or mistyped)."""
 

@@ -41,6 +41,12 @@ class UpstreamChecks:
             with self._lock:
                 self._recent[request_id] = True
 
+    def forget(self, request_id: str) -> None:
+        """The ask did not happen: let the next poll ask."""
+        if self._recent is not None:
+            with self._lock:
+                self._recent.pop(request_id, None)
+
     def should_ask(self, request_id: str, expires_at: datetime, *, webhooks: bool) -> bool:
         """Ask PASSID now? Yes without webhooks, at expiry, or when the last ask is old enough.
 

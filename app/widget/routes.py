@@ -18,7 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 
 from app import verifications
-from app.passid import PassidError, ValidationError, normalise_token, restrict_claims
+from app.passid import PassidBusy, PassidError, ValidationError, normalise_token, restrict_claims
 from app.passid_connection import passid_client, passid_connection
 from app.rate_limits import limiter, session_limit, spinner_step, token_limit
 from app.widget import handles, messages
@@ -180,6 +180,9 @@ def poll() -> Response:
     options = signed_options()
     try:
         details = passid_client().get_request(request_id)
+    except PassidBusy:
+        upstream_checks().forget(request_id)  # PASSID is slow for others already: ask at the next poll
+        return still_pending()
     except PassidError:
         current_app.logger.warning("get_request failed", exc_info=True)
         retry = Retry("get", url_for("widget.resume"), {"h": request.args.get("h", "")})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -14,6 +15,7 @@ from app.passid import (
     MalformedResponse,
     NotFound,
     PassidAPIError,
+    PassidBusy,
     PassidClient,
     PassidError,
     PassidTimeout,
@@ -68,6 +70,29 @@ def test_timed_out_verify_carries_the_key_to_retry_with(fake: FakePassid) -> Non
     with PassidClient(fake.url, API_KEY, timeout=0.3) as passid, pytest.raises(PassidTimeout) as caught:
         passid.verify("KE8V-3TXY-Z72L")
     assert caught.value.idempotency_key == fake.last.headers["Idempotency-Key"]
+
+
+def test_past_the_in_flight_cap_a_call_is_refused_at_once_and_the_slot_comes_back(fake: FakePassid) -> None:
+    """The bulkhead: two threads share a cap of one; while the first waits on a slow PASSID the
+    second is not sent; once the first has timed out, calls go through again."""
+    fake.reply = Reply(body=APPROVED, delay=5)
+    cap = threading.BoundedSemaphore(1)
+    slow = PassidClient(fake.url, API_KEY, timeout=1.0, in_flight=cap)
+    waiting = threading.Thread(target=lambda: pytest.raises(PassidTimeout, slow.verify, "KE8V-3TXY-Z72L"))
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while not fake.seen and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sent = len(fake.seen)
+    started = time.monotonic()
+    with PassidClient(fake.url, API_KEY, timeout=1.0, in_flight=cap) as other, pytest.raises(PassidBusy):
+        other.get_webhook()
+    assert time.monotonic() - started < 0.2 and len(fake.seen) == sent == 1
+    waiting.join(timeout=5)
+    fake.reply = Reply(body={"url": None, "secretSet": False})
+    with PassidClient(fake.url, API_KEY, timeout=1.0, in_flight=cap) as other:
+        assert other.get_webhook().url is None
+    slow.close()
 
 
 def test_refused_connection_is_passid_unavailable() -> None:

@@ -7,50 +7,14 @@ how many calls a run of polls made.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
 from app.passid import PassidClient
-from tests.support.faulty_upstream import FaultyUpstream
-from tests.support.servers import AppServer, base_env, migrate
+from tests.support.proxied_app import app_behind_proxy
+from tests.support.servers import AppServer
 from tests.support.widget_http import open_qr_session, poll, poll_until_final
-
-SECRET = "whsec_poll_from_webhook_0123"
-
-
-@dataclass
-class Wired:
-    app: AppServer
-    proxy: FaultyUpstream
-    database: str
-
-
-@contextmanager
-def app_behind_proxy(widget_server: AppServer, tmp_path: Path, *, webhooks: bool = True,
-                     **env: str) -> Iterator[Wired]:
-    """Our app with its own institution on the shared sandbox, every PASSID call counted."""
-    onboarding = PassidClient(widget_server.sandbox_url).onboard("Webhook Bank")
-    institution = PassidClient(widget_server.sandbox_url, onboarding.sandbox_key)
-    proxy = FaultyUpstream(widget_server.sandbox_url)
-    database = f"sqlite:///{tmp_path / 'passid.db'}"
-    settings = base_env(database, PASSID_BASE_URL=proxy.url, PASSID_API_KEY=onboarding.sandbox_key,
-                        PASSID_TIMEOUT_SECONDS="2", **env)
-    if webhooks:
-        settings["PASSID_WEBHOOK_SECRET"] = SECRET
-    migrate(settings)
-    app = AppServer(settings, tmp_path / "app.log")
-    if webhooks:
-        institution.set_webhook(f"{app.url}/webhooks/passid", SECRET)
-    app.start()
-    try:
-        yield Wired(app, proxy, database)
-    finally:
-        app.stop()
-        proxy.close()
 
 
 def phone(widget_server: AppServer) -> tuple[PassidClient, str]:
