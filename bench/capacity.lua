@@ -36,6 +36,7 @@ local cursor = 1
 local interval_ms = 0
 local next_slot = nil
 late = 0 -- sends more than 50 ms behind their slot (read by done())
+s204, s200, s502, sother = 0, 0, 0, 0 -- answers by status (read by done())
 
 function init(args)
   local index = wrk.thread:get("index")
@@ -71,15 +72,26 @@ function request()
   return r
 end
 
+function response(status, headers, body)
+  if status == 204 then s204 = s204 + 1
+  elseif status == 200 then s200 = s200 + 1
+  elseif status == 502 then s502 = s502 + 1
+  else sother = sother + 1 end
+end
+
 function done(summary, latency, requests_stats)
   local late_total = 0
+  local counts = { s204 = 0, s200 = 0, s502 = 0, sother = 0 }
   for _, thread in ipairs(threads) do
     late_total = late_total + (thread:get("late") or 0)
+    for name, _ in pairs(counts) do counts[name] = counts[name] + (thread:get(name) or 0) end
   end
   local e = summary.errors
   io.write(string.format(
     'BENCH {"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, '
-      .. '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, "late": %d}\n',
+      .. '"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, "late": %d, '
+      .. '"s204": %d, "s200": %d, "s502": %d, "sother": %d}\n',
     summary.requests, summary.duration, math.floor(latency:percentile(50)), math.floor(latency:percentile(90)),
-    math.floor(latency:percentile(99)), latency.max, e.connect, e.read, e.write, e.status, e.timeout, late_total))
+    math.floor(latency:percentile(99)), latency.max, e.connect, e.read, e.write, e.status, e.timeout, late_total,
+    counts.s204, counts.s200, counts.s502, counts.sother))
 end

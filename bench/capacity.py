@@ -145,7 +145,10 @@ class Widgets:
 
 
 def start_stub(template: Path, delay_ms: float) -> tuple[subprocess.Popen[bytes], str]:
+    """The stand-in on a free port whose neighbour (its control port, for bench/faults.py) is free too."""
     port = free_port()
+    while not _port_free(port + 1):
+        port = free_port()
     process = subprocess.Popen(
         [str(BIN / "python"), "-m", "bench.passid_stub", str(port), str(template), str(delay_ms)],
         cwd=ROOT, start_new_session=True,
@@ -159,6 +162,15 @@ def start_stub(template: Path, delay_ms: float) -> tuple[subprocess.Popen[bytes]
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("the PASSID stand-in did not start")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 # --- measuring ----------------------------------------------------------------------------------
@@ -206,7 +218,7 @@ def machine_busy_seconds() -> float:
 
 
 def run_step(server: BenchServer, stub_pid: int, widgets: Widgets, count: int, seconds: int,
-             database_name: str | None = None) -> dict:
+             database_name: str | None = None, timeout: float = 2.0) -> dict:
     paths_file = widgets.file_for(count)
     rate = count / INTERVAL
     connections = max(16, math.ceil(count / 8))
@@ -217,7 +229,7 @@ def run_step(server: BenchServer, stub_pid: int, widgets: Widgets, count: int, s
     before = (cpu_seconds(ours), cpu_seconds([stub_pid]), machine_busy_seconds())
     _child_cpu_since_last()
     wrk = subprocess.Popen(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "2s", "-s", str(LUA), server.url,
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{timeout:g}s", "-s", str(LUA), server.url,
          "--", str(paths_file), f"{rate:.3f}", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
@@ -232,7 +244,7 @@ def run_step(server: BenchServer, stub_pid: int, widgets: Widgets, count: int, s
     sampler = threading.Thread(target=sample, daemon=True)
     started = time.monotonic()
     sampler.start()
-    output, _ = wrk.communicate(timeout=seconds + 60)
+    output, _ = wrk.communicate(timeout=seconds + timeout + 60)
     wall = time.monotonic() - started
     stop.set()
     sampler.join()
@@ -251,8 +263,10 @@ def run_step(server: BenchServer, stub_pid: int, widgets: Widgets, count: int, s
     passed = errors == 0 and result["p99_us"] / 1000 < P99_LIMIT_MS and achieved >= RATE_HELD * rate
     return {
         "widgets": count, "rate": rate, "achieved": achieved, "connections": connections,
-        "p50": result["p50_us"] / 1000, "p99": result["p99_us"] / 1000, "errors": errors, "late": result["late"],
+        "p50": result["p50_us"] / 1000, "p90": result["p90_us"] / 1000, "p99": result["p99_us"] / 1000,
+        "max": result["max_us"] / 1000, "errors": errors, "late": result["late"],
         "error_detail": {k: result[k] for k in ("connect", "read", "write", "status", "timeout") if result[k]},
+        "statuses": {k: result[k] for k in ("s204", "s200", "s502", "sother")},
         "rss": max(peak.values(), default=0.0),
         "cpu_per_poll": cpu_app / max(1, result["requests"]),
         "cpu_app": cpu_app / wall, "cpu_db": cpu_db / wall, "cpu_stub": cpu_stub / wall, "cpu_wrk": cpu_wrk / wall,
