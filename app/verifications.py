@@ -62,6 +62,7 @@ class Finished:
     request_id: str | None
     deny_reason: str | None
     decline_reason: str | None
+    code: str | None = None
 
 
 def _finished(row: Verification) -> Finished:
@@ -73,6 +74,7 @@ def _finished(row: Verification) -> Finished:
         request_id=row.request_id,
         deny_reason=row.deny_reason,
         decline_reason=row.decline_reason,
+        code=row.code,
     )
 
 

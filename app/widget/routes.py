@@ -171,7 +171,8 @@ def poll() -> Response:
     request_id = session["r"]
     finished = verifications.find_by_request(request_id)
     if finished is not None:
-        verifications.attach_code(request_id, session["c"])
+        if finished.code is None:
+            verifications.attach_code(request_id, session["c"])
         return final_state(signed_options(), finished)
     expires_at = datetime.fromisoformat(session["x"])
     webhooks = bool(passid_connection().webhook_secrets)
