@@ -62,7 +62,7 @@ bench: venv assets
 	$(BIN)/python -m bench.webhook_ack
 	$(BIN)/python -m bench.qr_render
 
-# Under load (about 20 minutes): awaiting widgets one machine holds (SQLite and PostgreSQL),
+# Under load (about 25 minutes): awaiting widgets one machine holds (SQLite and PostgreSQL),
 # then PASSID failing each way while 1,000 widgets poll.
 bench-load: venv assets wrk
 	$(BIN)/python -m bench.capacity

@@ -13,7 +13,7 @@
    widgets. A step passes with no errors, p99 < 250 ms and the arrival rate
    held (≥ 97 % of the target: a server that falls behind lowers it).
    Stepping stops at the first failing step, and no step starts once the
-   time budget (--budget-minutes, default 9) is spent.
+   time budget (--budget-minutes, default 12) is spent.
 
 Per step it reports latency, errors, peak resident memory per worker
 (/proc), and CPU per process group, including what other processes on the
@@ -349,13 +349,13 @@ def report(config: Config, results: list[dict], upstream_ms: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", default="250,500,750,1000,1500,2000,3000", help="widget counts, ascending")
+    parser.add_argument("--steps", default="500,1000,1500,2000,2500,3000", help="widget counts, ascending")
     parser.add_argument("--seconds", type=int, default=20, help="seconds per step (default 20)")
     parser.add_argument("--config", action="append",
                         help="database:WORKERSxTHREADS, repeatable "
                              "(default sqlite:1x8, sqlite:2x8, postgres:2x8, postgres:3x8)")
-    parser.add_argument("--budget-minutes", type=float, default=9.0,
-                        help="no new step starts after this long (default 9)")
+    parser.add_argument("--budget-minutes", type=float, default=12.0,
+                        help="no new step starts after this long (default 12)")
     parser.add_argument("--upstream-ms", type=float, default=0.0,
                         help="the stand-in's answer delay, standing for the network to PASSID (default 0)")
     args = parser.parse_args()

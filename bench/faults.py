@@ -44,6 +44,7 @@ from tests.support.servers import base_env, create_postgres_database, drop_postg
 
 # Longer than the app's 10 s timeout to PASSID: a poll held that long is measured, not dropped.
 WRK_TIMEOUT = 15.0
+ALL_CPU = ("cpu_app", "cpu_db", "cpu_stub", "cpu_wrk", "cpu_other")
 MODES = ("hang", "refuse", "reset", "error500", "garbage", "wrong_shape")
 
 
@@ -133,7 +134,9 @@ def main() -> None:
                                      f"{result['p50']:.1f}", f"{result['p99']:.1f}", statuses["s204"],
                                      statuses["s502"], statuses["s200"] + statuses["sother"],
                                      sum(lost.values()), f"{result['health_p99']:.1f}",
-                                     f"{result['webhook_p99']:.1f}", result["probe_failures"]])
+                                     f"{result['webhook_p99']:.1f}", result["probe_failures"],
+                                     f"{result['cpu_app'] * 100:.0f}%",
+                                     f"{sum(result[k] for k in ALL_CPU) * 100:.0f}%"])
                         print(f"  {mode} / {label}: p90 {result['p90']:.1f} p99 {result['p99']:.1f} "
                               f"max {result['max']:.0f} ms, 204 {statuses['s204']}, 502 {statuses['s502']}, "
                               f"unanswered {lost or 0}", flush=True)
@@ -148,9 +151,10 @@ def main() -> None:
         f"Polls of {args.widgets} widgets ({args.widgets / 2.5:.0f} req/s) through each fault; "
         "probes = /healthz and a signed webhook every 100 ms",
         ["fault", "phase", "req/s", "p50 ms", "p99 ms*", "204 pending", "502 error state", "other",
-         "unanswered", "healthz p99 ms", "webhook p99 ms", "probe failures"],
+         "unanswered", "healthz p99 ms", "webhook p99 ms", "probe failures", "app CPU", "all CPU"],
         rows,
     )
+    print("CPU as % of one core (the machine has 2); 'all' adds wrk, the stand-in and every other process.")
     print("* wrk's p99 counts a poll held for seconds once per slot its connection missed meanwhile "
           "(coordinated-omission correction), so a handful of polls held to the 10 s timeout lift it to seconds; "
           "the 502 column says how many there were.")

@@ -67,29 +67,30 @@ def measure(rounds: int) -> tuple[dict[str, list[float]], str]:
         straight_url = f"{wiring.passid.sandbox_url}/api/bridge/request/{pending.request_id}"
         key = {"X-Institution-Key": wiring.api_key, "Accept": "application/json"}
         asking = BenchServer({**wiring.app.env, "PASSID_POLL_CHECK_SECONDS": "0"}, Path(tmp) / "asking.log").start()
-        calls = {
-            "straight from PASSID": (requests.Session(), straight_url, key, 200),
-            BETWEEN: (requests.Session(), pending.poll_url, HTMX, 204),
-            AT_CHECK: (requests.Session(), pending.poll_url.replace(wiring.app.url, asking.url), HTMX, 204),
-            AFTER: (requests.Session(), completed.poll_url, HTMX, 200),
-            "our /healthz (floor)": (requests.Session(), f"{wiring.app.url}/healthz", {}, 200),
-        }
-        timings: dict[str, list[float]] = {name: [] for name in calls}
-        order = list(calls)
-        shuffle = random.Random(7).shuffle
-        for round_number in range(WARM_UP + rounds):
-            shuffle(order)
-            for name in order:
-                session, url, headers, expected = calls[name]
-                started = time.perf_counter()
-                answer = session.get(url, headers=headers, timeout=10)
-                elapsed = time.perf_counter() - started
-                if answer.status_code != expected:
-                    raise RuntimeError(f"{name}: {answer.status_code} (expected {expected}): {answer.text[:300]}")
-                if round_number >= WARM_UP:
-                    timings[name].append(elapsed)
-
-        asking.stop()
+        try:
+            calls = {
+                "straight from PASSID": (requests.Session(), straight_url, key, 200),
+                BETWEEN: (requests.Session(), pending.poll_url, HTMX, 204),
+                AT_CHECK: (requests.Session(), pending.poll_url.replace(wiring.app.url, asking.url), HTMX, 204),
+                AFTER: (requests.Session(), completed.poll_url, HTMX, 200),
+                "our /healthz (floor)": (requests.Session(), f"{wiring.app.url}/healthz", {}, 200),
+            }
+            timings: dict[str, list[float]] = {name: [] for name in calls}
+            order = list(calls)
+            shuffle = random.Random(7).shuffle
+            for round_number in range(WARM_UP + rounds):
+                shuffle(order)
+                for name in order:
+                    session, url, headers, expected = calls[name]
+                    started = time.perf_counter()
+                    answer = session.get(url, headers=headers, timeout=10)
+                    elapsed = time.perf_counter() - started
+                    if answer.status_code != expected:
+                        raise RuntimeError(f"{name}: {answer.status_code} (expected {expected}): {answer.text[:300]}")
+                    if round_number >= WARM_UP:
+                        timings[name].append(elapsed)
+        finally:
+            asking.stop()
         wiring.passid.stop()  # from here on any PASSID call would fail
         finished = requests.get(completed.poll_url, headers=HTMX, timeout=10)
         proof = ("after-webhook poll answered success with PASSID stopped: no PASSID call"

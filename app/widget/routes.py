@@ -181,14 +181,13 @@ def poll() -> Response:
     options = signed_options()
     try:
         details = passid_client().get_request(request_id)
-    except PassidBusy:
-        upstream_checks().forget(request_id)  # PASSID is slow for others already: ask at the next poll
-        return still_pending()
+    except PassidBusy as error:
+        if datetime.now(UTC) < expires_at:
+            upstream_checks().forget(request_id)  # PASSID is slow for others already: ask at the next poll
+            return still_pending()
+        return status_check_failed(options, error)  # expired meanwhile: "pending" would be a lie
     except PassidError as error:
-        # One line, no traceback: in an outage every widget's check lands here.
-        current_app.logger.warning("PASSID status check failed: %s", error)
-        retry = Retry("get", url_for("widget.resume"), {"h": request.args.get("h", "")})
-        return error_state(options, retry=retry)
+        return status_check_failed(options, error)
     if details.status.value == "pending":
         return still_pending()
     finished = verifications.record(
@@ -203,6 +202,12 @@ def poll() -> Response:
         verified_at=details.verified_at,
     )
     return final_state(options, finished)
+
+
+def status_check_failed(options: WidgetOptions, error: PassidError) -> Response:
+    # One line, no traceback: in an outage every widget's check lands here.
+    current_app.logger.warning("PASSID status check failed: %s", error)
+    return error_state(options, retry=Retry("get", url_for("widget.resume"), {"h": request.args.get("h", "")}))
 
 
 def still_pending() -> Response:

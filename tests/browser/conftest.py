@@ -126,6 +126,9 @@ def widget_server(tmp_path_factory: pytest.TempPathFactory, allowed_site_port: i
         url,
         PASSID_ALLOWED_EMBED_ORIGINS=f"http://localhost:{allowed_site_port}",
         PASSID_SANDBOX_MIN_TTL_SECONDS="1",
+        # A decline on the phone (no webhook reports it) shows at the next check: keep it near the
+        # next poll so the flows below wait seconds, not the production 7 s.
+        PASSID_POLL_CHECK_SECONDS="2",
     )
     migrate(env)
     server = AppServer(env, directory / "app.log").start()

@@ -1,7 +1,7 @@
 """kill -9 under a stream of webhooks: after restarts nothing is lost and nothing is done twice.
 
-PASSID (the sandbox in its own gunicorn, retrying failed deliveries after
-0.5 s) sends one `verification.completed` per verify to our app's receiver.
+PASSID (the sandbox in its own gunicorn, retrying a failed delivery after
+1, 2, 4 and 8 s) sends one `verification.completed` per verify to our app's receiver.
 While verifies stream in, first our app is killed, then PASSID while its
 retries are pending. After both restart, every event is stored once, handled
 once, and recorded as exactly one verification; PASSID marks every delivery
@@ -43,7 +43,7 @@ class Pair:
 @pytest.fixture
 def pair(fresh_database_url: str, tmp_path: Path) -> Iterator[Pair]:
     passid_env = base_env(f"sqlite:///{tmp_path / 'upstream-passid.db'}",
-                          PASSID_WEBHOOK_RETRY_SCHEDULE="0,0.5,0.5,0.5,0.5", PASSID_JOB_INTERVAL_SECONDS="0.2")
+                          PASSID_WEBHOOK_RETRY_SCHEDULE="0,1,2,4,8", PASSID_JOB_INTERVAL_SECONDS="0.2")
     migrate(passid_env)
     passid = AppServer(passid_env, tmp_path / "passid.log").start()
     onboarding = PassidClient(passid.sandbox_url).onboard("Crash Bank")
@@ -92,8 +92,8 @@ def test_killing_the_receiver_and_then_passid_mid_stream_loses_nothing_and_doubl
     streaming.join(timeout=60)
     assert not streaming.is_alive()
     pair.passid.kill()  # kill -9 PASSID while those retries are pending
-    pair.passid = AppServer(pair.passid.env, pair.passid.log_path, port=pair.passid.port).start()
     pair.app = AppServer(pair.app.env, pair.app.log_path, port=pair.app.port).start()
+    pair.passid = AppServer(pair.passid.env, pair.passid.log_path, port=pair.passid.port).start()
 
     def all_delivered() -> bool:
         deliveries = pair.institution.list_webhook_deliveries()

@@ -51,4 +51,23 @@ def test_a_hanging_passid_holds_two_threads_and_the_rest_keep_answering(
         assert len(quick) == WIDGETS - 2 and all(status == 204 for status, _, _ in quick)
 
         wired.proxy.mode = "forward"
+        calls = wired.proxy.calls
         assert [poll(session).status_code for session in sessions] == [204] * WIDGETS
+        assert wired.proxy.calls == calls + WIDGETS  # every slot came back: each poll asked PASSID again
+
+
+def test_an_expired_request_is_never_called_pending_while_passid_is_busy(
+    widget_server: AppServer, tmp_path: Path
+) -> None:
+    """Past its expiry a widget must move on; if PASSID cannot be asked, it shows the error state."""
+    with app_behind_proxy(widget_server, tmp_path, PASSID_MAX_CALLS_IN_FLIGHT="1", PASSID_TIMEOUT_SECONDS="3",
+                          PASSID_REQUEST_TTL_SECONDS="1") as wired:
+        holding, expired = open_qr_session(wired.app.url), open_qr_session(wired.app.url)
+        time.sleep(1.5)
+        wired.proxy.mode = "hang"
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(timed_poll, holding)  # takes the one slot, waits on PASSID
+            time.sleep(0.5)
+            status, text, seconds = timed_poll(expired)
+            assert held.result()[0] == 502
+        assert status == 502 and 'data-view="error"' in text and seconds < 1.0
