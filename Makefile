@@ -9,7 +9,7 @@ WORKERS ?= 2
 THREADS ?= 8
 export HOST PORT
 
-.PHONY: run test lint bench bench-load messages venv assets chromium wrk clean
+.PHONY: run test lint fuzz bench bench-load messages venv assets chromium wrk clean
 
 venv: $(VENV)/.installed
 
@@ -53,6 +53,10 @@ run: venv assets
 test: venv assets chromium
 	$(BIN)/ruff check app tests bench wsgi.py
 	$(BIN)/pytest
+
+# Fuzzing with fresh randomness (`make test` replays fixed examples so CI stays reproducible).
+fuzz: venv assets
+	HYPOTHESIS_PROFILE=explore $(BIN)/pytest tests/fuzz
 
 # Figures, never timed tests: sizes and latencies measured side by side in one run.
 bench: venv assets

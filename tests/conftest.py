@@ -3,11 +3,13 @@ running under gunicorn with its embedded sandbox, and fresh institutions."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from app.passid import PassidClient
 from tests.support.servers import (
@@ -18,6 +20,14 @@ from tests.support.servers import (
     migrate,
     postgres_available,
 )
+
+# `make test` (and so CI) replays the same fuzzing examples every run, so a red run means a
+# change broke something, not that the dice found an old bug; `make fuzz` explores new ones
+# (and whatever it finds becomes an example or a contract test). Loaded before the fuzz
+# modules build their settings, which inherit it.
+settings.register_profile("replay", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "replay"))
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -15,9 +15,12 @@ from app.sandbox.profiles import PERMISSIONS
 
 
 def json_body(*, required: bool = True) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is `{}` where nothing is required."""
+    """The body as a JSON object; no body at all is `{}` where nothing is required.
+
+    Whitespace alone is a body, and not JSON: it is refused like any other non-JSON body.
+    """
     raw = request.get_data(cache=True)
-    if not raw.strip():
+    if not raw:
         if required:
             raise validation_error("body", "The request body must be a JSON object.")
         return {}
