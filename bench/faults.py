@@ -39,7 +39,7 @@ from bench.support import (
     percentile,
     print_table,
 )
-from bench.webhook_ack import _post, signed_event
+from bench.webhook_ack import post_signed_event, signed_event
 from tests.support.servers import base_env, create_postgres_database, drop_postgres_database, migrate
 
 # Longer than the app's 10 s timeout to PASSID: a poll held that long is measured, not dropped.
@@ -82,7 +82,7 @@ class Prober:
                 ok = False
             self.health.append(time.perf_counter() - started)
             started = time.perf_counter()
-            status, _ = _post(http, f"{self.app_url}/webhooks/passid", signed_event())
+            status, _ = post_signed_event(http, f"{self.app_url}/webhooks/passid", signed_event())
             self.webhook.append(time.perf_counter() - started)
             self.failures += (not ok) + (status != 200)
 

@@ -42,9 +42,9 @@ from bench.support import (
     passid_and_app,
     percentile,
     print_table,
-    wait_recorded,
     widget_options,
 )
+from tests.support.widget_http import wait_recorded
 
 WARM_UP = 20
 BETWEEN = "ours, pending, between checks"

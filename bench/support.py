@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -144,22 +143,3 @@ def widget_options(http: requests.Session, app_url: str) -> str:
 def open_qr_session(http: requests.Session, app_url: str, options: str) -> QrSession:
     """Generate QR, as the widget does (the same helper the tests use)."""
     return open_widget_session(app_url, http, options)
-
-
-def wait_recorded(database_url: str, request_id: str, timeout: float = 20.0) -> str:
-    """Wait until our app holds a final record of the request (the webhook's handling wrote it)."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(database_url)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                found = conn.execute(text("SELECT status FROM verification WHERE request_id = :r"),
-                                     {"r": request_id}).scalar()
-            if found:
-                return found
-            time.sleep(0.05)
-    finally:
-        engine.dispose()
-    raise RuntimeError(f"{request_id} was not recorded within {timeout}s")

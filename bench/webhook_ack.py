@@ -53,7 +53,7 @@ def signed_event() -> tuple[str, bytes, str]:
     return event_id, body, sign_payload(body, WEBHOOK_SECRET)
 
 
-def _post(http: requests.Session, url: str, item: tuple[str, bytes, str]) -> tuple[int, str]:
+def post_signed_event(http: requests.Session, url: str, item: tuple[str, bytes, str]) -> tuple[int, str]:
     event_id, body, signature = item
     headers = {"Content-Type": "application/json", "X-PASSID-Signature": signature,
                "X-PASSID-Event-Id": event_id, "X-PASSID-Event-Type": "verification.completed",
@@ -90,7 +90,7 @@ def deliver_all(url: str, events: list[tuple[str, bytes, str]], threads: int,
                 time.sleep(max(0.0, due - time.perf_counter()))
             else:
                 due = time.perf_counter()
-            status, detail = _post(http, url, item)
+            status, detail = post_signed_event(http, url, item)
             elapsed = time.perf_counter() - due
             with lock:
                 if status == 200:

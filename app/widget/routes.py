@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
 
 from app import verifications
 from app.passid import PassidBusy, PassidError, ValidationError, normalise_token, restrict_claims
@@ -27,6 +28,14 @@ from app.widget.polling import UpstreamChecks
 from app.widget.qr import qr_svg
 
 bp = Blueprint("widget", __name__)
+
+
+@bp.record_once
+def _track_upstream_checks(state: BlueprintSetupState) -> None:
+    """One record per process of which requests were asked about lately (see `polling`)."""
+    state.app.extensions["passid_upstream_checks"] = UpstreamChecks(
+        float(state.app.config["PASSID_POLL_CHECK_SECONDS"])
+    )
 
 STATES = ("idle", "requesting", "awaiting", "verifying", "success", "declined", "error")
 
@@ -218,13 +227,7 @@ def still_pending() -> Response:
 
 
 def upstream_checks() -> UpstreamChecks:
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    checks = app.extensions.get("passid_upstream_checks")
-    if checks is None:
-        checks = app.extensions.setdefault(
-            "passid_upstream_checks", UpstreamChecks(float(app.config["PASSID_POLL_CHECK_SECONDS"]))
-        )
-    return checks
+    return current_app.extensions["passid_upstream_checks"]
 
 
 @bp.get("/verify/qr/resume")

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 import requests
+from sqlalchemy import create_engine, text
 
 HTMX = {"HX-Request": "true"}
 
@@ -54,3 +55,20 @@ def poll_until_final(session: QrSession, timeout: float = 20.0) -> requests.Resp
         if answer.status_code != 204 or time.monotonic() > deadline:
             return answer
         time.sleep(0.2)
+
+
+def wait_recorded(database_url: str, request_id: str, timeout: float = 20.0) -> str:
+    """Wait until our app holds a final record of the request (the webhook's handling wrote it)."""
+    engine = create_engine(database_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                found = conn.execute(text("SELECT status FROM verification WHERE request_id = :r"),
+                                     {"r": request_id}).scalar()
+            if found:
+                return found
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    raise RuntimeError(f"{request_id} was not recorded within {timeout}s")

@@ -9,12 +9,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 from app.passid import PassidClient
 from tests.support.proxied_app import app_behind_proxy
 from tests.support.servers import AppServer
-from tests.support.widget_http import open_qr_session, poll, poll_until_final
+from tests.support.widget_http import open_qr_session, poll, poll_until_final, wait_recorded
 
 
 def phone(widget_server: AppServer) -> tuple[PassidClient, str]:
@@ -30,16 +28,7 @@ def test_the_poll_finishes_from_the_webhook_without_asking_passid(widget_server:
 
         sandbox, jwt = phone(widget_server)
         sandbox.fulfill_request(request_id, jwt)
-        engine = create_engine(wired.database)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                found = conn.execute(text("SELECT status FROM verification WHERE request_id = :r"),
-                                     {"r": request_id}).scalar()
-            if found:
-                break
-            time.sleep(0.1)
-        assert found == "completed"
+        assert wait_recorded(wired.database, request_id) == "completed"
 
         wired.proxy.mode = "error500"  # PASSID is now unusable: any call would show the error state
         calls = wired.proxy.calls
