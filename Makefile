@@ -9,7 +9,7 @@ WORKERS ?= 2
 THREADS ?= 8
 export HOST PORT
 
-.PHONY: run test lint fuzz bench bench-load messages venv assets chromium wrk clean
+.PHONY: run test lint fuzz bench bench-load scan messages venv assets chromium wrk clean
 
 venv: $(VENV)/.installed
 
@@ -45,10 +45,13 @@ chromium:
 wrk:
 	@test -x /usr/bin/wrk || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
 
+# The server is Granian, chosen by `make bench-load` (bench/serving.py): slow clients do not hold its
+# threads and it serves the most waiting widgets. No server access log: the app writes its own,
+# without query strings. tests/support/servers.py starts the same command (a test compares them).
 run: venv assets
 	$(BIN)/flask --app app db upgrade
 	$(BIN)/flask --app app passid demo
-	$(BIN)/gunicorn --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) --access-logfile - wsgi:app
+	$(BIN)/granian --interface wsgi --http 1 --host $(HOST) --port $(PORT) --workers $(WORKERS) --blocking-threads $(THREADS) --backlog 2048 --http1-header-read-timeout 10000 --respawn-failed-workers --workers-kill-timeout 5 --no-access-log wsgi:app
 
 test: venv assets chromium
 	$(BIN)/ruff check app tests bench wsgi.py
@@ -66,11 +69,24 @@ bench: venv assets
 	$(BIN)/python -m bench.webhook_ack
 	$(BIN)/python -m bench.qr_render
 
-# Under load (about 25 minutes): awaiting widgets one machine holds (SQLite and PostgreSQL),
-# then PASSID failing each way while 1,000 widgets poll.
+# Under load (about 35 minutes): the serving setups compared (capacity and slow clients, about 10 minutes),
+# awaiting widgets one machine holds (SQLite and PostgreSQL), then PASSID failing each way while 1,000 widgets poll.
 bench-load: venv assets wrk
+	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.capacity
 	$(BIN)/python -m bench.faults
+
+# Wapiti, the web vulnerability scanner for `make scan`, in a virtualenv of its own (Debian's 3.0.4
+# cannot run its URL exclusions on Python 3.11).
+.venv-scan/.installed: requirements-scan.txt
+	test -x .venv-scan/bin/python || $(PYTHON) -m venv .venv-scan
+	.venv-scan/bin/pip install --quiet -r requirements-scan.txt
+	touch $@
+
+# An outside opinion (not part of `make test`): Wapiti against `make run` in a network namespace
+# with loopback only, at most SCAN_MINUTES (10) minutes; prints its findings (README: "Scanned").
+scan: venv assets .venv-scan/.installed
+	bash security/scan.sh
 
 # Customer-facing text for translators: app/translations/messages.pot
 messages: venv
@@ -81,4 +97,4 @@ lint: venv
 	$(BIN)/ruff check app tests bench wsgi.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-scan .pytest_cache .ruff_cache

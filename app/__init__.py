@@ -11,11 +11,14 @@ from collections.abc import Mapping
 
 from flask import Flask
 
+from app.access_log import init_access_log
 from app.background import register_job, start_background_jobs
-from app.config import PROJECT_ROOT, load_settings
-from app.database import db, migrate
+from app.config import PROJECT_ROOT, load_settings, load_settings_or_exit
+from app.database import db, migrate, prepare_sqlite_file
+from app.file_modes import tighten_instance_dir
 from app.i18n import init_i18n
 from app.rate_limits import init_rate_limits
+from app.request_guards import init_request_guards
 from app.security import init_security
 
 # Parts with no cookie session: nothing for a cross-site form to ride on.
@@ -23,14 +26,22 @@ _COOKIELESS = ("health", "widget", "webhooks", "sandbox")
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
-    """Build the app from `environ` (default: the process environment and `.env`)."""
-    settings = load_settings(environ)
+    """Build the app from `environ` (default: the process environment and `.env`).
+
+    With an explicit `environ` a bad value raises ConfigError (for tests and embedding code);
+    from the process environment, as `flask --app app …` and `wsgi.py` call it, it prints one
+    sentence per problem and exits non-zero instead of a traceback.
+    """
+    settings = load_settings(environ) if environ is not None else load_settings_or_exit()
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
     app.config.update(settings.to_flask())
+    # Owner-only secrets and database, before anything opens them (issue 9, finding 5).
+    tighten_instance_dir(settings.instance_dir)
+    prepare_sqlite_file(settings.database_url)
     db.init_app(app)
     migrate.init_app(app, db)
     from app import outcomes, verifications  # noqa: F401  (tables must be known to migrations)
@@ -54,7 +65,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         app.register_blueprint(blueprint)
     register_job(app, HANDLING_JOB, handle_pending)
 
-    if settings.sandbox_enabled:
+    # The sandbox exists only when the app runs on it: with a PASSID_BASE_URL (live, or PASSID's own
+    # sandbox) nothing under /sandbox answers and none of its jobs is scheduled.
+    if settings.embedded_sandbox:
         _mount_sandbox(app)
     # Staff pages use a cookie session and CSRF; the public parts use neither.
     init_staff(app, csrf_exempt=tuple(app.blueprints[name] for name in _COOKIELESS if name in app.blueprints))
@@ -63,6 +76,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     cli.init_app(app)
     start_jobs_on_first_request(app)
+    init_request_guards(app)  # slow bodies and server-copied environment, before any other layer
+    init_access_log(app)  # last: the outermost layer sees every request, static files too
     return app
 
 
@@ -95,7 +110,7 @@ def _mount_sandbox(app: Flask) -> None:
 def start_jobs_on_first_request(app: Flask) -> None:
     """Serving processes start background jobs; CLI commands (migrations) never do.
 
-    `wsgi.py` starts them at import for gunicorn; this covers `flask run`.
+    `wsgi.py` starts them at import in each server worker; this covers `flask run`.
     """
 
     @app.before_request

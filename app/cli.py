@@ -30,19 +30,24 @@ def passid_group() -> None:
 
 @passid_group.command("demo")
 def demo_command() -> None:
-    """Onboard the demo institution on the embedded sandbox (once) and print where to go."""
-    connection = passid_connection()
+    """Onboard the demo institution on the embedded sandbox (once) and print where to go.
+
+    With a PASSID_BASE_URL (live, or PASSID's hosted sandbox) there is no sandbox here: it onboards
+    nothing, calls nothing and prints no sandbox pages, since they would not answer.
+    """
+    embedded = bool(current_app.config["PASSID_EMBEDDED_SANDBOX"])
+    connection = passid_connection()  # embedded: onboards the demo institution on first use
     base = current_app.config["PUBLIC_BASE_URL"]
     click.echo("PASSID Verify for Flask")
-    where = " (embedded sandbox)" if connection.sandbox else ""
+    where = " (embedded sandbox)" if embedded else ""
     click.echo(f"  PASSID API:        {connection.base_url}{where}")
-    if connection.institution_id:
+    if embedded and connection.institution_id:
         name = current_app.config["PASSID_INSTITUTION_NAME"]
         click.echo(f"  Demo institution:  {name} ({connection.institution_id})")
     click.echo(f"  Widget:            {base}/verify")
     click.echo(f"  Branch counter:    {base}/branch/   (staff)")
     click.echo(f"  Console:           {base}/console/  (staff)")
-    if connection.sandbox:
+    if embedded:
         click.echo(f"  Sandbox phone:     {base}/sandbox/phone")
         click.echo(f"  Share a token:     {base}/sandbox/phone/share")
     click.echo(f"  Health:            {base}/healthz")

@@ -10,15 +10,19 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from app.file_modes import private_directory, write_private_file_once
 from app.passid.claims import CLAIM_FIELDS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The default home of the generated secret key and the SQLite database; PASSID_INSTANCE_DIR moves it.
 INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 # The contract's seven permissions, in its order (the client package owns that knowledge).
@@ -31,6 +35,15 @@ _RATE = re.compile(r"^\d{1,6}\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?$")
 
 class ConfigError(ValueError):
     """Raised at start-up with every problem found, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("Configuration problems:\n- " + "\n- ".join(problems))
+
+
+# 4 is gunicorn's "app failed to load": it stops instead of restarting the worker forever. Any other
+# server, and the shell, only need it to be non-zero.
+CONFIG_ERROR_EXIT_STATUS = 4
 
 
 @dataclass(frozen=True)
@@ -46,16 +59,23 @@ class Settings:
     passid_webhook_secrets: tuple[str, ...] = ()
     passid_timeout_seconds: float = 10.0
     institution_name: str = "Demo Bank"
+    institution_names: tuple[str, ...] = ()
+    result_view_seconds: int = 300
+    trusted_hosts: tuple[str, ...] = ()
     permissions: tuple[str, ...] = ALL_PERMISSIONS
     theme_primary: str = DEFAULT_THEME_PRIMARY
     request_ttl_seconds: int = 600
     poll_check_seconds: float = 7.0
     max_calls_in_flight: int = 4
+    max_bodies_in_flight: int = 4
     branch_reset_seconds: int = 60
     rate_limit_sessions: str = "10 per minute"
     rate_limit_tokens: str = "20 per minute"
     rate_limit_sign_in: str = "10 per minute"
-    rate_limit_storage: str = "memory://"
+    # Webhook calls that fail their signature check, per client address; valid deliveries never count.
+    rate_limit_webhook_failures: str = "30 per minute"
+    rate_limit_storage: str = "database://"
+    sandbox_rate_limit_onboard: str = "20 per hour"
     trusted_proxies: int = 0
     webhook_grace_seconds: float = 30.0
     public_url: str | None = None
@@ -69,6 +89,7 @@ class Settings:
     background_jobs: bool = True
     job_interval_seconds: float = 1.0
     max_content_length: int = 1024 * 1024
+    instance_dir: Path = INSTANCE_DIR
     extra: dict[str, object] = field(default_factory=dict)
 
     @property
@@ -89,7 +110,7 @@ class Settings:
         return {
             "SECRET_KEY": self.secret_key,
             "SQLALCHEMY_DATABASE_URI": self.database_url,
-            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+            "SQLALCHEMY_ENGINE_OPTIONS": engine_options(self.database_url),
             "MAX_CONTENT_LENGTH": self.max_content_length,
             "PASSID_BASE_URL": self.passid_base_url
             or f"{self.public_base_url}/sandbox",
@@ -97,15 +118,22 @@ class Settings:
             "PASSID_WEBHOOK_SECRETS": self.passid_webhook_secrets,
             "PASSID_TIMEOUT_SECONDS": self.passid_timeout_seconds,
             "PASSID_INSTITUTION_NAME": self.institution_name,
+            "PASSID_INSTITUTION_NAMES": self.institution_names,
+            "PASSID_RESULT_VIEW_SECONDS": self.result_view_seconds,
+            # Flask answers 400 to a Host (or trusted X-Forwarded-Host) not on this list.
+            "TRUSTED_HOSTS": list(self.trusted_hosts) or None,
+            "PASSID_PUBLIC_URL": self.public_url,
             "PASSID_PERMISSIONS": self.permissions,
             "PASSID_THEME_PRIMARY": self.theme_primary,
             "PASSID_REQUEST_TTL_SECONDS": self.request_ttl_seconds,
             "PASSID_BRANCH_RESET_SECONDS": self.branch_reset_seconds,
             "PASSID_POLL_CHECK_SECONDS": self.poll_check_seconds,
             "PASSID_MAX_CALLS_IN_FLIGHT": self.max_calls_in_flight,
+            "PASSID_MAX_BODIES_IN_FLIGHT": self.max_bodies_in_flight,
             "PASSID_RATE_LIMIT_SESSIONS": self.rate_limit_sessions,
             "PASSID_RATE_LIMIT_TOKENS": self.rate_limit_tokens,
             "PASSID_RATE_LIMIT_SIGN_IN": self.rate_limit_sign_in,
+            "PASSID_RATE_LIMIT_WEBHOOK_FAILURES": self.rate_limit_webhook_failures,
             "PASSID_RATE_LIMIT_STORAGE": self.rate_limit_storage,
             "PASSID_TRUSTED_PROXIES": self.trusted_proxies,
             "PASSID_WEBHOOK_GRACE_SECONDS": self.webhook_grace_seconds,
@@ -118,26 +146,50 @@ class Settings:
             "SANDBOX_WEBHOOK_RETRY_SCHEDULE": self.webhook_retry_schedule,
             "SANDBOX_WEBHOOK_TIMEOUT_SECONDS": self.webhook_timeout_seconds,
             "SANDBOX_MIN_TTL_SECONDS": self.sandbox_min_ttl_seconds,
+            "SANDBOX_RATE_LIMIT_ONBOARD": self.sandbox_rate_limit_onboard,
             "BACKGROUND_JOBS": self.background_jobs,
             "JOB_INTERVAL_SECONDS": self.job_interval_seconds,
+            "PASSID_INSTANCE_DIR": str(self.instance_dir),
             **self.extra,
         }
 
 
-def _default_database_url() -> str:
-    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{INSTANCE_DIR / 'passid.db'}"
+# Connections each app process keeps: one per server thread (8 by default) and the background passes,
+# so the pool never opens and closes connections under steady load (see engine_options).
+POOL_SIZE = 10
+POOL_OVERFLOW = 10
 
 
-def _local_secret(name: str) -> str:
+def engine_options(database_url: str) -> dict[str, object]:
+    """SQLAlchemy engine options: a pool as large as the threads that use it, and a ping before reuse.
+
+    Why the size: a pool smaller than the threads serving requests closes each connection it cannot
+    keep and opens a new one at the next burst; on PostgreSQL that is a new server process each time,
+    which made waiting-widget capacity low and different from run to run. `pool_pre_ping` costs one
+    round trip per checkout and lets the app ride out a database restart.
+    """
+    options: dict[str, object] = {"pool_pre_ping": True}
+    in_memory = database_url.rstrip("/") in ("sqlite:", "sqlite:/") or any(
+        marker in database_url for marker in (":memory:", "mode=memory"))
+    if not in_memory:  # an in-memory SQLite database is one connection per thread, with no pool to size
+        options.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
+    return options
+
+
+def _default_database_url(instance_dir: Path = INSTANCE_DIR) -> str:
+    private_directory(instance_dir)
+    return f"sqlite:///{instance_dir / 'passid.db'}"
+
+
+def _local_secret(name: str, instance_dir: Path = INSTANCE_DIR) -> str:
     """A random secret kept in instance/ so dev restarts keep sessions and JWTs valid.
 
-    Production sets SECRET_KEY; this only saves a first-time user one step.
+    Production sets SECRET_KEY; this only saves a first-time user one step. The file is
+    created owner-only (never readable for a moment by others) and tightened if found looser.
     """
-    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    path = INSTANCE_DIR / name
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
+    private_directory(instance_dir)
+    path = instance_dir / name
+    write_private_file_once(path, secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 
@@ -164,6 +216,54 @@ def _number(raw: str, name: str, problems: list[str], *, minimum: float, maximum
 
 def _list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _institution_names(raw: str, problems: list[str]) -> tuple[str, ...]:
+    """PASSID_INSTITUTION_NAMES: the other names an embed may show, separated by `|`.
+
+    A bar, not a comma, because names hold commas ("Acme Lending, Ltd"). Each 1–80
+    characters with no control characters, like PASSID_INSTITUTION_NAME.
+    """
+    names: list[str] = []
+    for item in raw.split("|"):
+        name = item.strip()
+        if not name:
+            continue
+        if len(name) > 80 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+            problems.append(f"PASSID_INSTITUTION_NAMES entry {name[:40]!r} must be 1–80 characters with no "
+                            "control characters (separate names with |)")
+        elif name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+_LISTENS_ON_LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "")
+_HOST_NAME = re.compile(r"^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+
+
+def _trusted_hosts(raw: str, host: str, public_url: str | None, problems: list[str]) -> tuple[str, ...]:
+    """The host names requests may carry (Flask's TRUSTED_HOSTS); others get a 400.
+
+    PASSID_TRUSTED_HOSTS (comma-separated names, `.bank.example` for every subdomain) when
+    set. Otherwise the public URL's host, or HOST's, plus 127.0.0.1 and localhost when the
+    app listens on loopback (or on every address, which includes it). IPv6 literals cannot
+    be listed: Werkzeug 3.1 cuts a trusted name at its first colon, so none would ever match.
+    """
+    if raw.strip():
+        listed = _list(raw)
+        for name in listed:
+            if not _HOST_NAME.match(name):
+                problems.append(f"PASSID_TRUSTED_HOSTS entry {name!r} must be a host name such as "
+                                "verify.bank.example or .bank.example (no scheme, port or path)")
+        return listed
+    hosts: list[str] = []
+    own = urlsplit(public_url).hostname if public_url else host.strip()
+    if own and ":" not in own and own not in ("0.0.0.0", ""):
+        hosts.append(own)
+    if host.strip() in _LISTENS_ON_LOOPBACK or host.strip().startswith("127."):
+        hosts.extend(name for name in _LOOPBACK_HOSTS if name not in hosts)
+    return tuple(hosts)
 
 
 def load_settings(
@@ -238,6 +338,9 @@ def load_settings(
     # Per process: a slow PASSID may hold this many threads, never all of them.
     in_flight = int(_number(env.get("PASSID_MAX_CALLS_IN_FLIGHT", "4"), "PASSID_MAX_CALLS_IN_FLIGHT",
                             problems, minimum=1, maximum=1000))
+    # Per process: requests reading a body at once, so slow bodies can hold a few threads, never all.
+    bodies_in_flight = int(_number(env.get("PASSID_MAX_BODIES_IN_FLIGHT", "4"), "PASSID_MAX_BODIES_IN_FLIGHT",
+                                   problems, minimum=1, maximum=1000))
     # Tests lower this to see expiry in seconds; the contract's floor is 60.
     min_ttl = int(_number(env.get("PASSID_SANDBOX_MIN_TTL_SECONDS", "60"), "PASSID_SANDBOX_MIN_TTL_SECONDS",
                           problems, minimum=1, maximum=60))
@@ -246,14 +349,25 @@ def load_settings(
                            problems, minimum=0.05, maximum=60)
 
     limits = {}
-    for name, default in (("SESSIONS", "10 per minute"), ("TOKENS", "20 per minute"), ("SIGN_IN", "10 per minute")):
+    for name, default in (("SESSIONS", "10 per minute"), ("TOKENS", "20 per minute"), ("SIGN_IN", "10 per minute"),
+                          ("WEBHOOK_FAILURES", "30 per minute")):
         value = env.get(f"PASSID_RATE_LIMIT_{name}", default).strip()
         if not _RATE.match(value):
             problems.append(f"PASSID_RATE_LIMIT_{name} must look like '10 per minute', got {value!r}")
         limits[name] = value
-    storage = env.get("PASSID_RATE_LIMIT_STORAGE", "memory://").strip()
-    if not re.match(r"^(memory|redis|rediss|memcached|mongodb)://", storage):
-        problems.append("PASSID_RATE_LIMIT_STORAGE must be memory:// or a redis:// (or memcached://) address")
+    # Onboarding on the embedded sandbox needs no credentials: per client address, it is limited.
+    onboard_limit = env.get("PASSID_SANDBOX_RATE_LIMIT_ONBOARD", "20 per hour").strip()
+    if not _RATE.match(onboard_limit):
+        problems.append(f"PASSID_SANDBOX_RATE_LIMIT_ONBOARD must look like '20 per hour', got {onboard_limit!r}")
+    # `database`: counters in the app's own database, shared by every process (app/rate_limit_storage.py).
+    storage = env.get("PASSID_RATE_LIMIT_STORAGE", "database").strip()
+    if storage in ("database", "database://"):
+        storage = "database://"
+    elif not re.match(r"^(memory|redis|rediss|memcached|mongodb)://", storage):
+        problems.append(
+            "PASSID_RATE_LIMIT_STORAGE must be database (the app's own database), memory:// "
+            "or a redis:// (or memcached://) address"  # not quoted back: an address may hold a password
+        )
 
     # Behind a TLS-terminating proxy: how many hops of X-Forwarded-* to believe.
     trusted_proxies = int(_number(env.get("PASSID_TRUSTED_PROXIES", "0"), "PASSID_TRUSTED_PROXIES", problems,
@@ -267,30 +381,45 @@ def load_settings(
     if public_url and not re.match(r"^https?://[^/\s]+$", public_url):
         problems.append(f"PASSID_PUBLIC_URL must be scheme://host[:port], got {public_url!r}")
 
-    if problems:
-        raise ConfigError("Configuration problems:\n- " + "\n- ".join(problems))
+    institution_names = _institution_names(env.get("PASSID_INSTITUTION_NAMES", ""), problems)
+    # After a final state, how long a widget's handle still shows the result (issue 9, finding 4).
+    result_view = int(_number(env.get("PASSID_RESULT_VIEW_SECONDS", "300"), "PASSID_RESULT_VIEW_SECONDS",
+                              problems, minimum=1, maximum=3600))
+    trusted_hosts = _trusted_hosts(env.get("PASSID_TRUSTED_HOSTS", ""), env.get("HOST", "127.0.0.1"), public_url,
+                                   problems)
 
-    secret_key = env.get("SECRET_KEY", "").strip() or _local_secret("secret_key")
+    if problems:
+        raise ConfigError(problems)
+
+    instance_dir = Path(env.get("PASSID_INSTANCE_DIR", "").strip() or INSTANCE_DIR)
+    secret_key = env.get("SECRET_KEY", "").strip() or _local_secret("secret_key", instance_dir)
     return Settings(
         host=env.get("HOST", "127.0.0.1"),
         port=port,
         secret_key=secret_key,
-        database_url=env.get("DATABASE_URL", "").strip() or _default_database_url(),
+        database_url=env.get("DATABASE_URL", "").strip() or _default_database_url(instance_dir),
+        instance_dir=instance_dir,
         passid_base_url=base_url,
         passid_api_key=api_key,
         passid_webhook_secrets=_list(env.get("PASSID_WEBHOOK_SECRET", "")),
         passid_timeout_seconds=timeout,
         institution_name=institution_name,
+        institution_names=institution_names,
+        result_view_seconds=result_view,
+        trusted_hosts=trusted_hosts,
         permissions=permissions,
         theme_primary=theme,
         request_ttl_seconds=request_ttl,
         branch_reset_seconds=branch_reset,
         poll_check_seconds=poll_check,
         max_calls_in_flight=in_flight,
+        max_bodies_in_flight=bodies_in_flight,
         rate_limit_sessions=limits["SESSIONS"],
         rate_limit_tokens=limits["TOKENS"],
         rate_limit_sign_in=limits["SIGN_IN"],
+        rate_limit_webhook_failures=limits["WEBHOOK_FAILURES"],
         rate_limit_storage=storage,
+        sandbox_rate_limit_onboard=onboard_limit,
         trusted_proxies=trusted_proxies,
         webhook_grace_seconds=webhook_grace,
         public_url=public_url,
@@ -305,3 +434,21 @@ def load_settings(
         background_jobs=background_jobs,
         job_interval_seconds=job_interval,
     )
+
+
+def config_error_sentences(error: ConfigError) -> list[str]:
+    """One line per problem, as an operator reads it on the terminal or in a service log."""
+    return [f"Configuration error: {problem.rstrip('.')}." for problem in error.problems]
+
+
+def load_settings_or_exit() -> Settings:
+    """The process environment's settings, or one sentence per problem on stderr and a non-zero exit.
+
+    For entry points an operator starts (`wsgi.py` under any server, the `flask` CLI): a
+    traceback there buries the one line that says what to fix. No traceback, no half-started app.
+    """
+    try:
+        return load_settings()
+    except ConfigError as error:
+        print("\n".join(config_error_sentences(error)), file=sys.stderr, flush=True)
+        raise SystemExit(CONFIG_ERROR_EXIT_STATUS) from None

@@ -47,8 +47,10 @@ def passid_connection(app: Flask | None = None) -> PassidConnection:
             timeout_seconds=float(app.config["PASSID_TIMEOUT_SECONDS"]),
             sandbox=app.config["PASSID_API_KEY"].startswith("sk_sandbox_"),
         )
-    else:
+    elif "passid_demo_lookup" in app.extensions:
         connection = app.extensions["passid_demo_lookup"]()
+    else:  # load_settings forbids this; say so plainly should a caller build the config by hand
+        raise RuntimeError("PASSID_API_KEY is not set and there is no embedded sandbox to lend a demo key")
     app.extensions["passid_connection"] = connection
     return connection
 

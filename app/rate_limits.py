@@ -1,8 +1,8 @@
 """Rate limits per client on what costs PASSID calls: new QR sessions and token checks.
 
-Flask-Limiter keeps the counters in memory by default (one process); with
-several processes set `PASSID_RATE_LIMIT_STORAGE` to a shared store such as
-`redis://127.0.0.1:6379/0` so the limit holds across them.
+The counters live in the app's own database by default (`PASSID_RATE_LIMIT_STORAGE=database`,
+see app/rate_limit_storage.py), so the limits hold across every worker process and app server
+with nothing extra to run. `memory://` counts per process; `redis://…` is a shared store too.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+
+from app import rate_limit_storage  # noqa: F401  (registers the `database://` storage scheme with `limits`)
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 

@@ -1,23 +1,52 @@
-"""Response headers every page gets, compression, and static files.
+"""Response headers every page gets, compression, static files, and which hosts we answer for.
 
 CSP allows no inline script at all; the one inline `<style>` (the theme
-colour) carries a per-response nonce. `frame-ancestors` is the embed
-allow-list, so a page that is not on it cannot even frame the widget.
-HSTS is sent on HTTPS requests only (Talisman checks), i.e. behind TLS.
+colour) carries a per-response nonce. Framing: only the widget's pages may be
+framed, by our own pages (branch mode's QR flow) and by the embed allow-list
+(`frame-ancestors`); every other page (staff sign-in, console, branch, the
+sandbox) says `frame-ancestors 'none'` and `X-Frame-Options: DENY`, so a partner
+site cannot frame a staff page and trick a click. HSTS is sent on HTTPS
+requests only (Talisman checks), i.e. behind TLS. A request naming a host we
+do not serve (Flask's TRUSTED_HOSTS) gets a plain 400.
 """
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import Any
+
+from flask import Flask, Response, request
 from flask_compress import Compress
 from flask_talisman import Talisman
+from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 from whitenoise import WhiteNoise
 
 from app.config import PROJECT_ROOT
 
 compress = Compress()
-talisman = Talisman()
+
+# Blueprints whose pages a partner site may frame: the widget (`/verify…`), nothing else.
+FRAMEABLE_BLUEPRINTS = ("widget",)
+
+
+class FramingTalisman(Talisman):
+    """Talisman with one framing policy for the widget's pages and another for every other page.
+
+    Talisman's per-view options are attributes of the view functions, which every app in
+    a process shares, while the partner origins are per app; so the choice is made here,
+    per request, by blueprint. `_get_local_options` is Talisman's (1.1.0, pinned) own hook
+    for per-view options; tests/widget/test_security_headers.py fails if it changes.
+    """
+
+    def __init__(self, app: Flask, *, widget_options: dict[str, Any], **options: Any) -> None:
+        self.widget_options = widget_options
+        super().__init__(app, **options)
+
+    def _get_local_options(self) -> dict[str, Any]:
+        options = dict(super()._get_local_options())
+        if request.blueprint in FRAMEABLE_BLUEPRINTS:
+            options.update(self.widget_options)
+        return options
 
 
 def init_security(app: Flask) -> None:
@@ -26,6 +55,7 @@ def init_security(app: Flask) -> None:
         # Believe the proxy about the client address and https, so HSTS and secure cookies follow.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     origins = tuple(app.config["PASSID_ALLOWED_EMBED_ORIGINS"])
+    app.register_error_handler(SecurityError, untrusted_host)
     policy = {
         "default-src": "'self'",
         "script-src": "'self'",
@@ -35,15 +65,20 @@ def init_security(app: Flask) -> None:
         "form-action": "'self'",
         "base-uri": "'none'",
         "object-src": "'none'",
-        "frame-ancestors": " ".join(("'self'", *origins)),
+        "frame-ancestors": "'none'",
     }
-    talisman.init_app(
+    widget_policy = {**policy, "frame-ancestors": " ".join(("'self'", *origins))}
+    app.extensions["talisman"] = FramingTalisman(
         app,
+        widget_options={
+            "content_security_policy": widget_policy,
+            # X-Frame-Options cannot list several origins; frame-ancestors above does the job.
+            "frame_options": None if origins else "SAMEORIGIN",
+        },
         force_https=False,
         strict_transport_security=True,
         strict_transport_security_max_age=31536000,
-        # X-Frame-Options cannot list several origins; frame-ancestors above does the job.
-        frame_options=None if origins else "SAMEORIGIN",
+        frame_options="DENY",
         content_security_policy=policy,
         content_security_policy_nonce_in=["style-src"],
         referrer_policy="strict-origin-when-cross-origin",
@@ -56,6 +91,15 @@ def init_security(app: Flask) -> None:
     app.config.setdefault("COMPRESS_ALGORITHM", ["gzip", "br"])
     compress.init_app(app)
     serve_static_files(app)
+
+
+def untrusted_host(error: SecurityError) -> Response:
+    """A Host (or trusted X-Forwarded-Host) not in TRUSTED_HOSTS: say so in a sentence, never echo it."""
+    return Response(
+        "This app is not served under this host name. Its operator lists the names it answers to in "
+        "PASSID_PUBLIC_URL or PASSID_TRUSTED_HOSTS.\n",
+        status=400, mimetype="text/plain",
+    )
 
 
 def serve_static_files(app: Flask) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import db, isoformat_z, utcnow
+from app.finished_requests import finished_requests
 from app.passid import VerifyResult, restrict_claims
 
 FINAL_STATUSES = ("completed", "denied", "declined", "expired")
@@ -63,6 +64,7 @@ class Finished:
     deny_reason: str | None
     decline_reason: str | None
     code: str | None = None
+    created_at: datetime | None = None  # when we recorded it: a widget's handle shows it for a while only
 
 
 def _finished(row: Verification) -> Finished:
@@ -75,12 +77,41 @@ def _finished(row: Verification) -> Finished:
         deny_reason=row.deny_reason,
         decline_reason=row.decline_reason,
         code=row.code,
+        created_at=row.created_at,
     )
 
 
 # Built once: every awaiting widget's 2.5 s poll runs this lookup, and building
 # the statement anew was a tenth of that poll's work.
 _BY_REQUEST = select(Verification).where(Verification.request_id == bindparam("request_id"))
+
+
+# The request ids rows were recorded for lately: what `finished_requests` refreshes from, by the
+# indexed created_at column, every ~50 ms per process instead of one lookup per waiting poll.
+_CREATED_SINCE = select(Verification.request_id).where(
+    Verification.created_at >= bindparam("since"), Verification.request_id.is_not(None)
+)
+
+
+def request_ids_created_since(since: datetime) -> list[str]:
+    """Request ids of the rows created at or after `since` (naive UTC), on a pooled connection.
+
+    Outside the ORM session and, on PostgreSQL, in autocommit: one round trip instead of three (BEGIN,
+    SELECT, and the ROLLBACK when the session hands its connection back), and no transaction left open.
+    """
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        return list(connection.execute(_CREATED_SINCE, {"since": since}).scalars())
+
+
+def _note_finished(request_id: str | None) -> None:
+    """Tell this process's record of finished requests at once, so its own polls need no refresh."""
+    if request_id is None:
+        return
+    finished = finished_requests()
+    if finished is not None:
+        finished.note(request_id)
 
 
 def find_by_request(request_id: str) -> Finished | None:
@@ -148,7 +179,9 @@ def record(
             existing = find_by_idempotency_key(idempotency_key)
         if existing is None:
             raise
+        _note_finished(existing.request_id)
         return existing
+    _note_finished(request_id)
     return _finished(row)
 
 

@@ -7,7 +7,7 @@
    From here a small asyncio stand-in
    (bench/passid_stub.py) answers the status calls with that body, so the
    machine's cores go to our app, not to a second Flask app playing PASSID.
-3. For each database our app starts under gunicorn (gthread) pointed at the
+3. For each database our app starts under Granian (as `make run` does) pointed at the
    stand-in, and wrk (bench/capacity.lua) sends widgets ÷ 2.5 requests per
    second on a fixed schedule, rotating over the poll URLs, for each step of
    widgets. A step passes with no errors, p99 < 250 ms and the arrival rate
@@ -20,7 +20,8 @@ Per step it reports latency, errors, peak resident memory per worker
 machine used meanwhile, so a busy machine shows in the figures.
 
 wrk holds keep-alive connections (about one per 8 widgets) as a reverse
-proxy in front of gunicorn would, rather than one per browser.
+proxy in front of the app would, rather than one per browser. bench/serving.py reuses
+this machinery to compare servers (`--config sqlite:2x8@gunicorn-gthread` picks one here).
 
 Run: `make bench-load` (or `.venv/bin/python -m bench.capacity [--steps 250,500 --seconds 5]`).
 """
@@ -55,7 +56,9 @@ from bench.support import (
 )
 from tests.support.servers import (
     BIN,
+    DEFAULT_SERVER,
     ROOT,
+    SERVERS,
     base_env,
     create_postgres_database,
     drop_postgres_database,
@@ -81,16 +84,26 @@ class Config:
     database: str  # "sqlite" | "postgres"
     workers: int
     threads: int
+    server: str = DEFAULT_SERVER  # one of tests.support.servers.SERVERS
 
     @classmethod
     def parse(cls, text: str) -> Config:
+        """`database:WORKERSxTHREADS`, optionally `@server` (production's server when left out)."""
+        text, _, server = text.partition("@")
         database, _, shape = text.partition(":")
         workers, _, threads = shape.partition("x")
-        return cls(database, int(workers), int(threads))
+        if database not in ("sqlite", "postgres") or server not in ("", *SERVERS):
+            raise SystemExit(f"bad --config {text!r}: database:WORKERSxTHREADS[@{'|'.join(SERVERS)}]")
+        return cls(database, int(workers), int(threads), server or DEFAULT_SERVER)
 
     def __str__(self) -> str:
         name = {"sqlite": "SQLite", "postgres": "PostgreSQL"}[self.database]
-        return f"{name}, {self.workers} worker{'s' if self.workers > 1 else ''} × {self.threads} threads (gthread)"
+        if self.server == "waitress":
+            return f"{name}, 1 process × {self.threads} threads (waitress)"
+        if self.server == "gunicorn-gevent":
+            return f"{name}, {self.workers} worker{'s' if self.workers > 1 else ''} (gunicorn gevent)"
+        server = {"granian": "Granian", "gunicorn-gthread": "gunicorn gthread"}[self.server]
+        return f"{name}, {self.workers} worker{'s' if self.workers > 1 else ''} × {self.threads} threads ({server})"
 
 
 # --- preparing the widgets -----------------------------------------------------------------
@@ -224,7 +237,7 @@ def run_step(server: BenchServer, stub_pid: int, widgets: Widgets, count: int, s
     connections = max(16, math.ceil(count / 8))
     workers = server.worker_pids()
     assert server.process is not None
-    ours = [server.process.pid, *workers]
+    ours = sorted({server.process.pid, *workers})  # waitress serves from its one process
     backends = {pid: cpu_seconds([pid]) for pid in database_pids(database_name)}
     before = (cpu_seconds(ours), cpu_seconds([stub_pid]), machine_busy_seconds())
     _child_cpu_since_last()
@@ -298,8 +311,8 @@ def run_config(config: Config, tmp: Path, widgets: Widgets, stub: str, stub_pid:
         env = base_env(url, PASSID_BASE_URL=stub, PASSID_API_KEY=widgets.wiring.api_key,
                        PASSID_WEBHOOK_SECRET=WEBHOOK_SECRET, PASSID_SANDBOX_ENABLED="false", **PRODUCTION_LIKE)
         migrate(env)
-        server = BenchServer(env, tmp / f"{config.database}.log", workers=config.workers,
-                             threads=config.threads).start()
+        server = BenchServer(env, tmp / f"{config.database}-{config.server}.log", workers=config.workers,
+                             threads=config.threads, server=config.server).start()
         try:
             run_step(server, stub_pid, widgets, min(steps), 3)  # warm-up: connections, imports, caches
             results = []

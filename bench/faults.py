@@ -1,7 +1,7 @@
 """Upstream faults under load: PASSID hangs, refuses, cuts, 500s or answers nonsense while widgets poll.
 
 The capacity setup (bench/capacity.py): real QR sessions opened through our
-app, then our app under gunicorn with production settings (10 s timeout to
+app, then our app under Granian with production settings (10 s timeout to
 PASSID, a check every 7 s per widget with webhooks on, at most 4 calls in
 flight per process) pointed at the PASSID stand-in, and wrk polling for
 every widget every 2.5 s. For each fault the stand-in answers normally, then

@@ -13,9 +13,9 @@ connection:
   at cadence      the figure a widget sees: the two above mixed two to one
   after webhook   the poll for a request PASSID completed and whose webhook we already
                   handled: answered from our records, no PASSID call
-  /healthz        our app's floor: gunicorn, Flask and one `SELECT 1`, for scale
+  /healthz        our app's floor: Granian, Flask and one `SELECT 1`, for scale
 
-PASSID is the sandbox in its own gunicorn; our app reaches it over loopback
+PASSID is the sandbox in its own Granian; our app reaches it over loopback
 as production reaches PASSID over the network. At the end PASSID is stopped
 and the after-webhook poll is asked once more: it still answers success,
 which shows it never needed PASSID.

@@ -1,6 +1,6 @@
 """What the latency benchmarks share: servers, a QR session driven over plain HTTP, percentiles.
 
-A benchmark here starts PASSID (the sandbox, in its own gunicorn) and our
+A benchmark here starts PASSID (the sandbox, in its own Granian) and our
 app pointed at it with an institution key and a webhook secret, the way
 production is wired, then drives them over loopback HTTP like a browser or
 an integration would. Figures are printed, never asserted.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 import requests
 
 from app.passid import PassidClient
-from tests.support.servers import BIN, ROOT, AppServer, base_env, migrate
+from tests.support.servers import DEFAULT_SERVER, THREADS, AppServer, base_env, migrate, serve_command
 from tests.support.widget_http import QrSession, widget_fields
 from tests.support.widget_http import open_qr_session as open_widget_session
 
@@ -59,32 +58,24 @@ def machine_note() -> str:
 
 @dataclass
 class BenchServer(AppServer):
-    """AppServer with the gunicorn knobs a load test turns (threads, extra flags)."""
+    """AppServer with the knobs a load test turns: which server (production's by default) and its threads."""
 
-    threads: int = 8
-    extra_args: tuple[str, ...] = ()
+    threads: int = THREADS
+    server: str = DEFAULT_SERVER
 
     def start(self) -> BenchServer:
-        env = dict(self.env, PORT=str(self.port), HOST="127.0.0.1")
-        log = open(self.log_path, "ab")  # noqa: SIM115  (the child owns it)
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"), "--workers", str(self.workers), "--threads", str(self.threads),
-                "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", *self.extra_args, "wsgi:app",
-            ],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
-        self._wait_healthy()
+        self._launch(serve_command(self.server, "127.0.0.1", self.port, self.workers, self.threads))
         return self
 
     def worker_pids(self) -> list[int]:
+        """The processes that serve requests: the server's children, or itself when it has none (waitress)."""
         assert self.process is not None
         pid = self.process.pid
         try:
-            return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            children = [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
         except OSError:
-            return []
+            children = []
+        return children or [pid]
 
 
 @dataclass

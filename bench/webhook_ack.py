@@ -1,6 +1,6 @@
 """The webhook receiver: acknowledgement latency and events per second, signature checks on.
 
-Our app runs under gunicorn with PASSID_WEBHOOK_SECRET set; client threads
+Our app runs under Granian with PASSID_WEBHOOK_SECRET set; client threads
 post distinct `verification.completed` events, first at a steady rate (far
 above what any institution's verifications produce; latency there is what
 PASSID sees) and then as a flood (the events per second the receiver

@@ -1,6 +1,6 @@
 """Weight of a first visit: compressed bytes on the wire, ours vs the React route.
 
-Starts the app as production does (gunicorn, gzip on), loads /verify the way a
+Starts the app as production does (Granian, gzip on), loads /verify the way a
 browser does (the HTML, then every stylesheet and script it links), then
 measures the extra bytes of the awaiting state (the requesting and awaiting
 partials, QR included). For comparison it fetches react, react-dom and qrcode

@@ -1,5 +1,5 @@
 """Fixtures: a migrated database (SQLite, and PostgreSQL when reachable), the app
-running under gunicorn with its embedded sandbox, and fresh institutions."""
+running under Granian (as `make run` starts it) with its embedded sandbox, and fresh institutions."""
 
 from __future__ import annotations
 

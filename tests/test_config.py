@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from app import create_app
 from app.config import ALL_PERMISSIONS, DEFAULT_RETRY_SCHEDULE, ConfigError, load_settings
-from tests.support.servers import AppServer, base_env
+from tests.support.servers import BIN, DEFAULT_SERVER, ROOT, AppServer, base_env, free_port, serve_command
 
 LIVE_KEY = "sk_live_" + "a" * 32
 
@@ -126,7 +127,8 @@ def test_create_app_with_a_bad_environment_fails_at_start_up() -> None:
     assert "PASSID_THEME_PRIMARY" in str(error.value)
 
 
-def test_gunicorn_with_a_bad_environment_exits_with_the_message_in_its_log(tmp_path: Path) -> None:
+def test_the_server_with_a_bad_environment_exits_with_the_sentence_in_its_log(tmp_path: Path) -> None:
+    """The production server as `make run` starts it (AppServer), whichever that is."""
     env = base_env(f"sqlite:///{tmp_path / 'never.db'}", PASSID_PERMISSIONS="full_score,shoe_size")
     server = AppServer(env, tmp_path / "app.log")
     try:
@@ -136,5 +138,62 @@ def test_gunicorn_with_a_bad_environment_exits_with_the_message_in_its_log(tmp_p
         server.stop()
     message = str(error.value)
     assert "exited early" in message
-    assert "PASSID_PERMISSIONS has unknown permission(s) shoe_size" in message
+    assert "Configuration error: PASSID_PERMISSIONS has unknown permission(s) shoe_size" in message
+    assert "Traceback" not in message
     assert server.process is not None and server.process.poll() not in (None, 0)
+
+
+# Finding 10 of issue 9: every entry point an operator starts prints one sentence per problem, no traceback.
+_TWO_PROBLEMS = {"PASSID_THEME_PRIMARY": "red", "PASSID_PERMISSIONS": "full_score,shoe_size"}
+_SENTENCES = (
+    "Configuration error: PASSID_THEME_PRIMARY must be a hex colour like #00c27a, got 'red'.",
+    "Configuration error: PASSID_PERMISSIONS has unknown permission(s) shoe_size;",
+)
+
+
+def _assert_one_sentence_per_problem(done: subprocess.CompletedProcess[str]) -> None:
+    assert done.returncode != 0, done.stderr
+    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("Configuration error:")]
+    assert len(lines) == 2, done.stderr
+    assert _SENTENCES[0] in lines, done.stderr
+    assert any(line.startswith(_SENTENCES[1]) and line.endswith("fraud_risk.") for line in lines), done.stderr
+
+
+def _run(tmp_path: Path, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = base_env(f"sqlite:///{tmp_path / 'never.db'}", **_TWO_PROBLEMS)
+    return subprocess.run(list(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_importing_wsgi_with_a_bad_environment_prints_sentences_and_exits(tmp_path: Path) -> None:
+    """Any server that imports `wsgi:app` (gunicorn, Granian, waitress) meets this first."""
+    _assert_one_sentence_per_problem(_run(tmp_path, str(BIN / "python"), "-c", "import wsgi"))
+
+
+@pytest.mark.parametrize("command", [("db", "upgrade"), ("run", "--port", "0"), ("staff", "create", "x")])
+def test_the_flask_cli_with_a_bad_environment_prints_sentences_and_exits(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    _assert_one_sentence_per_problem(_run(tmp_path, str(BIN / "flask"), "--app", "app", *command))
+
+
+def test_the_production_server_with_several_workers_and_a_bad_environment_stops_with_sentences(
+    tmp_path: Path,
+) -> None:
+    """`make run`'s server command: each worker meets the check, and the server stops instead of looping."""
+    command = serve_command(DEFAULT_SERVER, "127.0.0.1", free_port(), workers=2, threads=2)
+    done = _run(tmp_path, *command, timeout=90)
+    assert done.returncode != 0, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    lines = {line for line in done.stderr.splitlines() if line.startswith("Configuration error:")}
+    assert _SENTENCES[0] in lines and len(lines) == 2, done.stderr
+
+
+def test_rate_limits_are_counted_in_the_app_s_own_database_by_default() -> None:
+    """Shared by every worker process with nothing extra to run (issue 9, finding 8)."""
+    assert settings_for().rate_limit_storage == "database://"
+    assert settings_for(PASSID_RATE_LIMIT_STORAGE="database").rate_limit_storage == "database://"
+    assert settings_for(PASSID_RATE_LIMIT_STORAGE="redis://127.0.0.1:6379/0").rate_limit_storage.startswith("redis")
+    with pytest.raises(ConfigError) as error:
+        settings_for(PASSID_RATE_LIMIT_STORAGE="postgres-please")
+    assert "PASSID_RATE_LIMIT_STORAGE" in str(error.value)

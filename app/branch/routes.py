@@ -17,6 +17,7 @@ from app.branch.decision import counter_decision
 from app.passid import PassidError, ValidationError
 from app.passid_connection import passid_client
 from app.widget.messages import claim_lines
+from app.widget.options import own_origin
 from app.widget.routes import idempotency_key, submitted_token
 
 bp = Blueprint("branch", __name__, url_prefix="/branch")
@@ -86,7 +87,7 @@ def verify() -> tuple[str, int]:
 @login_required
 def qr() -> tuple[str, int]:
     """The widget's QR flow for customers who can scan, framed on our own page."""
-    return _render("branch/qr.html", origin=request.host_url.rstrip("/"))
+    return _render("branch/qr.html", origin=own_origin())
 
 
 @bp.get("/results/<result_id>")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask_sqlalchemy.pagination import Pagination
@@ -16,9 +17,12 @@ from sqlalchemy import func
 from app.database import db
 from app.outcomes import OutcomeReport
 from app.verifications import Verification
-from app.webhooks.models import SIGNATURE_RESULTS, WebhookReceipt
+from app.webhooks.models import OTHER_EVENT_TYPE, REJECTION_RESULTS, SIGNATURE_RESULTS, WebhookReceipt, WebhookRejection
 
 PER_PAGE = 25
+# Rejected calls are counted per hour, verdict and claimed type: at most 20 rows an hour, so the newest
+# few dozen cover the last hours of even a flood.
+REJECTION_ROWS = 48
 
 SOURCE_NAMES = {"qr": "QR code", "manual": "Manual entry", "webhook": "Webhook", "cli": "CLI"}
 KNOWN_EVENT_TYPES = ("verification.completed", "verification.denied", "outcome.reported")
@@ -96,6 +100,7 @@ def clean_filter(value: str | None, allowed: tuple[str, ...] | None = None, max_
 
 
 def webhook_receipts(event_type: str, signature: str, page: int) -> Pagination:
+    """The stored (valid) events, newest first; a rejection filter matches none of them."""
     select = db.select(WebhookReceipt).order_by(WebhookReceipt.received_at.desc(), WebhookReceipt.id.desc())
     if event_type:
         select = select.where(WebhookReceipt.event_type == event_type)
@@ -104,12 +109,47 @@ def webhook_receipts(event_type: str, signature: str, page: int) -> Pagination:
     return db.paginate(select, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
 
 
+REJECTION_WORDS = {
+    "invalid": "with a bad signature",
+    "missing": "with no signature",
+    "malformed": "with a malformed signature header",
+    "too_large": "with a body too large to check",
+}
+
+
+def rejection_summary(calls: int, signature_result: str) -> str:
+    """"12 calls with a bad signature": what a row of counts means, in words."""
+    return f"{calls} call{'' if calls == 1 else 's'} {REJECTION_WORDS.get(signature_result, 'rejected')}"
+
+
+def hour_range(hour: datetime) -> str:
+    """"2026-11-26 14:00–15:00 UTC": the hour a count covers."""
+    return f"{hour:%Y-%m-%d %H:%M}–{hour + timedelta(hours=1):%H:%M} UTC"
+
+
+def rejection_counts(event_type: str, signature: str) -> list[WebhookRejection]:
+    """The counts of rejected calls, newest hour first, under the same filters as the events."""
+    if signature and signature not in REJECTION_RESULTS:
+        return []  # "valid": rejected calls are by definition not
+    select = db.select(WebhookRejection).order_by(
+        WebhookRejection.hour.desc(), WebhookRejection.calls.desc(), WebhookRejection.id
+    )
+    if event_type:
+        select = select.where(WebhookRejection.event_type == event_type)
+    if signature:
+        select = select.where(WebhookRejection.signature_result == signature)
+    return list(db.session.execute(select.limit(REJECTION_ROWS)).scalars())
+
+
 def event_types_seen() -> list[str]:
     """The filter's choices: the contract's three types plus whatever else has arrived."""
     seen = db.session.execute(
         db.select(WebhookReceipt.event_type).where(WebhookReceipt.event_type.is_not(None)).distinct()
     ).scalars()
-    return sorted(set(KNOWN_EVENT_TYPES) | set(seen))
+    other = db.session.execute(
+        db.select(WebhookRejection.id).where(WebhookRejection.event_type == OTHER_EVENT_TYPE).limit(1)
+    ).first()
+    return sorted(set(KNOWN_EVENT_TYPES) | set(seen) | ({OTHER_EVENT_TYPE} if other else set()))
 
 
 def latest_verified_test_webhook() -> WebhookReceipt | None:
@@ -124,6 +164,7 @@ def latest_verified_test_webhook() -> WebhookReceipt | None:
 
 __all__ = [
     "PER_PAGE",
+    "REJECTION_RESULTS",
     "SIGNATURE_RESULTS",
     "SOURCE_NAMES",
     "HistoryPage",
@@ -132,18 +173,34 @@ __all__ = [
     "clean_filter",
     "event_types_seen",
     "latest_verified_test_webhook",
+    "hour_range",
     "normalise_query",
     "receipt_for_event",
+    "rejection_counts",
+    "rejection_summary",
     "verification_history",
     "webhook_receipts",
 ]
 
 
-def receipt_for_event(event_id: str) -> WebhookReceipt | None:
-    """Our receipt of one event: stored under its id when valid, under the claimed id when rejected."""
-    return db.session.execute(
+def receipt_for_event(event_id: str) -> WebhookReceipt | WebhookRejection | None:
+    """What we know of one event's arrival; either answer carries its `signature_result`.
+
+    A valid event is stored under its id. A rejected call is only counted, but its hour's
+    count remembers the latest claimed id, which is enough to tell that a test event just
+    sent arrived with a bad signature.
+    """
+    receipt = db.session.execute(
         db.select(WebhookReceipt)
         .where((WebhookReceipt.event_id == event_id) | (WebhookReceipt.claimed_event_id == event_id))
         .order_by(WebhookReceipt.received_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if receipt is not None:
+        return receipt
+    return db.session.execute(
+        db.select(WebhookRejection)
+        .where(WebhookRejection.last_claimed_event_id == event_id)
+        .order_by(WebhookRejection.last_at.desc())
         .limit(1)
     ).scalar_one_or_none()

@@ -158,6 +158,9 @@ def webhook_log() -> str:
     return render_template(
         "console/webhooks.html",
         receipts=records.webhook_receipts(event_type, signature, _page()),
+        rejections=records.rejection_counts(event_type, signature),
+        rejection_summary=records.rejection_summary,
+        hour_range=records.hour_range,
         event_type=event_type,
         signature=signature,
         page_args={key: value for key, value in (("type", event_type), ("signature", signature)) if value},
@@ -172,8 +175,7 @@ def webhook_log() -> str:
 def _untrusted_https_claim() -> bool:
     """X-Forwarded-Proto says https, yet the app does not believe it.
 
-    A proxy the app trusts (PASSID_TRUSTED_PROXIES via ProxyFix, or gunicorn's
-    forwarded_allow_ips for a proxy on the same host) has already made
+    A proxy the app trusts (PASSID_TRUSTED_PROXIES, applied by ProxyFix) has already made
     `request.is_secure` true; otherwise the header is anyone's to send and
     HSTS and secure cookies stay off, so the checklist names the setting.
     """

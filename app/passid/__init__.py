@@ -20,6 +20,7 @@ from .errors import (
     RateLimited,
     RequestGone,
     ServerError,
+    SignatureFailure,
     Unauthorized,
     ValidationError,
     WebhookSignatureError,
@@ -45,8 +46,10 @@ from .models import (
     WebhookEvent,
 )
 from .signing import (
+    MAX_EVENT_NESTING,
     SIGNATURE_HEADER,
     parse_webhook_event,
+    read_webhook_event,
     sign_payload,
     verify_webhook_signature,
 )
@@ -95,7 +98,10 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEvent",
     "WebhookSignatureError",
+    "SignatureFailure",
     "parse_webhook_event",
+    "read_webhook_event",
+    "MAX_EVENT_NESTING",
     "sign_payload",
     "verify_webhook_signature",
 ]

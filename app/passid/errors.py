@@ -9,7 +9,7 @@ two sides disagree about the contract and a human has to look.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 
 class PassidError(Exception):
@@ -55,8 +55,20 @@ class ApiVersionMismatch(PassidError):
         super().__init__(f"expected PASSID API version 1, got {shown} (HTTP {status})")
 
 
+SignatureFailure = Literal["missing", "malformed", "mismatch"]
+
+
 class WebhookSignatureError(PassidError):
-    """A webhook's `X-PASSID-Signature` is missing, malformed or does not match any secret."""
+    """A webhook's `X-PASSID-Signature` is missing, malformed or does not match any secret.
+
+    `reason` says which, so a receiver can log why a call failed (a missing header
+    is usually a misrouted client, a mismatch a wrong or rotated secret) without
+    checking the header a second time itself.
+    """
+
+    def __init__(self, reason: SignatureFailure, message: str) -> None:
+        super().__init__(message)
+        self.reason: SignatureFailure = reason
 
 
 class PassidAPIError(PassidError):

@@ -3,21 +3,32 @@
 Verification works on the raw request bytes: re-serialised JSON differs in
 whitespace and key order and would never match. Several secrets may be
 configured at once so a secret can be rotated without dropping events.
+
+As in stripe-python's `Webhook.construct_event`, a receiver verifies and parses
+in one call (`parse_webhook_event`) and then works with the typed event only.
+Parsing is bounded: a body that nests deeper than any PASSID event does is
+refused as malformed, so neither json's own recursion limit nor anything that
+walks the event later (storage, rendering) can be made to fail by depth.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import Iterable
 
-from .errors import WebhookSignatureError
-from .models import WebhookEvent, decode_json, parse_webhook_envelope
+from .errors import MalformedResponse, WebhookSignatureError
+from .models import WebhookEvent, parse_webhook_envelope
 
 SIGNATURE_HEADER = "X-PASSID-Signature"
 _PREFIX = "sha256="
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+#: The deepest nesting an event may have. PASSID's deepest is 3 (envelope, data, claims); the
+#: margin leaves room for new fields without letting a body reach the interpreter's recursion limit.
+MAX_EVENT_NESTING = 32
 
 
 def sign_payload(raw_body: bytes, secret: str) -> str:
@@ -46,21 +57,69 @@ def verify_webhook_signature(raw_body: bytes, header: str | None, secrets: str |
         raise TypeError("pass the raw request body bytes, not parsed or decoded text")
     candidates = _secret_list(secrets)
     if header is None or not header.strip():
-        raise WebhookSignatureError(f"missing {SIGNATURE_HEADER} header")
+        raise WebhookSignatureError("missing", f"missing {SIGNATURE_HEADER} header")
     value = header.strip()
     digest = value[len(_PREFIX) :].lower() if value.startswith(_PREFIX) else ""
     if not _HEX_DIGEST.fullmatch(digest):
-        raise WebhookSignatureError(f"malformed {SIGNATURE_HEADER} header: expected 'sha256=<64 hex digits>'")
+        raise WebhookSignatureError(
+            "malformed", f"malformed {SIGNATURE_HEADER} header: expected 'sha256=<64 hex digits>'"
+        )
     provided = digest.encode("ascii")
     matched = False
     for secret in candidates:
         expected = sign_payload(bytes(raw_body), secret)[len(_PREFIX) :].encode("ascii")
         matched |= hmac.compare_digest(expected, provided)
     if not matched:
-        raise WebhookSignatureError("webhook signature does not match any configured secret")
+        raise WebhookSignatureError("mismatch", "webhook signature does not match any configured secret")
 
 
 def parse_webhook_event(raw_body: bytes, header: str | None, secrets: str | Iterable[str]) -> WebhookEvent:
-    """Verify, then parse the envelope; nothing is parsed before the signature checks out."""
+    """Verify, then parse the envelope; nothing is parsed before the signature checks out.
+
+    Raises WebhookSignatureError (with its `reason`) for the signature, MalformedResponse
+    for a signed body that is not a PASSID event.
+    """
     verify_webhook_signature(raw_body, header, secrets)
-    return parse_webhook_envelope(decode_json(bytes(raw_body)))
+    return read_webhook_event(raw_body)
+
+
+def read_webhook_event(raw_body: bytes) -> WebhookEvent:
+    """Parse a body whose signature was already checked (for instance when it was stored).
+
+    The same bounded parse as `parse_webhook_event`, so a body that was accepted once
+    parses again the same way, and one that was not raises MalformedResponse, never
+    RecursionError.
+    """
+    return parse_webhook_envelope(_decode_bounded(bytes(raw_body)))
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _decode_bounded(raw_body: bytes) -> object:
+    too_deep = MalformedResponse(f"webhook body nests deeper than {MAX_EVENT_NESTING} levels")
+    try:
+        payload = json.loads(raw_body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise too_deep from None
+    except ValueError as exc:  # includes bytes that are not UTF-8
+        raise MalformedResponse(f"webhook body is not valid JSON: {exc}") from None
+    if _nesting(payload) > MAX_EVENT_NESTING:
+        raise too_deep
+    return payload
+
+
+def _nesting(value: object) -> int:
+    """How deep objects and arrays nest in `value`, counted without recursion (so without its limit)."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_EVENT_NESTING:  # one level past the bound is enough to refuse
+            pending.extend((child, depth + 1) for child in children)
+    return deepest

@@ -36,10 +36,12 @@ def init_sandbox(app: Flask, url_prefix: str = "/sandbox") -> None:
     """Mount the sandbox's API and phone page under `url_prefix` and schedule its deliveries."""
     from app.sandbox import api, openapi, phone  # noqa: F401  (routes register on the blueprint)
     from app.sandbox.blueprint import bp
+    from app.sandbox.limits import init_limits
     from app.sandbox.webhooks import DELIVERY_JOB, deliver_due
 
     app.register_blueprint(bp, url_prefix=url_prefix or None)
     register_error_handlers(app, f"{url_prefix}/api/")
+    init_limits(app)
     register_job(app, DELIVERY_JOB, deliver_due)
 
 
@@ -90,10 +92,10 @@ def ensure_demo_institution(
 
 def create_app(environ: dict[str, str] | None = None) -> Flask:
     """The sandbox alone, at the root path, for teams that only want a local PASSID."""
-    from app.config import PROJECT_ROOT, load_settings
+    from app.config import PROJECT_ROOT, load_settings, load_settings_or_exit
     from app.database import migrate
 
-    settings = load_settings(environ)
+    settings = load_settings(environ) if environ is not None else load_settings_or_exit()
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),

@@ -19,6 +19,7 @@ from app.sandbox.auth import current_institution, current_user_profile, issue_us
 from app.sandbox.blueprint import bp
 from app.sandbox.errors import ApiError, json_response, raw_json_response, validation_error
 from app.sandbox.identifiers import normalise_code, normalise_token
+from app.sandbox.limits import onboard_limit, sandbox_limiter
 from app.sandbox.models import SandboxIdempotencyRecord, SandboxInstitution
 from app.sandbox.profiles import PROFILES
 from app.sandbox.validation import (
@@ -29,6 +30,7 @@ from app.sandbox.validation import (
     permissions_field,
     required_string,
 )
+from app.sandbox.webhook_targets import RefusedTarget, resolve_webhook_target
 
 _PRINTABLE = re.compile(r"^[\x20-\x7e]{1,255}$")
 _URL = re.compile(r"^https?://[^\s/]+[^\s]*$")
@@ -43,6 +45,7 @@ def _min_ttl() -> int:
 # --- workspace ---------------------------------------------------------------
 
 @bp.post("/api/onboard")
+@sandbox_limiter.limit(onboard_limit)
 def onboard() -> Response:
     body = json_body()
     name = required_string(body, "institutionName", max_length=80)
@@ -59,6 +62,10 @@ def set_webhook() -> Response:
     if not _URL.match(url):
         raise validation_error("url", "url must be an http:// or https:// address.")
     secret = required_string(body, "secret", min_length=16, max_length=256)
+    try:  # last, as it may ask DNS; checked again at each delivery, as DNS may change in between
+        resolve_webhook_target(url)
+    except RefusedTarget as refused:
+        raise validation_error("url", str(refused)) from None
     institution.webhook_url = url
     institution.webhook_secret = secret
     db.session.commit()

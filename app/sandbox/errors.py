@@ -91,6 +91,8 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         message = error.description or error.name
         if status == 413:
             message = "The request body is too large."
+        elif status == 429:  # Flask-Limiter's description is the limit, e.g. "20 per 1 hour"
+            message = f"Too many requests from your address (limit: {message}); try again after Retry-After seconds."
         response = error_response(status, code, message)
         allow = dict(error.get_headers()).get("Allow")
         if allow:  # a 405 must say which methods are allowed

@@ -14,7 +14,7 @@ from flask import abort, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.database import db, utcnow
-from app.sandbox import bridge, webhooks
+from app.sandbox import DEMO_SLOT, bridge, webhooks
 from app.sandbox.blueprint import bp
 from app.sandbox.errors import ApiError
 from app.sandbox.identifiers import normalise_code, normalise_token
@@ -124,28 +124,35 @@ def _request_or_404(request_id: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/phone/share", methods=["GET", "POST"])
 def phone_share() -> str | tuple[str, int]:
-    """Mint a one-time share token, as the app's "share manually" screen does."""
-    institutions = db.session.execute(
-        db.select(SandboxInstitution).order_by(
-            SandboxInstitution.demo_slot.is_(None), SandboxInstitution.created_at.desc()
-        ).limit(50)
-    ).scalars().all()
+    """Mint a one-time share token, as the app's "share manually" screen does.
+
+    It names no institution but the demo one (filled in): a stranger must not learn who else uses
+    this sandbox. Any other institution is reached by typing its id, which its owner got when it
+    onboarded.
+    """
+    demo = db.session.execute(
+        db.select(SandboxInstitution).filter_by(demo_slot=DEMO_SLOT)
+    ).scalar_one_or_none()
+    entered = demo.id if demo is not None else ""
     minted: SandboxShareToken | None = None
     error = None
     status = 200
     if request.method == "POST":
         profile = normalise_token(request.form.get("profile", "")) or ""
-        institution_id = request.form.get("institution", "")
-        institution = None if "\x00" in institution_id else db.session.get(SandboxInstitution, institution_id)
+        entered = request.form.get("institution", "").strip()[:64]
+        institution = None if "\x00" in entered or not entered else db.session.get(SandboxInstitution, entered)
         chosen = [p for p in request.form.getlist("permissions") if p in PERMISSIONS]
         if profile not in PROFILES or institution is None or not chosen:
             error, status = "Choose a profile, an institution and at least one thing to share.", 400
+            if entered and institution is None:
+                error += " No institution has the id you typed."
         else:
             minted = bridge.mint_share_token(profile, institution, chosen, None)
             db.session.commit()
     return render_template(
         "sandbox/phone_share.html",
-        institutions=institutions,
+        demo=demo,
+        entered_institution=entered if "\x00" not in entered else "",
         profiles=PROFILES,
         permissions=PERMISSIONS,
         words=PERMISSION_WORDS,

@@ -4,8 +4,9 @@ An event becomes one `SandboxWebhookDelivery` row in the same transaction as
 the change it reports (an outbox), so an event is never lost and never sent
 for a change that rolled back. The delivery pass claims a row with one
 conditional UPDATE on (attempts, lease) — the attempt number is part of the
-claim, so two processes can never both send the same attempt — then sends it
-with a 10 s timeout and records the result and the next time to try.
+claim, so two processes can never both send the same attempt — then checks the
+URL's address again (app/sandbox/webhook_targets.py), sends it to that very address with a 10 s
+timeout, and records the result and the next time to try.
 """
 
 from __future__ import annotations
@@ -14,17 +15,20 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 from datetime import timedelta
 from typing import Any
 
-import requests
+import urllib3
 from flask import current_app
+from requests import certs
 from sqlalchemy import or_, update
 
 from app.background import wake_job
 from app.database import db, isoformat_z, utcnow
 from app.sandbox.identifiers import new_id
 from app.sandbox.models import SandboxInstitution, SandboxWebhookDelivery
+from app.sandbox.webhook_targets import RefusedTarget, WebhookTarget, resolve_webhook_target
 
 log = logging.getLogger(__name__)
 
@@ -130,25 +134,67 @@ def _attempt(event_id: str) -> None:
     status_code: int | None = None
     error: str | None = None
     try:
-        answer = requests.post(
-            delivery.url,
-            data=delivery.body,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "PASSID-Sandbox-Webhooks/1",
-                "X-PASSID-Signature": delivery.signature,
-                "X-PASSID-Event-Id": delivery.event_id,
-                "X-PASSID-Event-Type": delivery.event_type,
-                "X-PASSID-Delivery-Attempt": str(attempt_number),
-            },
-            timeout=(min(timeout, 5.0), timeout),
-            allow_redirects=False,
-        )
-        status_code = answer.status_code
-        answer.close()
-    except requests.RequestException as exc:
+        # Checked again now, not only at registration: the name may resolve elsewhere by now.
+        target = resolve_webhook_target(delivery.url)
+    except RefusedTarget as refused:
+        _record_attempt(delivery, attempt_number, None, f"refused: {refused.short}")
+        return
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "PASSID-Sandbox-Webhooks/1",
+        "X-PASSID-Signature": delivery.signature,
+        "X-PASSID-Event-Id": delivery.event_id,
+        "X-PASSID-Event-Type": delivery.event_type,
+        "X-PASSID-Delivery-Attempt": str(attempt_number),
+    }
+    try:
+        status_code = post_to_checked_address(target, delivery.body, headers, timeout)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
         error = f"{type(exc).__name__}: {exc}"[:300]
     _record_attempt(delivery, attempt_number, status_code, error)
+
+
+def post_to_checked_address(target: WebhookTarget, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST `body` to an address `target` was checked with (the first that takes a connection); the status.
+
+    Why urllib3 rather than requests: requests would resolve the host again, and a name can answer
+    differently the second time (DNS rebinding). The connection goes to the checked address; the
+    Host header, TLS SNI and the certificate check still use the name from the URL. No redirects
+    are followed, no proxy from the environment is used, and nothing is retried here (the
+    delivery schedule retries).
+    """
+    for address in target.addresses[:-1]:
+        try:
+            return _post_to(address, target, body, headers, timeout)
+        except urllib3.exceptions.NewConnectionError:
+            continue  # e.g. ::1 first while the receiver listens on 127.0.0.1 only: next checked address
+    return _post_to(target.addresses[-1], target, body, headers, timeout)
+
+
+def _post_to(address: str, target: WebhookTarget, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    options: dict[str, Any] = {
+        "port": target.port,
+        "timeout": urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+        "retries": False,
+        "maxsize": 1,
+    }
+    pool: urllib3.HTTPConnectionPool
+    if target.scheme == "https":
+        pool = urllib3.HTTPSConnectionPool(
+            address, server_hostname=target.host, assert_hostname=target.host, cert_reqs="CERT_REQUIRED",
+            ca_certs=os.environ.get("REQUESTS_CA_BUNDLE") or certs.where(), **options,
+        )
+    else:
+        pool = urllib3.HTTPConnectionPool(address, **options)
+    try:
+        answer = pool.urlopen(
+            "POST", target.request_target, body=body, headers={**headers, "Host": target.host_header},
+            redirect=False, assert_same_host=False, preload_content=False,
+        )
+        answer.close()  # the status is all we keep; the body is never read
+        return answer.status
+    finally:
+        pool.close()
 
 
 def _record_attempt(

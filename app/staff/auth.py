@@ -14,16 +14,19 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from app.database import db
-from app.staff.models import StaffUser, find_staff
+from app.staff.models import StaffUser, find_staff, parse_session_id
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
 
 MIN_PASSWORD_LENGTH = 12
+STAFF_SESSION_LIFETIME = timedelta(hours=8)
 
 
 def init_staff(app: Flask, *, csrf_exempt: tuple[str, ...]) -> None:
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=8))
+    # Set, not setdefault: Flask already defines it (31 days), so setdefault would keep a month-long cookie.
+    # Flask enforces it on the server too, from the cookie's signed timestamp.
+    app.config["PERMANENT_SESSION_LIFETIME"] = STAFF_SESSION_LIFETIME
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", 8 * 3600)
@@ -39,8 +42,14 @@ def init_staff(app: Flask, *, csrf_exempt: tuple[str, ...]) -> None:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> StaffUser | None:
-    return db.session.get(StaffUser, int(user_id)) if user_id.isdigit() else None
+def _load_user(session_id: str) -> StaffUser | None:
+    """The signed-in account, unless its sessions were ended (sign-out, password change) since this cookie."""
+    parsed = parse_session_id(session_id)
+    if parsed is None:
+        return None
+    user_id, session_version = parsed
+    user = db.session.get(StaffUser, user_id)
+    return user if user is not None and user.session_version == session_version else None
 
 
 def _csrf_failed(error: CSRFError) -> tuple[str, int]:
@@ -56,7 +65,7 @@ def staff_group() -> None:
 @click.argument("username")
 @click.password_option(help="At least 12 characters; prompted for when omitted.")
 def create_staff(username: str, password: str) -> None:
-    """Create a staff account (or reset its password)."""
+    """Create a staff account (or reset its password, which signs that account out everywhere)."""
     name = username.strip().lower()
     if not 1 <= len(name) <= 80:
         raise click.BadParameter("must be 1–80 characters", param_hint="USERNAME")
@@ -67,6 +76,8 @@ def create_staff(username: str, password: str) -> None:
     if user is None:
         user = StaffUser(username=name)
         db.session.add(user)
+    else:
+        user.end_sessions()  # a new password signs out whoever held the old one
     user.set_password(password)
     db.session.commit()
     click.echo(f"{'Created' if created else 'Updated'} staff account {name!r}.")

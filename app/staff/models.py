@@ -1,4 +1,8 @@
-"""Staff accounts: a name and a password hash (scrypt, via Werkzeug)."""
+"""Staff accounts: a name, a password hash (scrypt, via Werkzeug) and a session version.
+
+The session version is how a sign-out ends a session on the server: the cookie carries the
+version it was signed in with (through `get_id`), and bumping it makes every older cookie worthless.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ class StaffUser(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime)
+    session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
@@ -27,8 +32,55 @@ class StaffUser(UserMixin, db.Model):
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the cookie: the account and the session version it signed in with."""
+        return session_id_for(self.id, self.session_version)
+
+    def end_sessions(self) -> None:
+        """Make every cookie issued so far worthless (sign-out, password change).
+
+        Incremented in SQL so two sign-outs at once never land on the same number.
+        """
+        self.session_version = StaffUser.session_version + 1  # type: ignore[assignment]
+
+
+def session_id_for(user_id: int, session_version: int) -> str:
+    return f"{user_id}:{session_version}"
+
+
+def parse_session_id(session_id: str) -> tuple[int, int] | None:
+    """(user id, session version) from a cookie's id, or None for anything else (including pre-version cookies)."""
+    user_id, _, version = session_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    return int(user_id), int(version)
+
 
 def find_staff(username: str) -> StaffUser | None:
     return db.session.execute(
         db.select(StaffUser).filter_by(username=username.strip().lower())
     ).scalar_one_or_none()
+
+
+# What an unknown name's password is checked against: made once (of a random password nobody kept)
+# with the method and cost `set_password` uses, so checking it takes as long as a real account's.
+# A constant, not made at start-up: that would cost every process, and every CLI command, a hash.
+# tests/console/test_staff_sessions.py fails if Werkzeug's default method or cost ever moves away from it.
+UNMATCHABLE_HASH = (
+    "scrypt:32768:8:1$6Fq8BaJNzLYR3xWo$6831509f5d9c2d1a7f71e24b75974a28e02b1a97b0ee631ce6b2ea9b9fa5ade5"
+    "e4b8976ca8cd85637904abc1a21afdac31dc19fc5d2d286f36a53cdf79b99ab2"
+)
+
+
+def authenticate(username: str, password: str) -> StaffUser | None:
+    """The account these credentials open, or None.
+
+    An unknown name still costs one password-hash check (against a hash nobody's password matches),
+    so the time an answer takes does not tell which names exist.
+    """
+    # No account name holds NUL, and PostgreSQL cannot even compare text that does.
+    user = find_staff(username) if "\x00" not in username else None
+    if user is None:
+        check_password_hash(UNMATCHABLE_HASH, password)
+        return None
+    return user if user.check_password(password) else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
-from flask_login import login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
@@ -13,7 +13,7 @@ from wtforms.validators import DataRequired, Length
 
 from app.database import db, utcnow
 from app.rate_limits import limiter, sign_in_limit
-from app.staff.models import find_staff
+from app.staff.models import authenticate
 
 bp = Blueprint("staff", __name__)
 
@@ -51,10 +51,8 @@ def _safe_next(target: str | None) -> str:
 def sign_in() -> str | Response | tuple[str, int]:
     form = SignInForm()
     if form.validate_on_submit():
-        username = form.username.data or ""
-        # No account name holds NUL, and PostgreSQL cannot even compare text that does.
-        user = find_staff(username) if "\x00" not in username else None
-        if user is not None and user.check_password(form.password.data or ""):
+        user = authenticate(form.username.data or "", form.password.data or "")
+        if user is not None:
             session.clear()
             login_user(user)
             session.permanent = True
@@ -69,6 +67,9 @@ def sign_in() -> str | Response | tuple[str, int]:
 @bp.post("/staff/sign-out")
 @login_required
 def sign_out() -> Response:
+    """End the session on the server too: a copy of this cookie (or this account's on another device) stops working."""
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     session.clear()
     return redirect(url_for("staff.sign_in"))

@@ -4,11 +4,15 @@ Same pattern as the sandbox's deliveries: rows are the durable state, a pass
 claims a row with a conditional UPDATE on its lease, so a crash between
 storing and handling loses nothing (the row is still pending) and two
 processes never handle one event twice.
+
+The stored body is read with the receiver's own bounded parser, so a body the
+receiver accepted parses the same way here. One that does not (a row written
+before the receiver bounded nesting, or by hand) fails at once and for good:
+retrying a parse cannot change its result, and the pass moves on.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +23,7 @@ from sqlalchemy import or_, update
 from app import verifications
 from app.database import db, utcnow
 from app.outcomes import record_outcome_event
+from app.passid import MalformedResponse, read_webhook_event
 from app.webhooks.models import WebhookReceipt
 
 log = logging.getLogger(__name__)
@@ -43,7 +48,12 @@ def handle_pending() -> int:
     handled = 0
     for receipt_id in due:
         if _claim(receipt_id):
-            _handle(receipt_id)
+            try:
+                _handle(receipt_id)
+            except Exception:  # one row's trouble must not stop the rows behind it; its lease delays a retry
+                db.session.rollback()
+                log.exception("webhook receipt %s could not be handled this pass", receipt_id)
+                continue
             handled += 1
     return handled
 
@@ -65,12 +75,19 @@ def _claim(receipt_id: int) -> bool:
 
 def _handle(receipt_id: int) -> None:
     receipt = db.session.get(WebhookReceipt, receipt_id)
-    if receipt is None or receipt.body is None:
+    if receipt is None:
+        return
+    if receipt.body is None:  # left pending, it would be claimed again every lease, for ever
+        _give_up(receipt, "no body was stored with this event")
         return
     try:
-        envelope = json.loads(receipt.body)
-        apply_event(envelope["type"], envelope["data"], test=bool(envelope.get("test")),
-                    received_at=receipt.received_at)
+        event = read_webhook_event(receipt.body)
+    except Exception as problem:  # the same bytes fail the same way every time: no retry
+        reason = problem if isinstance(problem, MalformedResponse) else f"{type(problem).__name__}: {problem}"
+        _give_up(receipt, f"not a PASSID event: {reason}")
+        return
+    try:
+        apply_event(event.type, event.data, test=event.test, received_at=receipt.received_at)
     except Deferred as wait:
         db.session.rollback()
         receipt = db.session.get(WebhookReceipt, receipt_id)
@@ -95,6 +112,15 @@ def _handle(receipt_id: int) -> None:
     receipt.handled_at = utcnow()
     receipt.lease_until = None
     db.session.commit()
+
+
+def _give_up(receipt: WebhookReceipt, error: str) -> None:
+    """Failed for good, on the first attempt: for what no retry can change."""
+    receipt.handling_status = "failed"
+    receipt.handling_error = error[:500]
+    receipt.lease_until = None
+    db.session.commit()
+    log.warning("webhook %s cannot be handled: %s", receipt.event_id, receipt.handling_error)
 
 
 class Deferred(Exception):

@@ -1,25 +1,35 @@
-"""Every webhook call we receive, stored before we answer.
+"""What we keep of webhook calls: valid events one by one, rejected calls as counts.
 
-A valid event is kept with its raw body and handled in the background; a
-call whose signature fails is logged (type, claimed id, time, why) without
-its body and never handled, so the console can show forged or misconfigured
-deliveries without keeping what they carried.
+A valid event is kept with its raw body and handled in the background. A call
+whose signature fails (or whose body is too large to check) is never acted on
+and nothing it carried is kept: it only adds one to a counter for its hour, its
+verdict and the event type it claimed. Counting instead of storing a row per
+call means a flood of forged calls costs a bounded number of rows, while the
+console can still say "12 calls with a bad signature, 14:00–15:00".
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String
+from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import db, utcnow
 
-SIGNATURE_RESULTS = ("valid", "invalid", "missing", "malformed")
-HANDLING = ("pending", "handled", "failed", "rejected")
+# Why a call was rejected: the signing module's verdict ("invalid" is its "mismatch"), or a body too large to check.
+REJECTION_RESULTS = ("invalid", "missing", "malformed", "too_large")
+SIGNATURE_RESULTS = ("valid", *REJECTION_RESULTS)
+HANDLING = ("pending", "handled", "failed")
+# Rejected calls are counted under the type they claim only when it is one of the contract's; anything
+# else (a typo, junk, nothing) is "other", so a caller cannot make a new row per call by varying it.
+CONTRACT_EVENT_TYPES = ("verification.completed", "verification.denied", "outcome.reported")
+OTHER_EVENT_TYPE = "other"
 
 
 class WebhookReceipt(db.Model):
+    """One valid event, stored before the 200 and handled once."""
+
     __tablename__ = "webhook_receipt"
     __table_args__ = (Index("ix_webhook_receipt_due", "handling_status", "received_at"),)
 
@@ -38,3 +48,25 @@ class WebhookReceipt(db.Model):
     handling_attempts: Mapped[int] = mapped_column(Integer, default=0)
     handled_at: Mapped[datetime | None] = mapped_column(DateTime)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class WebhookRejection(db.Model):
+    """How many calls were rejected in one hour, for one verdict and one claimed event type."""
+
+    __tablename__ = "webhook_rejection"
+    __table_args__ = (
+        UniqueConstraint("hour", "signature_result", "event_type", name="uq_webhook_rejection_bucket"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    hour: Mapped[datetime] = mapped_column(DateTime, index=True)  # naive UTC, start of the hour
+    signature_result: Mapped[str] = mapped_column(String(10))
+    event_type: Mapped[str] = mapped_column(String(40))
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    # Of those, how many the rate limit on failed calls answered 429.
+    refused: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[datetime] = mapped_column(DateTime)
+    last_at: Mapped[datetime] = mapped_column(DateTime)
+    # The latest call's X-PASSID-Event-Id, unverified: lets `flask passid webhook-test` say that its
+    # test event arrived with a bad signature, without keeping an id per call.
+    last_claimed_event_id: Mapped[str | None] = mapped_column(String(64))

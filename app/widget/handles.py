@@ -6,10 +6,17 @@ request, with which options) travels in the page as a handle signed with the
 app's secret (itsdangerous). A handle cannot be forged or altered, and only
 the page that created a request ever holds its handle, so nobody else can
 poll it or read its claims through us.
+
+A handle is still a bearer credential: whoever holds the URL sees what the
+widget sees. So it stays out of logs (see `app.access_log`), and once its
+request has finished it shows the result for PASSID_RESULT_VIEW_SECONDS only
+(`result_view_over`): long enough for the page to move on, too short for an
+old URL found later to show someone's claims.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -42,3 +49,8 @@ def unsign(kind: str, handle: str | None) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidHandle("wrong shape")
     return payload
+
+
+def result_view_over(recorded_at: datetime | None, now: datetime, view_seconds: float) -> bool:
+    """Whether a finished request, recorded at `recorded_at` (naive UTC, as stored), may no longer be shown."""
+    return recorded_at is not None and now - recorded_at > timedelta(seconds=view_seconds)

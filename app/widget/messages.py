@@ -89,3 +89,8 @@ def token_format_message() -> str:
 
 def rate_limited_message() -> str:
     return _("Too many attempts from this device. Please wait a minute, then try again.")
+
+
+def view_over_message() -> str:
+    """An old poll or resume URL of a finished request: the result is no longer shown (no hint what it was)."""
+    return _("This verification has finished. Start again to verify.")

@@ -4,12 +4,19 @@
 query parameter; `baseUrl` and the API key are configuration only. Anything
 invalid falls back to the configured value rather than failing the page: an
 embed snippet with a typo should still verify customers.
+
+The query string is public, so an override may choose only among what the
+institution configured: the name the customer's PASSID app shows ("<name> asks
+to verify you") must be one of PASSID_INSTITUTION_NAMES, or it is the configured
+PASSID_INSTITUTION_NAME; the page that receives result messages must be on the
+embed allow-list or be our own origin, which comes from PASSID_PUBLIC_URL when
+set and is never taken from a Host header we have not checked (TRUSTED_HOSTS).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from flask import current_app, request
@@ -45,9 +52,9 @@ class WidgetOptions:
 def options_from(values: Mapping[str, str]) -> WidgetOptions:
     """Read overrides from a query string or form; invalid ones fall back to configuration."""
     config = current_app.config
-    name = (values.get("institutionName") or "").strip()
-    if not 1 <= len(name) <= 80:
-        name = config["PASSID_INSTITUTION_NAME"]
+    name = allowed_institution_name(
+        values.get("institutionName"), config["PASSID_INSTITUTION_NAME"], config["PASSID_INSTITUTION_NAMES"]
+    )
     requested = tuple(p.strip() for p in (values.get("permissions") or "").split(",") if p.strip())
     if requested and all(p in ALL_PERMISSIONS for p in requested):
         permissions = tuple(p for p in ALL_PERMISSIONS if p in requested)
@@ -56,13 +63,40 @@ def options_from(values: Mapping[str, str]) -> WidgetOptions:
     theme = parse_hex_colour(values.get("theme")) or config["PASSID_THEME_PRIMARY"] or DEFAULT_THEME_PRIMARY
     origin = (values.get("origin") or "").strip()
     # Our own origin may always embed the widget (branch mode's QR flow does).
-    allowed = (*config["PASSID_ALLOWED_EMBED_ORIGINS"], request.host_url.rstrip("/"))
+    allowed = (*config["PASSID_ALLOWED_EMBED_ORIGINS"], own_origin())
     return WidgetOptions(
         institution_name=name,
         permissions=permissions,
         theme_primary=theme,
         parent_origin=origin if origin in allowed else None,
     )
+
+
+def allowed_institution_name(requested: str | None, configured: str, also_allowed: Iterable[str]) -> str:
+    """The requested name if the institution listed it (ignoring case and spacing), in its listed spelling;
+    otherwise the configured name. Nobody can make the phone show a name the institution did not choose."""
+    wanted = _comparable(requested or "")
+    for name in (configured, *also_allowed):
+        if wanted and _comparable(name) == wanted:
+            return name
+    return configured
+
+
+def _comparable(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def own_origin() -> str:
+    """This app's origin: PASSID_PUBLIC_URL when set, whatever Host the request names.
+
+    Without it, the request's own scheme and host: Flask has already answered 400 to a
+    host not in TRUSTED_HOSTS, so this is one of the names the app is configured to serve.
+    """
+    public = current_app.config.get("PASSID_PUBLIC_URL")
+    if public:
+        # A browser's origin never names the default port.
+        return public.removesuffix(":443") if public.startswith("https:") else public.removesuffix(":80")
+    return request.host_url.rstrip("/")
 
 
 def parse_hex_colour(raw: str | None) -> str | None:

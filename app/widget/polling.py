@@ -11,6 +11,14 @@ check catches what no webhook reports (a decline on the phone) or a webhook
 that went missing, within that many seconds. At or after the request's expiry
 every poll asks, so "Generate new code" is never late. Without a webhook
 secret every poll asks, as the React component does.
+
+"Our records" between checks is not a database query per poll: each process
+keeps the ids of requests recorded lately (`app.finished_requests`, refreshed
+by one query every 50 ms at most), so a pending poll between checks touches
+neither PASSID nor the database. A due check asks PASSID without a lookup
+first: each worker checks each request on its own schedule, so with several
+workers checks are a large share of all polls; and a final answer for a row
+the set missed returns that row from `verifications.record`.
 """
 
 from __future__ import annotations

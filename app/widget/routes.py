@@ -19,6 +19,10 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from flask.blueprints import BlueprintSetupState
 
 from app import verifications
+from app.database import utcnow
+from app.finished_requests import EXTENSION as FINISHED_REQUESTS
+from app.finished_requests import FinishedRequests
+from app.finished_requests import install as install_finished_requests
 from app.passid import PassidBusy, PassidError, ValidationError, normalise_token, restrict_claims
 from app.passid_connection import passid_client, passid_connection
 from app.rate_limits import limiter, session_limit, spinner_step, token_limit
@@ -36,6 +40,7 @@ def _track_upstream_checks(state: BlueprintSetupState) -> None:
     state.app.extensions["passid_upstream_checks"] = UpstreamChecks(
         float(state.app.config["PASSID_POLL_CHECK_SECONDS"])
     )
+    install_finished_requests(state.app, verifications.request_ids_created_since)
 
 STATES = ("idle", "requesting", "awaiting", "verifying", "success", "declined", "error")
 
@@ -73,8 +78,9 @@ def new_form_nonce() -> str:
 
 
 def idle(options: WidgetOptions, *, nonce: str | None = None, error: str | None = None,
-         status: int = 200, token: str = "") -> Response:
-    return render_state("idle", options, status, nonce=nonce or new_form_nonce(), error=error, token=token)
+         status: int = 200, token: str = "", notice: str | None = None) -> Response:
+    return render_state("idle", options, status, nonce=nonce or new_form_nonce(), error=error, token=token,
+                        notice=notice)
 
 
 @dataclass(frozen=True)
@@ -171,22 +177,30 @@ def poll() -> Response:
     """The 2.5 s poll: 204 while pending (htmx swaps nothing), else the final state.
 
     Our records first (a webhook may have finished the request); PASSID only
-    when `polling` says it is time to ask.
+    when `polling` says it is time to ask. Between checks "our records" is this
+    process's set of requests finished lately (`app.finished_requests`): no query.
     """
     try:
         session = handles.unsign("request", request.args.get("h"))
     except handles.InvalidHandle:
         return Response("Unknown verification session.", status=404, mimetype="text/plain")
     request_id = session["r"]
-    finished = verifications.find_by_request(request_id)
+    expires_at = datetime.fromisoformat(session["x"])
+    webhooks = bool(passid_connection().webhook_secrets)
+    finished_lately = finished_requests().holds(request_id)  # at most one query per process every 50 ms
+    if not finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
+        return still_pending()  # between checks, and no process recorded it lately: no database, no PASSID
+    # A due check asks PASSID without a lookup first: a row the set missed (another process wrote it within
+    # the last refresh interval) is found by `record` below once PASSID reports the final state.
+    finished = verifications.find_by_request(request_id) if finished_lately else None
     if finished is not None:
         if finished.code is None:
             verifications.attach_code(request_id, session["c"])
+        if handles.result_view_over(finished.created_at, utcnow(), current_app.config["PASSID_RESULT_VIEW_SECONDS"]):
+            return view_over()
         return final_state(signed_options(), finished)
-    expires_at = datetime.fromisoformat(session["x"])
-    webhooks = bool(passid_connection().webhook_secrets)
-    if not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
-        return still_pending()
+    if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
+        return still_pending()  # known finished, but its row is gone (erased): wait for the check, as before
     options = signed_options()
     try:
         details = passid_client().get_request(request_id)
@@ -210,7 +224,22 @@ def poll() -> Response:
         decline_reason=details.decline_reason,
         verified_at=details.verified_at,
     )
+    if handles.result_view_over(finished.created_at, utcnow(), current_app.config["PASSID_RESULT_VIEW_SECONDS"]):
+        return view_over()  # `record` found an old row the set did not hold: its result view is over too
     return final_state(options, finished)
+
+
+def view_over() -> Response:
+    """An old handle of a finished request: idle again, with no result in it (410 Gone)."""
+    return idle(signed_options(), notice=messages.view_over_message(), status=410)
+
+
+@limiter.request_filter
+def _poll_is_never_limited() -> bool:
+    """The poll has no rate limit, so the limiter skips it before resolving limits (a tenth of a pending
+    poll's work). Limiting it per address would be wrong anyway: a branch's tablets share one address,
+    and the poll calls PASSID only as `polling` allows."""
+    return request.endpoint == "widget.poll"
 
 
 def status_check_failed(options: WidgetOptions, error: PassidError) -> Response:
@@ -228,6 +257,10 @@ def still_pending() -> Response:
 
 def upstream_checks() -> UpstreamChecks:
     return current_app.extensions["passid_upstream_checks"]
+
+
+def finished_requests() -> FinishedRequests:
+    return current_app.extensions[FINISHED_REQUESTS]
 
 
 @bp.get("/verify/qr/resume")

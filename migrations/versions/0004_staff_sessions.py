@@ -5,8 +5,8 @@ Revises: 0003_back_office
 Create Date: 2026-11-26 14:30:00
 
 """
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
@@ -17,8 +17,13 @@ depends_on = None
 
 
 def upgrade():
-    pass
+    # server_default: existing accounts start at version 1 (their old cookies carry no version and
+    # are refused anyway, so everyone signs in once after this upgrade). batch_alter_table lets
+    # SQLite take the change; PostgreSQL gets a plain ALTER TABLE.
+    with op.batch_alter_table('staff_user') as batch_op:
+        batch_op.add_column(sa.Column('session_version', sa.Integer(), nullable=False, server_default='1'))
 
 
 def downgrade():
-    pass
+    with op.batch_alter_table('staff_user') as batch_op:
+        batch_op.drop_column('session_version')

@@ -125,6 +125,8 @@ def widget_server(tmp_path_factory: pytest.TempPathFactory, allowed_site_port: i
     env = base_env(
         url,
         PASSID_ALLOWED_EMBED_ORIGINS=f"http://localhost:{allowed_site_port}",
+        # The names an embed may show instead of PASSID_INSTITUTION_NAME (EmbeddingSite uses the first).
+        PASSID_INSTITUTION_NAMES="Partner Bank|Acme Lending, Ltd",
         PASSID_SANDBOX_MIN_TTL_SECONDS="1",
         # A decline on the phone (no webhook reports it) shows at the next check: keep it near the
         # next poll so the flows below wait seconds, not the production 7 s.

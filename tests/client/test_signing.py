@@ -13,6 +13,7 @@ from app.passid import (
     MalformedResponse,
     WebhookSignatureError,
     parse_webhook_event,
+    read_webhook_event,
     sign_payload,
     verify_webhook_signature,
 )
@@ -69,8 +70,9 @@ def test_reserialised_json_is_rejected() -> None:
 
 @pytest.mark.parametrize("header", [None, "", "   "])
 def test_missing_header_is_rejected(header: str | None) -> None:
-    with pytest.raises(WebhookSignatureError, match="missing"):
+    with pytest.raises(WebhookSignatureError, match="missing") as error:
         verify_webhook_signature(BODY, header, SECRET)
+    assert error.value.reason == "missing"
 
 
 @pytest.mark.parametrize(
@@ -85,13 +87,15 @@ def test_missing_header_is_rejected(header: str | None) -> None:
     ids=["sha1", "no-prefix", "non-hex", "short", "empty-digest"],
 )
 def test_malformed_header_is_rejected(header: str) -> None:
-    with pytest.raises(WebhookSignatureError, match="malformed"):
+    with pytest.raises(WebhookSignatureError, match="malformed") as error:
         verify_webhook_signature(BODY, header, SECRET)
+    assert error.value.reason == "malformed"
 
 
 def test_wrong_secret_is_rejected() -> None:
-    with pytest.raises(WebhookSignatureError):
+    with pytest.raises(WebhookSignatureError) as error:
         verify_webhook_signature(BODY, reference_signature(BODY, "another-secret-value"), SECRET)
+    assert error.value.reason == "mismatch"
 
 
 def test_second_secret_of_a_rotation_list_is_accepted() -> None:
@@ -142,3 +146,19 @@ def test_event_without_test_flag_is_not_a_test() -> None:
     del envelope["test"]
     body = json.dumps(envelope).encode()
     assert parse_webhook_event(body, reference_signature(body, SECRET), SECRET).test is False
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000, b'{"id": "evt_1", "data": ' + b'{"a": ' * 5_000 + b"1" + b"}" * 5_001, b"[" * 40 + b"]" * 40],
+    ids=["100k open brackets", "5000 deep", "40 deep"],
+)
+def test_a_signed_body_nested_too_deep_is_malformed_not_a_recursion_error(body: bytes) -> None:
+    with pytest.raises(MalformedResponse, match="nest"):
+        parse_webhook_event(body, reference_signature(body, SECRET), SECRET)
+
+
+def test_read_webhook_event_parses_an_already_verified_body_the_same_way() -> None:
+    assert read_webhook_event(BODY) == parse_webhook_event(BODY, reference_signature(BODY, SECRET), SECRET)
+    with pytest.raises(MalformedResponse, match="nest"):
+        read_webhook_event(b"[" * 100_000)

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.console.conftest import fresh_share_token, hidden, verify_in_widget
+from tests.console.conftest import create_staff, fresh_share_token, hidden, sign_in, verify_in_widget
 from tests.support.servers import AppServer
 
 PAGES = ["/console/", "/console/performance", "/console/webhooks", "/console/go-live",
@@ -55,7 +55,9 @@ def test_a_cross_site_test_webhook_post_is_refused(console_server: AppServer, st
     assert after.count("console-badge") == before.count("console-badge")
 
 
-def test_sign_out_needs_the_token_too(console_server: AppServer, staff: requests.Session) -> None:
+def test_sign_out_needs_the_token_too(console_server: AppServer) -> None:
+    # An account of its own: signing out ends every session of the account (test_staff_sessions.py).
+    staff = sign_in(console_server, create_staff(console_server))
     page = staff.get(f"{console_server.url}/console/", timeout=10).text
     assert staff.post(f"{console_server.url}/staff/sign-out", timeout=10).status_code == 400
     out = staff.post(f"{console_server.url}/staff/sign-out", data={"csrf_token": hidden(page, "csrf_token")},

@@ -21,7 +21,7 @@ from tests.support.servers import WebhookReceiver
 
 UPPER_SNAKE = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$")
 GOOD_OUTCOME = {"token": "KE8V-3TXY-Z72L", "outcome": "repaid", "productType": "loan", "amount": 100}
-GOOD_WEBHOOK = {"url": "https://lender.example/hooks", "secret": "s" * 16}
+GOOD_WEBHOOK = {"url": "http://127.0.0.1:9/hooks", "secret": "s" * 16}
 
 
 @dataclass(frozen=True)
@@ -330,14 +330,14 @@ def test_a_rejected_outcome_leaves_no_outcome_and_sends_no_event(institution) ->
 
 def test_a_rejected_webhook_setting_changes_nothing(institution) -> None:  # type: ignore[no-untyped-def]
     onboarding, client = institution
-    client.set_webhook("https://first.example/hooks", "f" * 16)
+    client.set_webhook("http://127.0.0.1:9/first-hooks", "f" * 16)
     for body in (
         {"url": "https://second.example/hooks", "secret": "short"},
         {"url": "ftp://second.example", "secret": "s" * 16},
         {"url": "https://second.example/hooks", "secret": 12345678901234567},
     ):
         assert_contract_error(send(client.base_url, onboarding.sandbox_key, "PUT", "/api/institution/webhook", body))
-    assert client.get_webhook().url == "https://first.example/hooks"
+    assert client.get_webhook().url == "http://127.0.0.1:9/first-hooks"
 
 
 def test_a_rejected_verify_does_not_burn_its_idempotency_key(institution) -> None:  # type: ignore[no-untyped-def]

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urljoin
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
 
 from app.passid import DenyReason, PassidClient, Permission, RequestStatus
 from app.sandbox.phone import PERMISSION_WORDS
+from tests.support.widget_http import open_qr_session
 
 CLAIM_FIELDS = {
     "full_score": {"fsi_score", "fsi_low", "fsi_high", "tier", "confidence", "p_stable"},
@@ -265,7 +268,7 @@ def _mint(phone: requests.Session, sandbox: PassidClient, institution_id: str, p
 def test_the_share_page_mints_a_token_that_verifies_once_for_that_institution(institution, sandbox, phone) -> None:  # type: ignore[no-untyped-def]
     onboarding, client = institution
     form_page = Page(phone.get(f"{sandbox.base_url}/phone/share", timeout=10))
-    assert onboarding.institution_id in form_page.options()
+    assert [name for kind, name, _ in form_page.forms[0].fields if kind == "text"] == ["institution"]
 
     page = _mint(phone, sandbox, onboarding.institution_id, ["full_score", "sanctions_clear"])
     tokens = SHARE_TOKEN.findall(page.text)
@@ -281,6 +284,45 @@ def test_the_share_page_mints_a_token_that_verifies_once_for_that_institution(in
     assert set(result.claims) == CLAIM_FIELDS["full_score"] | CLAIM_FIELDS["sanctions_clear"]
     assert result.claims["tier"] == "A"
     assert client.verify(token).deny_reason is DenyReason.TOKEN_ALREADY_USED
+
+
+def _demo_institution(database_url: str) -> tuple[str, str]:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            row = connection.execute(text("SELECT id, name FROM sandbox_institution WHERE demo_slot = 'demo'")).one()
+    finally:
+        engine.dispose()
+    return row[0], row[1]
+
+
+def test_the_share_page_names_no_institution_but_the_demo_one(  # type: ignore[no-untyped-def]
+    app_server, database_url: str, institution, sandbox, phone
+) -> None:
+    """A stranger must not learn who else uses the sandbox: no list of names and ids, in any answer."""
+    open_qr_session(app_server.url)  # the app's first PASSID call onboards the demo institution
+    demo_id, demo_name = _demo_institution(database_url)
+    onboarding, _ = institution
+    stranger = sandbox.onboard(f"Quiet Lender {uuid.uuid4().hex[:8]}")
+    hidden = (stranger.institution_id, stranger.institution_name, onboarding.institution_id)
+
+    form_page = phone.get(f"{sandbox.base_url}/phone/share", timeout=10)
+    assert form_page.status_code == 200
+    assert_readable_html(form_page)
+    assert not [secret for secret in hidden if secret in form_page.text]
+    page = Page(form_page)
+    assert demo_id in page.forms[0].values("institution") and demo_name in page.text  # the demo is offered
+
+    refused = phone.post(
+        f"{sandbox.base_url}/phone/share",
+        data={"profile": "KE8V-3TXY-Z72L", "institution": "inst_nope", "permissions": ["full_score"]}, timeout=10,
+    )
+    assert refused.status_code == 400
+    assert not [secret for secret in hidden if secret in refused.text]
+
+    minted = _mint(phone, sandbox, onboarding.institution_id, ["full_score"])  # an id the person already knows
+    assert SHARE_TOKEN.search(minted.text)
+    assert stranger.institution_id not in minted.html and stranger.institution_name not in minted.html
 
 
 def test_the_revoke_button_makes_a_later_verify_token_revoked(institution, sandbox, phone) -> None:  # type: ignore[no-untyped-def]

@@ -40,10 +40,10 @@ def test_webhook_settings_are_stored_and_the_secret_never_returned(institution) 
     _, client = institution
     assert client.get_webhook().url is None
     assert client.get_webhook().secret_set is False
-    saved = client.set_webhook("https://lender.example/webhooks/passid", "s" * 16)
-    assert saved.url == "https://lender.example/webhooks/passid" and saved.secret_set
+    saved = client.set_webhook("http://localhost:9/webhooks/passid", "s" * 16)
+    assert saved.url == "http://localhost:9/webhooks/passid" and saved.secret_set
     fetched = client.get_webhook()
-    assert fetched.url == "https://lender.example/webhooks/passid" and fetched.secret_set
+    assert fetched.url == "http://localhost:9/webhooks/passid" and fetched.secret_set
 
 
 @pytest.mark.parametrize(

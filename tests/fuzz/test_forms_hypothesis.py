@@ -94,13 +94,9 @@ def _serve(database_url: str, directory: Path) -> Iterator[Target]:
     assert "Traceback" not in log, log[-3000:]
 
 
-# gunicorn's own answer to a request line over 4 KB, before the app sees it.
-URI_TOO_LONG = 414
-
-
 def assert_answered(response: requests.Response, allowed: set[int]) -> None:
-    if len(response.request.url or "") > 4000:
-        allowed = allowed | {URI_TOO_LONG}
+    # Granian hands request lines of any length the fuzzers make (its buffer is 408 KiB) to the app,
+    # so even a 5,000-character URL gets the app's own answer (gunicorn cut them at 4 KB with a 414).
     assert response.status_code < 500, (response.status_code, response.text[:500])
     assert response.status_code in allowed, (response.status_code, response.text[:500])
     for leak in LEAKS:
@@ -392,8 +388,6 @@ def test_the_sandbox_takes_any_json(
             headers["Idempotency-Key"] = idempotency_key
         response = target.http.request(method, url, data=json.dumps(body), headers=headers, timeout=TIMEOUT)
         assert_answered(response, statuses)
-        if response.status_code == URI_TOO_LONG:
-            return
         assert response.headers.get("X-PASSID-API-Version") == "1"
         if response.status_code != 204:
             assert response.headers["Content-Type"].startswith("application/json"), response.headers

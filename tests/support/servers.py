@@ -1,8 +1,9 @@
-"""Real processes for tests: the app under gunicorn, its databases, a webhook receiver.
+"""Real processes for tests: the app under its production server, its databases, a webhook receiver.
 
-The app is started exactly as production starts it (gunicorn, migrations
-applied by `flask db upgrade`), so the tests cover the real start-up path and
-can stop, kill and restart it.
+The app is started exactly as production starts it (Granian serving
+`wsgi:app` with `make run`'s flags, migrations applied by `flask db upgrade`),
+so the tests cover the real start-up path and can stop, kill and restart it.
+`serve_command` also builds the other servers bench/serving.py compares.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def base_env(database_url: str, **overrides: str) -> dict[str, str]:
             "PASSID_RATE_LIMIT_SESSIONS": "10000 per minute",
             "PASSID_RATE_LIMIT_TOKENS": "10000 per minute",
             "PASSID_RATE_LIMIT_SIGN_IN": "10000 per minute",
+            "PASSID_RATE_LIMIT_WEBHOOK_FAILURES": "10000 per minute",
+            "PASSID_SANDBOX_RATE_LIMIT_ONBOARD": "10000 per minute",
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -84,9 +87,50 @@ def migrate(env: dict[str, str]) -> None:
     )
 
 
+# The server `make run` starts (chosen by bench/serving.py) and its threads per worker process.
+DEFAULT_SERVER = "granian"
+THREADS = 8
+SERVERS = ("granian", "gunicorn-gthread", "gunicorn-gevent", "waitress")
+
+
+def serve_command(server: str, host: str, port: int, workers: int, threads: int) -> list[str]:
+    """The command line that serves `wsgi:app` under `server`, with no access log of the server's own.
+
+    "granian" is production's (the Makefile's `run` target passes the same flags; a test compares
+    them). Why these flags: `--http 1` (TLS and HTTP/2 end at a proxy, if any); a blocking thread per
+    request, `threads` of them per worker, enough for the PASSID calls in flight (4 per process) and
+    the polls beside them; a header that has not arrived in 10 s closes its connection; a crashed
+    worker is started again; SIGTERM waits 5 s for requests in flight. The app writes its own access
+    log (without query strings: the poll URL carries a bearer handle), so no server writes one.
+    """
+    if server == "granian":
+        return [
+            str(BIN / "granian"), "--interface", "wsgi", "--http", "1", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--blocking-threads", str(threads), "--backlog", "2048",
+            "--http1-header-read-timeout", "10000", "--respawn-failed-workers", "--workers-kill-timeout", "5",
+            "--no-access-log", "wsgi:app",
+        ]
+    if server == "gunicorn-gthread":
+        return [
+            str(BIN / "gunicorn"), "--workers", str(workers), "--threads", str(threads),
+            "--bind", f"{host}:{port}", "--graceful-timeout", "5", "wsgi:app",
+        ]
+    if server == "gunicorn-gevent":
+        return [
+            str(BIN / "gunicorn"), "--worker-class", "gevent", "--workers", str(workers),
+            "--worker-connections", "1000", "--bind", f"{host}:{port}", "--graceful-timeout", "5", "wsgi:app",
+        ]
+    if server == "waitress":  # one process: `workers` does not apply
+        return [
+            str(BIN / "waitress-serve"), f"--listen={host}:{port}", f"--threads={threads}",
+            "--connection-limit=2000", "wsgi:app",
+        ]
+    raise ValueError(f"unknown server {server!r}; one of {', '.join(SERVERS)}")
+
+
 @dataclass
 class AppServer:
-    """The app under gunicorn on a loopback port."""
+    """The app on a loopback port, under the server and flags `make run` uses."""
 
     env: dict[str, str]
     log_path: Path
@@ -103,14 +147,14 @@ class AppServer:
         return f"{self.url}/sandbox"
 
     def start(self) -> AppServer:
+        return self._launch(serve_command(DEFAULT_SERVER, "127.0.0.1", self.port, self.workers, THREADS))
+
+    def _launch(self, command: list[str]) -> AppServer:
+        """Start `command` in its own process group (so stop/kill reach every worker) and wait for /healthz."""
         env = dict(self.env, PORT=str(self.port), HOST="127.0.0.1")
         log = open(self.log_path, "ab")  # noqa: SIM115  (the child owns it)
         self.process = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"), "--workers", str(self.workers), "--threads", "8",
-                "--bind", f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "wsgi:app",
-            ],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
         self._wait_healthy()

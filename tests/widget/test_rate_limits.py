@@ -70,3 +70,31 @@ def test_staff_sign_in_attempts_are_limited(limited: AppServer) -> None:
         statuses.append(answer.status_code)
     assert statuses == [401, 401, 401, 429]
     assert "Too many sign-in attempts" in answer.text
+
+
+@pytest.fixture(scope="module")
+def limited_two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """Two worker processes with the default rate-limit storage, as `make run` starts them."""
+    directory: Path = tmp_path_factory.mktemp("limited-two")
+    env = base_env(f"sqlite:///{directory / 'passid.db'}", PASSID_RATE_LIMIT_SESSIONS="5 per minute")
+    migrate(env)
+    server = AppServer(env, directory / "app.log", workers=2).start()
+    yield server
+    server.stop()
+
+
+def test_the_limit_holds_across_worker_processes(limited_two_workers: AppServer) -> None:
+    """Each process counting on its own would let 5 through per process (issue 9, finding 8).
+
+    Every request opens a new connection, so the server spreads them over both workers.
+    """
+    server = limited_two_workers
+    form = _form(server)
+    statuses = []
+    for _ in range(16):
+        with requests.Session() as fresh_connection:
+            answer = fresh_connection.post(f"{server.url}/verify/qr/session", data={"o": form["o"]},
+                                           headers={**HTMX, "Connection": "close"}, timeout=15)
+        statuses.append(answer.status_code)
+    assert statuses.count(200) == 5 and statuses.count(429) == 11, statuses
+    assert statuses[:5] == [200] * 5

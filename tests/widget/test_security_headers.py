@@ -61,3 +61,30 @@ def test_behind_https_the_app_sends_hsts_and_secure_cookies(behind_proxy: AppSer
 def test_frame_ancestors_is_the_allow_list(behind_proxy: AppServer) -> None:
     policy = _csp(requests.get(f"{behind_proxy.url}/verify", timeout=10).headers)
     assert policy["frame-ancestors"] == ["'self'", "https://bank.example", "https://partner.example:8443"]
+
+
+@pytest.mark.parametrize("path", ["/verify", "/verify/reset"])
+def test_partner_origins_may_frame_the_widget_pages(behind_proxy: AppServer, path: str) -> None:
+    answer = requests.get(f"{behind_proxy.url}{path}", timeout=10)
+    assert _csp(answer.headers)["frame-ancestors"] == [
+        "'self'", "https://bank.example", "https://partner.example:8443",
+    ]
+    assert "X-Frame-Options" not in answer.headers  # it cannot list partners; frame-ancestors does
+
+
+@pytest.mark.parametrize("path", ["/staff/sign-in", "/console/", "/branch/", "/sandbox/phone", "/healthz"])
+def test_no_partner_may_frame_any_other_page(behind_proxy: AppServer, path: str) -> None:
+    """Sign-in, console, branch and the sandbox phone page are never framed, not even by us."""
+    answer = requests.get(f"{behind_proxy.url}{path}", timeout=10, allow_redirects=False)
+    policy = _csp(answer.headers)
+    assert policy["frame-ancestors"] == ["'none'"], path
+    assert answer.headers["X-Frame-Options"] == "DENY", path
+    assert "bank.example" not in answer.headers["Content-Security-Policy"], path
+
+
+def test_our_own_pages_may_frame_the_widget_and_nothing_frames_sign_in(widget_server: AppServer) -> None:
+    """Branch mode's QR flow frames /verify from our own origin; no page frames sign-in."""
+    widget = requests.get(f"{widget_server.url}/verify", timeout=10).headers
+    assert "'self'" in _csp(widget)["frame-ancestors"]
+    sign_in = requests.get(f"{widget_server.url}/staff/sign-in", timeout=10).headers
+    assert _csp(sign_in)["frame-ancestors"] == ["'none'"] and sign_in["X-Frame-Options"] == "DENY"

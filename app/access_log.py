@@ -1,0 +1,143 @@
+"""Our own access log: one line per request, with the path but never the query string.
+
+Why our own: the widget's poll and resume URLs carry a signed handle (`?h=…`), a
+bearer credential that shows the customer's result to whoever replays it. A
+server's access log writes the whole request line, so the server's own log is
+switched off and this one is written instead. It holds the client address, the
+method, the path (no query string), the status, the bytes sent and the time taken:
+never a query string, a handle, a token, claims, a header or a cookie.
+
+It is WSGI middleware wrapped around everything (static files included), writing
+through Python logging to the "passid.access" logger; with no logging configured it
+prints to stderr, which is where `make run` shows it. Werkzeug's development server
+(`flask run`) logs its own request lines; those lose their query string too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from flask import Flask
+
+ACCESS_LOGGER = "passid.access"
+_MAX_PATH = 300
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def init_access_log(app: Flask) -> None:
+    """Wrap the app (call last in the factory, so this layer is outermost)."""
+    app.wsgi_app = AccessLog(app.wsgi_app, access_logger())  # type: ignore[method-assign]
+    development_server = logging.getLogger("werkzeug")
+    if not any(isinstance(f, WithoutQueryString) for f in development_server.filters):
+        development_server.addFilter(WithoutQueryString())
+
+
+def access_logger() -> logging.Logger:
+    """The "passid.access" logger at INFO; a stderr handler only when nobody configured logging."""
+    logger = logging.getLogger(ACCESS_LOGGER)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False  # our handler prints it; a root handler added later must not print it twice
+    return logger
+
+
+def log_line(client: str, method: str, path: str, status: int, sent: int | None, milliseconds: float) -> str:
+    """`127.0.0.1 "GET /verify/qr/status" 204 0 1.8ms`: quoted, so a path cannot forge a second field."""
+    size = "-" if sent is None else str(sent)
+    return f'{printable(client, 64)} "{printable(method, 16)} {printable(path, _MAX_PATH)}" {status} {size} ' \
+           f"{milliseconds:.1f}ms"
+
+
+def printable(text: str, limit: int) -> str:
+    """Printable ASCII only (no newline, quote or escape tricks in the log), cut to `limit` characters."""
+    cut = text[:limit]
+    escaped = "".join(c if " " <= c <= "~" and c not in '"\\' else f"\\x{ord(c):02x}" for c in cut)
+    return escaped + ("…" if len(text) > limit else "")
+
+
+class WithoutQueryString(logging.Filter):
+    """Cuts the query string out of Werkzeug's development-server request lines (`"GET /path?h=… HTTP/1.1"`)."""
+
+    _QUERY = re.compile(r"\?[^\s\x1b]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args and isinstance(record.args[0], str) \
+                and '"%s"' in str(record.msg):
+            record.args = (self._QUERY.sub("", record.args[0]), *record.args[1:])
+        return True
+
+
+class AccessLog:
+    """WSGI middleware: one log line once the response has been sent (or handed to the server's sendfile)."""
+
+    def __init__(self, app: WSGIApp, logger: logging.Logger) -> None:
+        self.app = app
+        self.logger = logger
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        response: dict[str, Any] = {}
+
+        def recording_start_response(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            response["status"] = status
+            response["length"] = next((v for k, v in headers if k.lower() == "content-length"), None)
+            return start_response(status, headers, *exc_info)
+
+        def finish(sent: int | None) -> None:
+            if not self.logger.isEnabledFor(logging.INFO):
+                return
+            status = str(response.get("status", "500"))[:3]
+            self.logger.info(log_line(
+                environ.get("REMOTE_ADDR") or "-",  # read now: ProxyFix (inside us) has set the client's
+                environ.get("REQUEST_METHOD", "-"),
+                environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+                int(status) if status.isdigit() else 500,
+                sent,
+                (time.perf_counter() - started) * 1000,
+            ))
+
+        try:
+            body = self.app(environ, recording_start_response)
+        except BaseException:
+            finish(None)
+            raise
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(file_wrapper, type) and isinstance(body, file_wrapper):
+            # Wrapping it would stop the server's sendfile; its Content-Length says what is sent.
+            length = response.get("length")
+            finish(int(length) if length and length.isdigit() else None)
+            return body
+        return _CountedBody(body, finish)
+
+
+class _CountedBody:
+    """The response body, passed through untouched, counting bytes; logs when the server closes it."""
+
+    def __init__(self, body: Iterable[bytes], finish: Callable[[int | None], None]) -> None:
+        self.body = body
+        self.finish = finish
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.body:
+            self.sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.finish(self.sent)

@@ -1,0 +1,85 @@
+"""Secrets and the database on disk are readable by their owner only (issue 9, finding 5).
+
+With no SECRET_KEY and no DATABASE_URL the app keeps a generated secret key and its
+SQLite database (with SQLite's -wal and -shm files) in its instance folder. That
+folder is 0700 and everything in it 0600, whether the app creates it or finds it
+looser at start-up. PASSID_INSTANCE_DIR points the app at a temporary folder here,
+so the project's own instance/ is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.servers import AppServer, base_env, migrate
+from tests.support.widget_http import widget_fields
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _modes(instance: Path) -> dict[str, str]:
+    return {path.name: oct(_mode(path)) for path in instance.iterdir()}
+
+
+@pytest.fixture
+def instance_env(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
+    """The environment `make run` would have on a fresh machine, with the instance folder in tmp_path."""
+    instance = tmp_path / "instance"
+    env = base_env("unused", PASSID_INSTANCE_DIR=str(instance))
+    del env["DATABASE_URL"], env["SECRET_KEY"]
+    previous = os.umask(0o022)  # the usual umask, which makes new files 0644: the app must not rely on it
+    try:
+        yield env, instance
+    finally:
+        os.umask(previous)
+
+
+def _write_something(server: AppServer) -> None:
+    """A manual verify: the app writes its record (and the sandbox its own) to the database."""
+    fields = widget_fields(server.url)
+    answer = requests.post(f"{server.url}/verify/token/check", data={**fields, "token": "KE8V-3TXY-Z72L"},
+                           timeout=10)
+    assert 'data-view="success"' in answer.text
+
+
+def test_everything_the_app_writes_under_instance_is_owner_only(
+    instance_env: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    env, instance = instance_env
+    migrate(env)
+    server = AppServer(env, tmp_path / "app.log").start()
+    try:
+        _write_something(server)
+        names = {path.name for path in instance.iterdir()}
+        assert {"secret_key", "passid.db", "passid.db-wal", "passid.db-shm"} <= names
+        assert _mode(instance) == 0o700
+        assert set(_modes(instance).values()) == {"0o600"}, _modes(instance)
+    finally:
+        server.stop()
+
+
+def test_files_found_looser_are_tightened_at_start_up(
+    instance_env: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    env, instance = instance_env
+    migrate(env)
+    instance.chmod(0o755)
+    for path in instance.iterdir():
+        path.chmod(0o644)
+    (instance / "notes.txt").write_text("left here by an operator")
+    (instance / "notes.txt").chmod(0o664)
+    server = AppServer(env, tmp_path / "app.log").start()
+    try:
+        _write_something(server)
+        assert _mode(instance) == 0o700
+        assert set(_modes(instance).values()) == {"0o600"}, _modes(instance)
+    finally:
+        server.stop()

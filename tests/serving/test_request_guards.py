@@ -1,0 +1,28 @@
+"""Granian copies the process environment (SECRET_KEY, PASSID_API_KEY) into every request's
+WSGI environ; the app passes on only the request's own keys (app/request_guards.py).
+
+The other guard there, on slow request bodies, is proven in test_slow_clients.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import request
+
+from app import create_app
+from tests.support.servers import base_env
+
+
+def test_a_request_never_carries_the_process_environment(tmp_path: Path) -> None:
+    app = create_app(base_env(f"sqlite:///{tmp_path / 'app.db'}", PASSID_BACKGROUND_JOBS="false"))
+
+    @app.get("/test-environ")
+    def show_environ() -> dict[str, list[str]]:
+        return {"keys": sorted(request.environ)}
+
+    # What Granian does: every variable of the process environment lands in the request's environ.
+    leaked = {"SECRET_KEY": "test-secret", "PASSID_API_KEY": "sk_live_abcdefghijklmnop", "HOME": "/root"}
+    keys = app.test_client().get("/test-environ", environ_base=leaked).get_json()["keys"]
+    assert not set(leaked) & set(keys)
+    assert {"REQUEST_METHOD", "PATH_INFO", "HTTP_HOST", "wsgi.input"} <= set(keys)

@@ -1,0 +1,92 @@
+"""Slow clients must not stop the service (issue 9, finding 2).
+
+Forty connections that trickle one header line every 5 s and never finish
+their request stopped gunicorn's threaded workers from answering anything:
+each held a thread while it read headers. The app as `make run` starts it
+(AppServer runs the same server with the same flags) must keep answering
+`/healthz` within 2 s meanwhile.
+
+Granian reads headers without holding a thread but has no timeout for bodies,
+so the same trick one step later (whole headers, then one body byte every 5 s)
+held every thread until the app capped the requests reading a body
+(app/request_guards.py).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.servers import AppServer, base_env, migrate
+from tests.support.slow_clients import SlowClients, probing
+
+SLOW_CONNECTIONS = 40
+LINE_EVERY_SECONDS = 5.0
+HOLD_SECONDS = 12.0  # two trickled lines each, and some 60 probes
+PROBE_EVERY_SECONDS = 0.2
+ANSWER_WITHIN_SECONDS = 2.0
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """`make run`'s server with 2 workers, or as many as the test's `workers` mark says."""
+    workers = request.node.get_closest_marker("workers")
+    env = base_env(f"sqlite:///{tmp_path / 'app.db'}")
+    migrate(env)
+    server = AppServer(env, tmp_path / "app.log", workers=workers.args[0] if workers else 2).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.timeout(60)
+def test_healthz_answers_within_2_s_while_40_slow_clients_trickle_headers(server: AppServer) -> None:
+    with (
+        SlowClients("127.0.0.1", server.port, SLOW_CONNECTIONS, LINE_EVERY_SECONDS) as slow,
+        probing(f"{server.url}/healthz", PROBE_EVERY_SECONDS, ANSWER_WITHIN_SECONDS) as probes,
+    ):
+        time.sleep(HOLD_SECONDS)
+    assert slow.opened == SLOW_CONNECTIONS
+    # Enough probes ran to cover the whole hold (a server that stalls them makes few, all late).
+    assert len(probes.latencies) >= HOLD_SECONDS / (PROBE_EVERY_SECONDS + ANSWER_WITHIN_SECONDS)
+    assert probes.unanswered == 0, (
+        f"{probes.unanswered} of {len(probes.latencies)} probes got no answer within {ANSWER_WITHIN_SECONDS} s"
+    )
+    assert max(probes.answered) < ANSWER_WITHIN_SECONDS
+
+
+@pytest.mark.timeout(60)
+# One worker, so which process a request lands on is no matter of chance: its 4 body slots are
+# all that the slow clients can take, and the post below must find them taken.
+@pytest.mark.workers(1)
+def test_healthz_and_pages_answer_while_40_slow_clients_trickle_request_bodies(server: AppServer) -> None:
+    with (
+        SlowClients("127.0.0.1", server.port, SLOW_CONNECTIONS, LINE_EVERY_SECONDS, slow_body=True) as slow,
+        probing(f"{server.url}/healthz", PROBE_EVERY_SECONDS, ANSWER_WITHIN_SECONDS) as probes,
+    ):
+        time.sleep(HOLD_SECONDS / 2)
+        widget_page = requests.get(f"{server.url}/verify", timeout=ANSWER_WITHIN_SECONDS)
+        # A post that finds every body slot taken is told to come back, not left hanging.
+        busy = requests.post(f"{server.url}/verify/qr", data={"o": ""}, timeout=ANSWER_WITHIN_SECONDS)
+        time.sleep(HOLD_SECONDS / 2)
+    assert slow.opened == SLOW_CONNECTIONS
+    # Past the 4 slots each slow body was answered 503 unread and its connection closed.
+    assert slow.closed_by_server >= SLOW_CONNECTIONS - 4
+    assert widget_page.status_code == 200
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
+    assert probes.unanswered == 0, (
+        f"{probes.unanswered} of {len(probes.latencies)} probes got no answer within {ANSWER_WITHIN_SECONDS} s"
+    )
+    # Once the slow clients hang up, their slots come back and posts are served again.
+    assert _post_served_within(f"{server.url}/verify/qr", seconds=10)
+
+
+def _post_served_within(url: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if requests.post(url, data={"o": ""}, timeout=seconds).status_code == 200:
+            return True
+        time.sleep(0.2)
+    return False
