@@ -69,7 +69,7 @@ bench: venv assets
 	$(BIN)/python -m bench.webhook_ack
 	$(BIN)/python -m bench.qr_render
 
-# Under load (about 35 minutes): the serving setups compared (capacity and slow clients, about 10 minutes),
+# Under load (about 20 minutes): the serving setups compared (capacity and slow clients, about 10 minutes),
 # awaiting widgets one machine holds (SQLite and PostgreSQL), then PASSID failing each way while 1,000 widgets poll.
 bench-load: venv assets wrk
 	$(BIN)/python -m bench.serving

@@ -190,7 +190,12 @@ def _local_secret(name: str, instance_dir: Path = INSTANCE_DIR) -> str:
     private_directory(instance_dir)
     path = instance_dir / name
     write_private_file_once(path, secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    secret = path.read_text().strip()
+    if len(secret) < 32:  # emptied or cut short (a crash mid-write, a hand edit): never sign with it
+        path.unlink(missing_ok=True)
+        write_private_file_once(path, secrets.token_urlsafe(48))
+        secret = path.read_text().strip()
+    return secret
 
 
 def _bool(raw: str, name: str, problems: list[str]) -> bool:
@@ -263,6 +268,9 @@ def _trusted_hosts(raw: str, host: str, public_url: str | None, problems: list[s
         hosts.append(own)
     if host.strip() in _LISTENS_ON_LOOPBACK or host.strip().startswith("127."):
         hosts.extend(name for name in _LOOPBACK_HOSTS if name not in hosts)
+    if not hosts:  # an empty list would switch Flask's host check off altogether
+        problems.append(f"PASSID_TRUSTED_HOSTS must name this app's host names: none can be derived from "
+                        f"HOST={host.strip()!r} without PASSID_PUBLIC_URL")
     return tuple(hosts)
 
 

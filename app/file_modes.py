@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 PRIVATE_DIRECTORY = 0o700
@@ -30,15 +31,24 @@ def private_directory(path: Path) -> None:
 def write_private_file_once(path: Path, text: str) -> None:
     """Write `text` to a new 0600 file; an existing file keeps its content and is tightened to 0600.
 
-    O_EXCL: two processes starting at once must not overwrite each other's secret.
+    The text is written to a temporary file first and linked into place, which fails if `path`
+    exists: two processes starting at once never overwrite each other's secret, and neither can
+    read the file between its creation and its content (an empty key signs anything).
     """
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
-    except FileExistsError:
+    if path.exists():
         tighten(path, PRIVATE_FILE)
         return
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as file:  # mkstemp creates it 0600
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(temporary, path)
+    except FileExistsError:
+        tighten(path, PRIVATE_FILE)
+    finally:
+        os.unlink(temporary)
 
 
 def create_private_file(path: Path) -> None:

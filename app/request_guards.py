@@ -26,11 +26,10 @@ request really has (the CGI variables, `HTTP_*` headers and dotted server extens
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Flask
-from werkzeug.wsgi import ClosingIterator
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -49,8 +48,8 @@ DRAIN_AT_MOST = 64 * 1024
 def init_request_guards(app: Flask) -> None:
     """Wrap the app (call after every other WSGI layer, so these see each request first)."""
     # The embedded sandbox is PASSID's side of the wire served by this same process: a widget post
-    # that holds a slot calls it over HTTP, so counting its requests too would starve the widget.
-    # It exists only on a developer's machine (a live configuration has none).
+    # that holds a slot calls it over HTTP, so its requests take slots of their own (as many again),
+    # or the widget would starve itself. It exists only on a developer's machine.
     exempt = ("/sandbox/",) if app.config.get("PASSID_EMBEDDED_SANDBOX") else ()
     bodies = BodiesInFlight(app.wsgi_app, int(app.config["PASSID_MAX_BODIES_IN_FLIGHT"]), exempt=exempt)
     app.wsgi_app = RequestEnvironOnly(bodies)  # type: ignore[method-assign]
@@ -87,14 +86,15 @@ class BodiesInFlight:
     def __init__(self, app: WSGIApp, limit: int, *, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.slots = threading.BoundedSemaphore(limit)
+        # Paths in `exempt` count against slots of their own: bounded, but never starving the rest.
         self.exempt = exempt
+        self.exempt_slots = threading.BoundedSemaphore(limit)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not has_body(environ):
             return self.app(environ, start_response)
-        if environ.get("PATH_INFO", "").startswith(self.exempt):
-            return self._answer_then_drain(environ, start_response)
-        if not self.slots.acquire(blocking=False):
+        slots = self.exempt_slots if environ.get("PATH_INFO", "").startswith(self.exempt) else self.slots
+        if not slots.acquire(blocking=False):
             start_response("503 Service Unavailable", [
                 ("Content-Type", "text/plain; charset=utf-8"),
                 ("Content-Length", str(len(_BUSY_BODY))),
@@ -105,15 +105,37 @@ class BodiesInFlight:
         try:
             answer = self._answer_then_drain(environ, start_response)
         except BaseException:
-            self.slots.release()
+            slots.release()
             raise
         # The slot is held until the answer has been sent and closed, not just produced.
-        return ClosingIterator(answer, [self.slots.release])
+        return ReleasedOnClose(answer, slots)
 
     def _answer_then_drain(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         answer = self.app(environ, start_response)
         drain_unread_body(environ)
         return answer
+
+
+class ReleasedOnClose:
+    """The app's answer, passed through; closing it frees the slot, even when the answer's own close fails.
+
+    (Werkzeug's ClosingIterator stops at the first callback that raises, which would lose the slot.)
+    """
+
+    def __init__(self, answer: Iterable[bytes], slots: threading.BoundedSemaphore) -> None:
+        self.answer = answer
+        self.slots = slots
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.answer)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.answer, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.slots.release()
 
 
 def drain_unread_body(environ: dict[str, Any]) -> None:

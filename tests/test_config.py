@@ -197,3 +197,13 @@ def test_rate_limits_are_counted_in_the_app_s_own_database_by_default() -> None:
     with pytest.raises(ConfigError) as error:
         settings_for(PASSID_RATE_LIMIT_STORAGE="postgres-please")
     assert "PASSID_RATE_LIMIT_STORAGE" in str(error.value)
+
+
+def test_a_host_from_which_no_trusted_host_can_be_derived_is_a_configuration_error() -> None:
+    """An empty TRUSTED_HOSTS would switch Flask's Host check off without a word."""
+    with pytest.raises(ConfigError) as error:
+        settings_for(HOST="2001:db8::1")
+    assert "PASSID_TRUSTED_HOSTS" in str(error.value)
+    assert settings_for(HOST="2001:db8::1", PASSID_TRUSTED_HOSTS="verify.bank.example").trusted_hosts == (
+        "verify.bank.example",
+    )

@@ -6,10 +6,11 @@ CSRF: they use no cookie session at all, so there is nothing to forge.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import click
-from flask import Flask, render_template
+from flask import Flask, render_template, session
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -21,6 +22,7 @@ csrf = CSRFProtect()
 
 MIN_PASSWORD_LENGTH = 12
 STAFF_SESSION_LIFETIME = timedelta(hours=8)
+SIGNED_IN_AT = "signed_in_at"  # in the session: when the password was checked (epoch seconds)
 
 
 def init_staff(app: Flask, *, csrf_exempt: tuple[str, ...]) -> None:
@@ -48,8 +50,23 @@ def _load_user(session_id: str) -> StaffUser | None:
     if parsed is None:
         return None
     user_id, session_version = parsed
+    if not signed_in_lately(session.get(SIGNED_IN_AT)):
+        return None
     user = db.session.get(StaffUser, user_id)
     return user if user is not None and user.session_version == session_version else None
+
+
+def signed_in_lately(signed_in_at: object, now: float | None = None) -> bool:
+    """True within STAFF_SESSION_LIFETIME of signing in.
+
+    Flask re-signs a permanent session's cookie on every response, so the cookie's own timestamp
+    only measures time since the last request; without this, a session in use (or a stolen
+    cookie replayed now and then) would never end.
+    """
+    if not isinstance(signed_in_at, int | float):
+        return False
+    age = (time.time() if now is None else now) - signed_in_at
+    return 0 <= age <= STAFF_SESSION_LIFETIME.total_seconds()
 
 
 def _csrf_failed(error: CSRFError) -> tuple[str, int]:

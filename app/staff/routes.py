@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
@@ -13,6 +14,7 @@ from wtforms.validators import DataRequired, Length
 
 from app.database import db, utcnow
 from app.rate_limits import limiter, sign_in_limit
+from app.staff.auth import SIGNED_IN_AT
 from app.staff.models import authenticate
 
 bp = Blueprint("staff", __name__)
@@ -56,6 +58,7 @@ def sign_in() -> str | Response | tuple[str, int]:
             session.clear()
             login_user(user)
             session.permanent = True
+            session[SIGNED_IN_AT] = int(time.time())
             user.last_sign_in_at = utcnow()
             db.session.commit()
             return redirect(_safe_next(request.args.get("next")))

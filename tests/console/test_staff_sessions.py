@@ -67,6 +67,18 @@ def test_a_session_signed_more_than_eight_hours_ago_is_refused(console_server: A
     assert _console_status(console_server, nine_hours_old) == 302
 
 
+def test_a_session_in_use_still_ends_eight_hours_after_sign_in(console_server: AppServer, staff_name: str) -> None:
+    """Flask re-signs the cookie on every response, so its timestamp alone is an idle timeout."""
+    browser = sign_in(console_server, staff_name)
+    contents = _session_serializer(console_server).loads(browser.cookies["session"])
+    # A cookie the server has just re-signed, for a sign-in nine hours ago (seven for the control).
+    fresh = _session_serializer(console_server)
+    nine_hours_in = fresh.dumps({**contents, "signed_in_at": int(time.time()) - 9 * 3600})
+    seven_hours_in = fresh.dumps({**contents, "signed_in_at": int(time.time()) - 7 * 3600})
+    assert _console_status(console_server, seven_hours_in) == 200
+    assert _console_status(console_server, nine_hours_in) == 302
+
+
 def test_signing_out_ends_a_copied_cookie(console_server: AppServer) -> None:
     staff_name = create_staff(console_server)  # its own: signing out ends every session of the account
     browser = sign_in(console_server, staff_name)

@@ -83,3 +83,18 @@ def test_files_found_looser_are_tightened_at_start_up(
         assert set(_modes(instance).values()) == {"0o600"}, _modes(instance)
     finally:
         server.stop()
+
+
+def test_an_empty_or_short_generated_secret_is_never_used(tmp_path: Path) -> None:
+    """A crash between creating the file and writing it left an empty key, and an empty key signs anything."""
+    from app.config import load_settings
+
+    instance = tmp_path / "instance"
+    instance.mkdir(mode=0o700)
+    (instance / "secret_key").write_text("")
+    env = {"PASSID_INSTANCE_DIR": str(instance), "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"}
+    first = load_settings(env).secret_key
+    assert len(first) >= 32
+    assert _mode(instance / "secret_key") == 0o600
+    assert load_settings(env).secret_key == first  # kept from then on
+    assert not [path.name for path in instance.iterdir() if path.name.startswith(".secret_key.")]  # no leftovers
