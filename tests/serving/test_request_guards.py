@@ -24,7 +24,7 @@ def test_a_request_never_carries_the_process_environment(tmp_path: Path) -> None
         return {"keys": sorted(request.environ)}
 
     # What Granian does: every variable of the process environment lands in the request's environ.
-    leaked = {"SECRET_KEY": "test-secret", "PASSID_API_KEY": "sk_live_abcdefghijklmnop", "HOME": "/root"}
+    leaked = {"SECRET_KEY": "test-secret", "PASSID_API_KEY": "placeholder-institution-key", "HOME": "/root"}
     keys = app.test_client().get("/test-environ", environ_base=leaked).get_json()["keys"]
     assert not set(leaked) & set(keys)
     assert {"REQUEST_METHOD", "PATH_INFO", "HTTP_HOST", "wsgi.input"} <= set(keys)
