@@ -118,11 +118,12 @@ class AccessLog:
             length = response.get("length")
             finish(int(length) if length and length.isdigit() else None)
             return body
-        return _CountedBody(body, finish)
+        return CountedBody(body, finish)
 
 
-class _CountedBody:
-    """The response body, passed through untouched, counting bytes; logs when the server closes it."""
+class CountedBody:
+    """The response body, passed through untouched, counting bytes; `finish(sent)` runs when the server
+    closes it, even if the body's own close fails (the access log writes its line; the body cap frees its slot)."""
 
     def __init__(self, body: Iterable[bytes], finish: Callable[[int | None], None]) -> None:
         self.body = body

@@ -13,10 +13,11 @@ So each process keeps the set of request ids recorded lately:
   `created_at` was stamped, and clocks that differ between hosts). One thread refreshes at a time;
   the others answer from the set as it is and never wait.
 - ids are forgotten `KEEP` after they arrived, so the set cannot grow forever. A request lives at
-  most an hour, and at and after its expiry every poll asks the database anyway.
+  most an hour, and at and after its expiry every poll asks PASSID anyway.
 
-A request missing from the set is not proof it is unrecorded: the upstream check, when due, still
-asks the database first. The set only decides that a poll between checks may answer "pending" alone.
+A request missing from the set is not proof it is unrecorded: the upstream check, when due, asks
+PASSID, and a final answer for a row another process already wrote returns that row from
+`verifications.record`. The set only decides that a poll between checks may answer "pending" alone.
 """
 
 from __future__ import annotations

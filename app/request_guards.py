@@ -26,10 +26,12 @@ request really has (the CGI variables, `HTTP_*` headers and dotted server extens
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
+
+from app.access_log import CountedBody
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -107,35 +109,14 @@ class BodiesInFlight:
         except BaseException:
             slots.release()
             raise
-        # The slot is held until the answer has been sent and closed, not just produced.
-        return ReleasedOnClose(answer, slots)
+        # The slot is held until the answer has been sent and closed, not just produced, and freed even
+        # if the answer's own close fails (Werkzeug's ClosingIterator would stop at that error).
+        return CountedBody(answer, lambda _sent: slots.release())
 
     def _answer_then_drain(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         answer = self.app(environ, start_response)
         drain_unread_body(environ)
         return answer
-
-
-class ReleasedOnClose:
-    """The app's answer, passed through; closing it frees the slot, even when the answer's own close fails.
-
-    (Werkzeug's ClosingIterator stops at the first callback that raises, which would lose the slot.)
-    """
-
-    def __init__(self, answer: Iterable[bytes], slots: threading.BoundedSemaphore) -> None:
-        self.answer = answer
-        self.slots = slots
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.answer)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.answer, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self.slots.release()
 
 
 def drain_unread_body(environ: dict[str, Any]) -> None:

@@ -196,9 +196,7 @@ def poll() -> Response:
     if finished is not None:
         if finished.code is None:
             verifications.attach_code(request_id, session["c"])
-        if handles.result_view_over(finished.created_at, utcnow(), current_app.config["PASSID_RESULT_VIEW_SECONDS"]):
-            return view_over()
-        return final_state(signed_options(), finished)
+        return view_over() if result_view_over(finished) else final_state(signed_options(), finished)
     if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
         return still_pending()  # known finished, but its row is gone (erased): wait for the check, as before
     options = signed_options()
@@ -224,9 +222,12 @@ def poll() -> Response:
         decline_reason=details.decline_reason,
         verified_at=details.verified_at,
     )
-    if handles.result_view_over(finished.created_at, utcnow(), current_app.config["PASSID_RESULT_VIEW_SECONDS"]):
-        return view_over()  # `record` found an old row the set did not hold: its result view is over too
-    return final_state(options, finished)
+    # `record` may have found an old row the set did not hold: its result view is over too.
+    return view_over() if result_view_over(finished) else final_state(options, finished)
+
+
+def result_view_over(finished: verifications.Finished) -> bool:
+    return handles.result_view_over(finished.created_at, utcnow(), current_app.config["PASSID_RESULT_VIEW_SECONDS"])
 
 
 def view_over() -> Response:
