@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import DateTime, String, Text, bindparam, select
@@ -27,11 +28,21 @@ from app.passid import VerifyResult, restrict_claims
 FINAL_STATUSES = ("completed", "denied", "declined", "expired")
 
 
+class Source(StrEnum):
+    """Where a verification came from: the console names each, and the history filters by them."""
+
+    QR = "qr"  # the widget's QR flow (or its webhook, when the webhook finished it first)
+    MANUAL = "manual"  # a token typed into the widget
+    BRANCH = "branch"  # a token typed at the branch counter
+    WEBHOOK = "webhook"  # a webhook for a request no widget of ours created
+    CLI = "cli"  # `flask passid verify`
+
+
 class Verification(db.Model):
     __tablename__ = "verification"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    source: Mapped[str] = mapped_column(String(10))  # "qr" | "manual" | "webhook" | "cli"
+    source: Mapped[str] = mapped_column(String(10))  # a Source
     status: Mapped[str] = mapped_column(String(10))  # one of FINAL_STATUSES
     request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     code: Mapped[str | None] = mapped_column(String(9), index=True)
