@@ -9,12 +9,14 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.base import Executable
 
 from app.config import PROJECT_ROOT
 from app.file_modes import PRIVATE_FILE, create_private_file, tighten
@@ -25,11 +27,18 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+# Every table subclasses `Model`. At run time it is Flask-SQLAlchemy's `db.Model` (built from `Base`
+# with its session and metadata); the type checker cannot follow that dynamic class, so it sees `Base`.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate(directory=str(PROJECT_ROOT / "migrations"))
 
 
 @event.listens_for(Engine, "connect")
-def _tune_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """SQLite, the default store, shared by several threads and processes: write-ahead
     logging lets readers work during a write, and a busy timeout makes writers wait
     their turn instead of failing with "database is locked"."""
@@ -68,3 +77,14 @@ def isoformat_z(moment: datetime) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment.replace(microsecond=0).isoformat() + "Z"
+
+
+def rows_changed(statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the current session and say how many rows it changed.
+
+    The conditional UPDATE is how concurrent workers claim a row (a lease, a request's final
+    state): exactly one of them sees 1.
+    """
+    result = db.session.execute(statement)
+    assert isinstance(result, CursorResult)  # what an UPDATE or DELETE returns
+    return result.rowcount

@@ -13,6 +13,7 @@ do not serve (Flask's TRUSTED_HOSTS) gets a plain 400.
 from __future__ import annotations
 
 from typing import Any
+from wsgiref.headers import Headers
 
 from flask import Flask, Response, request
 from flask_compress import Compress
@@ -106,7 +107,7 @@ def serve_static_files(app: Flask) -> None:
     """Static files through WhiteNoise: the gzip and brotli copies made at build time
     (`make assets`) go out as they are, so a first visit costs the compressed bytes."""
 
-    def security_headers(headers, path: str, url: str) -> None:  # type: ignore[no-untyped-def]
+    def security_headers(headers: Headers, path: str, url: str) -> None:
         headers["X-Content-Type-Options"] = "nosniff"
 
     app.wsgi_app = WhiteNoise(  # type: ignore[method-assign]

@@ -9,7 +9,8 @@ strings are a search term, filters and a page number.
 
 from __future__ import annotations
 
-from typing import NoReturn
+from datetime import datetime
+from typing import Any, NoReturn
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import login_required
@@ -25,12 +26,13 @@ from app.console.reporting import AlreadyReported, OutcomeEntry, report_outcome
 from app.outcomes import OUTCOME_MEANINGS, find_report
 from app.passid import NotFound, PassidError, ValidationError
 from app.passid_connection import passid_client
+from app.verifications import Verification
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
 
 @bp.app_template_filter("console_time")
-def console_time(moment) -> str:  # type: ignore[no-untyped-def]
+def console_time(moment: datetime | None) -> str:
     """Stored times are naive UTC; say so on the page."""
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
@@ -75,7 +77,7 @@ def _stop(status: int, message: str) -> NoReturn:
     abort(Response(render_template("console/message.html", message=message), status=status))
 
 
-def _outcome_page(row, form, status: int = 200, **context) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+def _outcome_page(row: Verification, form: OutcomeForm | None, status: int = 200, **context: Any) -> tuple[str, int]:
     return render_template(
         "console/outcome.html",
         row=row,

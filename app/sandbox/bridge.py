@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from app.database import db, isoformat_z, utcnow
+from app.database import db, isoformat_z, rows_changed, utcnow
 from app.sandbox import webhooks
 from app.sandbox.errors import ApiError
 from app.sandbox.identifiers import (
@@ -179,7 +179,7 @@ def fulfil_request(request_row: SandboxRequest, profile_token: str, permissions:
     granted = permissions or request_row.permissions
     claims = profile.claims_for(granted)
     token = new_share_token()
-    won = db.session.execute(
+    won = rows_changed(
         update(SandboxRequest)
         .where(
             SandboxRequest.id == request_row.id,
@@ -193,10 +193,10 @@ def fulfil_request(request_row: SandboxRequest, profile_token: str, permissions:
             token=token,
             verified_at=now,
         )
-    ).rowcount
+    )
     if won != 1:
         db.session.rollback()
-        raise_if_gone(db.session.get(SandboxRequest, request_row.id), utcnow())
+        raise_if_gone(find_request(request_row.id), utcnow())
         raise ApiError(410, "REQUEST_COMPLETED", "This verification request was already completed.")
     db.session.add(
         SandboxShareToken(
@@ -210,7 +210,7 @@ def fulfil_request(request_row: SandboxRequest, profile_token: str, permissions:
         )
     )
     _record_approval(request_row.institution_id, token, profile_token, now, request_id=request_row.id)
-    institution = db.session.get(SandboxInstitution, request_row.institution_id)
+    institution = db.session.get_one(SandboxInstitution, request_row.institution_id)
     data = _approval(token, profile_token, granted, now)
     data.pop("verified")
     data["requestId"] = request_row.id
@@ -220,7 +220,7 @@ def fulfil_request(request_row: SandboxRequest, profile_token: str, permissions:
 def decline_request(request_row: SandboxRequest, reason: str | None) -> None:
     now = utcnow()
     raise_if_gone(request_row, now)
-    won = db.session.execute(
+    won = rows_changed(
         update(SandboxRequest)
         .where(
             SandboxRequest.id == request_row.id,
@@ -228,10 +228,10 @@ def decline_request(request_row: SandboxRequest, reason: str | None) -> None:
             SandboxRequest.expires_at > now,
         )
         .values(status="declined", decline_reason=reason or "Declined by the customer")
-    ).rowcount
+    )
     if won != 1:
         db.session.rollback()
-        raise_if_gone(db.session.get(SandboxRequest, request_row.id), utcnow())
+        raise_if_gone(find_request(request_row.id), utcnow())
         raise ApiError(410, "REQUEST_DECLINED", "This verification request was declined.")
 
 
@@ -292,7 +292,7 @@ def _verify_one_time(institution: SandboxInstitution, token: str, now: datetime)
         return _denial(institution, token, "TOKEN_ALREADY_USED", now)
     if share.expires_at <= now:
         return _denial(institution, token, "TOKEN_EXPIRED", now)
-    consumed = db.session.execute(
+    consumed = rows_changed(
         update(SandboxShareToken)
         .where(
             SandboxShareToken.token == token,
@@ -300,7 +300,7 @@ def _verify_one_time(institution: SandboxInstitution, token: str, now: datetime)
             SandboxShareToken.revoked_at.is_(None),
         )
         .values(used_at=now)
-    ).rowcount
+    )
     if consumed != 1:  # another verify won the race for this one-time token
         return _denial(institution, token, "TOKEN_ALREADY_USED", now)
     _record_approval(institution.id, token, share.profile, now)

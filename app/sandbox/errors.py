@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import cast
 
 from flask import Flask, Response, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -81,10 +83,11 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
     previous_http_handler = app.error_handler_spec.get(None, {}).get(None, {}).get(HTTPException)
 
     @app.errorhandler(HTTPException)
-    def handle_http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+    def handle_http_error(error: HTTPException) -> ResponseReturnValue:
         if not is_api_request():
             if previous_http_handler is not None:
-                return previous_http_handler(error)
+                # The app's own (synchronous) handler; Flask's type also allows async ones.
+                return cast(ResponseReturnValue, previous_http_handler(error))
             return error
         status = error.code or 500
         code = _CODE_FOR_STATUS.get(status, "ERROR" if status < 500 else "INTERNAL_ERROR")
@@ -100,7 +103,7 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def handle_unexpected(error: Exception):  # type: ignore[no-untyped-def]
+    def handle_unexpected(error: Exception) -> ResponseReturnValue:
         if isinstance(error, HTTPException):
             return handle_http_error(error)
         log.exception("unhandled error")

@@ -22,10 +22,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import db, utcnow
+from app.database import Model, utcnow
 
 
-class SandboxInstitution(db.Model):
+class SandboxInstitution(Model):
     __tablename__ = "sandbox_institution"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -40,7 +40,7 @@ class SandboxInstitution(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class SandboxRequest(db.Model):
+class SandboxRequest(Model):
     __tablename__ = "sandbox_request"
     __table_args__ = (Index("ix_sandbox_request_code_status", "code", "status"),)
 
@@ -69,7 +69,7 @@ class SandboxRequest(db.Model):
         return self.status
 
 
-class SandboxShareToken(db.Model):
+class SandboxShareToken(Model):
     __tablename__ = "sandbox_share_token"
 
     token: Mapped[str] = mapped_column(String(19), primary_key=True)
@@ -86,7 +86,7 @@ class SandboxShareToken(db.Model):
         return json.loads(self.permissions_json)
 
 
-class SandboxVerification(db.Model):
+class SandboxVerification(Model):
     """Every verify and every fulfilled request: outcomes and cohorts read this."""
 
     __tablename__ = "sandbox_verification"
@@ -102,7 +102,7 @@ class SandboxVerification(db.Model):
     verified_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class SandboxIdempotencyRecord(db.Model):
+class SandboxIdempotencyRecord(Model):
     """The first answer to a keyed verify, kept byte for byte for replay."""
 
     __tablename__ = "sandbox_idempotency"
@@ -117,7 +117,7 @@ class SandboxIdempotencyRecord(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
-class SandboxOutcome(db.Model):
+class SandboxOutcome(Model):
     __tablename__ = "sandbox_outcome"
     __table_args__ = (UniqueConstraint("institution_id", "token"),)
 
@@ -134,7 +134,7 @@ class SandboxOutcome(db.Model):
     reported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class SandboxWebhookDelivery(db.Model):
+class SandboxWebhookDelivery(Model):
     """One event to one URL: the outbox row the delivery pass works through.
 
     The body and signature are fixed when the event is created, so every

@@ -125,7 +125,9 @@ def cohorts(
     if product_type:
         outcomes = outcomes.where(SandboxOutcome.product_type == product_type)
 
-    verified_by_tier = dict(db.session.execute(verifications.group_by(SandboxVerification.tier)).all())
+    verified_by_tier: dict[str, int] = {
+        tier: count for tier, count in db.session.execute(verifications.group_by(SandboxVerification.tier)).all()
+    }
     by_tier: dict[str, dict[str, int]] = {tier: {} for tier in TIERS}
     for tier, outcome, count in db.session.execute(
         outcomes.group_by(SandboxOutcome.tier, SandboxOutcome.outcome)

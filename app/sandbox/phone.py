@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from flask import abort, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from app.database import db, utcnow
@@ -18,7 +19,7 @@ from app.sandbox import DEMO_SLOT, bridge, webhooks
 from app.sandbox.blueprint import bp
 from app.sandbox.errors import ApiError
 from app.sandbox.identifiers import normalise_code, normalise_token
-from app.sandbox.models import SandboxInstitution, SandboxShareToken
+from app.sandbox.models import SandboxInstitution, SandboxRequest, SandboxShareToken
 from app.sandbox.profiles import PERMISSIONS, PROFILES
 
 PERMISSION_WORDS = {
@@ -42,7 +43,7 @@ def phone_home() -> str | Response:
 
 
 @bp.post("/phone/open")
-def phone_open() -> str | Response:
+def phone_open() -> ResponseReturnValue:
     """Accept what a person pastes: the 8-character code or the whole deep link."""
     entered = request.form.get("code", "")[:300]
     deep_link = _DEEP_LINK_REQUEST.search(entered)
@@ -115,7 +116,7 @@ def phone_answer(request_id: str) -> str | tuple[str, int]:
     return render_template("sandbox/phone_done.html", request_row=request_row, status=status)
 
 
-def _request_or_404(request_id: str):  # type: ignore[no-untyped-def]
+def _request_or_404(request_id: str) -> SandboxRequest:
     try:
         return bridge.find_request(request_id)
     except ApiError:

@@ -25,7 +25,7 @@ from requests import certs
 from sqlalchemy import or_, update
 
 from app.background import wake_job
-from app.database import db, isoformat_z, utcnow
+from app.database import db, isoformat_z, rows_changed, utcnow
 from app.sandbox.identifiers import new_id
 from app.sandbox.models import SandboxInstitution, SandboxWebhookDelivery
 from app.sandbox.webhook_targets import RefusedTarget, WebhookTarget, resolve_webhook_target
@@ -111,7 +111,7 @@ def deliver_due() -> int:
 
 def _claim(event_id: str, attempts: int) -> bool:
     now = utcnow()
-    result = db.session.execute(
+    claimed = rows_changed(
         update(SandboxWebhookDelivery)
         .where(
             SandboxWebhookDelivery.event_id == event_id,
@@ -122,7 +122,7 @@ def _claim(event_id: str, attempts: int) -> bool:
         .values(lease_until=now + LEASE)
     )
     db.session.commit()
-    return result.rowcount == 1
+    return claimed == 1
 
 
 def _attempt(event_id: str) -> None:

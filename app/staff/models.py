@@ -13,10 +13,10 @@ from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.database import db, utcnow
+from app.database import Model, db, utcnow
 
 
-class StaffUser(UserMixin, db.Model):
+class StaffUser(UserMixin, Model):
     __tablename__ = "staff_user"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -41,7 +41,7 @@ class StaffUser(UserMixin, db.Model):
 
         Incremented in SQL so two sign-outs at once never land on the same number.
         """
-        self.session_version = StaffUser.session_version + 1  # type: ignore[assignment]
+        self.session_version = StaffUser.session_version + 1
 
 
 def session_id_for(user_id: int, session_version: int) -> str:

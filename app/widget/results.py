@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 
 from app import verifications
 from app.passid_connection import passid_connection
@@ -17,7 +17,7 @@ from app.widget.routes import bp
 
 
 @bp.get("/api/results/<result_id>")
-def result(result_id: str):  # type: ignore[no-untyped-def]
+def result(result_id: str) -> Response:
     presented = request.headers.get("X-Institution-Key", "")
     expected = passid_connection().api_key
     if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
@@ -30,7 +30,7 @@ def result(result_id: str):  # type: ignore[no-untyped-def]
     return response
 
 
-def _error(status: int, code: str, message: str):  # type: ignore[no-untyped-def]
+def _error(status: int, code: str, message: str) -> Response:
     response = jsonify(error={"code": code, "message": message})
     response.status_code = status
     return response
