@@ -3,17 +3,23 @@
 Why one place: a mistyped variable should stop the app at start-up with a
 sentence saying what is wrong, not surface later as a 500 in front of a
 customer. `.env` is read for local use only; real environment variables win.
+
+Why a table: `Settings` declares each setting once (its variable, parser with
+bounds, default and Flask key), and `load_settings` reads every row in one loop,
+so a new setting cannot be validated in one place and forgotten in another.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import secrets
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -29,8 +35,14 @@ INSTANCE_DIR = PROJECT_ROOT / "instance"
 ALL_PERMISSIONS: tuple[str, ...] = tuple(CLAIM_FIELDS)
 DEFAULT_THEME_PRIMARY = "#00c27a"
 DEFAULT_RETRY_SCHEDULE = (0.0, 30.0, 300.0, 1800.0, 7200.0)
+# Not an environment setting: a larger body is refused before any view reads it.
+MAX_CONTENT_LENGTH = 1024 * 1024
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _RATE = re.compile(r"^\d{1,6}\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?$")
+_ORIGIN = re.compile(r"^https?://[^/\s]+$")
+_HOST_NAME = re.compile(r"^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+_LISTENS_ON_LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "")
 
 
 class ConfigError(ValueError):
@@ -45,52 +57,326 @@ class ConfigError(ValueError):
 # server, and the shell, only need it to be non-zero.
 CONFIG_ERROR_EXIT_STATUS = 4
 
+T = TypeVar("T")
+
+
+# Parsers. Each turns one variable's text into a value and, when it cannot, adds a sentence naming the
+# variable to `problems` and returns a stand-in, so the loop goes on and every problem is reported at once.
+
+
+class Parser(Generic[T]):
+    """The column of the table that says how a variable is read and which values are allowed."""
+
+    def unset(self, raw: str) -> bool:
+        """Whether `raw` counts as not set, so the row's default is read instead (blank, for optional lists)."""
+        return False
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> T:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Number(Parser[float]):
+    minimum: float
+    maximum: float
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            problems.append(f"{variable} must be a number, got {raw!r}")
+            return self.minimum
+        if not self.minimum <= value <= self.maximum:
+            problems.append(f"{variable} must be between {self.minimum:g} and {self.maximum:g}, got {raw!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class WholeNumber(Parser[int]):
+    """A count or a number of seconds; a fraction is cut off ("5.7" reads as 5), as it always was."""
+
+    minimum: int
+    maximum: int
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> int:
+        value = Number(self.minimum, self.maximum).parse(raw, variable, problems)
+        # nan and inf are reported out of bounds above; turning them into an int would raise instead.
+        return int(value) if math.isfinite(value) else self.minimum
+
+
+@dataclass(frozen=True)
+class Flag(Parser[bool]):
+    def parse(self, raw: str, variable: str, problems: list[str]) -> bool:
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        problems.append(f"{variable} must be true or false, got {raw!r}")
+        return False
+
+
+@dataclass(frozen=True)
+class Text(Parser[str | None]):
+    """A string, optionally matching `pattern`; blank is None when `optional` (set it later, or go without).
+
+    `quote=False` for a secret: the sentence must not copy it into a service log.
+    """
+
+    pattern: re.Pattern[str] | None = None
+    must: str = ""
+    optional: bool = False
+    quote: bool = True
+    strip: bool = True
+    trim: str = ""  # trailing characters dropped, e.g. the "/" after a base URL
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> str | None:
+        value = raw.strip().rstrip(self.trim) if self.strip else raw
+        if self.optional and not value:
+            return None
+        if self.pattern is not None and not self.pattern.match(value):
+            problems.append(f"{variable} {self.must}" + (f", got {value!r}" if self.quote else ""))
+        return value
+
+
+@dataclass(frozen=True)
+class Name(Parser[str]):
+    longest: int
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> str:
+        value = raw.strip()
+        if not 1 <= len(value) <= self.longest:
+            problems.append(f"{variable} must be 1–{self.longest} characters")
+        return value
+
+
+@dataclass(frozen=True)
+class RateLimit(Parser[str]):
+    example: str = "10 per minute"
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> str:
+        value = raw.strip()
+        if not _RATE.match(value):
+            problems.append(f"{variable} must look like {self.example!r}, got {value!r}")
+        return value
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Items(Parser[tuple[str, ...]]):
+    """Comma-separated entries, each matching `pattern` when there is one."""
+
+    pattern: re.Pattern[str] | None = None
+    must: str = ""
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> tuple[str, ...]:
+        items = _list(raw)
+        if self.pattern is not None:
+            problems.extend(f"{variable} entry {item!r} {self.must}" for item in items
+                            if not self.pattern.match(item))
+        return items
+
+
+@dataclass(frozen=True)
+class HostNames(Parser[tuple[str, ...] | None]):
+    """PASSID_TRUSTED_HOSTS: None when blank, so `_trusted_hosts` derives the list from HOST or the public URL."""
+
+    entries: Items
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> tuple[str, ...] | None:
+        return self.entries.parse(raw, variable, problems) if raw.strip() else None
+
+
+@dataclass(frozen=True)
+class Choices(Parser[tuple[str, ...]]):
+    """Comma-separated picks from `choices`; no pick at all reads the default."""
+
+    choices: tuple[str, ...]
+    noun: str
+
+    def unset(self, raw: str) -> bool:
+        return not _list(raw)
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> tuple[str, ...]:
+        picked = _list(raw)
+        unknown = [item for item in picked if item not in self.choices]
+        if unknown:
+            problems.append(f"{variable} has unknown {self.noun}(s) {', '.join(unknown)}; "
+                            f"choose from {', '.join(self.choices)}")
+        return picked
+
+
+@dataclass(frozen=True)
+class BarSeparatedNames(Parser[tuple[str, ...]]):
+    """PASSID_INSTITUTION_NAMES: the other names an embed may show.
+
+    A bar, not a comma, because names hold commas ("Acme Lending, Ltd"). Each 1–80
+    characters with no control characters, like PASSID_INSTITUTION_NAME.
+    """
+
+    longest: int
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> tuple[str, ...]:
+        names: list[str] = []
+        for item in raw.split("|"):
+            name = item.strip()
+            if not name:
+                continue
+            if len(name) > self.longest or any(ord(c) < 32 or ord(c) == 127 for c in name):
+                problems.append(f"{variable} entry {name[:40]!r} must be 1–{self.longest} characters with no "
+                                "control characters (separate names with |)")
+            elif name not in names:
+                names.append(name)
+        return tuple(names)
+
+
+@dataclass(frozen=True)
+class Schedule(Parser[tuple[float, ...]]):
+    """Comma-separated seconds, none negative; blank reads the default."""
+
+    def unset(self, raw: str) -> bool:
+        return not raw.strip()
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> tuple[float, ...]:
+        try:
+            schedule = tuple(float(s) for s in raw.split(","))
+        except ValueError:
+            schedule = ()
+        if not schedule or any(s < 0 for s in schedule):
+            problems.append(f"{variable} must be comma-separated seconds, e.g. 0,30,300,1800,7200")
+            return DEFAULT_RETRY_SCHEDULE
+        return schedule
+
+
+@dataclass(frozen=True)
+class RateLimitStorage(Parser[str]):
+    """`database`: counters in the app's own database, shared by every process (app/rate_limit_storage.py)."""
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> str:
+        value = raw.strip()
+        if value in ("database", "database://"):
+            return "database://"
+        if not re.match(r"^(memory|redis|rediss|memcached|mongodb)://", value):
+            problems.append(
+                f"{variable} must be database (the app's own database), memory:// "
+                "or a redis:// (or memcached://) address"  # not quoted back: an address may hold a password
+            )
+        return value
+
+
+@dataclass(frozen=True)
+class Directory(Parser[Path]):
+    def unset(self, raw: str) -> bool:
+        return not raw.strip()
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> Path:
+        return Path(raw.strip())
+
+
+@dataclass(frozen=True)
+class Row:
+    """One setting: where it is read from, how, what it is when unset, and where Flask finds it.
+
+    `flask_key` None: not handed to Flask as read (`Settings.to_flask` derives what Flask needs from it).
+    """
+
+    variable: str
+    parser: Parser[Any]
+    default: str
+    flask_key: str | None
+
+    def read(self, env: Mapping[str, str], problems: list[str]) -> Any:
+        raw = env.get(self.variable)
+        if raw is None or self.parser.unset(raw):
+            raw = self.default
+        return self.parser.parse(raw, self.variable, problems)
+
+
+_ROW = "config.row"
+
+
+def setting(variable: str, parser: Parser[Any], default: str = "", *, flask: str | bool = True) -> Any:
+    """A `Settings` field read from `variable`; `flask`: True for the same key, a name, or False for none."""
+    flask_key = variable if flask is True else (flask or None)
+    return field(metadata={_ROW: Row(variable, parser, default, flask_key)})
+
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated configuration; `to_flask()` hands it to Flask."""
+    """The validated configuration, one row per environment variable; `to_flask()` hands it to Flask.
 
-    host: str = "127.0.0.1"
-    port: int = 5000
-    secret_key: str = ""
-    database_url: str = ""
-    passid_base_url: str | None = None
-    passid_api_key: str | None = None
-    passid_webhook_secrets: tuple[str, ...] = ()
-    passid_timeout_seconds: float = 10.0
-    institution_name: str = "Demo Bank"
-    institution_names: tuple[str, ...] = ()
-    result_view_seconds: int = 300
-    trusted_hosts: tuple[str, ...] = ()
-    permissions: tuple[str, ...] = ALL_PERMISSIONS
-    theme_primary: str = DEFAULT_THEME_PRIMARY
-    request_ttl_seconds: int = 600
-    poll_check_seconds: float = 7.0
-    max_calls_in_flight: int = 4
-    max_bodies_in_flight: int = 4
-    branch_reset_seconds: int = 60
-    rate_limit_sessions: str = "10 per minute"
-    rate_limit_tokens: str = "20 per minute"
-    rate_limit_sign_in: str = "10 per minute"
+    A value whose default depends on others (SECRET_KEY, DATABASE_URL, PASSID_SANDBOX_JWT_SECRET,
+    PASSID_TRUSTED_HOSTS) is read as None when unset and filled in by `load_settings`.
+    """
+
+    host: str = setting("HOST", Text(strip=False), "127.0.0.1", flask=False)
+    port: int = setting("PORT", WholeNumber(1, 65535), "5000", flask=False)
+    secret_key: str = setting("SECRET_KEY", Text(optional=True))
+    database_url: str = setting("DATABASE_URL", Text(optional=True), flask="SQLALCHEMY_DATABASE_URI")
+    instance_dir: Path = setting("PASSID_INSTANCE_DIR", Directory(), str(INSTANCE_DIR), flask=False)
+    passid_base_url: str | None = setting(
+        "PASSID_BASE_URL", Text(re.compile(r"^https?://"), "must start with http:// or https://", optional=True,
+                                trim="/"), flask=False)
+    passid_api_key: str | None = setting(
+        "PASSID_API_KEY", Text(re.compile(r"^sk_(sandbox|live)_[A-Za-z0-9_-]{16,}$"),
+                               "must look like sk_sandbox_… or sk_live_…", optional=True, quote=False))
+    sandbox_enabled: bool = setting("PASSID_SANDBOX_ENABLED", Flag(), "true", flask="SANDBOX_ENABLED")
+    permissions: tuple[str, ...] = setting(
+        "PASSID_PERMISSIONS", Choices(ALL_PERMISSIONS, "permission"), ",".join(ALL_PERMISSIONS))
+    theme_primary: str = setting(
+        "PASSID_THEME_PRIMARY", Text(_HEX_COLOUR, "must be a hex colour like #00c27a"), DEFAULT_THEME_PRIMARY)
+    allowed_embed_origins: tuple[str, ...] = setting(
+        "PASSID_ALLOWED_EMBED_ORIGINS", Items(_ORIGIN, "must be scheme://host[:port]"))
+    webhook_retry_schedule: tuple[float, ...] = setting(
+        "PASSID_WEBHOOK_RETRY_SCHEDULE", Schedule(), ",".join(f"{s:g}" for s in DEFAULT_RETRY_SCHEDULE),
+        flask="SANDBOX_WEBHOOK_RETRY_SCHEDULE")
+    institution_name: str = setting("PASSID_INSTITUTION_NAME", Name(80), "Demo Bank")
+    passid_timeout_seconds: float = setting("PASSID_TIMEOUT_SECONDS", Number(0.1, 60), "10")
+    webhook_timeout_seconds: float = setting(
+        "PASSID_WEBHOOK_TIMEOUT_SECONDS", Number(0.1, 60), "10", flask="SANDBOX_WEBHOOK_TIMEOUT_SECONDS")
+    request_ttl_seconds: int = setting("PASSID_REQUEST_TTL_SECONDS", WholeNumber(1, 3600), "600")
+    branch_reset_seconds: int = setting("PASSID_BRANCH_RESET_SECONDS", WholeNumber(1, 3600), "60")
+    # With webhooks on, how often a pending poll asks PASSID itself (0: every poll).
+    poll_check_seconds: float = setting("PASSID_POLL_CHECK_SECONDS", Number(0, 60), "7")
+    # Per process: a slow PASSID may hold this many threads, never all of them.
+    max_calls_in_flight: int = setting("PASSID_MAX_CALLS_IN_FLIGHT", WholeNumber(1, 1000), "4")
+    # Per process: requests reading a body at once, so slow bodies can hold a few threads, never all.
+    max_bodies_in_flight: int = setting("PASSID_MAX_BODIES_IN_FLIGHT", WholeNumber(1, 1000), "4")
+    # Tests lower this to see expiry in seconds; the contract's floor is 60.
+    sandbox_min_ttl_seconds: int = setting(
+        "PASSID_SANDBOX_MIN_TTL_SECONDS", WholeNumber(1, 60), "60", flask="SANDBOX_MIN_TTL_SECONDS")
+    background_jobs: bool = setting("PASSID_BACKGROUND_JOBS", Flag(), "true", flask="BACKGROUND_JOBS")
+    job_interval_seconds: float = setting(
+        "PASSID_JOB_INTERVAL_SECONDS", Number(0.05, 60), "1", flask="JOB_INTERVAL_SECONDS")
+    rate_limit_sessions: str = setting("PASSID_RATE_LIMIT_SESSIONS", RateLimit(), "10 per minute")
+    rate_limit_tokens: str = setting("PASSID_RATE_LIMIT_TOKENS", RateLimit(), "20 per minute")
+    rate_limit_sign_in: str = setting("PASSID_RATE_LIMIT_SIGN_IN", RateLimit(), "10 per minute")
     # Webhook calls that fail their signature check, per client address; valid deliveries never count.
-    rate_limit_webhook_failures: str = "30 per minute"
-    rate_limit_storage: str = "database://"
-    sandbox_rate_limit_onboard: str = "20 per hour"
-    trusted_proxies: int = 0
-    webhook_grace_seconds: float = 30.0
-    public_url: str | None = None
-    secure_cookies: bool = False
-    allowed_embed_origins: tuple[str, ...] = ()
-    sandbox_enabled: bool = True
-    sandbox_jwt_secret: str = ""
-    webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
-    webhook_timeout_seconds: float = 10.0
-    sandbox_min_ttl_seconds: int = 60
-    background_jobs: bool = True
-    job_interval_seconds: float = 1.0
-    max_content_length: int = 1024 * 1024
-    instance_dir: Path = INSTANCE_DIR
-    extra: dict[str, object] = field(default_factory=dict)
+    rate_limit_webhook_failures: str = setting("PASSID_RATE_LIMIT_WEBHOOK_FAILURES", RateLimit(), "30 per minute")
+    # Onboarding on the embedded sandbox needs no credentials: per client address, it is limited.
+    sandbox_rate_limit_onboard: str = setting(
+        "PASSID_SANDBOX_RATE_LIMIT_ONBOARD", RateLimit("20 per hour"), "20 per hour",
+        flask="SANDBOX_RATE_LIMIT_ONBOARD")
+    rate_limit_storage: str = setting("PASSID_RATE_LIMIT_STORAGE", RateLimitStorage(), "database")
+    # Behind a TLS-terminating proxy: how many hops of X-Forwarded-* to believe.
+    trusted_proxies: int = setting("PASSID_TRUSTED_PROXIES", WholeNumber(0, 5), "0")
+    # How long a webhook about a token verify waits for the widget's own record of it.
+    webhook_grace_seconds: float = setting("PASSID_WEBHOOK_GRACE_SECONDS", Number(0, 3600), "30")
+    secure_cookies: bool = setting("PASSID_SECURE_COOKIES", Flag(), "false", flask=False)
+    public_url: str | None = setting(
+        "PASSID_PUBLIC_URL", Text(_ORIGIN, "must be scheme://host[:port]", optional=True, trim="/"))
+    institution_names: tuple[str, ...] = setting("PASSID_INSTITUTION_NAMES", BarSeparatedNames(80))
+    # After a final state, how long a widget's handle still shows the result (issue 9, finding 4).
+    result_view_seconds: int = setting("PASSID_RESULT_VIEW_SECONDS", WholeNumber(1, 3600), "300")
+    trusted_hosts: tuple[str, ...] = setting(
+        "PASSID_TRUSTED_HOSTS", HostNames(Items(_HOST_NAME, "must be a host name such as verify.bank.example or "
+                                                ".bank.example (no scheme, port or path)")), flask=False)
+    passid_webhook_secrets: tuple[str, ...] = setting(
+        "PASSID_WEBHOOK_SECRET", Items(), flask="PASSID_WEBHOOK_SECRETS")
+    sandbox_jwt_secret: str = setting("PASSID_SANDBOX_JWT_SECRET", Text(optional=True), flask="SANDBOX_JWT_SECRET")
 
     @property
     def embedded_sandbox(self) -> bool:
@@ -105,53 +391,31 @@ class Settings:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{host}:{self.port}"
 
+    @property
+    def max_content_length(self) -> int:
+        return MAX_CONTENT_LENGTH
+
     def to_flask(self) -> dict[str, object]:
         """Flask's view of the settings, UPPER_CASE as Flask extensions expect."""
-        return {
-            "SECRET_KEY": self.secret_key,
-            "SQLALCHEMY_DATABASE_URI": self.database_url,
+        config: dict[str, object] = {
+            row.flask_key: getattr(self, name) for name, row in SETTINGS.items() if row.flask_key
+        }
+        config.update({
             "SQLALCHEMY_ENGINE_OPTIONS": engine_options(self.database_url),
-            "MAX_CONTENT_LENGTH": self.max_content_length,
-            "PASSID_BASE_URL": self.passid_base_url
-            or f"{self.public_base_url}/sandbox",
-            "PASSID_API_KEY": self.passid_api_key,
-            "PASSID_WEBHOOK_SECRETS": self.passid_webhook_secrets,
-            "PASSID_TIMEOUT_SECONDS": self.passid_timeout_seconds,
-            "PASSID_INSTITUTION_NAME": self.institution_name,
-            "PASSID_INSTITUTION_NAMES": self.institution_names,
-            "PASSID_RESULT_VIEW_SECONDS": self.result_view_seconds,
+            "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH,
+            "PASSID_BASE_URL": self.passid_base_url or f"{self.public_base_url}/sandbox",
             # Flask answers 400 to a Host (or trusted X-Forwarded-Host) not on this list.
             "TRUSTED_HOSTS": list(self.trusted_hosts) or None,
-            "PASSID_PUBLIC_URL": self.public_url,
-            "PASSID_PERMISSIONS": self.permissions,
-            "PASSID_THEME_PRIMARY": self.theme_primary,
-            "PASSID_REQUEST_TTL_SECONDS": self.request_ttl_seconds,
-            "PASSID_BRANCH_RESET_SECONDS": self.branch_reset_seconds,
-            "PASSID_POLL_CHECK_SECONDS": self.poll_check_seconds,
-            "PASSID_MAX_CALLS_IN_FLIGHT": self.max_calls_in_flight,
-            "PASSID_MAX_BODIES_IN_FLIGHT": self.max_bodies_in_flight,
-            "PASSID_RATE_LIMIT_SESSIONS": self.rate_limit_sessions,
-            "PASSID_RATE_LIMIT_TOKENS": self.rate_limit_tokens,
-            "PASSID_RATE_LIMIT_SIGN_IN": self.rate_limit_sign_in,
-            "PASSID_RATE_LIMIT_WEBHOOK_FAILURES": self.rate_limit_webhook_failures,
-            "PASSID_RATE_LIMIT_STORAGE": self.rate_limit_storage,
-            "PASSID_TRUSTED_PROXIES": self.trusted_proxies,
-            "PASSID_WEBHOOK_GRACE_SECONDS": self.webhook_grace_seconds,
             "SESSION_COOKIE_SECURE": self.trusted_proxies > 0 or self.secure_cookies,
-            "PASSID_ALLOWED_EMBED_ORIGINS": self.allowed_embed_origins,
             "PASSID_EMBEDDED_SANDBOX": self.embedded_sandbox,
             "PUBLIC_BASE_URL": self.public_base_url,
-            "SANDBOX_ENABLED": self.sandbox_enabled,
-            "SANDBOX_JWT_SECRET": self.sandbox_jwt_secret,
-            "SANDBOX_WEBHOOK_RETRY_SCHEDULE": self.webhook_retry_schedule,
-            "SANDBOX_WEBHOOK_TIMEOUT_SECONDS": self.webhook_timeout_seconds,
-            "SANDBOX_MIN_TTL_SECONDS": self.sandbox_min_ttl_seconds,
-            "SANDBOX_RATE_LIMIT_ONBOARD": self.sandbox_rate_limit_onboard,
-            "BACKGROUND_JOBS": self.background_jobs,
-            "JOB_INTERVAL_SECONDS": self.job_interval_seconds,
             "PASSID_INSTANCE_DIR": str(self.instance_dir),
-            **self.extra,
-        }
+        })
+        return config
+
+
+# The table: each Settings field and its row, in declaration order (the order problems are reported in).
+SETTINGS: dict[str, Row] = {f.name: f.metadata[_ROW] for f in fields(Settings)}
 
 
 # Connections each app process keeps: one per server thread (8 by default) and the background passes,
@@ -198,56 +462,16 @@ def _local_secret(name: str, instance_dir: Path = INSTANCE_DIR) -> str:
     return secret
 
 
-def _bool(raw: str, name: str, problems: list[str]) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    problems.append(f"{name} must be true or false, got {raw!r}")
-    return False
+def _check_passid_connection(values: Mapping[str, Any], problems: list[str]) -> None:
+    """A live (or hosted sandbox) PASSID needs its key; with neither it nor the embedded sandbox, nothing answers."""
+    if values["passid_base_url"] and not values["passid_api_key"]:
+        problems.append("PASSID_API_KEY is required when PASSID_BASE_URL points at a PASSID server")
+    if not values["passid_base_url"] and not values["sandbox_enabled"]:
+        problems.append("set PASSID_BASE_URL and PASSID_API_KEY, or leave PASSID_SANDBOX_ENABLED on")
 
 
-def _number(raw: str, name: str, problems: list[str], *, minimum: float, maximum: float) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        problems.append(f"{name} must be a number, got {raw!r}")
-        return minimum
-    if not minimum <= value <= maximum:
-        problems.append(f"{name} must be between {minimum:g} and {maximum:g}, got {raw!r}")
-    return value
-
-
-def _list(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def _institution_names(raw: str, problems: list[str]) -> tuple[str, ...]:
-    """PASSID_INSTITUTION_NAMES: the other names an embed may show, separated by `|`.
-
-    A bar, not a comma, because names hold commas ("Acme Lending, Ltd"). Each 1–80
-    characters with no control characters, like PASSID_INSTITUTION_NAME.
-    """
-    names: list[str] = []
-    for item in raw.split("|"):
-        name = item.strip()
-        if not name:
-            continue
-        if len(name) > 80 or any(ord(c) < 32 or ord(c) == 127 for c in name):
-            problems.append(f"PASSID_INSTITUTION_NAMES entry {name[:40]!r} must be 1–80 characters with no "
-                            "control characters (separate names with |)")
-        elif name not in names:
-            names.append(name)
-    return tuple(names)
-
-
-_LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
-_LISTENS_ON_LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "")
-_HOST_NAME = re.compile(r"^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
-
-
-def _trusted_hosts(raw: str, host: str, public_url: str | None, problems: list[str]) -> tuple[str, ...]:
+def _trusted_hosts(listed: tuple[str, ...] | None, host: str, public_url: str | None,
+                   problems: list[str]) -> tuple[str, ...]:
     """The host names requests may carry (Flask's TRUSTED_HOSTS); others get a 400.
 
     PASSID_TRUSTED_HOSTS (comma-separated names, `.bank.example` for every subdomain) when
@@ -255,12 +479,7 @@ def _trusted_hosts(raw: str, host: str, public_url: str | None, problems: list[s
     app listens on loopback (or on every address, which includes it). IPv6 literals cannot
     be listed: Werkzeug 3.1 cuts a trusted name at its first colon, so none would ever match.
     """
-    if raw.strip():
-        listed = _list(raw)
-        for name in listed:
-            if not _HOST_NAME.match(name):
-                problems.append(f"PASSID_TRUSTED_HOSTS entry {name!r} must be a host name such as "
-                                "verify.bank.example or .bank.example (no scheme, port or path)")
+    if listed is not None:
         return listed
     hosts: list[str] = []
     own = urlsplit(public_url).hostname if public_url else host.strip()
@@ -287,161 +506,19 @@ def load_settings(
     else:
         env = dict(environ)
     problems: list[str] = []
-
-    port = int(_number(env.get("PORT", "5000"), "PORT", problems, minimum=1, maximum=65535))
-    base_url = env.get("PASSID_BASE_URL", "").strip().rstrip("/") or None
-    if base_url and not re.match(r"^https?://", base_url):
-        problems.append(f"PASSID_BASE_URL must start with http:// or https://, got {base_url!r}")
-    api_key = env.get("PASSID_API_KEY", "").strip() or None
-    if api_key and not re.match(r"^sk_(sandbox|live)_[A-Za-z0-9_-]{16,}$", api_key):
-        problems.append("PASSID_API_KEY must look like sk_sandbox_… or sk_live_…")
-    sandbox_enabled = _bool(env.get("PASSID_SANDBOX_ENABLED", "true"), "PASSID_SANDBOX_ENABLED", problems)
-    if base_url and not api_key:
-        problems.append("PASSID_API_KEY is required when PASSID_BASE_URL points at a PASSID server")
-    if not base_url and not sandbox_enabled:
-        problems.append("set PASSID_BASE_URL and PASSID_API_KEY, or leave PASSID_SANDBOX_ENABLED on")
-
-    permissions = _list(env.get("PASSID_PERMISSIONS", "")) or ALL_PERMISSIONS
-    unknown = [p for p in permissions if p not in ALL_PERMISSIONS]
-    if unknown:
-        problems.append(
-            f"PASSID_PERMISSIONS has unknown permission(s) {', '.join(unknown)}; "
-            f"choose from {', '.join(ALL_PERMISSIONS)}"
-        )
-    theme = env.get("PASSID_THEME_PRIMARY", DEFAULT_THEME_PRIMARY).strip()
-    if not _HEX_COLOUR.match(theme):
-        problems.append(f"PASSID_THEME_PRIMARY must be a hex colour like #00c27a, got {theme!r}")
-    origins = _list(env.get("PASSID_ALLOWED_EMBED_ORIGINS", ""))
-    for origin in origins:
-        if not re.match(r"^https?://[^/\s]+$", origin):
-            problems.append(f"PASSID_ALLOWED_EMBED_ORIGINS entry {origin!r} must be scheme://host[:port]")
-
-    schedule_raw = env.get("PASSID_WEBHOOK_RETRY_SCHEDULE", "")
-    schedule = DEFAULT_RETRY_SCHEDULE
-    if schedule_raw.strip():
-        try:
-            schedule = tuple(float(s) for s in schedule_raw.split(","))
-            if not schedule or any(s < 0 for s in schedule):
-                raise ValueError
-        except ValueError:
-            problems.append(
-                "PASSID_WEBHOOK_RETRY_SCHEDULE must be comma-separated seconds, e.g. 0,30,300,1800,7200"
-            )
-            schedule = DEFAULT_RETRY_SCHEDULE
-    institution_name = env.get("PASSID_INSTITUTION_NAME", "Demo Bank").strip()
-    if not 1 <= len(institution_name) <= 80:
-        problems.append("PASSID_INSTITUTION_NAME must be 1–80 characters")
-
-    timeout = _number(env.get("PASSID_TIMEOUT_SECONDS", "10"), "PASSID_TIMEOUT_SECONDS",
-                      problems, minimum=0.1, maximum=60)
-    webhook_timeout = _number(env.get("PASSID_WEBHOOK_TIMEOUT_SECONDS", "10"),
-                              "PASSID_WEBHOOK_TIMEOUT_SECONDS", problems, minimum=0.1, maximum=60)
-    request_ttl = int(_number(env.get("PASSID_REQUEST_TTL_SECONDS", "600"), "PASSID_REQUEST_TTL_SECONDS",
-                              problems, minimum=1, maximum=3600))
-    branch_reset = int(_number(env.get("PASSID_BRANCH_RESET_SECONDS", "60"), "PASSID_BRANCH_RESET_SECONDS",
-                               problems, minimum=1, maximum=3600))
-    # With webhooks on, how often a pending poll asks PASSID itself (0: every poll).
-    poll_check = _number(env.get("PASSID_POLL_CHECK_SECONDS", "7"), "PASSID_POLL_CHECK_SECONDS",
-                         problems, minimum=0, maximum=60)
-    # Per process: a slow PASSID may hold this many threads, never all of them.
-    in_flight = int(_number(env.get("PASSID_MAX_CALLS_IN_FLIGHT", "4"), "PASSID_MAX_CALLS_IN_FLIGHT",
-                            problems, minimum=1, maximum=1000))
-    # Per process: requests reading a body at once, so slow bodies can hold a few threads, never all.
-    bodies_in_flight = int(_number(env.get("PASSID_MAX_BODIES_IN_FLIGHT", "4"), "PASSID_MAX_BODIES_IN_FLIGHT",
-                                   problems, minimum=1, maximum=1000))
-    # Tests lower this to see expiry in seconds; the contract's floor is 60.
-    min_ttl = int(_number(env.get("PASSID_SANDBOX_MIN_TTL_SECONDS", "60"), "PASSID_SANDBOX_MIN_TTL_SECONDS",
-                          problems, minimum=1, maximum=60))
-    background_jobs = _bool(env.get("PASSID_BACKGROUND_JOBS", "true"), "PASSID_BACKGROUND_JOBS", problems)
-    job_interval = _number(env.get("PASSID_JOB_INTERVAL_SECONDS", "1"), "PASSID_JOB_INTERVAL_SECONDS",
-                           problems, minimum=0.05, maximum=60)
-
-    limits = {}
-    for name, default in (("SESSIONS", "10 per minute"), ("TOKENS", "20 per minute"), ("SIGN_IN", "10 per minute"),
-                          ("WEBHOOK_FAILURES", "30 per minute")):
-        value = env.get(f"PASSID_RATE_LIMIT_{name}", default).strip()
-        if not _RATE.match(value):
-            problems.append(f"PASSID_RATE_LIMIT_{name} must look like '10 per minute', got {value!r}")
-        limits[name] = value
-    # Onboarding on the embedded sandbox needs no credentials: per client address, it is limited.
-    onboard_limit = env.get("PASSID_SANDBOX_RATE_LIMIT_ONBOARD", "20 per hour").strip()
-    if not _RATE.match(onboard_limit):
-        problems.append(f"PASSID_SANDBOX_RATE_LIMIT_ONBOARD must look like '20 per hour', got {onboard_limit!r}")
-    # `database`: counters in the app's own database, shared by every process (app/rate_limit_storage.py).
-    storage = env.get("PASSID_RATE_LIMIT_STORAGE", "database").strip()
-    if storage in ("database", "database://"):
-        storage = "database://"
-    elif not re.match(r"^(memory|redis|rediss|memcached|mongodb)://", storage):
-        problems.append(
-            "PASSID_RATE_LIMIT_STORAGE must be database (the app's own database), memory:// "
-            "or a redis:// (or memcached://) address"  # not quoted back: an address may hold a password
-        )
-
-    # Behind a TLS-terminating proxy: how many hops of X-Forwarded-* to believe.
-    trusted_proxies = int(_number(env.get("PASSID_TRUSTED_PROXIES", "0"), "PASSID_TRUSTED_PROXIES", problems,
-                                  minimum=0, maximum=5))
-    # How long a webhook about a token verify waits for the widget's own record of it.
-    webhook_grace = _number(env.get("PASSID_WEBHOOK_GRACE_SECONDS", "30"), "PASSID_WEBHOOK_GRACE_SECONDS",
-                            problems, minimum=0, maximum=3600)
-    secure_cookies = _bool(env.get("PASSID_SECURE_COOKIES", "false"), "PASSID_SECURE_COOKIES", problems)
-
-    public_url = env.get("PASSID_PUBLIC_URL", "").strip().rstrip("/") or None
-    if public_url and not re.match(r"^https?://[^/\s]+$", public_url):
-        problems.append(f"PASSID_PUBLIC_URL must be scheme://host[:port], got {public_url!r}")
-
-    institution_names = _institution_names(env.get("PASSID_INSTITUTION_NAMES", ""), problems)
-    # After a final state, how long a widget's handle still shows the result (issue 9, finding 4).
-    result_view = int(_number(env.get("PASSID_RESULT_VIEW_SECONDS", "300"), "PASSID_RESULT_VIEW_SECONDS",
-                              problems, minimum=1, maximum=3600))
-    trusted_hosts = _trusted_hosts(env.get("PASSID_TRUSTED_HOSTS", ""), env.get("HOST", "127.0.0.1"), public_url,
-                                   problems)
-
+    values = {name: row.read(env, problems) for name, row in SETTINGS.items()}
+    _check_passid_connection(values, problems)
+    values["trusted_hosts"] = _trusted_hosts(values["trusted_hosts"], values["host"], values["public_url"],
+                                             problems)
     if problems:
         raise ConfigError(problems)
 
-    instance_dir = Path(env.get("PASSID_INSTANCE_DIR", "").strip() or INSTANCE_DIR)
-    secret_key = env.get("SECRET_KEY", "").strip() or _local_secret("secret_key", instance_dir)
-    return Settings(
-        host=env.get("HOST", "127.0.0.1"),
-        port=port,
-        secret_key=secret_key,
-        database_url=env.get("DATABASE_URL", "").strip() or _default_database_url(instance_dir),
-        instance_dir=instance_dir,
-        passid_base_url=base_url,
-        passid_api_key=api_key,
-        passid_webhook_secrets=_list(env.get("PASSID_WEBHOOK_SECRET", "")),
-        passid_timeout_seconds=timeout,
-        institution_name=institution_name,
-        institution_names=institution_names,
-        result_view_seconds=result_view,
-        trusted_hosts=trusted_hosts,
-        permissions=permissions,
-        theme_primary=theme,
-        request_ttl_seconds=request_ttl,
-        branch_reset_seconds=branch_reset,
-        poll_check_seconds=poll_check,
-        max_calls_in_flight=in_flight,
-        max_bodies_in_flight=bodies_in_flight,
-        rate_limit_sessions=limits["SESSIONS"],
-        rate_limit_tokens=limits["TOKENS"],
-        rate_limit_sign_in=limits["SIGN_IN"],
-        rate_limit_webhook_failures=limits["WEBHOOK_FAILURES"],
-        rate_limit_storage=storage,
-        sandbox_rate_limit_onboard=onboard_limit,
-        trusted_proxies=trusted_proxies,
-        webhook_grace_seconds=webhook_grace,
-        public_url=public_url,
-        secure_cookies=secure_cookies,
-        allowed_embed_origins=origins,
-        sandbox_enabled=sandbox_enabled,
-        sandbox_jwt_secret=env.get("PASSID_SANDBOX_JWT_SECRET", "").strip()
-        or f"sandbox-jwt:{secret_key}",
-        webhook_retry_schedule=schedule,
-        webhook_timeout_seconds=webhook_timeout,
-        sandbox_min_ttl_seconds=min_ttl,
-        background_jobs=background_jobs,
-        job_interval_seconds=job_interval,
-    )
+    # Only now, with nothing wrong: the defaults that write files into the instance folder.
+    instance_dir = values["instance_dir"]
+    values["secret_key"] = values["secret_key"] or _local_secret("secret_key", instance_dir)
+    values["database_url"] = values["database_url"] or _default_database_url(instance_dir)
+    values["sandbox_jwt_secret"] = values["sandbox_jwt_secret"] or f"sandbox-jwt:{values['secret_key']}"
+    return Settings(**values)
 
 
 def config_error_sentences(error: ConfigError) -> list[str]:

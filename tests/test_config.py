@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from app.config import ALL_PERMISSIONS, DEFAULT_RETRY_SCHEDULE, ConfigError, load_settings
+from app.config import ALL_PERMISSIONS, DEFAULT_RETRY_SCHEDULE, SETTINGS, ConfigError, load_settings
 from tests.support.servers import BIN, DEFAULT_SERVER, ROOT, AppServer, base_env, free_port, serve_command
 
 LIVE_KEY = "sk_live_" + "a" * 32
@@ -207,3 +207,35 @@ def test_a_host_from_which_no_trusted_host_can_be_derived_is_a_configuration_err
     assert settings_for(HOST="2001:db8::1", PASSID_TRUSTED_HOSTS="verify.bank.example").trusted_hosts == (
         "verify.bank.example",
     )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_number_that_is_not_finite_is_a_sentence_not_a_traceback(value: str) -> None:
+    """int(nan) raises: a whole-number setting must still add its sentence and let the others be reported."""
+    with pytest.raises(ConfigError) as error:
+        settings_for(PORT=value, PASSID_REQUEST_TTL_SECONDS=value, PASSID_THEME_PRIMARY="red")
+    assert [problem.split()[0] for problem in error.value.problems] == [
+        "PORT", "PASSID_THEME_PRIMARY", "PASSID_REQUEST_TTL_SECONDS"]
+
+
+@pytest.mark.parametrize("name", list(SETTINGS))
+def test_every_default_in_the_table_passes_its_own_parser_and_bounds(name: str) -> None:
+    row = SETTINGS[name]
+    problems: list[str] = []
+    row.parser.parse(row.default, row.variable, problems)
+    assert problems == []
+
+
+def test_each_variable_and_flask_key_is_named_by_one_row_only() -> None:
+    variables = [row.variable for row in SETTINGS.values()]
+    keys = [row.flask_key for row in SETTINGS.values() if row.flask_key]
+    assert len(set(variables)) == len(variables) and len(set(keys)) == len(keys)
+
+
+def test_a_row_with_a_flask_key_reaches_flask_as_read() -> None:
+    """Nothing `to_flask` derives may silently replace a value the table hands over as is."""
+    settings = settings_for(PASSID_TIMEOUT_SECONDS="2.5", PASSID_WEBHOOK_SECRET="a,b", PASSID_BACKGROUND_JOBS="no")
+    flask_config = settings.to_flask()
+    for name, row in SETTINGS.items():
+        if row.flask_key:
+            assert flask_config[row.flask_key] == getattr(settings, name), row.variable
