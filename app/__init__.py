@@ -16,6 +16,7 @@ from app.background import register_job, start_background_jobs
 from app.config import PROJECT_ROOT, load_settings, load_settings_or_exit
 from app.database import db, migrate, prepare_sqlite_file
 from app.file_modes import tighten_instance_dir
+from app.htmx import htmx
 from app.i18n import init_i18n
 from app.rate_limits import init_rate_limits
 from app.request_guards import init_request_guards
@@ -50,6 +51,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     init_i18n(app)
     init_security(app)
+    htmx.init_app(app)
     init_rate_limits(app)
 
     from app.branch import bp as branch_bp

@@ -7,11 +7,12 @@ with nothing extra to run. `memory://` counts per process; `redis://…` is a sh
 
 from __future__ import annotations
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
 from app import rate_limit_storage  # noqa: F401  (registers the `database://` storage scheme with `limits`)
+from app.htmx import htmx
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 
@@ -34,5 +35,8 @@ def sign_in_limit() -> str:
 
 
 def spinner_step() -> bool:
-    """The htmx spinner step calls nothing upstream; its follow-up request is the one counted."""
-    return request.headers.get("HX-Request") == "true"
+    """The htmx spinner step calls nothing upstream; its follow-up request is the one counted.
+
+    Without JavaScript there is no follow-up: the same post does the work, and is counted once.
+    """
+    return bool(htmx)

@@ -11,15 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app.passid import DenyReason
+
 Verdict = Literal["approve", "review", "do_not_proceed"]
 
-STAFF_DENY_REASONS = {
-    "TOKEN_NOT_FOUND": "Token not found. Ask the customer to create a new share in the PASSID app.",
-    "TOKEN_EXPIRED": "Token expired. Ask the customer to create a fresh share.",
-    "TOKEN_REVOKED": "The customer revoked this token. Ask for a new share.",
-    "TOKEN_ALREADY_USED": "This one-time token was already used. Ask for a new share.",
-    "INSTITUTION_MISMATCH": "This token was issued for a different institution. Ask for a new share for us.",
-    "HARD_DENY_SANCTIONS_MATCH": "Sanctions watch-list match (OFAC/EU/UN). Do not proceed; do not tell the "
+# Keyed by DenyReason, a StrEnum: the reason as stored (a plain string) finds its member's entry.
+STAFF_DENY_REASONS: dict[str, str] = {
+    DenyReason.TOKEN_NOT_FOUND: "Token not found. Ask the customer to create a new share in the PASSID app.",
+    DenyReason.TOKEN_EXPIRED: "Token expired. Ask the customer to create a fresh share.",
+    DenyReason.TOKEN_REVOKED: "The customer revoked this token. Ask for a new share.",
+    DenyReason.TOKEN_ALREADY_USED: "This one-time token was already used. Ask for a new share.",
+    DenyReason.INSTITUTION_MISMATCH: "This token was issued for a different institution. Ask for a new share for us.",
+    DenyReason.HARD_DENY_SANCTIONS_MATCH: "Sanctions watch-list match (OFAC/EU/UN). Do not proceed; do not tell the "
     "customer why — follow your escalation procedure.",
 }
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, render_template
 from flask_login import login_required
 
 from app import verifications
 from app.branch.decision import counter_decision
+from app.htmx import htmx
 from app.passid import PassidError, ValidationError
 from app.passid_connection import passid_client
+from app.token_forms import idempotency_key, submitted_token
 from app.widget.messages import claim_lines
 from app.widget.options import own_origin
-from app.widget.routes import idempotency_key, submitted_token
 
 bp = Blueprint("branch", __name__, url_prefix="/branch")
 
@@ -35,7 +36,7 @@ def _render(template: str, status: int = 200, **context: object) -> tuple[str, i
 
 
 def _entry(error: str | None = None, status: int = 200) -> tuple[str, int]:
-    template = "branch/_entry.html" if request.headers.get("HX-Request") == "true" else "branch/counter.html"
+    template = "branch/_entry.html" if htmx else "branch/counter.html"
     return _render(template, status, nonce=secrets.token_urlsafe(16), error=error, view="entry")
 
 
@@ -68,7 +69,7 @@ def verify() -> tuple[str, int]:
         current_app.logger.warning("branch verify failed", exc_info=True)
         return _entry("PASSID could not be reached. Nothing was verified — try again in a moment.", 502)
     claims = verifications.record_verify_result(
-        result, source="branch", idempotency_key=key, wanted=permissions
+        result, source=verifications.Source.BRANCH, idempotency_key=key, wanted=permissions
     ).claims
     decision = counter_decision(
         verified=result.verified,
@@ -76,7 +77,7 @@ def verify() -> tuple[str, int]:
         claims=claims,
         recommendation=result.recommendation,
     )
-    template = "branch/_result.html" if request.headers.get("HX-Request") == "true" else "branch/counter.html"
+    template = "branch/_result.html" if htmx else "branch/counter.html"
     return _render(
         template, view="result", decision=decision, token=result.token, claims=claims or {},
         lines=claim_lines(claims or {}),
@@ -98,7 +99,7 @@ def result(result_id: str) -> tuple[str, int]:
     if row is None:
         return _render("branch/_missing.html", 404)
     decision = counter_decision(
-        verified=row.status == "completed", deny_reason=row.deny_reason, claims=row.claims,
+        verified=row.status == verifications.FinalStatus.COMPLETED, deny_reason=row.deny_reason, claims=row.claims,
         recommendation=row.recommendation,
     )
     return _render(

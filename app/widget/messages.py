@@ -11,22 +11,26 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-NEUTRAL_DECLINE = "HARD_DENY_SANCTIONS_MATCH"
+from app.passid import DenyReason, RequestStatus
+
+NEUTRAL_DECLINE = DenyReason.HARD_DENY_SANCTIONS_MATCH
 
 
 def deny_message(reason: str | None, institution_name: str) -> str:
-    messages = {
-        "TOKEN_NOT_FOUND": _(
+    """The customer's words for a deny reason; a reason PASSID adds later reads as a plain failure."""
+    # Keyed by DenyReason, a StrEnum: the reason as stored (a plain string) finds its member's entry.
+    messages: dict[str, str] = {
+        DenyReason.TOKEN_NOT_FOUND: _(
             "We couldn't find that token. Check it, or create a new share in the PASSID app and try again."
         ),
-        "TOKEN_EXPIRED": _("That token has expired. Create a fresh share in the PASSID app and try again."),
-        "TOKEN_REVOKED": _(
+        DenyReason.TOKEN_EXPIRED: _("That token has expired. Create a fresh share in the PASSID app and try again."),
+        DenyReason.TOKEN_REVOKED: _(
             "That token was revoked in the PASSID app. Create a new share in the app to continue."
         ),
-        "TOKEN_ALREADY_USED": _(
+        DenyReason.TOKEN_ALREADY_USED: _(
             "That token has already been used — each token works once. Create a new share in the PASSID app."
         ),
-        "INSTITUTION_MISMATCH": _(
+        DenyReason.INSTITUTION_MISMATCH: _(
             "That token was made for a different organisation. In the PASSID app, create a new share "
             "for %(name)s.",
             name=institution_name,
@@ -40,7 +44,7 @@ def deny_message(reason: str | None, institution_name: str) -> str:
 
 
 def request_end_message(status: str) -> str:
-    if status == "expired":
+    if status == RequestStatus.EXPIRED:
         return _("This code has expired. Generate a new code to try again.")
     return _("The request was declined in the PASSID app. You can start again whenever you're ready.")
 

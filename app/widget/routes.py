@@ -2,14 +2,17 @@
 
 Every route answers with one state partial (`templates/widget/_<state>.html`)
 for htmx, or the whole page around that same partial for a plain request,
-so the widget also works without JavaScript. Decisions — which state comes
-next, what a deny reason says — live in `states` and `messages`.
+so the widget also works without JavaScript. Decisions — which final state,
+which event, what a deny reason says — live in `states` and `messages`.
+
+One view per URL: where the htmx spinner step and the plain form share a URL,
+both reach the same plain function (`start_session`, `check_submitted_token`,
+`poll_outcome`), never another view, so each action counts once against its
+rate limit with or without JavaScript.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,10 +26,12 @@ from app.database import utcnow
 from app.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.finished_requests import FinishedRequests
 from app.finished_requests import install as install_finished_requests
-from app.passid import PassidBusy, PassidError, ValidationError, normalise_token, restrict_claims
+from app.htmx import htmx
+from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
 from app.passid_connection import passid_client, passid_connection
 from app.rate_limits import limiter, session_limit, spinner_step, token_limit
-from app.widget import handles, messages
+from app.token_forms import idempotency_key, submitted_token
+from app.widget import handles, messages, states
 from app.widget.options import WidgetOptions, options_from
 from app.widget.polling import UpstreamChecks
 from app.widget.qr import qr_svg
@@ -42,24 +47,18 @@ def _track_upstream_checks(state: BlueprintSetupState) -> None:
     )
     install_finished_requests(state.app, verifications.request_ids_created_since)
 
-STATES = ("idle", "requesting", "awaiting", "verifying", "success", "declined", "error")
-
 
 # --- rendering ----------------------------------------------------------------------
 
-def is_htmx() -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def render_state(state: str, options: WidgetOptions, status: int = 200, **context: Any) -> Response:
     """The partial for htmx, or the full page around the same partial."""
-    assert state in STATES
+    assert state in states.STATES
     context.update(
         state=state,
         options=options,
         options_handle=handles.sign("options", options.as_query()),
     )
-    template = f"widget/_{state}.html" if is_htmx() else "widget/page.html"
+    template = f"widget/_{state}.html" if htmx else "widget/page.html"
     response = Response(render_template(template, **context), status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -123,16 +122,22 @@ def reset() -> Response:
 @bp.post("/verify/qr")
 @limiter.shared_limit(session_limit, scope="widget-sessions", exempt_when=spinner_step)
 def requesting() -> Response:
-    """Generate QR: show the spinner first (htmx), which then asks for the session."""
-    if is_htmx():
+    """Generate QR: show the spinner first (htmx), which then asks for the session; without
+    JavaScript this post starts the session itself (the spinner step alone is not counted)."""
+    if htmx:
         return render_state("requesting", signed_options())
-    return create_session()
+    return start_session(signed_options())
 
 
 @bp.post("/verify/qr/session")
 @limiter.shared_limit(session_limit, scope="widget-sessions")
 def create_session() -> Response:
-    options = signed_options()
+    """The spinner's follow-up: the session itself."""
+    return start_session(signed_options())
+
+
+def start_session(options: WidgetOptions) -> Response:
+    """Ask PASSID for a QR request: the awaiting state with its code, or the error state."""
     try:
         created = passid_client().create_request(
             institution_name=options.institution_name,
@@ -174,22 +179,28 @@ def awaiting(options: WidgetOptions, handle: str) -> Response:
 
 @bp.get("/verify/qr/status")
 def poll() -> Response:
-    """The 2.5 s poll: 204 while pending (htmx swaps nothing), else the final state.
+    """The 2.5 s poll: 204 while pending (htmx swaps nothing), else the final state."""
+    try:
+        session = handles.unsign("request", request.args.get("h"))
+    except handles.InvalidHandle:
+        return Response("Unknown verification session.", status=404, mimetype="text/plain")
+    outcome = poll_outcome(session)
+    return still_pending() if outcome is None else outcome
+
+
+def poll_outcome(session: dict[str, Any]) -> Response | None:
+    """The final state (or the error state) of the request in `session`; None while it is pending.
 
     Our records first (a webhook may have finished the request); PASSID only
     when `polling` says it is time to ask. Between checks "our records" is this
     process's set of requests finished lately (`app.finished_requests`): no query.
     """
-    try:
-        session = handles.unsign("request", request.args.get("h"))
-    except handles.InvalidHandle:
-        return Response("Unknown verification session.", status=404, mimetype="text/plain")
     request_id = session["r"]
     expires_at = datetime.fromisoformat(session["x"])
     webhooks = bool(passid_connection().webhook_secrets)
     finished_lately = finished_requests().holds(request_id)  # at most one query per process every 50 ms
     if not finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
-        return still_pending()  # between checks, and no process recorded it lately: no database, no PASSID
+        return None  # between checks, and no process recorded it lately: no database, no PASSID
     # A due check asks PASSID without a lookup first: a row the set missed (another process wrote it within
     # the last refresh interval) is found by `record` below once PASSID reports the final state.
     finished = verifications.find_by_request(request_id) if finished_lately else None
@@ -198,22 +209,22 @@ def poll() -> Response:
             verifications.attach_code(request_id, session["c"])
         return view_over() if result_view_over(finished) else final_state(signed_options(), finished)
     if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
-        return still_pending()  # known finished, but its row is gone (erased): wait for the check, as before
+        return None  # known finished, but its row is gone (erased): wait for the check, as before
     options = signed_options()
     try:
         details = passid_client().get_request(request_id)
     except PassidBusy as error:
         if datetime.now(UTC) < expires_at:
             upstream_checks().forget(request_id)  # PASSID is slow for others already: ask at the next poll
-            return still_pending()
+            return None
         return status_check_failed(options, error)  # expired meanwhile: "pending" would be a lie
     except PassidError as error:
         return status_check_failed(options, error)
-    if details.status.value == "pending":
-        return still_pending()
+    if details.status == RequestStatus.PENDING:
+        return None
     finished = verifications.record(
-        source="qr",
-        status=details.status.value,
+        source=verifications.Source.QR,
+        status=details.status,
         request_id=request_id,
         code=session["c"],
         token=details.token,
@@ -251,7 +262,7 @@ def status_check_failed(options: WidgetOptions, error: PassidError) -> Response:
 
 def still_pending() -> Response:
     """htmx swaps nothing on a 204; a plain (no-JavaScript) reload gets the QR page again."""
-    if is_htmx():
+    if htmx:
         return Response(status=204)
     return awaiting(signed_options(), request.args.get("h", ""))
 
@@ -269,17 +280,11 @@ def resume() -> Response:
     """"Try again" after a failed poll: back to the same QR if it is still pending."""
     handle = request.args.get("h", "")
     try:
-        handles.unsign("request", handle)
+        session = handles.unsign("request", handle)
     except handles.InvalidHandle:
         return idle(signed_options())
-    return poll() if not is_htmx() else _resume_htmx(handle)
-
-
-def _resume_htmx(handle: str) -> Response:
-    response = poll()
-    if response.status_code == 204:
-        return awaiting(signed_options(), handle)
-    return response
+    outcome = poll_outcome(session)
+    return awaiting(signed_options(), handle) if outcome is None else outcome
 
 
 # --- manual flow ------------------------------------------------------------------------------
@@ -287,24 +292,31 @@ def _resume_htmx(handle: str) -> Response:
 @bp.post("/verify/token")
 @limiter.shared_limit(token_limit, scope="widget-tokens", exempt_when=spinner_step)
 def verifying() -> Response:
-    """Submit a token: the spinner first (htmx), which then asks for the check."""
+    """Submit a token: the spinner first (htmx), which then asks for the check; without
+    JavaScript this post checks the token itself (the spinner step alone is not counted)."""
     options = signed_options()
     token, nonce = submitted_token()
     if token is None or nonce is None:
         return idle(options, nonce=nonce, error=messages.token_format_message(), status=422,
                     token=request.form.get("token", "")[:100])
-    if is_htmx():
+    if htmx:
         return render_state("verifying", options, token=token, nonce=nonce)
-    return check_token()
+    return check_submitted_token(options, token, nonce)
 
 
 @bp.post("/verify/token/check")
 @limiter.shared_limit(token_limit, scope="widget-tokens")
 def check_token() -> Response:
+    """The spinner's follow-up: the check itself."""
     options = signed_options()
     token, nonce = submitted_token()
     if token is None or nonce is None:
         return idle(options, nonce=nonce, error=messages.token_format_message(), status=422)
+    return check_submitted_token(options, token, nonce)
+
+
+def check_submitted_token(options: WidgetOptions, token: str, nonce: str) -> Response:
+    """Verify a well-formed token with the form's key: the final state, or idle/error to try again."""
     key = idempotency_key(nonce, token)
     try:
         result = passid_client().verify(token, idempotency_key=key)
@@ -314,67 +326,14 @@ def check_token() -> Response:
         current_app.logger.warning("verify failed", exc_info=True)
         return error_state(options, retry=Retry("get", url_for("widget.reset"), {"n": nonce}))
     finished = verifications.record_verify_result(
-        result, source="manual", idempotency_key=key, wanted=options.permissions
+        result, source=verifications.Source.MANUAL, idempotency_key=key, wanted=options.permissions
     )
     return final_state(options, finished)
-
-
-def submitted_token() -> tuple[str | None, str | None]:
-    """The posted token in normal form and the form's nonce; None for either that is unusable."""
-    token = normalise_token(request.form.get("token", "")[:100])
-    nonce = request.form.get("n", "")
-    return token, nonce if 16 <= len(nonce) <= 64 else None
-
-
-def idempotency_key(nonce: str, token: str) -> str:
-    """Fixed per rendered form and token: a double submit or a retry replays, a new token does not.
-
-    Keyed with the app secret so nobody can predict another form's key.
-    """
-    digest = hmac.new(
-        current_app.config["SECRET_KEY"].encode(), f"{nonce}|{token}".encode(), hashlib.sha256
-    ).hexdigest()
-    return f"pvw-{digest[:40]}"
 
 
 # --- final states ---------------------------------------------------------------------------------
 
 def final_state(options: WidgetOptions, finished: verifications.Finished) -> Response:
-    if finished.status == "completed":
-        claims = finished.claims or {}
-        event = {
-            "type": "passid:success",
-            "claims": claims,
-            "resultId": finished.result_id,
-            **({"requestId": finished.request_id} if finished.request_id else {"token": finished.token}),
-        }
-        return render_state(
-            "success",
-            options,
-            claims=claims,
-            lines=messages.claim_lines(claims),
-            event=event if options.parent_origin else None,
-        )
-    if finished.status == "denied":
-        reason_text = messages.deny_message(finished.deny_reason, options.institution_name)
-        # The customer reads a neutral line for a sanctions match; the institution's
-        # page gets the real reason in the event, as the guide's onDecline does.
-        return render_state(
-            "declined", options, message=reason_text, expired=False, qr=False,
-            event={"type": "passid:decline", "reason": finished.deny_reason, "resultId": finished.result_id}
-            if options.parent_origin else None,
-        )
-    expired = finished.status == "expired"
-    return render_state(
-        "declined",
-        options,
-        message=messages.request_end_message(finished.status),
-        expired=expired,
-        qr=True,
-        event={
-            "type": "passid:decline",
-            "reason": "Request expired" if expired else "Request declined",
-            "resultId": finished.result_id,
-        }
-        if options.parent_origin else None,
-    )
+    """Draw what `states.final_view` decided."""
+    view = states.final_view(finished, options)
+    return render_state(view.state, options, event=view.event, **view.context)
