@@ -29,7 +29,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from flask import Flask, current_app
+from flask import current_app
+from flask.sansio.app import App
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.database import utcnow
@@ -129,7 +130,7 @@ class FinishedRequests:
         return len(self._ids)
 
 
-def install(app: Flask, created_since: Callable[[datetime], Iterable[str]]) -> FinishedRequests:
+def install(app: App, created_since: Callable[[datetime], Iterable[str]]) -> FinishedRequests:
     """One record per app in each process (tests build several apps in one process)."""
     finished = app.extensions.get(EXTENSION)
     if finished is None:

@@ -14,7 +14,7 @@ from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import db, utcnow
+from app.database import Model, db, utcnow
 
 OUTCOME_MEANINGS: dict[str, str] = {
     "repaid": "Loan repaid in full, on schedule",
@@ -27,7 +27,7 @@ OUTCOME_MEANINGS: dict[str, str] = {
 }
 
 
-class OutcomeReport(db.Model):
+class OutcomeReport(Model):
     __tablename__ = "outcome_report"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -21,11 +21,26 @@ from sqlalchemy import DateTime, String, Text, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import db, isoformat_z, utcnow
+from app.database import Model, db, isoformat_z, utcnow
 from app.finished_requests import finished_requests
-from app.passid import VerifyResult, restrict_claims
+from app.passid import RequestStatus, VerifyResult, restrict_claims
 
-FINAL_STATUSES = ("completed", "denied", "declined", "expired")
+
+class FinalStatus(StrEnum):
+    """How a verification ended: a request's final status, or a token verify's deny.
+
+    Not RequestStatus itself: "denied" is no status a request can have (the
+    parser must keep refusing it there), and "pending" is never final. The
+    shared values are RequestStatus's own, and compare equal to its members.
+    """
+
+    COMPLETED = RequestStatus.COMPLETED.value
+    DENIED = "denied"  # a token verify PASSID refused; the row's deny_reason (a DenyReason) says why
+    DECLINED = RequestStatus.DECLINED.value
+    EXPIRED = RequestStatus.EXPIRED.value
+
+
+FINAL_STATUSES = tuple(FinalStatus)
 
 
 class Source(StrEnum):
@@ -38,12 +53,12 @@ class Source(StrEnum):
     CLI = "cli"  # `flask passid verify`
 
 
-class Verification(db.Model):
+class Verification(Model):
     __tablename__ = "verification"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     source: Mapped[str] = mapped_column(String(10))  # a Source
-    status: Mapped[str] = mapped_column(String(10))  # one of FINAL_STATUSES
+    status: Mapped[str] = mapped_column(String(10))  # a FinalStatus
     request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     code: Mapped[str | None] = mapped_column(String(9), index=True)
     token: Mapped[str | None] = mapped_column(String(19), index=True)
@@ -68,7 +83,7 @@ class Finished:
     """What a widget needs to draw a final state, from a record or from PASSID."""
 
     result_id: str
-    status: str
+    status: FinalStatus
     claims: dict[str, Any] | None
     token: str | None
     request_id: str | None
@@ -81,7 +96,7 @@ class Finished:
 def _finished(row: Verification) -> Finished:
     return Finished(
         result_id=row.id,
-        status=row.status,
+        status=FinalStatus(row.status),
         claims=row.claims,
         token=row.token,
         request_id=row.request_id,
@@ -113,7 +128,7 @@ def request_ids_created_since(since: datetime) -> list[str]:
     with db.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection.execution_options(isolation_level="AUTOCOMMIT")
-        return list(connection.execute(_CREATED_SINCE, {"since": since}).scalars())
+        return [found for found in connection.execute(_CREATED_SINCE, {"since": since}).scalars() if found]
 
 
 def _note_finished(request_id: str | None) -> None:
@@ -141,8 +156,8 @@ def find(result_id: str) -> Verification | None:
 
 def record(
     *,
-    source: str,
-    status: str,
+    source: Source,
+    status: FinalStatus | RequestStatus,
     request_id: str | None = None,
     code: str | None = None,
     token: str | None = None,
@@ -166,8 +181,8 @@ def record(
         raise ValueError(f"not a final status: {status}")
     row = Verification(
         id=f"res_{secrets.token_urlsafe(16)}",
-        source=source,
-        status=status,
+        source=Source(source).value,
+        status=FinalStatus(status).value,
         request_id=request_id,
         code=code,
         token=token,
@@ -196,9 +211,9 @@ def record(
     return _finished(row)
 
 
-def has_record_of(token: str, status: str, verified_at: datetime | None, *, window: timedelta) -> bool:
+def has_record_of(token: str, status: FinalStatus, verified_at: datetime | None, *, window: timedelta) -> bool:
     """Whether we already hold this verify: same token and outcome (and same instant when known)."""
-    query = db.select(Verification.id).where(Verification.token == token, Verification.status == status)
+    query = db.select(Verification.id).where(Verification.token == token, Verification.status == status.value)
     if verified_at is not None:
         query = query.where(Verification.verified_at == verified_at.replace(tzinfo=None))
     else:
@@ -215,7 +230,7 @@ def attach_code(request_id: str, code: str) -> None:
 
 
 def record_verify_result(
-    result: VerifyResult, *, source: str, idempotency_key: str, wanted: Iterable[str]
+    result: VerifyResult, *, source: Source, idempotency_key: str, wanted: Iterable[str]
 ) -> Finished:
     """Record a manual verify's answer, keeping only the claims this caller asked for.
 
@@ -225,7 +240,7 @@ def record_verify_result(
     granted = [p for p in wanted if p in {str(q) for q in result.permissions}]
     return record(
         source=source,
-        status="completed" if result.verified else "denied",
+        status=FinalStatus.COMPLETED if result.verified else FinalStatus.DENIED,
         token=result.token,
         idempotency_key=idempotency_key,
         claims=restrict_claims(result.claims, granted) if result.verified else None,
@@ -243,7 +258,7 @@ def result_document(row: Verification) -> dict[str, Any]:
         "resultId": row.id,
         "source": row.source,
         "status": row.status,
-        "verified": row.status == "completed",
+        "verified": row.status == FinalStatus.COMPLETED,
         "requestId": row.request_id,
         "token": row.token,
         "claims": row.claims,

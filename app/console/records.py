@@ -16,16 +16,31 @@ from sqlalchemy import func
 
 from app.database import db
 from app.outcomes import OutcomeReport
-from app.verifications import Verification
-from app.webhooks.models import OTHER_EVENT_TYPE, REJECTION_RESULTS, SIGNATURE_RESULTS, WebhookReceipt, WebhookRejection
+from app.verifications import FinalStatus, Source, Verification
+from app.webhooks.models import (
+    CONTRACT_EVENT_TYPES,
+    OTHER_EVENT_TYPE,
+    REJECTION_RESULTS,
+    SIGNATURE_RESULTS,
+    SignatureResult,
+    WebhookReceipt,
+    WebhookRejection,
+)
 
 PER_PAGE = 25
 # Rejected calls are counted per hour, verdict and claimed type: at most 20 rows an hour, so the newest
 # few dozen cover the last hours of even a flood.
 REJECTION_ROWS = 48
 
-SOURCE_NAMES = {"qr": "QR code", "manual": "Manual entry", "webhook": "Webhook", "cli": "CLI"}
-KNOWN_EVENT_TYPES = ("verification.completed", "verification.denied", "outcome.reported")
+# Keyed by Source, so a new source without a name here fails a test instead of printing its raw value.
+SOURCE_NAMES: dict[Source, str] = {
+    Source.QR: "QR code",
+    Source.MANUAL: "Manual entry",
+    Source.BRANCH: "Branch counter",
+    Source.WEBHOOK: "Webhook",
+    Source.CLI: "CLI",
+}
+KNOWN_EVENT_TYPES = CONTRACT_EVENT_TYPES
 
 _PASSID_PREFIX = re.compile(r"^\s*passid[\s-]+", re.IGNORECASE)
 
@@ -62,7 +77,7 @@ def claims_summary(claims: dict[str, Any] | None) -> str:
 
 def can_take_outcome(row: Verification) -> bool:
     """PASSID accepts outcomes only for tokens this institution verified with approval."""
-    return row.status == "completed" and bool(row.token)
+    return row.status == FinalStatus.COMPLETED and bool(row.token)
 
 
 @dataclass(frozen=True)
@@ -153,10 +168,14 @@ def event_types_seen() -> list[str]:
 
 
 def latest_verified_test_webhook() -> WebhookReceipt | None:
-    """The newest "send test webhook" delivery whose signature held (only valid ones are kept whole)."""
+    """The newest "send test webhook" delivery whose signature held (only valid ones are kept whole).
+
+    Its `received_at` says when, its `answered_ms` how long the receiver took to store it (None
+    on rows stored before that was measured): the go-live checklist reads both.
+    """
     return db.session.execute(
         db.select(WebhookReceipt)
-        .where(WebhookReceipt.test.is_(True), WebhookReceipt.signature_result == "valid")
+        .where(WebhookReceipt.test.is_(True), WebhookReceipt.signature_result == SignatureResult.VALID.value)
         .order_by(WebhookReceipt.received_at.desc())
         .limit(1)
     ).scalar_one_or_none()

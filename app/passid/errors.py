@@ -9,7 +9,8 @@ two sides disagree about the contract and a human has to look.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from enum import StrEnum
+from typing import ClassVar
 
 
 class PassidError(Exception):
@@ -55,20 +56,24 @@ class ApiVersionMismatch(PassidError):
         super().__init__(f"expected PASSID API version 1, got {shown} (HTTP {status})")
 
 
-SignatureFailure = Literal["missing", "malformed", "mismatch"]
+class SignatureFailure(StrEnum):
+    """Why a webhook signature was refused; each points an operator somewhere else."""
+
+    MISSING = "missing"  # no header at all: usually a misrouted client or a proxy that drops headers
+    MALFORMED = "malformed"  # not `sha256=<64 hex digits>`: not PASSID's format, so not PASSID
+    MISMATCH = "mismatch"  # well-formed, but no configured secret signs these bytes: a wrong or rotated secret
 
 
 class WebhookSignatureError(PassidError):
     """A webhook's `X-PASSID-Signature` is missing, malformed or does not match any secret.
 
-    `reason` says which, so a receiver can log why a call failed (a missing header
-    is usually a misrouted client, a mismatch a wrong or rotated secret) without
+    `reason` says which, so a receiver can log why a call failed without
     checking the header a second time itself.
     """
 
     def __init__(self, reason: SignatureFailure, message: str) -> None:
         super().__init__(message)
-        self.reason: SignatureFailure = reason
+        self.reason = SignatureFailure(reason)
 
 
 class PassidAPIError(PassidError):

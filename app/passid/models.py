@@ -55,6 +55,18 @@ class Outcome(StrEnum):
     OTHER = "other"
 
 
+class EventType(StrEnum):
+    """The webhook event types the contract defines.
+
+    `WebhookEvent.type` stays a plain string: a type added to PASSID later must
+    still be received (and ignored), not refused as malformed.
+    """
+
+    VERIFICATION_COMPLETED = "verification.completed"
+    VERIFICATION_DENIED = "verification.denied"
+    OUTCOME_REPORTED = "outcome.reported"
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"

@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Iterable
 
-from .errors import MalformedResponse, WebhookSignatureError
+from .errors import MalformedResponse, SignatureFailure, WebhookSignatureError
 from .models import WebhookEvent, parse_webhook_envelope
 
 SIGNATURE_HEADER = "X-PASSID-Signature"
@@ -57,12 +57,12 @@ def verify_webhook_signature(raw_body: bytes, header: str | None, secrets: str |
         raise TypeError("pass the raw request body bytes, not parsed or decoded text")
     candidates = _secret_list(secrets)
     if header is None or not header.strip():
-        raise WebhookSignatureError("missing", f"missing {SIGNATURE_HEADER} header")
+        raise WebhookSignatureError(SignatureFailure.MISSING, f"missing {SIGNATURE_HEADER} header")
     value = header.strip()
     digest = value[len(_PREFIX) :].lower() if value.startswith(_PREFIX) else ""
     if not _HEX_DIGEST.fullmatch(digest):
         raise WebhookSignatureError(
-            "malformed", f"malformed {SIGNATURE_HEADER} header: expected 'sha256=<64 hex digits>'"
+            SignatureFailure.MALFORMED, f"malformed {SIGNATURE_HEADER} header: expected 'sha256=<64 hex digits>'"
         )
     provided = digest.encode("ascii")
     matched = False
@@ -70,7 +70,7 @@ def verify_webhook_signature(raw_body: bytes, header: str | None, secrets: str |
         expected = sign_payload(bytes(raw_body), secret)[len(_PREFIX) :].encode("ascii")
         matched |= hmac.compare_digest(expected, provided)
     if not matched:
-        raise WebhookSignatureError("mismatch", "webhook signature does not match any configured secret")
+        raise WebhookSignatureError(SignatureFailure.MISMATCH, "webhook signature does not match any configured secret")
 
 
 def parse_webhook_event(raw_body: bytes, header: str | None, secrets: str | Iterable[str]) -> WebhookEvent:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import click
 from flask import Flask, render_template, session
+from flask.sansio.blueprints import Blueprint
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -25,7 +26,7 @@ STAFF_SESSION_LIFETIME = timedelta(hours=8)
 SIGNED_IN_AT = "signed_in_at"  # in the session: when the password was checked (epoch seconds)
 
 
-def init_staff(app: Flask, *, csrf_exempt: tuple[str, ...]) -> None:
+def init_staff(app: Flask, *, csrf_exempt: tuple[Blueprint, ...]) -> None:
     # Set, not setdefault: Flask already defines it (31 days), so setdefault would keep a month-long cookie.
     # Flask enforces it on the server too, from the cookie's signed timestamp.
     app.config["PERMANENT_SESSION_LIFETIME"] = STAFF_SESSION_LIFETIME

@@ -5,10 +5,12 @@ claims a row with a conditional UPDATE on its lease, so a crash between
 storing and handling loses nothing (the row is still pending) and two
 processes never handle one event twice.
 
-The stored body is read with the receiver's own bounded parser, so a body the
-receiver accepted parses the same way here. One that does not (a row written
-before the receiver bounded nesting, or by hand) fails at once and for good:
-retrying a parse cannot change its result, and the pass moves on.
+What to do is decided on the typed fields the receiver stored from the event
+it verified and parsed (type, test flag, arrival time); the body is read back
+only for the event's `data`, by the signing module's own bounded reader, so a
+body the receiver accepted reads the same way here. One that does not (a row
+written before the receiver bounded nesting, or by hand) fails at once and for
+good: retrying a read cannot change its result, and the pass moves on.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from flask import current_app
 from sqlalchemy import or_, update
 
 from app import verifications
-from app.database import db, utcnow
+from app.database import db, rows_changed, utcnow
 from app.outcomes import record_outcome_event
-from app.passid import MalformedResponse, read_webhook_event
-from app.webhooks.models import WebhookReceipt
+from app.passid import EventType, MalformedResponse, read_webhook_event
+from app.verifications import FinalStatus, Source
+from app.webhooks.models import Handling, WebhookReceipt
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ def handle_pending() -> int:
     due = db.session.execute(
         db.select(WebhookReceipt.id)
         .where(
-            WebhookReceipt.handling_status == "pending",
+            WebhookReceipt.handling_status == Handling.PENDING,
             or_(WebhookReceipt.lease_until.is_(None), WebhookReceipt.lease_until < now),
         )
         .order_by(WebhookReceipt.received_at)
@@ -60,15 +63,15 @@ def handle_pending() -> int:
 
 def _claim(receipt_id: int) -> bool:
     now = utcnow()
-    won = db.session.execute(
+    won = rows_changed(
         update(WebhookReceipt)
         .where(
             WebhookReceipt.id == receipt_id,
-            WebhookReceipt.handling_status == "pending",
+            WebhookReceipt.handling_status == Handling.PENDING,
             or_(WebhookReceipt.lease_until.is_(None), WebhookReceipt.lease_until < now),
         )
         .values(lease_until=now + LEASE, handling_attempts=WebhookReceipt.handling_attempts + 1)
-    ).rowcount
+    )
     db.session.commit()
     return won == 1
 
@@ -81,13 +84,13 @@ def _handle(receipt_id: int) -> None:
         _give_up(receipt, "no body was stored with this event")
         return
     try:
-        event = read_webhook_event(receipt.body)
+        data = read_webhook_event(receipt.body).data
     except Exception as problem:  # the same bytes fail the same way every time: no retry
         reason = problem if isinstance(problem, MalformedResponse) else f"{type(problem).__name__}: {problem}"
         _give_up(receipt, f"not a PASSID event: {reason}")
         return
     try:
-        apply_event(event.type, event.data, test=event.test, received_at=receipt.received_at)
+        apply_event(receipt.event_type, data, test=receipt.test, received_at=receipt.received_at)
     except Deferred as wait:
         db.session.rollback()
         receipt = db.session.get(WebhookReceipt, receipt_id)
@@ -103,11 +106,11 @@ def _handle(receipt_id: int) -> None:
         receipt.handling_error = f"{type(error).__name__}: {error}"[:500]
         receipt.lease_until = None
         if receipt.handling_attempts >= MAX_ATTEMPTS:
-            receipt.handling_status = "failed"
+            receipt.handling_status = Handling.FAILED
         db.session.commit()
         log.warning("webhook %s handling failed: %s", receipt.event_id, receipt.handling_error)
         return
-    receipt.handling_status = "handled"
+    receipt.handling_status = Handling.HANDLED
     receipt.handling_error = None
     receipt.handled_at = utcnow()
     receipt.lease_until = None
@@ -116,7 +119,7 @@ def _handle(receipt_id: int) -> None:
 
 def _give_up(receipt: WebhookReceipt, error: str) -> None:
     """Failed for good, on the first attempt: for what no retry can change."""
-    receipt.handling_status = "failed"
+    receipt.handling_status = Handling.FAILED
     receipt.handling_error = error[:500]
     receipt.lease_until = None
     db.session.commit()
@@ -131,14 +134,13 @@ class Deferred(Exception):
         self.until = until
 
 
-def _record_token_verify(event_type: str, data: dict[str, Any], received_at: datetime) -> None:
+def _record_token_verify(status: FinalStatus, data: dict[str, Any], received_at: datetime) -> None:
     """A verify made by token: ours (the widget, branch or CLI recorded it) or made elsewhere.
 
     The widget records its own verify as soon as PASSID answers; the webhook
     can arrive first. So wait out a grace period, then record only a verify
     we do not already hold — one row per verify, no race between the two.
     """
-    status = "completed" if event_type == "verification.completed" else "denied"
     token = str(data.get("token") or "")
     verified_at = _time(data.get("verifiedAt"))
     grace = timedelta(seconds=float(current_app.config["PASSID_WEBHOOK_GRACE_SECONDS"]))
@@ -147,10 +149,10 @@ def _record_token_verify(event_type: str, data: dict[str, Any], received_at: dat
     if utcnow() < received_at + grace:
         raise Deferred(received_at + grace)
     verifications.record(
-        source="webhook",
+        source=Source.WEBHOOK,
         status=status,
         token=token or None,
-        claims=data.get("claims") if status == "completed" else None,
+        claims=data.get("claims") if status is FinalStatus.COMPLETED else None,
         permissions=data.get("permissions"),
         deny_reason=data.get("deny_reason") or data.get("denyReason"),
         recommendation=data.get("recommendation"),
@@ -159,15 +161,17 @@ def _record_token_verify(event_type: str, data: dict[str, Any], received_at: dat
     )
 
 
-def apply_event(event_type: str, data: dict[str, Any], *, test: bool = False, received_at: datetime) -> None:
+def apply_event(
+    event_type: str | None, data: dict[str, Any], *, test: bool = False, received_at: datetime
+) -> None:
     """What each event means for our records."""
     if test:
         return  # the dashboard's "send test webhook": proves the pipe, changes nothing
-    if event_type == "verification.completed" and data.get("requestId"):
+    if event_type == EventType.VERIFICATION_COMPLETED and data.get("requestId"):
         if verifications.find_by_request(data["requestId"]) is None:
             verifications.record(
-                source="qr",
-                status="completed",
+                source=Source.QR,
+                status=FinalStatus.COMPLETED,
                 request_id=data["requestId"],
                 token=data.get("token"),
                 claims=data.get("claims"),
@@ -176,9 +180,11 @@ def apply_event(event_type: str, data: dict[str, Any], *, test: bool = False, re
                 corridor=data.get("corridor"),
                 verified_at=_time(data.get("verifiedAt")),
             )
-    elif event_type in ("verification.completed", "verification.denied"):
-        _record_token_verify(event_type, data, received_at)
-    elif event_type == "outcome.reported":
+    elif event_type == EventType.VERIFICATION_COMPLETED:
+        _record_token_verify(FinalStatus.COMPLETED, data, received_at)
+    elif event_type == EventType.VERIFICATION_DENIED:
+        _record_token_verify(FinalStatus.DENIED, data, received_at)
+    elif event_type == EventType.OUTCOME_REPORTED:
         record_outcome_event(data)
     else:
         log.info("ignoring webhook event type %s", event_type)

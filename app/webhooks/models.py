@@ -11,23 +11,52 @@ console can still say "12 calls with a bad signature, 14:00–15:00".
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import db, utcnow
+from app.database import Model, utcnow
+from app.passid import EventType, SignatureFailure
 
-# Why a call was rejected: the signing module's verdict ("invalid" is its "mismatch"), or a body too large to check.
-REJECTION_RESULTS = ("invalid", "missing", "malformed", "too_large")
-SIGNATURE_RESULTS = ("valid", *REJECTION_RESULTS)
-HANDLING = ("pending", "handled", "failed")
+
+class SignatureResult(StrEnum):
+    """What the receiver made of a call's signature, as stored and as the console filters by it."""
+
+    VALID = "valid"
+    INVALID = "invalid"  # the signing module's "mismatch", in the word the log has always used
+    MISSING = "missing"
+    MALFORMED = "malformed"
+    TOO_LARGE = "too_large"  # never checked: the body was larger than any PASSID event
+
+    @classmethod
+    def of(cls, failure: SignatureFailure) -> SignatureResult:
+        return _RESULT_OF_FAILURE[failure]
+
+
+_RESULT_OF_FAILURE = {
+    SignatureFailure.MISSING: SignatureResult.MISSING,
+    SignatureFailure.MALFORMED: SignatureResult.MALFORMED,
+    SignatureFailure.MISMATCH: SignatureResult.INVALID,
+}
+
+
+class Handling(StrEnum):
+    PENDING = "pending"
+    HANDLED = "handled"
+    FAILED = "failed"
+
+
+# Why a call was rejected: the signing module's verdict, or a body too large to check.
+REJECTION_RESULTS = tuple(result.value for result in SignatureResult if result is not SignatureResult.VALID)
+SIGNATURE_RESULTS = tuple(result.value for result in SignatureResult)
 # Rejected calls are counted under the type they claim only when it is one of the contract's; anything
 # else (a typo, junk, nothing) is "other", so a caller cannot make a new row per call by varying it.
-CONTRACT_EVENT_TYPES = ("verification.completed", "verification.denied", "outcome.reported")
+CONTRACT_EVENT_TYPES = tuple(event_type.value for event_type in EventType)
 OTHER_EVENT_TYPE = "other"
 
 
-class WebhookReceipt(db.Model):
+class WebhookReceipt(Model):
     """One valid event, stored before the 200 and handled once."""
 
     __tablename__ = "webhook_receipt"
@@ -39,18 +68,21 @@ class WebhookReceipt(db.Model):
     claimed_event_id: Mapped[str | None] = mapped_column(String(64))
     event_type: Mapped[str | None] = mapped_column(String(40), index=True)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    signature_result: Mapped[str] = mapped_column(String(10), index=True)
+    signature_result: Mapped[str] = mapped_column(String(10), index=True)  # a SignatureResult
     delivery_attempt: Mapped[int | None] = mapped_column(Integer)
     test: Mapped[bool] = mapped_column(default=False)
     body: Mapped[bytes | None] = mapped_column(LargeBinary)
-    handling_status: Mapped[str] = mapped_column(String(10))
+    handling_status: Mapped[str] = mapped_column(String(10))  # a Handling
     handling_error: Mapped[str | None] = mapped_column(String(500))
     handling_attempts: Mapped[int] = mapped_column(Integer, default=0)
     handled_at: Mapped[datetime | None] = mapped_column(DateTime)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # From the receiver's first look at the call to the row being written: what PASSID waited for
+    # (its deadline is 10 s). Null on rows stored before it was measured.
+    answered_ms: Mapped[int | None] = mapped_column(Integer)
 
 
-class WebhookRejection(db.Model):
+class WebhookRejection(Model):
     """How many calls were rejected in one hour, for one verdict and one claimed event type."""
 
     __tablename__ = "webhook_rejection"

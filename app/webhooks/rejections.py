@@ -14,7 +14,13 @@ from typing import NamedTuple
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.database import db, utcnow
-from app.webhooks.models import CONTRACT_EVENT_TYPES, OTHER_EVENT_TYPE, REJECTION_RESULTS, WebhookRejection
+from app.webhooks.models import (
+    CONTRACT_EVENT_TYPES,
+    OTHER_EVENT_TYPE,
+    REJECTION_RESULTS,
+    SignatureResult,
+    WebhookRejection,
+)
 
 
 class Bucket(NamedTuple):
@@ -23,7 +29,7 @@ class Bucket(NamedTuple):
     event_type: str
 
 
-def rejection_bucket(at: datetime, verdict: str, claimed_type: str | None) -> Bucket:
+def rejection_bucket(at: datetime, verdict: SignatureResult | str, claimed_type: str | None) -> Bucket:
     """The counter a rejected call adds to.
 
     The hour keeps the console readable and the rows few; the claimed type is
@@ -33,7 +39,7 @@ def rejection_bucket(at: datetime, verdict: str, claimed_type: str | None) -> Bu
     if verdict not in REJECTION_RESULTS:
         raise ValueError(f"not a rejection verdict: {verdict!r}")
     event_type = claimed_type if claimed_type in CONTRACT_EVENT_TYPES else OTHER_EVENT_TYPE
-    return Bucket(at.replace(minute=0, second=0, microsecond=0), verdict, event_type)
+    return Bucket(at.replace(minute=0, second=0, microsecond=0), SignatureResult(verdict).value, event_type)
 
 
 def clean_claimed_id(raw: str | None) -> str | None:
@@ -42,7 +48,9 @@ def clean_claimed_id(raw: str | None) -> str | None:
     return value if value and value.isprintable() else None
 
 
-def count_rejection(verdict: str, claimed_type: str | None, claimed_id: str | None, *, refused: bool) -> None:
+def count_rejection(
+    verdict: SignatureResult, claimed_type: str | None, claimed_id: str | None, *, refused: bool
+) -> None:
     """Add one rejected call to its hour's count and commit."""
     now = utcnow()
     bucket = rejection_bucket(now, verdict, claimed_type)

@@ -1,4 +1,4 @@
-"""`POST /webhooks/passid`: bound, check, parse, store, answer — handling happens later.
+"""`POST /webhooks/passid`: bound, verify and parse, store, answer — handling happens later.
 
 The guide asks for a 200 within 10 s with processing in the background, and
 for the signature to be checked over the raw bytes before anything else. In
@@ -7,18 +7,22 @@ order:
 1. Size. No PASSID event comes near `MAX_BODY`: a larger Content-Length is
    answered 413 before any of the body is read, and a body without one
    (chunked) is read only up to the limit and refused past it.
-2. Signature, by the signing module, whose verdict (missing, malformed,
-   mismatch) is what the log records.
+2. Verify and parse in one call to the signing module (`parse_webhook_event`,
+   stripe-python's `construct_event`): a typed event out, or a
+   `WebhookSignatureError` whose reason (missing, malformed, mismatch) is
+   what the log line shows and what the rejection is counted under.
 3. A rate limit on failed calls per client address. A validly signed call is
    exempt, so PASSID's deliveries and retries always get through, however
    much junk arrives from the same address (a proxy, a NAT).
-4. Parse once, bounded (`read_webhook_event`), store the typed fields with the
-   raw body, answer. Rejected calls leave no row of their own: they add one to
-   a counter for their hour (app/webhooks/rejections.py).
+4. Store the typed event's fields with the raw body and the time taken, answer.
+   Rejected calls leave no row of their own: they add one to a counter for
+   their hour (app/webhooks/rejections.py).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -30,34 +34,33 @@ from app.database import db
 from app.passid import (
     SIGNATURE_HEADER,
     MalformedResponse,
-    SignatureFailure,
     WebhookEvent,
     WebhookSignatureError,
-    read_webhook_event,
-    verify_webhook_signature,
+    parse_webhook_event,
 )
 from app.passid_connection import passid_connection
 from app.rate_limits import limiter
 from app.webhooks.handling import HANDLING_JOB
-from app.webhooks.models import WebhookReceipt
+from app.webhooks.models import Handling, SignatureResult, WebhookReceipt
 from app.webhooks.rejections import clean_claimed_id, count_rejection
 
 bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
-
-# The signing module's reasons, in the words the log has always used for them.
-SIGNATURE_RESULT_OF: dict[SignatureFailure, str] = {"missing": "missing", "malformed": "malformed",
-                                                     "mismatch": "invalid"}
+NO_SECRET = "no_secret"  # the log's reason when no webhook secret is configured here: nothing can be verified
 
 
 @dataclass(frozen=True)
 class Inbound:
-    """What this call turned out to be, before any of it is trusted."""
+    """What this call turned out to be, worked out once."""
 
     raw: bytes  # the exact bytes that were signed; empty when the body was too large to read
-    verdict: str  # "valid", or one of models.REJECTION_RESULTS
-    detail: str  # why, in a sentence, for the caller
+    started: float  # perf_counter when the receiver first looked at the call: answered_ms counts from here
+    verdict: SignatureResult
+    detail: str = ""  # why not, in a sentence, for the caller
+    reason: str = ""  # why not, in a word, for the log: the signing module's reason, "too_large" or "no_secret"
+    event: WebhookEvent | None = None  # the typed event; None unless validly signed and well-formed
 
 
 def failed_call_limit() -> str:
@@ -65,7 +68,7 @@ def failed_call_limit() -> str:
 
 
 def _is_validly_signed() -> bool:
-    return _inbound().verdict == "valid"
+    return _inbound().verdict is SignatureResult.VALID
 
 
 def _is_failed_call(response: Response) -> bool:
@@ -76,16 +79,15 @@ def _is_failed_call(response: Response) -> bool:
 @limiter.limit(failed_call_limit, exempt_when=_is_validly_signed, deduct_when=_is_failed_call)
 def receive() -> tuple[Response, int]:
     inbound = _inbound()
-    if inbound.verdict != "valid":
-        count_rejection(inbound.verdict, _claimed_type(), request.headers.get("X-PASSID-Event-Id"), refused=False)
-        if inbound.verdict == "too_large":
+    if inbound.verdict is not SignatureResult.VALID:
+        status = 413 if inbound.verdict is SignatureResult.TOO_LARGE else 401
+        _reject(inbound, status)
+        if status == 413:
             return _error("PAYLOAD_TOO_LARGE", inbound.detail), 413
         return _error("INVALID_SIGNATURE", inbound.detail), 401
-
-    try:
-        event = read_webhook_event(inbound.raw)
-    except MalformedResponse as problem:
-        return _error("VALIDATION_ERROR", f"The body is not a PASSID event: {problem}."), 400
+    event = inbound.event
+    if event is None:
+        return _error("VALIDATION_ERROR", inbound.detail), 400
     unstorable = storage_problem(event)
     if unstorable:
         return _error("VALIDATION_ERROR", f"The body is not a PASSID event: {unstorable}."), 400
@@ -93,11 +95,12 @@ def receive() -> tuple[Response, int]:
         event_id=event.id,
         claimed_event_id=clean_claimed_id(request.headers.get("X-PASSID-Event-Id")),
         event_type=event.type,
-        signature_result="valid",
-        delivery_attempt=_attempt_number(),
+        signature_result=SignatureResult.VALID,
+        delivery_attempt=delivery_attempt(request.headers.get("X-PASSID-Delivery-Attempt")),
         test=event.test,
         body=inbound.raw,
-        handling_status="pending",
+        handling_status=Handling.PENDING,
+        answered_ms=elapsed_ms(inbound.started),
     )
     db.session.add(receipt)
     try:
@@ -112,8 +115,7 @@ def receive() -> tuple[Response, int]:
 @bp.errorhandler(429)
 def too_many_failed_calls(_exception: HTTPException) -> tuple[Response, int]:
     """The failed-call limit: still counted (so the log shows the flood), never stored, never parsed."""
-    inbound = _inbound()
-    count_rejection(inbound.verdict, _claimed_type(), request.headers.get("X-PASSID-Event-Id"), refused=True)
+    _reject(_inbound(), 429)
     message = f"Too many failed webhook calls from this address ({failed_call_limit()}); try again later."
     return _error("RATE_LIMITED", message), 429
 
@@ -124,15 +126,15 @@ def too_large(_exception: HTTPException) -> tuple[Response, int]:
 
 
 def _inbound() -> Inbound:
-    """This call's body and signature verdict, worked out once: the rate limit asks before the view does."""
+    """This call's body, verdict and event, worked out once: the rate limit asks before the view does."""
     if "webhook_inbound" not in g:
-        g.webhook_inbound = _read_and_check()
+        g.webhook_inbound = _read_and_check(time.perf_counter())
     return g.webhook_inbound
 
 
-def _read_and_check() -> Inbound:
+def _read_and_check(started: float) -> Inbound:
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return Inbound(b"", "too_large", _too_large_detail())  # refused before reading a byte of it
+        return _oversized(started)  # refused before reading a byte of it
     # No length given (chunked): Werkzeug stops reading at the request's limit, without saying whether
     # more was coming, so read one byte past ours and refuse the body if it is there.
     request.max_content_length = MAX_BODY + 1
@@ -141,21 +143,39 @@ def _read_and_check() -> Inbound:
     except RequestEntityTooLarge:
         raw = None
     if raw is None or len(raw) > MAX_BODY:
-        return Inbound(b"", "too_large", _too_large_detail())
-    verdict, detail = signature_verdict(raw, request.headers.get(SIGNATURE_HEADER),
-                                        passid_connection().webhook_secrets)
-    return Inbound(raw, verdict, detail)
+        return _oversized(started)
+    return check_and_parse(raw, request.headers.get(SIGNATURE_HEADER), passid_connection().webhook_secrets, started)
 
 
-def signature_verdict(raw: bytes, header: str | None, secrets: tuple[str, ...]) -> tuple[str, str]:
-    """("valid" or why not, a sentence for the caller), from the signing module's own check."""
+def check_and_parse(raw: bytes, header: str | None, secrets: tuple[str, ...], started: float) -> Inbound:
+    """The signing module's one call, its outcome in the receiver's terms (valid, or why not)."""
     if not secrets:
-        return "invalid", "Signature check failed: no webhook secret is configured here."
+        return Inbound(raw, started, SignatureResult.INVALID,
+                       "Signature check failed: no webhook secret is configured here.", NO_SECRET)
     try:
-        verify_webhook_signature(raw, header, list(secrets))
+        event = parse_webhook_event(raw, header, secrets)
     except WebhookSignatureError as failure:
-        return SIGNATURE_RESULT_OF[failure.reason], f"Signature check failed: {failure}."
-    return "valid", ""
+        return Inbound(raw, started, SignatureResult.of(failure.reason), f"Signature check failed: {failure}.",
+                       failure.reason.value)
+    except MalformedResponse as problem:  # signed by PASSID's secret, so exempt from the limit, but no event
+        return Inbound(raw, started, SignatureResult.VALID, f"The body is not a PASSID event: {problem}.")
+    return Inbound(raw, started, SignatureResult.VALID, event=event)
+
+
+def _oversized(started: float) -> Inbound:
+    return Inbound(b"", started, SignatureResult.TOO_LARGE, _too_large_detail(), SignatureResult.TOO_LARGE.value)
+
+
+def _reject(inbound: Inbound, status: int) -> None:
+    """Count the call under its verdict, and say why in the log: the reason is what an operator acts on."""
+    claimed_id = request.headers.get("X-PASSID-Event-Id")
+    count_rejection(inbound.verdict, request.headers.get("X-PASSID-Event-Type"), claimed_id, refused=status == 429)
+    log.warning("webhook call rejected: status=%d reason=%s claimed_event_id=%s", status, inbound.reason,
+                clean_claimed_id(claimed_id) or "-")
+
+
+def elapsed_ms(started: float) -> int:
+    return max(0, int((time.perf_counter() - started) * 1000))
 
 
 def storage_problem(event: WebhookEvent) -> str | None:
@@ -170,18 +190,18 @@ def storage_problem(event: WebhookEvent) -> str | None:
     return None
 
 
+def delivery_attempt(raw: str | None) -> int | None:
+    """X-PASSID-Delivery-Attempt as a number (the contract's are 1-5); anything else is not recorded.
+
+    ASCII digits only: "²" is a digit to str.isdigit but not to int(), and once raised a 500.
+    """
+    value = raw or ""
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 4 else None
+
+
 def _too_large_detail() -> str:
     return f"The body is larger than {MAX_BODY // 1024} KiB; no PASSID event is."
 
 
 def _error(code: str, message: str) -> Response:
     return jsonify(error={"code": code, "message": message})
-
-
-def _claimed_type() -> str | None:
-    return request.headers.get("X-PASSID-Event-Type")
-
-
-def _attempt_number() -> int | None:
-    raw = request.headers.get("X-PASSID-Delivery-Attempt", "")
-    return int(raw) if raw.isdigit() and len(raw) < 4 else None

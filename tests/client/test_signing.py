@@ -11,6 +11,7 @@ import pytest
 
 from app.passid import (
     MalformedResponse,
+    SignatureFailure,
     WebhookSignatureError,
     parse_webhook_event,
     read_webhook_event,
@@ -128,6 +129,17 @@ def test_parse_webhook_event_verifies_then_parses_the_envelope() -> None:
     )
     assert event.created_at == datetime(2026, 11, 25, 22, 18, tzinfo=UTC)
     assert event.data["token"] == "KE8V-3TXY-Z72L"
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [(None, SignatureFailure.MISSING), ("sha256=" + "z" * 64, SignatureFailure.MALFORMED),
+     (reference_signature(BODY, "another-secret-value"), SignatureFailure.MISMATCH)],
+)
+def test_the_one_call_a_receiver_makes_raises_with_a_typed_reason(header: str | None, reason: SignatureFailure) -> None:
+    with pytest.raises(WebhookSignatureError) as error:
+        parse_webhook_event(BODY, header, [SECRET])
+    assert error.value.reason is reason and error.value.reason == reason.value
 
 
 def test_parse_webhook_event_checks_the_signature_first() -> None:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import secrets
 
-from app.console.records import claims_summary, normalise_query
+from app.console.records import SOURCE_NAMES, claims_summary, normalise_query
 from app.passid import PassidClient
+from app.verifications import Source
 from tests.console.conftest import OtherConsole, random_token, verify_in_widget
+from tests.support.html_fields import hidden
 from tests.support.widget_http import open_qr_session, poll_until_final
 
 
@@ -45,6 +47,20 @@ def test_history_lists_widget_verifications_with_the_real_deny_reason(quiet: Oth
     assert "TEST-SANC-0005" in newest and "HARD_DENY_SANCTIONS_MATCH" in newest and "Manual entry" in newest
     assert "GH2P-ABCD-56KL" in second and "671 · tier C · identity NOT verified · fraud risk medium" in second
     assert "Report outcome" in second and "Report outcome" not in newest
+
+
+def test_every_source_has_a_name_for_the_history() -> None:
+    assert set(SOURCE_NAMES) == set(Source)
+
+
+def test_a_branch_verification_reads_branch_counter_not_the_raw_source(quiet: OtherConsole) -> None:
+    token = random_token("BRCH")
+    counter = quiet.staff.get(f"{quiet.server.url}/branch/", timeout=10).text
+    form = {"csrf_token": hidden(counter, "csrf_token"), "n": hidden(counter, "n"), "token": token}
+    assert quiet.staff.post(f"{quiet.server.url}/branch/verify", data=form, timeout=10).status_code == 200
+    [row] = rows(history(quiet, q=token))
+    assert "Branch counter" in row and "TOKEN_NOT_FOUND" in row
+    assert not re.search(r">\s*branch\s*<", row), row
 
 
 def test_search_ignores_case_dashes_and_the_passid_prefix(quiet: OtherConsole) -> None:

@@ -16,6 +16,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from app.passid import sign_payload
+from app.webhooks.routes import delivery_attempt
 from tests.conftest import provisioned_database
 from tests.support.servers import (
     BIN,
@@ -120,6 +121,43 @@ def test_a_correctly_signed_event_is_stored_acknowledged_and_handled(receiver: A
     assert row["signature_result"] == "valid" and row["event_type"] == "verification.completed"
     assert bytes(row["body"]) == body
     assert records.verifications_of("AAAA-BBBB-CCCC-DDD1") == 1
+
+
+def test_a_stored_event_keeps_its_typed_fields_and_how_long_the_receiver_took(
+    receiver: AppServer, records: Records
+) -> None:
+    """What the go-live check "answers 200 within 10 seconds" reads: the receiver's own time to store."""
+    event_id, body = event(token="AAAA-BBBB-CCCC-DDE1")
+    headers = {"Content-Type": "application/json", "X-PASSID-Signature": sign_payload(body, NEW),
+               "X-PASSID-Event-Id": event_id, "X-PASSID-Event-Type": "verification.completed",
+               "X-PASSID-Delivery-Attempt": "3"}
+    started = time.monotonic()
+    answer = requests.post(f"{receiver.url}/webhooks/passid", data=body, headers=headers, timeout=10)
+    took_ms = (time.monotonic() - started) * 1000
+    assert answer.status_code == 200
+    [row] = records.receipts(event_id=event_id)
+    assert (row["event_type"], row["delivery_attempt"], bool(row["test"])) == ("verification.completed", 3, False)
+    assert row["answered_ms"] is not None and 0 <= row["answered_ms"] <= took_ms + 1
+
+
+@pytest.mark.parametrize(("header", "attempt"), [("1", 1), ("5", 5), (None, None), ("", None), ("-1", None),
+                                                 ("1234", None), ("²", None), ("١", None)])
+def test_the_delivery_attempt_header_is_kept_only_as_a_small_number(header: str | None, attempt: int | None) -> None:
+    """Headers arrive as Latin-1: "²" (0xB2) passes str.isdigit but is no number int() reads."""
+    assert delivery_attempt(header) == attempt
+
+
+def test_a_rejected_call_is_logged_with_the_signing_module_reason(receiver: AppServer) -> None:
+    _, body = event(token="AAAA-BBBB-CCCC-DDE2")
+    for signature, reason in ((sign_payload(body, "whsec_somebody_else_000000"), "mismatch"),
+                              (None, "missing"), ("sha1=" + "0" * 40, "malformed")):
+        claimed = f"evt_logged_{uuid.uuid4().hex}"
+        assert deliver(receiver, body, signature, claimed).status_code == 401
+        deadline = time.monotonic() + 5
+        while not (lines := [line for line in receiver.log_path.read_text().splitlines() if claimed in line]):
+            assert time.monotonic() < deadline, f"no log line names {claimed}"
+            time.sleep(0.05)
+        assert f"reason={reason}" in lines[0], lines
 
 
 def test_the_old_secret_is_still_accepted_after_rotation(receiver: AppServer, records: Records) -> None:
