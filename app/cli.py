@@ -86,17 +86,10 @@ def verify_command(token: str, idempotency_key: str | None) -> None:
         ) from None
     except PassidError as error:
         raise click.ClickException(f"PASSID refused the verify: {error}") from None
-    finished = verifications.record(
-        source="cli",
-        status="completed" if result.verified else "denied",
-        token=result.token,
-        idempotency_key=key,
-        claims=result.claims,
-        permissions=[str(p) for p in result.permissions] or None,
-        deny_reason=result.deny_reason.value if result.deny_reason else None,
-        recommendation=result.recommendation,
-        corridor=result.corridor,
-        verified_at=result.verified_at,
+    # Everything the token granted: the operator asked for this token by hand, not through an embed's list.
+    finished = verifications.record_verify_result(
+        result, source=verifications.Source.CLI, idempotency_key=key,
+        wanted=[str(permission) for permission in result.permissions],
     )
     if result.verified:
         click.echo(f"verified  {result.token}")
@@ -214,11 +207,10 @@ def checklist_command(ctx: click.Context) -> None:
     from app.console.checklist import evaluate_checklist, failed, gather_facts
 
     items = evaluate_checklist(gather_facts(https=None))
-    labels = {"pass": "PASS", "fail": "FAIL", "cannot_check": "CANNOT CHECK"}
     for item in items:
-        click.echo(f"[{labels[item.verdict]}] {item.title}")
+        click.echo(f"[{item.label.upper()}] {item.title}")
         click.echo(f"    {item.detail}")
-        if item.how_to_fix and item.verdict != "pass":
+        if item.how_to_fix and item.verdict not in ("pass", "by_construction"):
             click.echo(f"    fix: {item.how_to_fix}")
     failures = failed(items)
     passed = sum(item.verdict == "pass" for item in items)

@@ -3,28 +3,46 @@
 `evaluate_checklist` is the decision: plain facts in, one verdict per item
 out, no request and no network, so every verdict can be tested with made-up
 facts. `gather_facts` is the one place that looks at the running app
-(configuration, PASSID's webhook settings, our webhook log, git) to collect
-those facts; the console page and `flask passid checklist` both use it.
+(configuration, PASSID's webhook settings, our webhook log, git) and at the
+app's own behaviour (the verify call's headers, the expired state as the
+widget draws it) to collect those facts; the console page and
+`flask passid checklist` both use it.
 
-Items the app guarantees by construction (Idempotency-Key, the background
-webhook handling) pass with the reason, so the list still reads as the
-guide's list and says where the guarantee lives.
+A verdict is earned: "pass" means the behaviour was seen. An item that no run
+time check can see says "by_construction" (shown as "Guaranteed by
+construction") with where the guarantee lives, never a bare "pass".
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
+from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
+
+import jinja2
+import requests
+from flask import current_app
+from requests.adapters import HTTPAdapter
 
 from app.config import PROJECT_ROOT
 
-Verdict = Literal["pass", "fail", "cannot_check"]
+Verdict = Literal["pass", "fail", "cannot_check", "by_construction"]
+VERDICT_LABELS: dict[Verdict, str] = {
+    "pass": "Pass",
+    "fail": "Fail",
+    "cannot_check": "Cannot check",
+    "by_construction": "Guaranteed by construction",
+}
 WEBHOOK_PATH = "/webhooks/passid"
-EXPIRED_TEMPLATE = PROJECT_ROOT / "templates" / "widget" / "_declined.html"
+# The guide's limit: PASSID counts a delivery not answered within 10 s as failed and retries it.
+WEBHOOK_ANSWER_LIMIT_MS = 10_000
+NEW_CODE_BUTTON = "Generate new code"
+SEND_TEST_WEBHOOK = 'Press "Send test webhook" (or run `flask passid webhook-test`)'
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,10 @@ class Item:
     verdict: Verdict
     detail: str
     how_to_fix: str = ""
+
+    @property
+    def label(self) -> str:
+        return VERDICT_LABELS[self.verdict]
 
 
 @dataclass(frozen=True)
@@ -45,12 +67,17 @@ class Facts:
     passid_secret_set: bool | None  # the same answer's secretSet; None when not asked
     webhook_lookup_error: str | None  # why we could not ask PASSID, if we could not
     test_webhook_verified_at: datetime | None  # newest test event whose signature held
+    # How long our receiver took, from that request's start to the event stored; None: not timed.
+    test_webhook_answered_ms: int | None
+    # A verify through PassidClient.verify, watched on the wire, carried the header (see verify_sends_idempotency_key).
+    idempotency_key_sent: bool
+    # The expired state, rendered as the widget renders it, has a real "Generate new code" button.
+    expiry_offers_new_code: bool
     https: bool | None  # the request was secure, as the app sees it; None: not asked over HTTP (the CLI)
     committed_secret_files: tuple[str, ...] | None  # None: no git to ask
     # X-Forwarded-Proto said https, but PASSID_TRUSTED_PROXIES does not let the app believe it.
     https_claimed_by_untrusted_proxy: bool = False
     sanctions_deny_is_neutral: bool = True
-    expiry_offers_new_code: bool = True
 
 
 def _key_kind(key: str | None) -> str:
@@ -71,20 +98,9 @@ def evaluate_checklist(facts: Facts) -> list[Item]:
         _webhook_url(facts),
         _webhook_secret(facts),
         _test_webhook(facts),
-        Item(
-            "Webhook endpoint answers 200 within 10 seconds",
-            "pass",
-            "POST /webhooks/passid checks the signature, stores the event and answers at once; "
-            "handling runs afterwards in a background job (app/webhooks/routes.py, handling.py).",
-        ),
+        _webhook_answer_time(facts),
         _https(facts),
-        Item(
-            "Idempotency-Key sent on every verify",
-            "pass",
-            "Every verify goes through PassidClient.verify (app/passid/client.py), which always sends one "
-            "(generating it when the caller gives none); the widget derives its key from the form, so a "
-            "double tap or retry replays instead of verifying twice.",
-        ),
+        _idempotency_key(facts),
         _sanctions(facts),
         _expiry(facts),
     ]
@@ -170,6 +186,47 @@ def _test_webhook(facts: Facts) -> Item:
     return Item(title, "pass", f"The latest test event arrived {when} and its HMAC-SHA256 signature held.")
 
 
+def _webhook_answer_time(facts: Facts) -> Item:
+    title = "Webhook endpoint answers 200 within 10 seconds"
+    fix = f"{SEND_TEST_WEBHOOK}, then reload: the answer time of that delivery is the check."
+    if facts.test_webhook_verified_at is None:
+        return Item(title, "cannot_check", "No test webhook has arrived, so no answer has been timed.", fix)
+    if facts.test_webhook_answered_ms is None:
+        return Item(title, "cannot_check", "The latest test webhook arrived before this app timed its answers.", fix)
+    took = f"{facts.test_webhook_answered_ms:,} ms".replace(",", " ")
+    if facts.test_webhook_answered_ms < WEBHOOK_ANSWER_LIMIT_MS:
+        return Item(title, "pass", f"The latest test webhook was checked and stored {took} after its request "
+                                   "began; the 200 follows at once, and handling runs afterwards.")
+    return Item(
+        title,
+        "fail",
+        f"The latest test webhook took {took} to be stored: PASSID gives up after 10 000 ms and sends it again.",
+        "The receiver only checks the signature and stores the event before answering, so a slow answer means "
+        "a slow database or a server too busy to take the request: see the console's Performance page, fix the "
+        "cause, then send a test webhook again.",
+    )
+
+
+def _idempotency_key(facts: Facts) -> Item:
+    title = "Idempotency-Key sent on every verify"
+    if not facts.idempotency_key_sent:
+        return Item(
+            title,
+            "fail",
+            "A verify through PassidClient.verify (app/passid/client.py) went out without an Idempotency-Key, "
+            "or with a different one for the same key given: a retry could spend a customer's token twice.",
+            "Restore the Idempotency-Key header in PassidClient.verify: the caller's key when given, a new "
+            "one otherwise.",
+        )
+    return Item(
+        title,
+        "pass",
+        "Verifies sent through PassidClient.verify, the one path every verify takes, were watched on the wire: "
+        "each carried an Idempotency-Key, generated when the caller gave none, and the same key twice went out "
+        "the same, so a double tap or a retry replays instead of verifying twice.",
+    )
+
+
 def _https(facts: Facts) -> Item:
     title = "Served over HTTPS"
     fix = ("Put the app behind a TLS-terminating proxy that sets X-Forwarded-Proto: https, set "
@@ -210,10 +267,11 @@ def _sanctions(facts: Facts) -> Item:
 def _expiry(facts: Facts) -> Item:
     title = 'Expired request shows "Generate new code"'
     if not facts.expiry_offers_new_code:
-        return Item(title, "fail", "templates/widget/_declined.html no longer offers the button after expiry.",
-                    'Restore the "Generate new code" button in the expired branch of _declined.html.')
-    return Item(title, "pass", 'After expiry the widget offers "Generate new code" (templates/widget/_declined.html),'
-                               " not an error.")
+        return Item(title, "fail", 'The expired state, rendered as the widget draws it, has no "Generate new code" '
+                                   "button in a form.",
+                    'Restore the "Generate new code" button in the expired branch of templates/widget/_declined.html.')
+    return Item(title, "pass", 'The expired state, rendered as the widget draws it, offers a "Generate new code" '
+                               "button, not an error.")
 
 
 def failed(items: list[Item]) -> list[Item]:
@@ -252,18 +310,127 @@ def _is_env_file(name: str) -> bool:
 
 
 def code_facts() -> dict[str, bool]:
-    """The two guarantees the widget's code gives, checked against that code."""
+    """What the app's own code does, seen by running it (needs an app context)."""
     from app.passid import DenyReason
     from app.widget.messages import NEUTRAL_DECLINE
 
-    try:
-        template = EXPIRED_TEMPLATE.read_text()
-    except OSError:
-        template = ""
     return {
         "sanctions_deny_is_neutral": DenyReason.HARD_DENY_SANCTIONS_MATCH.value == NEUTRAL_DECLINE,
-        "expiry_offers_new_code": "Generate new code" in template,
+        "idempotency_key_sent": verify_sends_idempotency_key(),
+        "expiry_offers_new_code": expired_state_offers_new_code(),
     }
+
+
+class _CannedVerify(HTTPAdapter):
+    """Stands in for PASSID on a client's session: keeps each request sent and answers a contract-shaped deny.
+
+    Nothing leaves the process, so the check can run on every page load, on a live key too.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        from app.passid.client import API_VERSION
+
+        self.sent.append(request)
+        raw = request.body  # the client sends JSON as bytes
+        body = json.loads(raw if isinstance(raw, (bytes, str)) else b"{}")
+        response = requests.Response()
+        response.status_code = 200
+        response.headers.update({"Content-Type": "application/json", "X-PASSID-API-Version": API_VERSION})
+        response._content = json.dumps(
+            {"verified": False, "token": body.get("token", ""), "denyReason": "TOKEN_NOT_FOUND"}
+        ).encode()
+        response.request, response.url = request, request.url or ""
+        return response
+
+
+def verify_sends_idempotency_key() -> bool:
+    """Run the real PassidClient.verify three times against a canned PASSID and read the headers it sent.
+
+    Twice with one key (a retry must send it unchanged) and once with none (the client must make one).
+    """
+    from app.passid import PassidClient, PassidError
+
+    adapter = _CannedVerify()
+    session = requests.Session()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    client = PassidClient("https://passid.invalid", session=session)
+    token = "AB3X7YQMK9PQ3MNX"
+    try:
+        client.verify(token, idempotency_key="checklist-retry")
+        client.verify(token, idempotency_key="checklist-retry")
+        client.verify(token)
+    except PassidError:
+        return False
+    finally:
+        session.close()
+    sent = [request.headers.get("Idempotency-Key") for request in adapter.sent]
+    return len(sent) == 3 and sent[0] == sent[1] == "checklist-retry" and bool(sent[2])
+
+
+class _SubmitButtons(HTMLParser):
+    """Labels of the submit controls inside forms: what a customer can press, with or without JavaScript."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.labels: list[str] = []
+        self._forms = 0
+        self._button: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        kind = attributes.get("type", "submit").lower()
+        if tag == "form":
+            self._forms += 1
+        elif tag == "button" and self._forms and kind == "submit":
+            self._button = []
+        elif tag == "input" and self._forms and kind == "submit":
+            self.labels.append(attributes.get("value", "").strip())
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._forms = max(0, self._forms - 1)
+        elif tag == "button" and self._button is not None:
+            self.labels.append(" ".join("".join(self._button).split()))
+            self._button = None
+
+    def handle_data(self, data: str) -> None:
+        if self._button is not None:
+            self._button.append(data)
+
+
+def offers_new_code(html: str) -> bool:
+    """A submit button labelled "Generate new code" inside a form: the words alone are not a way out."""
+    parser = _SubmitButtons()
+    parser.feed(html)
+    parser.close()
+    return NEW_CODE_BUTTON in parser.labels
+
+
+def render_expired_state() -> str:
+    """The expired state's partial, decided by `states.final_view` and drawn by the widget's own `final_state`
+    for an htmx poll, the way a customer's widget meets it (needs an app context)."""
+    from app.verifications import FinalStatus, Finished
+    from app.widget.options import options_from
+    from app.widget.routes import final_state
+
+    expired = Finished(result_id="checklist-expired", status=FinalStatus.EXPIRED, claims=None, token=None,
+                       request_id="req_checklist", deny_reason=None, decline_reason=None)
+    with current_app.test_request_context("/verify/qr/status", headers={"HX-Request": "true"}):
+        return final_state(options_from({}), expired).get_data(as_text=True)
+
+
+def expired_state_offers_new_code() -> bool:
+    """False, not a failed console page, when the state cannot even be drawn: a customer would not see it either."""
+    try:
+        return offers_new_code(render_expired_state())
+    except jinja2.TemplateError:
+        current_app.logger.warning("the expired state could not be rendered", exc_info=True)
+        return False
 
 
 def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool = False) -> Facts:
@@ -287,6 +454,7 @@ def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool =
         passid_secret_set=passid_secret,
         webhook_lookup_error=error,
         test_webhook_verified_at=receipt.received_at if receipt else None,
+        test_webhook_answered_ms=receipt.answered_ms if receipt else None,
         https=https,
         https_claimed_by_untrusted_proxy=https_claimed_by_untrusted_proxy,
         committed_secret_files=committed_secret_files(PROJECT_ROOT, connection.api_key),

@@ -1,4 +1,8 @@
-"""Expiry, and PASSID being down, slow or answering nonsense: error state, then recovery."""
+"""Expiry, and PASSID being down, slow or answering nonsense: error state, then recovery.
+
+Every wait is for a state to appear, with a deadline that only ends a broken run (`PATIENCE`);
+none bounds how fast the widget gets there.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,23 @@ from playwright.sync_api import Page, expect
 
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.servers import AppServer, base_env, migrate
+from tests.support.waiting import PATIENCE
+
+WAIT = PATIENCE * 1000  # ms, for Playwright
+
+# Every value the countdown shows and every state the widget enters, in order, as the page sees them.
+WATCH_COUNTDOWN = """() => {
+  const seen = window.passidSeen = [];
+  const widget = document.getElementById("passid-widget");
+  const time = widget.querySelector(".passid-countdown__time");
+  seen.push(time.textContent);
+  new MutationObserver(() => seen.push(time.textContent))
+    .observe(time, {childList: true, characterData: true, subtree: true});
+  new MutationObserver(() => seen.push("state:" + widget.getAttribute("data-state")))
+    .observe(widget, {attributes: true, attributeFilter: ["data-state"]});
+  // The event fires in the same tick that writes 0:00, before the observer above reports the write.
+  document.body.addEventListener("passid:expired", () => seen.push("passid:expired at " + time.textContent));
+}"""
 
 
 @pytest.fixture
@@ -29,21 +50,29 @@ def test_an_expired_code_offers_generate_new_code_which_starts_a_fresh_session(
 ) -> None:
     page.goto(f"{short_ttl_server.url}/verify")
     page.get_by_role("button", name="Generate QR").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting")
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting", timeout=WAIT)
     first_code = page.locator(".passid-code").inner_text()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "declined", timeout=8_000)
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "declined", timeout=WAIT)
     expect(page.locator(".passid-message")).to_contain_text("expired")
     page.get_by_role("button", name="Generate new code").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting")
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting", timeout=WAIT)
     assert page.locator(".passid-code").inner_text() != first_code
 
 
 def test_the_countdown_reaches_zero_with_the_expiry(page: Page, short_ttl_server: AppServer) -> None:
+    """Down to 0:00, second by second; at zero the widget asks at once and shows the expired state."""
     page.goto(f"{short_ttl_server.url}/verify")
     page.get_by_role("button", name="Generate QR").click()
-    countdown = page.locator(".passid-countdown__time")
-    expect(countdown).to_have_text("0:02", timeout=3_000)
-    expect(countdown).to_have_text("0:01", timeout=2_000)
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting", timeout=WAIT)
+    page.evaluate(WATCH_COUNTDOWN)
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "declined", timeout=WAIT)
+    expect(page.locator(".passid-message")).to_contain_text("expired")
+    seen: list[str] = page.evaluate("window.passidSeen")
+    shown = [value for value in seen if not value.startswith(("state:", "passid:"))]
+    seconds = [int(value.replace(":", "")) for value in dict.fromkeys(shown)]
+    assert seconds == sorted(seconds, reverse=True) and shown[-1] == "0:00", seen
+    # At 0:00 the expiry event makes the widget ask at once; the expired state follows.
+    assert seen.index("passid:expired at 0:00") < seen.index("state:declined"), seen
 
 
 @pytest.mark.parametrize("mode", ["reset", "hang", "error500", "garbage", "wrong_shape"])
@@ -54,11 +83,11 @@ def test_passid_failing_shows_the_error_state_and_try_again_recovers(
     page.goto(f"{server.url}/verify")
     proxy.mode = mode
     page.get_by_role("button", name="Generate QR").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error", timeout=8_000)
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error", timeout=WAIT)
     expect(page.get_by_role("button", name="Try again")).to_be_visible()
     proxy.mode = "forward"
     page.get_by_role("button", name="Try again").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting")
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting", timeout=WAIT)
 
 
 def test_a_manual_verify_that_fails_upstream_can_be_retried(
@@ -69,13 +98,13 @@ def test_a_manual_verify_that_fails_upstream_can_be_retried(
     proxy.mode = "error500"
     page.get_by_label("Enter a PASSID token").fill("KE8V-3TXY-Z72L")
     page.get_by_role("button", name="Verify token").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error")
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error", timeout=WAIT)
     proxy.mode = "forward"
     page.get_by_role("button", name="Try again").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "idle")
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "idle", timeout=WAIT)
     page.get_by_label("Enter a PASSID token").fill("KE8V-3TXY-Z72L")
     page.get_by_role("button", name="Verify token").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "success")
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "success", timeout=WAIT)
 
 
 def test_a_poll_that_fails_upstream_resumes_the_same_code(
@@ -84,13 +113,13 @@ def test_a_poll_that_fails_upstream_resumes_the_same_code(
     server, proxy = upstream
     page.goto(f"{server.url}/verify")
     page.get_by_role("button", name="Generate QR").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting")
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting", timeout=WAIT)
     code = page.locator(".passid-code").inner_text()
     proxy.mode = "error500"
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error", timeout=6_000)
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error", timeout=WAIT)
     proxy.mode = "forward"
     page.get_by_role("button", name="Try again").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting")
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting", timeout=WAIT)
     assert page.locator(".passid-code").inner_text() == code
 
 
@@ -101,5 +130,5 @@ def test_our_own_server_being_unreachable_still_shows_the_error_state(
     page.goto(f"{server.url}/verify")
     server.stop()
     page.get_by_role("button", name="Generate QR").click()
-    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error")
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error", timeout=WAIT)
     expect(page.get_by_role("link", name="Try again")).to_be_visible()

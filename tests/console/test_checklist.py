@@ -1,19 +1,34 @@
-"""The go-live checklist checks itself: plain verdicts from plain facts, and the page on a sandbox setup."""
+"""The go-live checklist checks itself: plain verdicts from plain facts, facts seen in the app's behaviour,
+and the page on a sandbox setup.
+
+Each computed item has a test that breaks the behaviour it watches and sees the item fail.
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import jinja2
+import pytest
 import requests
+from flask import Flask, render_template
+from flask_wtf import FlaskForm
 
-from app.console.checklist import Facts, committed_secret_files, evaluate_checklist, failed
+from app import create_app
+from app.console import checklist
+from app.console.checklist import Facts, Item, committed_secret_files, evaluate_checklist, failed
+from app.database import db
+from app.passid import PassidClient
+from app.webhooks.models import WebhookReceipt
 from tests.console.conftest import hidden
-from tests.support.servers import AppServer
+from tests.support.servers import AppServer, base_env
 
 LIVE_KEY = "sk_" + "live_" + "Zx9" * 12
 LIVE = Facts(
@@ -23,9 +38,15 @@ LIVE = Facts(
     passid_secret_set=True,
     webhook_lookup_error=None,
     test_webhook_verified_at=datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+    test_webhook_answered_ms=40,
+    idempotency_key_sent=True,
+    expiry_offers_new_code=True,
     https=True,
     committed_secret_files=(),
 )
+ANSWER_TIME = "Webhook endpoint answers 200 within 10 seconds"
+IDEMPOTENCY = "Idempotency-Key sent on every verify"
+EXPIRY = 'Expired request shows "Generate new code"'
 
 
 def verdicts(facts: Facts) -> dict[str, str]:
@@ -39,13 +60,19 @@ def test_a_live_looking_setup_passes_every_item() -> None:
     assert all(LIVE_KEY not in item.detail + item.how_to_fix for item in items)
 
 
+def item(facts: Facts, title: str) -> Item:
+    [found] = [i for i in evaluate_checklist(facts) if i.title == title]
+    return found
+
+
 def test_a_sandbox_setup_fails_the_live_key_https_and_test_webhook_items() -> None:
     sandbox = replace(LIVE, api_key="sk_sandbox_" + "q" * 32, registered_webhook_url="http://127.0.0.1:5000/webhooks/passid",
-                      test_webhook_verified_at=None, https=False)
+                      test_webhook_verified_at=None, test_webhook_answered_ms=None, https=False)
     result = verdicts(sandbox)
     assert result["Live API key configured"] == "fail"
     assert result["Served over HTTPS"] == "fail"
     assert result["Test webhook received and its signature verified"] == "fail"
+    assert result[ANSWER_TIME] == "cannot_check"
     assert result["Webhook URL registered with PASSID"] == "pass"
     assert result["HARD_DENY_SANCTIONS_MATCH never approved"] == "pass"
     assert all(item.how_to_fix for item in failed(evaluate_checklist(sandbox)))
@@ -76,10 +103,154 @@ def test_misconfigurations_fail_with_a_fix() -> None:
         (replace(LIVE, passid_secret_set=False), "Webhook secret set on both sides"),
         (replace(LIVE, committed_secret_files=(".env",)), "API key not committed; .env not in version control"),
         (replace(LIVE, sanctions_deny_is_neutral=False), "HARD_DENY_SANCTIONS_MATCH never approved"),
-        (replace(LIVE, expiry_offers_new_code=False), 'Expired request shows "Generate new code"'),
+        (replace(LIVE, expiry_offers_new_code=False), EXPIRY),
+        (replace(LIVE, idempotency_key_sent=False), IDEMPOTENCY),
+        (replace(LIVE, test_webhook_answered_ms=12_000), ANSWER_TIME),
     ]
     for facts, title in cases:
-        assert [item.title for item in failed(evaluate_checklist(facts))] == [title]
+        assert [i.title for i in failed(evaluate_checklist(facts))] == [title]
+        assert all(i.how_to_fix for i in failed(evaluate_checklist(facts)))
+
+
+# --- the webhook's answer time: one real test webhook, timed by the receiver ---------------------------
+
+
+def test_the_answer_time_item_states_the_time_of_the_latest_test_webhook() -> None:
+    fast = item(replace(LIVE, test_webhook_answered_ms=9_999), ANSWER_TIME)
+    assert fast.verdict == "pass" and "9 999 ms" in fast.detail
+    slow = item(replace(LIVE, test_webhook_answered_ms=10_000), ANSWER_TIME)
+    assert slow.verdict == "fail" and "10 000 ms" in slow.detail
+
+
+def test_the_answer_time_cannot_be_checked_before_a_test_webhook_is_timed() -> None:
+    for facts in (replace(LIVE, test_webhook_verified_at=None, test_webhook_answered_ms=None),
+                  replace(LIVE, test_webhook_answered_ms=None)):
+        found = item(facts, ANSWER_TIME)
+        assert found.verdict == "cannot_check"
+        assert "Send test webhook" in found.how_to_fix
+
+
+@pytest.fixture
+def offline_app(tmp_path: Path) -> Iterator[Flask]:
+    """The app in process on its own SQLite file, its PASSID an address that refuses at once."""
+    env = base_env(f"sqlite:///{tmp_path / 'passid.db'}", PASSID_INSTANCE_DIR=str(tmp_path / "instance"),
+                   PASSID_API_KEY="sk_sandbox_" + "c" * 32, PASSID_BASE_URL="http://127.0.0.1:9",
+                   PASSID_WEBHOOK_SECRET="checklist-webhook-secret")
+    app = create_app(env)
+    with app.app_context():
+        db.create_all()
+        yield app
+
+
+def store_test_webhook(answered_ms: int) -> None:
+    db.session.add(WebhookReceipt(event_id=f"evt_test_{answered_ms}", event_type="verification.completed",
+                                  signature_result="valid", test=True, handling_status="done",
+                                  answered_ms=answered_ms))
+    db.session.commit()
+
+
+def answer_time_verdict() -> Item:
+    return item(checklist.gather_facts(https=True), ANSWER_TIME)
+
+
+def test_a_slow_test_webhook_fails_the_answer_time_item_and_a_fast_one_passes(offline_app: Flask) -> None:
+    assert answer_time_verdict().verdict == "cannot_check"  # nothing timed yet
+    store_test_webhook(answered_ms=12_500)
+    slow = answer_time_verdict()
+    assert slow.verdict == "fail" and "12 500 ms" in slow.detail
+    time.sleep(0.01)  # the newest receipt is the one that counts
+    store_test_webhook(answered_ms=35)
+    fast = answer_time_verdict()
+    assert fast.verdict == "pass" and "35 ms" in fast.detail
+
+
+# --- the Idempotency-Key: PassidClient.verify watched on the wire --------------------------------------
+
+
+def test_the_idempotency_item_passes_on_the_real_client(offline_app: Flask) -> None:
+    assert checklist.verify_sends_idempotency_key() is True
+    assert item(checklist.gather_facts(https=True), IDEMPOTENCY).verdict == "pass"
+
+
+def test_a_verify_without_the_header_fails_the_idempotency_item(
+    offline_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = PassidClient._request
+
+    def dropping_the_header(self: PassidClient, method: str, path: str, *, headers: Mapping[str, str] | None = None,
+                            **kwargs: Any) -> Any:
+        kept = {name: value for name, value in (headers or {}).items() if name != "Idempotency-Key"}
+        return real(self, method, path, headers=kept, **kwargs)
+
+    monkeypatch.setattr(PassidClient, "_request", dropping_the_header)
+    assert item(checklist.gather_facts(https=True), IDEMPOTENCY).verdict == "fail"
+
+
+def test_a_retry_that_sends_a_new_key_fails_the_idempotency_item(
+    offline_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A header on every call is not enough: a retry with the caller's key must send that key again."""
+    real = PassidClient.verify
+    calls = iter(range(100))
+
+    def fresh_key_each_time(self: PassidClient, token: str, *, idempotency_key: str | None = None) -> Any:
+        return real(self, token, idempotency_key=f"fresh-{next(calls)}")
+
+    monkeypatch.setattr(PassidClient, "verify", fresh_key_each_time)
+    assert item(checklist.gather_facts(https=True), IDEMPOTENCY).verdict == "fail"
+
+
+# --- the expired state, rendered as the widget draws it ------------------------------------------------
+
+
+def with_declined_template(app: Flask, source: str) -> None:
+    """Stand in a different templates/widget/_declined.html, the way an edit to the file would."""
+    app.jinja_loader = jinja2.ChoiceLoader([jinja2.DictLoader({"widget/_declined.html": source}), app.jinja_loader])
+    app.jinja_env.cache = None  # type: ignore[assignment]
+
+
+def test_the_expired_state_the_widget_draws_passes_the_expiry_item(offline_app: Flask) -> None:
+    assert 'Generate new code</button>' in checklist.render_expired_state()
+    assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "pass"
+
+
+def test_an_expired_state_with_the_words_but_no_button_fails_the_expiry_item(offline_app: Flask) -> None:
+    with_declined_template(offline_app, '<div>{% if expired %}<p>Generate new code</p>{% endif %}</div>')
+    assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "fail"
+
+
+def test_an_expired_state_that_cannot_be_drawn_fails_the_expiry_item(offline_app: Flask) -> None:
+    # The button is in the file, but the file is not a template any more (no endif): customers get an error.
+    with_declined_template(offline_app, "{% if expired %}<form><button>Generate new code</button></form>")
+    assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "fail"
+
+
+def test_an_expired_state_that_offers_only_try_again_fails_the_expiry_item(offline_app: Flask) -> None:
+    with_declined_template(offline_app, '<form method="post"><button type="submit">Try again</button></form>'
+                                '{# Generate new code #}')
+    assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "fail"
+
+
+@pytest.mark.parametrize(("html", "offered"), [
+    ('<form method="post"><button type="submit" class="x">Generate new code</button></form>', True),
+    ('<form><button>\n  Generate new code\n</button></form>', True),  # a button submits unless told otherwise
+    ('<form><input type="submit" value="Generate new code"></form>', True),
+    ("<p>Generate new code</p>", False),
+    ("<button>Generate new code</button>", False),  # no form: nothing to submit without JavaScript
+    ('<form><button type="button">Generate new code</button></form>', False),
+    ('<form><input type="hidden" value="Generate new code"></form>', False),
+])
+def test_only_a_submit_button_in_a_form_counts_as_offering_a_new_code(html: str, offered: bool) -> None:
+    assert checklist.offers_new_code(html) is offered
+
+
+def test_the_page_labels_a_guarantee_by_construction_as_such(offline_app: Flask) -> None:
+    guaranteed = Item("Something the code guarantees", "by_construction", "Where the guarantee lives.", "never shown")
+    with offline_app.test_request_context("/console/go-live"):
+        page = render_template("console/checklist.html", items=[guaranteed], form=FlaskForm())
+    assert 'data-verdict="by_construction"' in page
+    assert ">Guaranteed by construction</span>" in page and ">Pass</span>" not in page
+    assert "never shown" not in page
 
 
 def test_committed_secrets_are_found_by_git(tmp_path: Path) -> None:
@@ -114,9 +285,9 @@ def test_the_page_checks_the_sandbox_setup_and_sends_a_test_webhook(
     assert result["Served over HTTPS"] == "fail"
     assert result["Webhook URL registered with PASSID"] == "pass"
     assert result["Webhook secret set on both sides"] == "pass"
-    assert result["Idempotency-Key sent on every verify"] == "pass"
+    assert result[IDEMPOTENCY] == "pass"  # seen on the wire, see the tests above for it failing
     assert result["HARD_DENY_SANCTIONS_MATCH never approved"] == "pass"
-    assert result['Expired request shows "Generate new code"'] == "pass"
+    assert result[EXPIRY] == "pass"  # rendered, likewise
     assert demo[0] not in page  # only "sk_sandbox_…", never the key
     # A proxy's X-Forwarded-Proto counts only with PASSID_TRUSTED_PROXIES set (this server has none):
     # Granian, unlike gunicorn, believes no forwarded header itself, not even from loopback.
@@ -133,5 +304,8 @@ def test_the_page_checks_the_sandbox_setup_and_sends_a_test_webhook(
         assert time.monotonic() < deadline, "the test webhook never arrived verified"
         time.sleep(0.2)
     assert re.search(rf'console-badge">test<.*?{event_id}', log, flags=re.S)
-    result = page_verdicts(staff.get(url, timeout=15).text)
+    page = staff.get(url, timeout=15).text
+    result = page_verdicts(page)
     assert result["Test webhook received and its signature verified"] == "pass"
+    assert result[ANSWER_TIME] == "pass"
+    assert re.search(r"stored [\d ]+ ms after its request began", page)

@@ -3,13 +3,16 @@
 In `forward` mode it passes every call through to a real PASSID (the
 sandbox); in the other modes it fails the way real upstreams fail: hangs past
 the timeout, resets the connection, answers 500, or answers nonsense.
+
+It counts what reached it (`calls`, and `held`: calls it is hanging on right
+now), so a test asserts on what happened rather than on how long it took.
+`release()` ends every hang at once, the way a PASSID that recovers would.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
@@ -22,18 +25,29 @@ class FaultyUpstream:
         self.upstream = upstream_base_url.rstrip("/")
         self.mode = "forward"
         self.calls = 0
+        self.held = 0
+        self.hang_seconds = 5.0  # a hang ends after this, or at release(), closing without an answer
+        self._count = threading.Lock()
+        self._released = threading.Event()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def _handle(self) -> None:
-                proxy.calls += 1
+                with proxy._count:
+                    proxy.calls += 1
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 mode = proxy.mode
                 if mode == "hang":
-                    time.sleep(5)
+                    with proxy._count:
+                        proxy.held += 1
+                    try:
+                        proxy._released.wait(proxy.hang_seconds)
+                    finally:
+                        with proxy._count:
+                            proxy.held -= 1
                     self.close_connection = True
                     return
                 if mode == "reset":
@@ -87,6 +101,11 @@ class FaultyUpstream:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    def release(self) -> None:
+        """End every hang now and every later one at once (switch `mode` first to change what follows)."""
+        self._released.set()
+
     def close(self) -> None:
+        self._released.set()
         self.server.shutdown()
         self.server.server_close()
