@@ -108,7 +108,7 @@ def verify_command(token: str, idempotency_key: str | None) -> None:
 def _outcome_choices() -> list[str]:
     from app.outcomes import OUTCOME_MEANINGS
 
-    return list(OUTCOME_MEANINGS)
+    return [str(outcome) for outcome in OUTCOME_MEANINGS]  # the values: click matches enum members by name
 
 
 @passid_group.command(

@@ -15,15 +15,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Model, db, utcnow
+from app.passid import Outcome
 
+# Keyed by the contract's outcomes (StrEnum, so a stored "repaid" finds its meaning too).
 OUTCOME_MEANINGS: dict[str, str] = {
-    "repaid": "Loan repaid in full, on schedule",
-    "no_default": "Still active, no missed payments to date",
-    "delinquent": "30+ days past due, not yet defaulted",
-    "defaulted": "90+ days past due or written off",
-    "fraud_confirmed": "Identity or application fraud confirmed",
-    "account_closed": "Account closed by the institution (not a default)",
-    "other": "Not covered by the above — explain in the notes",
+    Outcome.REPAID: "Loan repaid in full, on schedule",
+    Outcome.NO_DEFAULT: "Still active, no missed payments to date",
+    Outcome.DELINQUENT: "30+ days past due, not yet defaulted",
+    Outcome.DEFAULTED: "90+ days past due or written off",
+    Outcome.FRAUD_CONFIRMED: "Identity or application fraud confirmed",
+    Outcome.ACCOUNT_CLOSED: "Account closed by the institution (not a default)",
+    Outcome.OTHER: "Not covered by the above — explain in the notes",
 }
 
 
