@@ -25,6 +25,8 @@ from typing import Any
 from flask import Flask
 
 ACCESS_LOGGER = "passid.access"
+# The environ key holding perf_counter() when the app first saw the request (the outermost layer).
+ARRIVED_AT = "passid.arrived_at"
 _MAX_PATH = 300
 
 StartResponse = Callable[..., Any]
@@ -87,6 +89,7 @@ class AccessLog:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
+        environ[ARRIVED_AT] = started  # when the app first saw the request: the webhook receiver's answered_ms
         response: dict[str, Any] = {}
 
         def recording_start_response(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:

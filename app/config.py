@@ -245,7 +245,8 @@ class Schedule(Parser[tuple[float, ...]]):
             schedule = tuple(float(s) for s in raw.split(","))
         except ValueError:
             schedule = ()
-        if not schedule or any(s < 0 for s in schedule):
+        # nan and inf parse as floats but no delivery can wait for them; a week is past any retry schedule.
+        if not schedule or any(not 0 <= s <= 7 * 24 * 3600 for s in schedule):
             problems.append(f"{variable} must be comma-separated seconds, e.g. 0,30,300,1800,7200")
             return DEFAULT_RETRY_SCHEDULE
         return schedule

@@ -19,7 +19,12 @@ def submitted_token() -> tuple[str | None, str | None]:
     """The posted token in normal form and the form's nonce; None for either that is unusable."""
     token = normalise_token(request.form.get("token", "")[:100])
     nonce = request.form.get("n", "")
-    return token, nonce if 16 <= len(nonce) <= 64 else None
+    return token, valid_nonce(nonce)
+
+
+def valid_nonce(nonce: str) -> str | None:
+    """The form nonce if it is one we could have issued (16–64 characters), else None: a new form then."""
+    return nonce if 16 <= len(nonce) <= 64 else None
 
 
 def idempotency_key(nonce: str, token: str) -> str:

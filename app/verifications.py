@@ -44,7 +44,7 @@ FINAL_STATUSES = tuple(FinalStatus)
 
 
 class Source(StrEnum):
-    """Where a verification came from: the console names each, and the history filters by them."""
+    """Where a verification came from; the console's history names each (`SOURCE_NAMES`)."""
 
     QR = "qr"  # the widget's QR flow (or its webhook, when the webhook finished it first)
     MANUAL = "manual"  # a token typed into the widget

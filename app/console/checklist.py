@@ -24,7 +24,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import jinja2
 import requests
 from flask import current_app
 from requests.adapters import HTTPAdapter
@@ -42,6 +41,8 @@ WEBHOOK_PATH = "/webhooks/passid"
 # The guide's limit: PASSID counts a delivery not answered within 10 s as failed and retries it.
 WEBHOOK_ANSWER_LIMIT_MS = 10_000
 NEW_CODE_BUTTON = "Generate new code"
+# Words a customer must never read after a sanctions deny (lower case).
+_TIPPING_OFF_WORDS = ("sanction", "watch-list", "watchlist", "hard_deny")
 SEND_TEST_WEBHOOK = 'Press "Send test webhook" (or run `flask passid webhook-test`)'
 
 
@@ -252,15 +253,17 @@ def _sanctions(facts: Facts) -> Item:
         return Item(
             title,
             "fail",
-            "The widget's neutral wording is no longer keyed on HARD_DENY_SANCTIONS_MATCH.",
-            "Make app/widget/messages.py NEUTRAL_DECLINE equal DenyReason.HARD_DENY_SANCTIONS_MATCH again.",
+            "A sanctions deny, drawn as the customer's widget draws it, is not a plain decline: it is another "
+            "state, or its words name the reason.",
+            "Key the neutral wording in app/widget/messages.py (NEUTRAL_DECLINE) on "
+            "DenyReason.HARD_DENY_SANCTIONS_MATCH, and draw every deny as the declined state.",
         )
     return Item(
         title,
         "pass",
-        "PASSID answers it as verified=false; the client returns it as a deny, the widget records it as "
-        "'denied' and draws success only for 'completed', so it can never approve. The customer reads a "
-        "neutral decline (no tipping-off); staff see the real reason in History.",
+        "Drawn as the customer's widget draws it, a sanctions deny is the declined state in neutral words "
+        "(no tipping-off); staff see the real reason in History. PASSID answers it as verified=false and the "
+        "widget draws success only for 'completed', so it can never approve.",
     )
 
 
@@ -311,11 +314,8 @@ def _is_env_file(name: str) -> bool:
 
 def code_facts() -> dict[str, bool]:
     """What the app's own code does, seen by running it (needs an app context)."""
-    from app.passid import DenyReason
-    from app.widget.messages import NEUTRAL_DECLINE
-
     return {
-        "sanctions_deny_is_neutral": DenyReason.HARD_DENY_SANCTIONS_MATCH.value == NEUTRAL_DECLINE,
+        "sanctions_deny_is_neutral": sanctions_deny_is_neutral(),
         "idempotency_key_sent": verify_sends_idempotency_key(),
         "expiry_offers_new_code": expired_state_offers_new_code(),
     }
@@ -411,26 +411,44 @@ def offers_new_code(html: str) -> bool:
     return NEW_CODE_BUTTON in parser.labels
 
 
-def render_expired_state() -> str:
-    """The expired state's partial, decided by `states.final_view` and drawn by the widget's own `final_state`
-    for an htmx poll, the way a customer's widget meets it (needs an app context)."""
+def render_final_state(status: str, deny_reason: str | None = None) -> str:
+    """A final state's partial, decided by `states.final_view` and drawn by the widget's own `final_state`
+    for an htmx poll, the way a customer's widget meets it (needs an app context). Made-up ids, no claims.
+
+    The request is built on the public address, the one host every configuration trusts.
+    """
     from app.verifications import FinalStatus, Finished
     from app.widget.options import options_from
     from app.widget.routes import final_state
 
-    expired = Finished(result_id="checklist-expired", status=FinalStatus.EXPIRED, claims=None, token=None,
-                       request_id="req_checklist", deny_reason=None, decline_reason=None)
-    with current_app.test_request_context("/verify/qr/status", headers={"HX-Request": "true"}):
-        return final_state(options_from({}), expired).get_data(as_text=True)
+    finished = Finished(result_id="checklist-result", status=FinalStatus(status), claims=None, token=None,
+                        request_id="req_checklist", deny_reason=deny_reason, decline_reason=None)
+    with current_app.test_request_context("/verify/qr/status", base_url=current_app.config["PUBLIC_BASE_URL"],
+                                          headers={"HX-Request": "true"}):
+        return final_state(options_from({}), finished).get_data(as_text=True)
 
 
 def expired_state_offers_new_code() -> bool:
     """False, not a failed console page, when the state cannot even be drawn: a customer would not see it either."""
     try:
-        return offers_new_code(render_expired_state())
-    except jinja2.TemplateError:
+        return offers_new_code(render_final_state("expired"))
+    except Exception:  # whatever stops the drawing stops the customer too; the page must still answer
         current_app.logger.warning("the expired state could not be rendered", exc_info=True)
         return False
+
+
+def sanctions_deny_is_neutral() -> bool:
+    """A sanctions deny, drawn as the customer's widget draws it: the declined state, in words that do
+    not name the reason (telling a customer they matched a watch-list is tipping-off)."""
+    from app.passid import DenyReason
+
+    try:
+        html = render_final_state("denied", DenyReason.HARD_DENY_SANCTIONS_MATCH)
+    except Exception:  # as above: a state that cannot be drawn is a failure, not a console error
+        current_app.logger.warning("the sanctions deny could not be rendered", exc_info=True)
+        return False
+    lowered = html.lower()
+    return 'data-view="declined"' in html and not any(word in lowered for word in _TIPPING_OFF_WORDS)
 
 
 def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool = False) -> Facts:

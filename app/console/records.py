@@ -170,8 +170,8 @@ def event_types_seen() -> list[str]:
 def latest_verified_test_webhook() -> WebhookReceipt | None:
     """The newest "send test webhook" delivery whose signature held (only valid ones are kept whole).
 
-    Its `received_at` says when, its `answered_ms` how long the receiver took to store it (None
-    on rows stored before that was measured): the go-live checklist reads both.
+    Its `received_at` says when, its `answered_ms` how long the receiver took from the call's arrival
+    to the event committed (None on rows stored before that was measured): the go-live checklist reads both.
     """
     return db.session.execute(
         db.select(WebhookReceipt)

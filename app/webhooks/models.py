@@ -77,8 +77,8 @@ class WebhookReceipt(Model):
     handling_attempts: Mapped[int] = mapped_column(Integer, default=0)
     handled_at: Mapped[datetime | None] = mapped_column(DateTime)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
-    # From the receiver's first look at the call to the row being written: what PASSID waited for
-    # (its deadline is 10 s). Null on rows stored before it was measured.
+    # Test events only: from the call's arrival at the app to its row committed, what PASSID waited
+    # for (its deadline is 10 s). Null on other events and on rows stored before it was measured.
     answered_ms: Mapped[int | None] = mapped_column(Integer)
 
 

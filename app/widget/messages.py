@@ -11,7 +11,8 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from app.passid import DenyReason, RequestStatus
+from app.passid import DenyReason
+from app.verifications import FinalStatus
 
 NEUTRAL_DECLINE = DenyReason.HARD_DENY_SANCTIONS_MATCH
 
@@ -43,8 +44,8 @@ def deny_message(reason: str | None, institution_name: str) -> str:
     return messages.get(reason or "", _("We couldn't verify that token. Please try again."))
 
 
-def request_end_message(status: str) -> str:
-    if status == RequestStatus.EXPIRED:
+def request_end_message(status: FinalStatus) -> str:
+    if status == FinalStatus.EXPIRED:
         return _("This code has expired. Generate a new code to try again.")
     return _("The request was declined in the PASSID app. You can start again whenever you're ready.")
 

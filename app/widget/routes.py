@@ -30,7 +30,7 @@ from app.htmx import htmx
 from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
 from app.passid_connection import passid_client, passid_connection
 from app.rate_limits import limiter, session_limit, spinner_step, token_limit
-from app.token_forms import idempotency_key, submitted_token
+from app.token_forms import idempotency_key, submitted_token, valid_nonce
 from app.widget import handles, messages, states
 from app.widget.options import WidgetOptions, options_from
 from app.widget.polling import UpstreamChecks
@@ -114,7 +114,7 @@ def page() -> Response:
 def reset() -> Response:
     """Back to idle; "Try again" after an error keeps its form nonce so a retry reuses its key."""
     nonce = request.args.get("n", "")
-    return idle(signed_options(), nonce=nonce if 16 <= len(nonce) <= 64 else None)
+    return idle(signed_options(), nonce=valid_nonce(nonce))
 
 
 # --- QR flow ------------------------------------------------------------------------------

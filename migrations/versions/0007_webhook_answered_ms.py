@@ -1,4 +1,4 @@
-"""how long the webhook receiver took to store each event
+"""how long the webhook receiver took to answer a test event (arrival to commit)
 
 Revision ID: 0007_webhook_answered_ms
 Revises: 0006_rate_limit_counters

@@ -47,6 +47,7 @@ LIVE = Facts(
 ANSWER_TIME = "Webhook endpoint answers 200 within 10 seconds"
 IDEMPOTENCY = "Idempotency-Key sent on every verify"
 EXPIRY = 'Expired request shows "Generate new code"'
+SANCTIONS = "HARD_DENY_SANCTIONS_MATCH never approved"
 
 
 def verdicts(facts: Facts) -> dict[str, str]:
@@ -210,8 +211,22 @@ def with_declined_template(app: Flask, source: str) -> None:
 
 
 def test_the_expired_state_the_widget_draws_passes_the_expiry_item(offline_app: Flask) -> None:
-    assert 'Generate new code</button>' in checklist.render_expired_state()
+    assert 'Generate new code</button>' in checklist.render_final_state("expired")
     assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "pass"
+
+
+def test_the_states_are_drawn_on_a_host_a_production_setup_trusts(tmp_path: Path) -> None:
+    """On a bank's own host name "localhost" is not trusted: drawing there made the checklist crash."""
+    env = base_env(f"sqlite:///{tmp_path / 'passid.db'}", PASSID_INSTANCE_DIR=str(tmp_path / "instance"),
+                   PASSID_API_KEY="sk_sandbox_" + "c" * 32, PASSID_BASE_URL="http://127.0.0.1:9",
+                   PASSID_WEBHOOK_SECRET="checklist-webhook-secret", HOST="0.0.0.0",
+                   PASSID_PUBLIC_URL="https://verify.bank.example", PASSID_TRUSTED_HOSTS="verify.bank.example")
+    app = create_app(env)
+    with app.app_context():
+        db.create_all()
+        facts = checklist.gather_facts(https=True)
+    assert item(facts, EXPIRY).verdict == "pass"
+    assert item(facts, SANCTIONS).verdict == "pass"
 
 
 def test_an_expired_state_with_the_words_but_no_button_fails_the_expiry_item(offline_app: Flask) -> None:
@@ -229,6 +244,29 @@ def test_an_expired_state_that_offers_only_try_again_fails_the_expiry_item(offli
     with_declined_template(offline_app, '<form method="post"><button type="submit">Try again</button></form>'
                                 '{# Generate new code #}')
     assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "fail"
+
+
+# --- the sanctions deny, rendered as the widget draws it -----------------------------------------------
+
+
+def test_a_sanctions_deny_drawn_as_a_neutral_decline_passes_the_sanctions_item(offline_app: Flask) -> None:
+    html = checklist.render_final_state("denied", "HARD_DENY_SANCTIONS_MATCH")
+    assert 'data-view="declined"' in html and "sanction" not in html.lower()
+    assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "pass"
+
+
+def test_a_sanctions_deny_that_names_the_reason_fails_the_sanctions_item(
+    offline_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.widget import messages
+
+    monkeypatch.setattr(messages, "deny_message", lambda reason, name: f"You matched a sanctions list ({reason}).")
+    assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "fail"
+
+
+def test_a_sanctions_deny_drawn_as_success_fails_the_sanctions_item(offline_app: Flask) -> None:
+    with_declined_template(offline_app, '<div class="passid-view" data-view="success">Verified</div>')
+    assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "fail"
 
 
 @pytest.mark.parametrize(("html", "offered"), [
