@@ -53,9 +53,19 @@ run: venv assets
 	$(BIN)/flask --app app passid demo
 	$(BIN)/granian --interface wsgi --http 1 --host $(HOST) --port $(PORT) --workers $(WORKERS) --blocking-threads $(THREADS) --backlog 2048 --http1-header-read-timeout 10000 --respawn-failed-workers --workers-kill-timeout 5 --no-access-log wsgi:app
 
+# Two pytest workers (pytest-xdist; a test file stays on one worker, so its module's server starts once):
+# most of the suite waits on servers, browsers and sockets, so two overlap well on two cores. Prints the
+# coverage of app/ (pytest-cov; the servers the tests start are measured too, see pyproject.toml) and the
+# time `make test` took.
+PYTEST_WORKERS ?= 2
+
 test: venv assets chromium
-	$(BIN)/ruff check app tests bench wsgi.py
-	$(BIN)/pytest
+	@started=$$(date +%s); \
+	$(BIN)/ruff check app tests bench wsgi.py && \
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=term:skip-covered; status=$$?; \
+	elapsed=$$(( $$(date +%s) - started )); \
+	printf 'make test: %d min %02d s\n' $$((elapsed / 60)) $$((elapsed % 60)); \
+	exit $$status
 
 # Fuzzing with fresh randomness (`make test` replays fixed examples so CI stays reproducible).
 fuzz: venv assets

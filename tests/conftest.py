@@ -1,17 +1,24 @@
-"""Fixtures: a migrated database (SQLite, and PostgreSQL when reachable), the app
-running under Granian (as `make run` starts it) with its embedded sandbox, and fresh institutions."""
+"""Fixtures: the app in-process (`app`, `client`, `runner`, `widget`, flaskr-style) for tests that need
+only a request and its response; a migrated database (SQLite, and PostgreSQL: see tests/support/postgres.py
+for when it may be missing); the app running under Granian (as `make run` starts it) with its embedded
+sandbox, for tests that need a real server; and fresh institutions."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from itertools import count
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import settings
 
 from app.passid import PassidClient
+from tests.support.in_process import copy_of, migrated_template, serving_in_process
+from tests.support.postgres import postgres_probe
 from tests.support.servers import (
     AppServer,
     base_env,
@@ -20,6 +27,7 @@ from tests.support.servers import (
     migrate,
     postgres_available,
 )
+from tests.support.widget_actions import WidgetActions
 
 # `make test` (and so CI) replays the same fuzzing examples every run, so a red run means a
 # change broke something, not that the dice found an old bug; `make fuzz` explores new ones
@@ -30,11 +38,31 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "replay"))
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+DATABASES = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every database-backed test runs on SQLite and PostgreSQL unless it says it is not about the database.
+
+    A test that checks the HTTP contract or input validation (refused before anything is stored)
+    is marked `databases("sqlite")` (tests/support/postgres.py: `refused_before_storage`); the
+    closest marker wins, so one test in such a module can ask for both again. Tests of storage,
+    constraints, transactions, concurrency, scale-out and migrations keep the default.
+    """
+    if "database_kind" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("databases")
+    kinds = marker.args if marker is not None else DATABASES
+    if not kinds or set(kinds) - set(DATABASES):
+        raise pytest.UsageError(f"databases() takes some of {DATABASES}, got {kinds}")
+    metafunc.parametrize("database_kind", list(kinds), indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def database_kind(request: pytest.FixtureRequest) -> str:
-    """Each database-backed test runs on SQLite and on PostgreSQL."""
-    if request.param == "postgresql" and not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
+    """The database this test runs on: each of DATABASES in turn (see pytest_generate_tests)."""
+    if request.param == "postgresql" and not postgres_available():  # raises when it may not be skipped
+        pytest.skip(f"PostgreSQL: {postgres_probe().reason} (skipped outside CI only)")
     return request.param
 
 
@@ -92,3 +120,58 @@ def institution(sandbox: PassidClient):  # type: ignore[no-untyped-def]
     onboarding = sandbox.onboard("Test Lender")
     client = PassidClient(sandbox.base_url, onboarding.sandbox_key, timeout=(3.05, 15.0))
     return onboarding, client
+
+
+# --- in-process (flaskr-style) ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite database migrated by `flask db upgrade`, copied for each in-process app."""
+    return migrated_template(tmp_path_factory.mktemp("migrated"))
+
+
+@pytest.fixture
+def app_settings() -> dict[str, str]:
+    """Settings a module adds to the in-process app's (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture
+def build_app(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build more in-process apps in one test (`build_app(PASSID_TRUSTED_PROXIES="1")`), each on its own database."""
+    numbers = count()
+    with ExitStack() as stack:
+        def build(**settings: str) -> Flask:
+            directory = tmp_path / f"app-{next(numbers)}"
+            directory.mkdir()
+            return stack.enter_context(serving_in_process(copy_of(migrated_sqlite, directory), directory, **settings))
+
+        yield build
+
+
+@pytest.fixture
+def app(build_app: Callable[..., Flask], app_settings: dict[str, str]) -> Flask:
+    """The whole app in this process on a fresh SQLite database, its sandbox answering over loopback HTTP."""
+    return build_app(**app_settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def widget(client: FlaskClient) -> WidgetActions:
+    return WidgetActions(client)
+
+
+@pytest.fixture
+def app_sandbox(app: Flask) -> PassidClient:
+    """A keyless client of the in-process app's own sandbox, over HTTP (onboarding, the phone's calls)."""
+    return PassidClient(app.config["PASSID_BASE_URL"], timeout=(3.05, 15.0))

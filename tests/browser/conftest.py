@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from app.passid import PassidClient
+from tests.support.demo_institution import demo_institution
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.servers import AppServer, base_env, free_port, migrate
 
@@ -179,17 +180,7 @@ def upstream(fragile_app: tuple[AppServer, FaultyUpstream]) -> tuple[AppServer, 
 
 def demo_key(server: AppServer) -> str:
     """The demo institution's sandbox key, as the operator would read it from `flask passid demo`."""
-    import subprocess
-
-    from tests.support.servers import BIN, ROOT
-
-    out = subprocess.run(
-        [str(BIN / "python"), "-c",
-         "from app import create_app; from app.passid_connection import passid_connection;"
-         "app = create_app();\nwith app.app_context(): print(passid_connection().api_key)"],
-        cwd=ROOT, env=dict(server.env, PORT=str(server.port)), capture_output=True, text=True, check=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
+    return demo_institution(server).key
 
 
 def states(page: Page) -> list[str]:

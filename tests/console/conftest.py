@@ -1,4 +1,6 @@
-"""The console's tests: one app on SQLite for the package, staff signed in over real HTTP."""
+"""The console's tests: staff signed in, in-process (Flask's test client, `flask` commands through the
+CLI runner) where a request and its response are the whole story, and over real HTTP against one app
+on SQLite for the package where another process is part of it."""
 
 from __future__ import annotations
 
@@ -12,9 +14,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
 
 from app.passid import PassidClient
+from app.passid_connection import passid_connection
+from tests.support.demo_institution import demo_institution
+from tests.support.html_fields import hidden  # noqa: F401  (the console tests import it from here)
 from tests.support.servers import BIN, ROOT, AppServer, base_env, migrate
+from tests.support.widget_http import widget_fields
 
 PASSWORD = "correct horse battery staple"
 
@@ -40,22 +48,8 @@ def run_flask(server: AppServer, *args: str, timeout: float = 60) -> subprocess.
 
 def institution_of(server: AppServer) -> tuple[str, str]:
     """(sandbox key, institution id) of the institution the server uses, as `flask passid demo` finds it."""
-    out = subprocess.run(
-        [str(BIN / "python"), "-c",
-         "from app import create_app; from app.passid_connection import passid_connection;"
-         "app = create_app();\nwith app.app_context(): c = passid_connection(); print(c.api_key, c.institution_id)"],
-        cwd=ROOT, env=dict(server.env, PORT=str(server.port)), capture_output=True, text=True, check=True,
-    )
-    key, institution_id = out.stdout.strip().splitlines()[-1].split()
-    return key, institution_id
-
-
-def hidden(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}"[^>]*value="([^"]*)"', html) or re.search(
-        rf'value="([^"]*)"[^>]*name="{name}"', html
-    )
-    assert match, f"no field {name!r} in the page"
-    return match.group(1)
+    demo = demo_institution(server)
+    return demo.key, demo.institution_id
 
 
 def create_staff(server: AppServer) -> str:
@@ -103,8 +97,7 @@ def passid(console_server: AppServer, demo: tuple[str, str]) -> PassidClient:
 
 def verify_in_widget(server: AppServer, token: str) -> str:
     """Type a token into the widget's manual form, as a customer or branch does; returns the final view."""
-    page = requests.get(f"{server.url}/verify", timeout=10).text
-    fields = dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
+    fields = widget_fields(server.url)
     done = requests.post(f"{server.url}/verify/token/check", data={**fields, "token": token}, timeout=10)
     view = re.search(r'data-view="(\w+)"', done.text)
     assert view, done.text[:500]
@@ -113,8 +106,7 @@ def verify_in_widget(server: AppServer, token: str) -> str:
 
 def fresh_share_token(server: AppServer, institution_id: str, profile: str = "KE8V-3TXY-Z72L") -> str:
     """A real one-time token minted in the sandbox phone's name for this institution."""
-    phone = PassidClient(server.sandbox_url)
-    return phone.create_share_token(phone.sandbox_login(profile), institution_id).token
+    return share_token_for(server.sandbox_url, institution_id, profile)
 
 
 def random_token(prefix: str) -> str:
@@ -167,3 +159,51 @@ def quiet(console_server: AppServer, tmp_path_factory: pytest.TempPathFactory) -
     """
     with other_institution(console_server, tmp_path_factory.mktemp("quiet"), "Quiet Bank") as console:
         yield console
+
+
+# --- in-process ----------------------------------------------------------------------------------
+
+
+def add_staff(runner: FlaskCliRunner, name: str | None = None, password: str = PASSWORD) -> str:
+    """`flask staff create` through the app's CLI runner (a second call for the same name sets a new password)."""
+    name = name or f"staff-{secrets.token_hex(3)}"
+    with runner.app.app_context():  # `staff` is a plain click group: it does not push one itself
+        done = runner.invoke(args=["staff", "create", name, "--password", password])
+    assert done.exit_code == 0, done.output
+    return name
+
+
+def signed_in(client: FlaskClient, username: str) -> FlaskClient:
+    """Sign `client` in the way a browser does: fetch the form, send back its CSRF token."""
+    form = client.get("/staff/sign-in").text
+    answer = client.post("/staff/sign-in", data={"csrf_token": hidden(form, "csrf_token"), "username": username,
+                                                 "password": PASSWORD})
+    assert answer.status_code == 302, answer.text
+    return client
+
+
+@pytest.fixture
+def staff_client(app: Flask, runner: FlaskCliRunner) -> FlaskClient:
+    """A signed-in staff member's browser on the in-process app (its own test client and account)."""
+    return signed_in(app.test_client(), add_staff(runner))
+
+
+@pytest.fixture
+def app_demo(app: Flask) -> tuple[str, str]:
+    """(sandbox key, institution id) of the in-process app's demo institution."""
+    with app.app_context():
+        connection = passid_connection()
+    assert connection.institution_id is not None
+    return connection.api_key, connection.institution_id
+
+
+@pytest.fixture
+def app_passid(app: Flask, app_demo: tuple[str, str]) -> PassidClient:
+    """The in-process app's institution's own client, for what happens "elsewhere" (same key, another system)."""
+    return PassidClient(app.config["PASSID_BASE_URL"], app_demo[0], timeout=(3.05, 15.0))
+
+
+def share_token_for(sandbox_url: str, institution_id: str, profile: str = "KE8V-3TXY-Z72L") -> str:
+    """A real one-time token minted in the sandbox phone's name for this institution."""
+    phone = PassidClient(sandbox_url)
+    return phone.create_share_token(phone.sandbox_login(profile), institution_id).token

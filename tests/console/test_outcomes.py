@@ -1,24 +1,31 @@
-"""Reporting what happened to a loan: one outcome per token, explained in plain words."""
+"""Reporting what happened to a loan: one outcome per token, explained in plain words.
+
+In-process: the app's PASSID calls still reach a sandbox over HTTP (its own, or through a proxy
+the test can break for an institution whose app gets no webhooks).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
-import requests
+from flask import Flask
+from flask.testing import FlaskClient
 
 from app.outcomes import OUTCOME_MEANINGS
 from app.passid import DuplicateOutcome, PassidClient
-from tests.console.conftest import OtherConsole, fresh_share_token, hidden, other_institution, verify_in_widget
+from tests.console.conftest import add_staff, share_token_for, signed_in
 from tests.support.faulty_upstream import FaultyUpstream
-from tests.support.servers import AppServer
+from tests.support.html_fields import hidden
+from tests.support.widget_actions import WidgetActions
 
 
-def approved_result(staff: requests.Session, server: AppServer, token: str) -> str:
+def approved_result(staff: FlaskClient, widget: WidgetActions, token: str) -> str:
     """Verify `token` through the widget and return its result id from the history."""
-    assert verify_in_widget(server, token) == "success"
-    page = staff.get(f"{server.url}/console/", params={"q": token}, timeout=10).text
+    assert 'data-view="success"' in widget.submit_token(token).text
+    page = staff.get("/console/", query_string={"q": token}).text
     return page.split('data-result-id="', 1)[1].split('"', 1)[0]
 
 
@@ -26,35 +33,41 @@ def form_data(page: str, **fields: str) -> dict[str, str]:
     return {"csrf_token": hidden(page, "csrf_token"), **fields}
 
 
+@pytest.fixture
+def fresh_token(app: Flask, app_demo: tuple[str, str]) -> Callable[[], str]:
+    return lambda: share_token_for(app.config["PASSID_BASE_URL"], app_demo[1])
+
+
 def test_the_form_explains_all_seven_outcomes(
-    console_server: AppServer, staff: requests.Session, demo: tuple[str, str]
+    staff_client: FlaskClient, widget: WidgetActions, fresh_token: Callable[[], str]
 ) -> None:
-    result_id = approved_result(staff, console_server, fresh_share_token(console_server, demo[1]))
-    page = staff.get(f"{console_server.url}/console/verifications/{result_id}/outcome", timeout=10).text
+    result_id = approved_result(staff_client, widget, fresh_token())
+    page = staff_client.get(f"/console/verifications/{result_id}/outcome").text
     for value, meaning in OUTCOME_MEANINGS.items():
         assert f'value="{value}"' in page and meaning in page
     assert 'name="currency" value="USD"' in page
 
 
 def test_an_outcome_is_reported_end_to_end_then_shown_as_already_reported(
-    console_server: AppServer, staff: requests.Session, demo: tuple[str, str], passid: PassidClient
+    staff_client: FlaskClient, widget: WidgetActions, fresh_token: Callable[[], str], app_passid: PassidClient
 ) -> None:
-    token = fresh_share_token(console_server, demo[1])
-    result_id = approved_result(staff, console_server, token)
-    url = f"{console_server.url}/console/verifications/{result_id}/outcome"
-    form = staff.get(url, timeout=10).text
+    staff, passid = staff_client, app_passid
+    token = fresh_token()
+    result_id = approved_result(staff, widget, token)
+    url = f"/console/verifications/{result_id}/outcome"
+    form = staff.get(url).text
     sent = staff.post(url, data=form_data(form, outcome="delinquent", product_type="personal_loan",
-                                          amount="2500.50", currency="gbp"), allow_redirects=False, timeout=15)
+                                          amount="2500.50", currency="gbp"))
     assert sent.status_code == 303
-    shown = staff.get(url, timeout=10).text
+    shown = staff.get(url).text
     assert "Outcome reported: Delinquent." in shown and "Outcome on record" in shown
     assert "personal_loan" in shown and "2500.50 GBP" in shown and "score 812" in shown
 
-    row = staff.get(f"{console_server.url}/console/", params={"q": token}, timeout=10).text
+    row = staff.get("/console/", query_string={"q": token}).text
     assert "Delinquent · personal_loan · 2500.50 GBP" in row and "Report outcome" not in row
 
     # The same form sent twice (a double click, a second tab): already reported, with the first report.
-    again = staff.post(url, data=form_data(form, outcome="repaid", product_type="mortgage", amount="1"), timeout=15)
+    again = staff.post(url, data=form_data(form, outcome="repaid", product_type="mortgage", amount="1"))
     assert again.status_code == 200
     assert "Already reported" in again.text and "Delinquent" in again.text and "personal_loan" in again.text
     assert "staff-error" not in again.text
@@ -65,13 +78,14 @@ def test_an_outcome_is_reported_end_to_end_then_shown_as_already_reported(
 
 
 def test_bad_input_is_re_shown_with_readable_messages_and_nothing_reported(
-    console_server: AppServer, staff: requests.Session, demo: tuple[str, str]
+    staff_client: FlaskClient, widget: WidgetActions, fresh_token: Callable[[], str]
 ) -> None:
-    result_id = approved_result(staff, console_server, fresh_share_token(console_server, demo[1]))
-    url = f"{console_server.url}/console/verifications/{result_id}/outcome"
-    form = staff.get(url, timeout=10).text
+    staff = staff_client
+    result_id = approved_result(staff, widget, fresh_token())
+    url = f"/console/verifications/{result_id}/outcome"
+    form = staff.get(url).text
     bad = staff.post(url, data=form_data(form, outcome="other", product_type="", amount="2,500", currency="dollars",
-                                         notes=""), timeout=10)
+                                         notes=""))
     assert bad.status_code == 422
     for message in ("Please correct the highlighted fields.", "Say which product this was",
                     "Enter the amount in digits only", "three-letter ISO-4217 currency code",
@@ -80,47 +94,58 @@ def test_bad_input_is_re_shown_with_readable_messages_and_nothing_reported(
     assert 'value="other" checked' in bad.text  # what was typed is kept
 
     too_long = staff.post(url, data=form_data(form, outcome="bogus", product_type="loan", amount="5",
-                                              notes="x" * 1001), timeout=10)
+                                              notes="x" * 1001))
     assert too_long.status_code == 422
     assert "Choose one of the seven outcomes" in too_long.text and "at most 1000 characters" in too_long.text
 
-    still_open = staff.get(url, timeout=10).text
+    still_open = staff.get(url).text
     assert 'name="outcome"' in still_open and "Outcome on record" not in still_open
 
 
-def test_only_an_approved_verification_takes_an_outcome(console_server: AppServer, staff: requests.Session) -> None:
-    assert verify_in_widget(console_server, "TEST-EXPD-0001") == "declined"
-    page = staff.get(f"{console_server.url}/console/", params={"q": "TEST-EXPD-0001"}, timeout=10).text
+def test_only_an_approved_verification_takes_an_outcome(staff_client: FlaskClient, widget: WidgetActions) -> None:
+    staff = staff_client
+    assert 'data-view="declined"' in widget.submit_token("TEST-EXPD-0001").text
+    page = staff.get("/console/", query_string={"q": "TEST-EXPD-0001"}).text
     result_id = page.split('data-result-id="', 1)[1].split('"', 1)[0]
-    answer = staff.get(f"{console_server.url}/console/verifications/{result_id}/outcome", timeout=10)
+    answer = staff.get(f"/console/verifications/{result_id}/outcome")
     assert answer.status_code == 409 and "approved verification" in answer.text
-    assert staff.get(f"{console_server.url}/console/verifications/res_nope/outcome", timeout=10).status_code == 404
+    assert staff.get("/console/verifications/res_nope/outcome").status_code == 404
 
 
-@pytest.fixture(scope="module")
-def proxy(console_server: AppServer) -> Iterator[FaultyUpstream]:
-    upstream = FaultyUpstream(console_server.sandbox_url)
+@dataclass
+class Elsewhere:
+    """Another institution's app on the same sandbox, signed in, reaching PASSID through a breakable proxy."""
+
+    staff: FlaskClient
+    widget: WidgetActions
+    passid: PassidClient
+    institution_id: str
+
+
+@pytest.fixture
+def proxy(app: Flask) -> Iterator[FaultyUpstream]:
+    upstream = FaultyUpstream(app.config["PASSID_BASE_URL"])
     yield upstream
     upstream.close()
 
 
-@pytest.fixture(scope="module")
-def elsewhere(console_server: AppServer, proxy: FaultyUpstream,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherConsole]:
-    """An institution whose app gets no webhooks (so a report made elsewhere never reaches it),
-    and reaches PASSID through a proxy the test can break."""
-    with other_institution(console_server, tmp_path_factory.mktemp("elsewhere"), "Elsewhere Bank",
-                           passid_url=proxy.url) as console:
-        yield console
+@pytest.fixture
+def elsewhere(app_sandbox: PassidClient, proxy: FaultyUpstream, build_app: Callable[..., Flask]) -> Elsewhere:
+    """An institution that registered no webhook URL (so a report made elsewhere never reaches its app)."""
+    onboarding = app_sandbox.onboard("Elsewhere Bank")
+    other = build_app(PASSID_BASE_URL=proxy.url, PASSID_API_KEY=onboarding.sandbox_key)
+    client = other.test_client()
+    staff = signed_in(other.test_client(), add_staff(other.test_cli_runner()))
+    passid = PassidClient(app_sandbox.base_url, onboarding.sandbox_key, timeout=(3.05, 15.0))
+    return Elsewhere(staff, WidgetActions(client), passid, onboarding.institution_id)
 
 
-def test_an_outcome_reported_elsewhere_is_shown_as_already_reported(elsewhere: OtherConsole) -> None:
-    result_id = approved_result(elsewhere.staff, elsewhere.server, "KE8V-3TXY-Z72L")
-    url = f"{elsewhere.server.url}/console/verifications/{result_id}/outcome"
-    form = elsewhere.staff.get(url, timeout=10).text
+def test_an_outcome_reported_elsewhere_is_shown_as_already_reported(elsewhere: Elsewhere) -> None:
+    result_id = approved_result(elsewhere.staff, elsewhere.widget, "KE8V-3TXY-Z72L")
+    url = f"/console/verifications/{result_id}/outcome"
+    form = elsewhere.staff.get(url).text
     elsewhere.passid.report_outcome("KE8V-3TXY-Z72L", "repaid", "card", 300)  # another system, same key
-    answer = elsewhere.staff.post(url, data=form_data(form, outcome="defaulted", product_type="card", amount="300"),
-                                  timeout=15)
+    answer = elsewhere.staff.post(url, data=form_data(form, outcome="defaulted", product_type="card", amount="300"))
     assert answer.status_code == 200
     assert "Already reported" in answer.text and "reported elsewhere" in answer.text
     assert "staff-error" not in answer.text
@@ -128,34 +153,33 @@ def test_an_outcome_reported_elsewhere_is_shown_as_already_reported(elsewhere: O
 
 @pytest.mark.parametrize("failure", ["error500", "reset", "garbage"])
 def test_when_passid_fails_the_report_is_not_half_written(
-    elsewhere: OtherConsole, proxy: FaultyUpstream, failure: str
+    elsewhere: Elsewhere, proxy: FaultyUpstream, failure: str
 ) -> None:
     proxy.mode = "forward"
     phone = PassidClient(elsewhere.passid.base_url)
     token = phone.create_share_token(phone.sandbox_login("GH2P-ABCD-56KL"), elsewhere.institution_id).token
-    result_id = approved_result(elsewhere.staff, elsewhere.server, token)
-    url = f"{elsewhere.server.url}/console/verifications/{result_id}/outcome"
-    form = elsewhere.staff.get(url, timeout=10).text
+    result_id = approved_result(elsewhere.staff, elsewhere.widget, token)
+    url = f"/console/verifications/{result_id}/outcome"
+    form = elsewhere.staff.get(url).text
     proxy.mode = failure
     try:
-        answer = elsewhere.staff.post(url, data=form_data(form, outcome="repaid", product_type="card", amount="10"),
-                                      timeout=30)
+        answer = elsewhere.staff.post(url, data=form_data(form, outcome="repaid", product_type="card", amount="10"))
     finally:
         proxy.mode = "forward"
     assert answer.status_code == 502
     assert "PASSID could not be reached" in answer.text and "Nothing was saved here" in answer.text
     assert 'value="repaid" checked' in answer.text  # what was typed is kept for the retry
-    page = elsewhere.staff.get(url, timeout=10).text
+    page = elsewhere.staff.get(url).text
     assert 'name="outcome"' in page and "Outcome on record" not in page
-    row = elsewhere.staff.get(f"{elsewhere.server.url}/console/", params={"q": token}, timeout=10).text
+    row = elsewhere.staff.get("/console/", query_string={"q": token}).text
     assert "Report outcome" in row
 
 
-def test_when_passid_fails_the_other_pages_say_so(elsewhere: OtherConsole, proxy: FaultyUpstream) -> None:
+def test_when_passid_fails_the_other_pages_say_so(elsewhere: Elsewhere, proxy: FaultyUpstream) -> None:
     proxy.mode = "error500"
     try:
-        performance = elsewhere.staff.get(f"{elsewhere.server.url}/console/performance", timeout=30)
-        checklist = elsewhere.staff.get(f"{elsewhere.server.url}/console/go-live", timeout=30)
+        performance = elsewhere.staff.get("/console/performance")
+        checklist = elsewhere.staff.get("/console/go-live")
     finally:
         proxy.mode = "forward"
     assert performance.status_code == 502 and "PASSID could not be reached" in performance.text

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
-import requests
+from flask import Flask
+from flask.testing import FlaskClient
 
 from app.console.chart import cohort_chart_svg, percent, scale_top
 from app.passid import CohortReport, CohortTier, PassidClient
-from tests.console.conftest import OtherConsole, fresh_share_token, verify_in_widget
-from tests.support.servers import AppServer
+from tests.console.conftest import share_token_for
+from tests.support.widget_actions import WidgetActions
 
 EXPECTED = {"A": 0.02, "B": 0.05, "C": 0.10, "D": 0.18, "E": 0.30}
 
@@ -66,12 +67,12 @@ def test_axis_and_labels_are_round() -> None:
 
 
 def test_the_page_shows_the_chart_and_table_with_data(
-    console_server: AppServer, staff: requests.Session, demo: tuple[str, str], passid: PassidClient
+    app: Flask, staff_client: FlaskClient, widget: WidgetActions, app_demo: tuple[str, str], app_passid: PassidClient
 ) -> None:
-    token = fresh_share_token(console_server, demo[1], profile="GH2P-ABCD-56KL")
-    assert verify_in_widget(console_server, token) == "success"
-    passid.report_outcome(token, "defaulted", "personal_loan", 900)
-    page = staff.get(f"{console_server.url}/console/performance", timeout=10).text
+    token = share_token_for(app.config["PASSID_BASE_URL"], app_demo[1], profile="GH2P-ABCD-56KL")
+    assert 'data-view="success"' in widget.submit_token(token).text
+    app_passid.report_outcome(token, "defaulted", "personal_loan", 900)
+    page = staff_client.get("/console/performance").text
     assert 'role="img"' in page and 'data-series="observed" data-tier="C"' in page
     assert "No outcomes have been reported yet" not in page
     table = page.split("<table", 1)[1]
@@ -80,9 +81,11 @@ def test_the_page_shows_the_chart_and_table_with_data(
     assert "%" in re.findall(r"<td>(.*?)</td>", tier_c)[3]  # an observed rate, not "no outcomes yet"
 
 
-def test_the_page_without_data_shows_expected_rates_and_a_note(quiet: OtherConsole) -> None:
-    """The quiet institution verifies but never reports an outcome."""
-    page = quiet.staff.get(f"{quiet.server.url}/console/performance", timeout=10)
+def test_the_page_without_data_shows_expected_rates_and_a_note(staff_client: FlaskClient,
+                                                              widget: WidgetActions) -> None:
+    """An institution that verifies but never reports an outcome."""
+    assert 'data-view="success"' in widget.submit_token("KE8V-3TXY-Z72L").text
+    page = staff_client.get("/console/performance")
     assert page.status_code == 200
     assert "No outcomes have been reported yet, so only the expected rates are drawn." in page.text
     assert 'role="img"' in page.text

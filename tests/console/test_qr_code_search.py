@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import re
 
-import requests
+from flask.testing import FlaskClient
 
 from app.passid import PassidClient
-from tests.support.servers import AppServer
-from tests.support.widget_http import open_qr_session, poll_until_final
+from tests.support.widget_actions import WidgetActions
 
 
 def test_a_qr_verification_recorded_by_its_webhook_first_is_still_found_by_code(
-    console_server: AppServer, staff: requests.Session
+    app_sandbox: PassidClient, widget: WidgetActions, staff_client: FlaskClient
 ) -> None:
-    session = open_qr_session(console_server.url)
+    session = widget.generate_qr()
     code = session.code
-    phone = PassidClient(console_server.sandbox_url)
-    phone.fulfill_request(session.request_id, phone.sandbox_login("KE8V-3TXY-Z72L"))
-    assert 'data-view="success"' in poll_until_final(session).text
-    page = staff.get(f"{console_server.url}/console/", params={"q": code}, timeout=10).text
+    app_sandbox.fulfill_request(session.request_id, app_sandbox.sandbox_login("KE8V-3TXY-Z72L"))
+    assert 'data-view="success"' in widget.poll_until_final(session).text
+    page = staff_client.get("/console/", query_string={"q": code}).text
     assert re.search(r'<tr data-result-id="', page), f"no row for code {code}"

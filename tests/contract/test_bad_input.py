@@ -17,6 +17,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from app.passid import PassidClient
+from tests.support.postgres import refused_before_storage
 from tests.support.servers import WebhookReceiver
 
 UPPER_SNAKE = re.compile(r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$")
@@ -95,6 +96,7 @@ NOT_AN_OBJECT = {
 }
 
 
+@refused_before_storage
 @pytest.mark.parametrize(("method", "path"), BODY_ENDPOINTS, ids=[p for _, p in BODY_ENDPOINTS])
 @pytest.mark.parametrize("body", list(NOT_AN_OBJECT.values()), ids=list(NOT_AN_OBJECT))
 def test_a_body_that_is_not_a_json_object_is_400_on_the_body_field(institution, method, path, body) -> None:  # type: ignore[no-untyped-def]
@@ -104,6 +106,7 @@ def test_a_body_that_is_not_a_json_object_is_400_on_the_body_field(institution, 
     assert_still_serving(client)
 
 
+@refused_before_storage
 @pytest.mark.parametrize(
     ("method", "path"),
     [("POST", "/api/onboard"), ("PUT", "/api/institution/webhook"), ("POST", "/api/bridge/verify"),
@@ -200,6 +203,7 @@ def _case_id(case: tuple) -> str:
     return f"{method} {path} {field} {shown[:60]}"
 
 
+@refused_before_storage
 @pytest.mark.parametrize(("method", "path", "body", "field"), FIELD_CASES, ids=[_case_id(c) for c in FIELD_CASES])
 def test_a_bad_field_is_400_naming_that_field(institution, method, path, body, field) -> None:  # type: ignore[no-untyped-def]
     onboarding, client = institution
@@ -211,6 +215,7 @@ def test_a_bad_field_is_400_naming_that_field(institution, method, path, body, f
     assert_still_serving(client)
 
 
+@refused_before_storage
 @pytest.mark.parametrize(
     "key",
     ["k" * 256, "k" * 300, "clé-non-ascii", "tab\there"],
@@ -240,6 +245,7 @@ def test_a_nul_in_a_query_parameter_is_400_not_a_database_error(institution) -> 
 
 # --- size, paths and methods ---------------------------------------------------------------------
 
+@refused_before_storage
 @pytest.mark.parametrize(("method", "path"), [("POST", "/api/onboard"), ("POST", "/api/bridge/verify")])
 def test_a_ten_megabyte_body_is_413(institution, method: str, path: str) -> None:  # type: ignore[no-untyped-def]
     onboarding, client = institution
@@ -250,6 +256,7 @@ def test_a_ten_megabyte_body_is_413(institution, method: str, path: str) -> None
     assert_still_serving(client)
 
 
+@refused_before_storage
 @pytest.mark.parametrize(
     ("method", "path", "status", "code"),
     [

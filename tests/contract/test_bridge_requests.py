@@ -17,6 +17,7 @@ from app.passid import (
     Unauthorized,
     ValidationError,
 )
+from tests.support.postgres import refused_before_storage
 
 CODE = re.compile(r"^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}-[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{4}$")
 
@@ -44,6 +45,7 @@ def test_a_request_can_ask_for_some_permissions_and_another_name(institution) ->
     assert client.get_request(created.request_id).institution_name == "Acme Branch 7"
 
 
+@refused_before_storage
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
@@ -147,6 +149,7 @@ def test_a_pending_request_past_its_expiry_reads_expired(institution, sandbox) -
         sandbox.fulfill_request(created.request_id, sandbox.sandbox_login("KE8V-3TXY-Z72L"))
 
 
+@refused_before_storage
 def test_sandbox_login_accepts_only_the_three_profiles(sandbox: PassidClient) -> None:
     assert sandbox.sandbox_login("passid-ke8v-3txy-z72l").count(".") == 2
     with pytest.raises(ValidationError) as error:

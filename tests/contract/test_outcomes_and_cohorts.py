@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.passid import DuplicateOutcome, NotFound, Outcome, ValidationError
+from tests.support.postgres import refused_before_storage
 
 
 def test_an_outcome_takes_the_score_from_the_verification_history(institution) -> None:  # type: ignore[no-untyped-def]
@@ -35,6 +36,7 @@ def test_a_token_not_verified_with_approval_is_404(institution) -> None:  # type
         assert error.value.code == "TOKEN_NOT_VERIFIED"
 
 
+@refused_before_storage
 @pytest.mark.parametrize(
     ("outcome", "amount", "kwargs", "field"),
     [
@@ -83,6 +85,7 @@ def test_cohorts_have_all_five_tiers_with_observed_and_expected_rates(institutio
     assert client.cohorts(from_date="2001-01-01", to_date="2001-12-31").tiers[0].verifications == 0
 
 
+@refused_before_storage
 def test_cohort_dates_are_validated(institution) -> None:  # type: ignore[no-untyped-def]
     _, client = institution
     with pytest.raises(ValidationError) as error:

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 
 from app.passid import DenyReason, PassidClient, Permission, RequestStatus
 from app.sandbox.phone import PERMISSION_WORDS
+from tests.support.postgres import refused_before_storage
 from tests.support.widget_http import open_qr_session
 
 CLAIM_FIELDS = {
@@ -133,6 +134,7 @@ def test_the_code_in_any_spelling_or_the_whole_deep_link_opens_the_request(insti
     assert "Test Lender asks to verify you" in Page(landed).text
 
 
+@refused_before_storage
 @pytest.mark.parametrize(
     ("entered", "words"),
     [
@@ -336,6 +338,7 @@ def test_the_revoke_button_makes_a_later_verify_token_revoked(institution, sandb
     assert client.verify(token).deny_reason is DenyReason.TOKEN_REVOKED
 
 
+@refused_before_storage
 def test_the_share_page_refuses_an_incomplete_form_with_a_400(institution, sandbox, phone) -> None:  # type: ignore[no-untyped-def]
     onboarding, _ = institution
     for data in (

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from app.passid import DenyReason, NotFound, PassidClient, ValidationError
+from tests.support.postgres import refused_before_storage
 
 APPROVED = {
     "KE8V-3TXY-Z72L": ("A", 812, "KE→GB", "approve"),
@@ -69,6 +70,7 @@ def test_token_input_is_normalised_before_lookup(institution, spelling: str) -> 
     assert result.verified and result.token == "KE8V-3TXY-Z72L"
 
 
+@refused_before_storage
 @pytest.mark.parametrize("bad", ["", "KE8V", "KE8V-3TXY", "KE8V-3TXY-Z72L-ABCD-EFGH", "KE8V-3TX!-Z72L", "PASSID"])
 def test_a_malformed_token_is_400_on_the_token_field(institution, bad: str) -> None:  # type: ignore[no-untyped-def]
     _, client = institution
@@ -187,6 +189,7 @@ def test_keys_are_per_institution(institution, sandbox) -> None:  # type: ignore
     assert result.verified and not result.replayed
 
 
+@refused_before_storage
 def test_an_oversized_idempotency_key_is_refused(institution) -> None:  # type: ignore[no-untyped-def]
     _, client = institution
     with pytest.raises(ValidationError) as error:

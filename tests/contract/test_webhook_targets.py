@@ -23,7 +23,9 @@ from flask import Flask
 
 from app.passid import ValidationError
 from app.sandbox.webhook_targets import RefusedTarget, resolve_webhook_target
-from tests.support.servers import WebhookReceiver, base_env, migrate
+from tests.support.in_process import app_environ, copy_of
+from tests.support.postgres import refused_before_storage
+from tests.support.servers import WebhookReceiver
 
 REFUSED_URLS = [
     "http://169.254.169.254/latest/meta-data/",  # cloud metadata (link-local)
@@ -92,6 +94,7 @@ def test_loopback_and_public_addresses_are_allowed(url: str) -> None:
 
 # --- at registration, over HTTP ----------------------------------------------------------------------
 
+@refused_before_storage
 @pytest.mark.parametrize(
     "url", ["http://169.254.169.254/latest/meta-data/", "http://0x7f000001/", "http://[::ffff:10.0.0.1]:6379/",
             "http://[fd00::1]/", "http://0.0.0.0/", "https://nobody-home.invalid/hook"],
@@ -152,15 +155,15 @@ def guard(monkeypatch: pytest.MonkeyPatch) -> ConnectGuard:
 
 
 @pytest.fixture
-def sandbox_app(tmp_path: Path) -> Iterator[Flask]:
+def sandbox_app(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Flask]:
     """The whole app in this process on a migrated SQLite file, background jobs off: we call the pass."""
     from app import create_app
     from app.database import db
     from app.sandbox.models import SandboxInstitution
 
-    url = f"sqlite:///{tmp_path / 'deliveries.db'}"
-    migrate(base_env(url))
-    app = create_app(base_env(url, PASSID_BACKGROUND_JOBS="false", PASSID_WEBHOOK_TIMEOUT_SECONDS="3"))
+    url = copy_of(migrated_sqlite, tmp_path)
+    app = create_app(app_environ(url, tmp_path, 5000, PASSID_BACKGROUND_JOBS="false",
+                                 PASSID_WEBHOOK_TIMEOUT_SECONDS="3"))
     with app.app_context():
         db.session.add(SandboxInstitution(id="inst_guarded", name="Guarded", sandbox_key="sk_sandbox_" + "g" * 32,
                                           live_key="sk_live_" + "g" * 32))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.passid import PassidClient, Unauthorized, ValidationError
+from tests.support.postgres import refused_before_storage
 
 
 def test_onboarding_gives_both_keys_at_once(sandbox: PassidClient) -> None:
@@ -15,6 +16,7 @@ def test_onboarding_gives_both_keys_at_once(sandbox: PassidClient) -> None:
     assert onboarding.live_key.startswith("sk_live_")
 
 
+@refused_before_storage
 @pytest.mark.parametrize("name", ["", "x" * 81])
 def test_onboarding_rejects_a_name_outside_1_to_80_characters(sandbox: PassidClient, name: str) -> None:
     with pytest.raises(ValidationError) as error:
@@ -22,6 +24,7 @@ def test_onboarding_rejects_a_name_outside_1_to_80_characters(sandbox: PassidCli
     assert error.value.field == "institutionName"
 
 
+@refused_before_storage
 def test_a_live_key_is_refused_by_the_sandbox(sandbox: PassidClient) -> None:
     onboarding = sandbox.onboard("Acme")
     live = PassidClient(sandbox.base_url, onboarding.live_key)
@@ -46,6 +49,7 @@ def test_webhook_settings_are_stored_and_the_secret_never_returned(institution) 
     assert fetched.url == "http://localhost:9/webhooks/passid" and fetched.secret_set
 
 
+@refused_before_storage
 @pytest.mark.parametrize(
     ("url", "secret", "field"),
     [("ftp://x.example", "s" * 16, "url"), ("https://x.example", "short", "secret")],

@@ -1,7 +1,9 @@
 """Hypothesis over real HTTP: arbitrary input in every field a browser or a caller can send.
 
 The widget's form endpoints, the webhook receiver, staff sign-in and the
-sandbox's JSON endpoints each get arbitrary text, bytes and JSON. Whatever
+sandbox's JSON endpoints each get arbitrary text, bytes and JSON. Whatever can reach the
+database (tokens, webhook bodies, user names, the sandbox's JSON) is fuzzed on SQLite and
+PostgreSQL; what is signed or validated before anything is stored, on SQLite only. Whatever
 arrives, the answer is one of the statuses that route documents — never a
 5xx, never a traceback — and the server still answers `/healthz` afterwards.
 """
@@ -26,6 +28,8 @@ from hypothesis import strategies as st
 
 from app.passid import PassidClient
 from tests.conftest import provisioned_database
+from tests.support.html_fields import hidden
+from tests.support.postgres import refused_before_storage
 from tests.support.servers import BIN, ROOT, AppServer, base_env
 
 WEBHOOK_SECRET = "fuzz-webhook-secret-0123456789abcdef"
@@ -144,6 +148,7 @@ json_value = st.recursive(
 # --- the widget ---------------------------------------------------------------------------------
 
 
+@refused_before_storage
 @FAST
 @given(query=st.fixed_dictionaries(
     {}, optional={name: text for name in ("institutionName", "permissions", "theme", "origin", "stray")}
@@ -152,6 +157,7 @@ def test_the_widget_page_takes_any_query(target: Target, query: dict[str, str]) 
     assert_answered(target.http.get(f"{target.url}/verify", params=query, timeout=TIMEOUT), {200})
 
 
+@refused_before_storage
 @FAST
 @given(query=form("n", "o"), headers=htmx)
 def test_reset_takes_anything(target: Target, query: dict, headers: dict) -> None:
@@ -159,6 +165,7 @@ def test_reset_takes_anything(target: Target, query: dict, headers: dict) -> Non
     assert_answered(response, {200})
 
 
+@refused_before_storage
 @FEWER
 @given(fields=form("o"), headers=htmx)
 def test_generate_qr_takes_any_form(target: Target, fields: dict, headers: dict) -> None:
@@ -166,6 +173,7 @@ def test_generate_qr_takes_any_form(target: Target, fields: dict, headers: dict)
     assert_answered(response, {200, 429})
 
 
+@refused_before_storage
 @FEWER
 @given(fields=form("o"), headers=htmx)
 def test_qr_session_takes_any_form(target: Target, fields: dict, headers: dict) -> None:
@@ -173,6 +181,7 @@ def test_qr_session_takes_any_form(target: Target, fields: dict, headers: dict) 
     assert_answered(response, {200, 429})
 
 
+@refused_before_storage
 @FAST
 @given(fields=form("o", "n", "token"), headers=htmx)
 def test_token_entry_takes_any_form(target: Target, fields: dict, headers: dict) -> None:
@@ -217,6 +226,7 @@ def live_poll(target: Target) -> tuple[str, str]:
     return query["h"], query["o"]
 
 
+@refused_before_storage
 @FAST
 @given(query=form("h", "o"), headers=htmx, path=st.sampled_from(["/verify/qr/status", "/verify/qr/resume"]))
 def test_poll_and_resume_take_any_handle(target: Target, query: dict, headers: dict, path: str) -> None:
@@ -224,6 +234,7 @@ def test_poll_and_resume_take_any_handle(target: Target, query: dict, headers: d
     assert_answered(response, {200, 204, 404})
 
 
+@refused_before_storage
 @FAST
 @given(options=form_value, headers=htmx, path=st.sampled_from(["/verify/qr/status", "/verify/qr/resume"]))
 def test_a_live_poll_takes_any_options(
@@ -278,12 +289,7 @@ def test_the_webhook_receiver_takes_any_signed_body(target: Target, body: bytes,
 
 
 def csrf_token(session: requests.Session, url: str) -> str:
-    page = session.get(f"{url}/staff/sign-in", timeout=TIMEOUT)
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]*)"', page.text) or re.search(
-        r'value="([^"]*)"[^>]*name="csrf_token"', page.text
-    )
-    assert match, page.text[:1000]
-    return match.group(1)
+    return hidden(session.get(f"{url}/staff/sign-in", timeout=TIMEOUT).text, "csrf_token")
 
 
 @FAST

@@ -22,25 +22,16 @@ from pathlib import Path
 
 import requests
 
+from tests.support.postgres import POSTGRES_ADMIN_URL, postgres_available  # noqa: F401  (re-exported)
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def postgres_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
-            return True
-    except Exception:
-        return False
 
 
 def create_postgres_database() -> tuple[str, str]:
@@ -60,22 +51,24 @@ def drop_postgres_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# What every app under test runs with, in a process of its own or in the test's: a fixed secret
+# and rate limits no test reaches by accident (every test client is 127.0.0.1; the rate-limit
+# tests set their own low limits), background passes every 0.2 s so waits stay short.
+TEST_SETTINGS: dict[str, str] = {
+    "SECRET_KEY": "test-secret-key-not-for-production",
+    "PASSID_JOB_INTERVAL_SECONDS": "0.2",
+    "PASSID_RATE_LIMIT_SESSIONS": "10000 per minute",
+    "PASSID_RATE_LIMIT_TOKENS": "10000 per minute",
+    "PASSID_RATE_LIMIT_SIGN_IN": "10000 per minute",
+    "PASSID_RATE_LIMIT_WEBHOOK_FAILURES": "10000 per minute",
+    "PASSID_SANDBOX_RATE_LIMIT_ONBOARD": "10000 per minute",
+}
+
+
 def base_env(database_url: str, **overrides: str) -> dict[str, str]:
+    """A server process's environment: ours without any PASSID_ setting of the developer's, plus TEST_SETTINGS."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PASSID_")}
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "test-secret-key-not-for-production",
-            "PASSID_JOB_INTERVAL_SECONDS": "0.2",
-            # Every test client is 127.0.0.1; the rate-limit tests set their own low limits.
-            "PASSID_RATE_LIMIT_SESSIONS": "10000 per minute",
-            "PASSID_RATE_LIMIT_TOKENS": "10000 per minute",
-            "PASSID_RATE_LIMIT_SIGN_IN": "10000 per minute",
-            "PASSID_RATE_LIMIT_WEBHOOK_FAILURES": "10000 per minute",
-            "PASSID_SANDBOX_RATE_LIMIT_ONBOARD": "10000 per minute",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
+    env.update(TEST_SETTINGS, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
     env.update(overrides)
     return env
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import requests
 from sqlalchemy import create_engine, text
 
+from tests.support.html_fields import widget_fields_in
+
 HTMX = {"HX-Request": "true"}
 
 
@@ -19,12 +21,18 @@ class QrSession:
     code: str
 
 
-def widget_fields(app_url: str, http: requests.Session | None = None) -> dict[str, str]:
-    """The idle page's hidden fields: `o` (signed options) and `n` (the form's nonce)."""
-    page = (http or requests.Session()).get(f"{app_url}/verify", timeout=10).text
-    fields = dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
-    assert "o" in fields and "n" in fields, "no signed fields on /verify"
-    return fields
+def widget_fields(app_url: str, http: requests.Session | None = None, **query: str) -> dict[str, str]:
+    """The idle page's hidden fields: `o` (signed options) and `n` (the form's nonce); `query`: the page's options."""
+    return widget_fields_in((http or requests.Session()).get(f"{app_url}/verify", params=query, timeout=10).text)
+
+
+def awaiting_session(html: str, app_url: str, status: int) -> QrSession:
+    """Read the awaiting partial Generate QR answers with (what its poll, code and phone link are)."""
+    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', html)
+    request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", html)
+    code = re.search(r'data-code="([A-Z0-9-]+)"', html)
+    assert poll and request_id and code, f"no awaiting state: {status} {html[:300]}"
+    return QrSession(app_url + poll.group(1).replace("&amp;", "&"), request_id.group(1), code.group(1))
 
 
 def open_qr_session(app_url: str, http: requests.Session | None = None, options: str | None = None) -> QrSession:
@@ -32,11 +40,7 @@ def open_qr_session(app_url: str, http: requests.Session | None = None, options:
     http = http or requests.Session()
     options = options or widget_fields(app_url, http)["o"]
     answer = http.post(f"{app_url}/verify/qr/session", data={"o": options}, headers=HTMX, timeout=10)
-    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', answer.text)
-    request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", answer.text)
-    code = re.search(r'data-code="([A-Z0-9-]+)"', answer.text)
-    assert poll and request_id and code, f"no awaiting state: {answer.status_code} {answer.text[:300]}"
-    return QrSession(app_url + poll.group(1).replace("&amp;", "&"), request_id.group(1), code.group(1))
+    return awaiting_session(answer.text, app_url, answer.status_code)
 
 
 def poll(session: QrSession) -> requests.Response:

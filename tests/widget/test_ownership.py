@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 
 import requests
@@ -63,16 +65,33 @@ def test_a_completed_requests_claims_are_only_served_to_its_own_widget(widget_se
         assert stranger.status_code == 404 and "812" not in stranger.text
 
 
-def test_results_are_served_to_the_institution_key_only(widget_server: AppServer) -> None:
-    fields = widget_fields(widget_server.url)
+def test_results_are_served_to_the_institution_key_only(widget_server: AppServer, allowed_site_port: int) -> None:
+    """A real result id, from a real verification, is the institution's: no key, a wrong key or another
+    institution's own valid key is refused, and the error says nothing of the result."""
+    # Embedded on an allowed site, the success event carries the result id for the site's backend.
+    origin = f"http://localhost:{allowed_site_port}"
+    fields = widget_fields(widget_server.url, origin=origin)
     done = requests.post(f"{widget_server.url}/verify/token/check", data={**fields, "token": "NG4M-XQRS-T88W"},
                          timeout=10)
     assert 'data-view="success"' in done.text
-    # The plain page carries no result id unless embedded; find it through the institution API instead.
+    event = re.search(r"data-event='([^']+)'", done.text)
+    assert event, "the embedded success state carries no event"
+    result_id = json.loads(html.unescape(event.group(1)))["resultId"]
     key = demo_key(widget_server)
-    url = f"{widget_server.url}/api/results/"
-    assert requests.get(url + "res_unknown", headers={"X-Institution-Key": key}, timeout=10).status_code == 404
-    for headers in ({}, {"X-Institution-Key": "sk_sandbox_" + "x" * 32}, {"X-Institution-Key": key[:-1]}):
-        answer = requests.get(url + "res_unknown", headers=headers, timeout=10)
-        assert answer.status_code == 401
-        assert answer.json()["error"]["code"] == "UNAUTHORIZED"
+    other_institution = PassidClient(widget_server.sandbox_url).onboard("Another Bank").sandbox_key
+    assert other_institution.startswith("sk_sandbox_") and other_institution != key
+    url = f"{widget_server.url}/api/results/{result_id}"
+
+    for headers in ({}, {"X-Institution-Key": ""}, {"X-Institution-Key": "sk_sandbox_" + "x" * 32},
+                    {"X-Institution-Key": key[:-1]}, {"X-Institution-Key": other_institution}):
+        refused = requests.get(url, headers=headers, timeout=10)
+        assert refused.status_code == 401, headers
+        assert refused.json() == {"error": {"code": "UNAUTHORIZED",
+                                            "message": "Send your institution key in X-Institution-Key."}}
+        assert result_id not in refused.text
+
+    served = requests.get(url, headers={"X-Institution-Key": key}, timeout=10)
+    assert served.status_code == 200 and served.headers["Cache-Control"] == "no-store"
+    assert served.json()["resultId"] == result_id and served.json()["verified"] is True
+    assert requests.get(f"{widget_server.url}/api/results/res_unknown", headers={"X-Institution-Key": key},
+                        timeout=10).status_code == 404

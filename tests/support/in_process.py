@@ -1,0 +1,106 @@
+"""The app in the test's own process, for tests that only need a request and its response.
+
+`create_app(environ)` with an explicit test environment, driven by Flask's test client
+(flaskr's `app`, `client`, `runner`). No server process starts, so such a test costs
+milliseconds, and a failure shows the traceback in the test itself (TESTING is on).
+
+The app's PASSID client still reaches the sandbox over real HTTP: the same app object is
+served on a loopback port by a thread (Werkzeug's server), and PORT is that port, so
+PUBLIC_BASE_URL, the embedded sandbox's base URL and the demo institution's webhook URL
+all point at it. Why this and not the session's Granian server's sandbox: the app stays
+whole and self-contained (its own database, its own demo institution, webhooks delivered
+back to itself by its own background passes), as `make run` runs, with no onboarding or
+key plumbing in the test, and it starts in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wsgi import LimitedStream
+
+from app import create_app
+from app.database import db
+from tests.support.servers import TEST_SETTINGS, base_env, migrate
+
+TEMPLATE_NAME = "migrated.db"
+
+
+def migrated_template(directory: Path) -> Path:
+    """A SQLite database migrated once by `flask db upgrade` (in its own process, as `make run` does).
+
+    Each in-process app gets a copy: copying a file is far quicker than running the migrations
+    again, and running Alembic in the test process would reconfigure its logging.
+    """
+    path = directory / TEMPLATE_NAME
+    migrate(base_env(f"sqlite:///{path}"))
+    return path
+
+
+def copy_of(template: Path, directory: Path) -> str:
+    """A private copy of the migrated template; returns its SQLAlchemy URL."""
+    target = directory / "passid.db"
+    shutil.copyfile(template, target)
+    target.chmod(0o600)
+    return f"sqlite:///{target}"
+
+
+def app_environ(database_url: str, instance_dir: Path, port: int, **overrides: str) -> dict[str, str]:
+    """Exactly the settings the app is given: nothing from the developer's environment or `.env`."""
+    return {
+        **TEST_SETTINGS,
+        "DATABASE_URL": database_url,
+        "PASSID_INSTANCE_DIR": str(instance_dir),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        **overrides,
+    }
+
+
+class _Forward:
+    """The loopback server's WSGI callable, bound to the app once it exists (the app needs the port first).
+
+    It bounds `wsgi.input` to the request's Content-Length, as Granian and gunicorn do: Werkzeug's
+    development server hands over the raw socket, where reading past the body (app/request_guards.py
+    drains what the app left unread) would wait for the next request's bytes until the client gives up.
+    """
+
+    app: Flask | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        assert self.app is not None
+        length = (environ.get("CONTENT_LENGTH") or "").strip()
+        if length.isdigit() and not environ.get("wsgi.input_terminated"):
+            environ["wsgi.input"] = LimitedStream(environ["wsgi.input"], int(length))
+            environ["wsgi.input_terminated"] = True
+        return self.app(environ, start_response)
+
+
+@contextmanager
+def serving_in_process(database_url: str, instance_dir: Path, **overrides: str) -> Iterator[Flask]:
+    """The app built from a test environment, also answering on 127.0.0.1:PORT until the block ends."""
+    forward = _Forward()
+    server: BaseWSGIServer = make_server("127.0.0.1", 0, forward, threaded=True)
+    app = create_app(app_environ(database_url, instance_dir, server.server_port, **overrides))
+    app.config["TESTING"] = True
+    forward.app = app
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield app
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        scheduler = app.extensions.get("passid_scheduler")
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        with app.app_context():
+            db.engine.dispose()
