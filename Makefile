@@ -62,6 +62,7 @@ PYTEST_WORKERS ?= 2
 test: venv assets chromium
 	@started=$$(date +%s); \
 	$(BIN)/ruff check app tests bench wsgi.py && \
+	$(BIN)/mypy && \
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=term:skip-covered; status=$$?; \
 	elapsed=$$(( $$(date +%s) - started )); \
 	printf 'make test: %d min %02d s\n' $$((elapsed / 60)) $$((elapsed % 60)); \
@@ -105,6 +106,7 @@ messages: venv
 
 lint: venv
 	$(BIN)/ruff check app tests bench wsgi.py
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .venv-scan .pytest_cache .ruff_cache

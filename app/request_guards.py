@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
+from werkzeug.wsgi import LimitedStream
 
 from app.access_log import CountedBody
 
@@ -114,9 +115,22 @@ class BodiesInFlight:
         return CountedBody(answer, lambda _sent: slots.release())
 
     def _answer_then_drain(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        bound_to_content_length(environ)
         answer = self.app(environ, start_response)
         drain_unread_body(environ)
         return answer
+
+
+def bound_to_content_length(environ: dict[str, Any]) -> None:
+    """Let `wsgi.input` end where the body ends, as Granian's and gunicorn's do.
+
+    Werkzeug's own server (`flask run`) hands over the raw socket: reading past the body there, as
+    draining does, would wait for the client's next request until it gives up.
+    """
+    length = (environ.get("CONTENT_LENGTH") or "").strip()
+    if length.isdigit() and not environ.get("wsgi.input_terminated") and "wsgi.input" in environ:
+        environ["wsgi.input"] = LimitedStream(environ["wsgi.input"], int(length))
+        environ["wsgi.input_terminated"] = True
 
 
 def drain_unread_body(environ: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ import requests
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import CHROMIUM_ARGS  # noqa: F401  (same browser settings)
+from tests.support.html_fields import hidden
 from tests.support.servers import BIN, ROOT, AppServer, base_env, migrate
 
 STAFF, PASSWORD = "counter1", "correct horse battery staple"
@@ -62,7 +63,7 @@ def test_branch_mode_refuses_anonymous_users(branch_server: AppServer) -> None:
 def test_a_cross_site_form_post_is_refused_even_when_signed_in(branch_server: AppServer) -> None:
     session = requests.Session()
     form = session.get(f"{branch_server.url}/staff/sign-in", timeout=10).text
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    csrf = hidden(form, "csrf_token")
     signed_in = session.post(f"{branch_server.url}/staff/sign-in",
                              data={"csrf_token": csrf, "username": STAFF, "password": PASSWORD}, timeout=10)
     assert signed_in.status_code == 200

@@ -48,3 +48,32 @@ def test_a_body_slot_comes_back_even_when_the_answer_fails_to_close() -> None:
         assert list(answer) == [b"ok"]  # not the 503: the one slot was free again
         with pytest.raises(RuntimeError):
             answer.close()  # type: ignore[attr-defined]
+
+
+def test_a_post_answers_under_werkzeugs_own_server_which_hands_over_the_raw_socket(
+    migrated_sqlite: Path, tmp_path: Path
+) -> None:
+    """`flask run` (Werkzeug's server) gives the app the raw socket as `wsgi.input`. Draining what the app
+    left unread must stop at Content-Length there too, or every POST waits for bytes that never come."""
+    import threading
+
+    import requests
+    from werkzeug.serving import make_server
+
+    from tests.support.in_process import app_environ, copy_of
+
+    server = make_server("127.0.0.1", 0, lambda environ, start: app(environ, start), threaded=True)
+    app = create_app(app_environ(copy_of(migrated_sqlite, tmp_path), tmp_path / "instance", server.server_port))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        page = requests.get(f"http://127.0.0.1:{server.server_port}/verify", timeout=5)
+        assert page.status_code == 200
+        # A token that is not one: the widget answers 422 without asking PASSID, after reading the form.
+        answer = requests.post(f"http://127.0.0.1:{server.server_port}/verify/token/check",
+                               data={"token": "not a token", "n": "x" * 20}, timeout=5)
+        assert answer.status_code == 422
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -24,7 +24,6 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
-from werkzeug.wsgi import LimitedStream
 
 from app import create_app
 from app.database import db
@@ -65,21 +64,12 @@ def app_environ(database_url: str, instance_dir: Path, port: int, **overrides: s
 
 
 class _Forward:
-    """The loopback server's WSGI callable, bound to the app once it exists (the app needs the port first).
-
-    It bounds `wsgi.input` to the request's Content-Length, as Granian and gunicorn do: Werkzeug's
-    development server hands over the raw socket, where reading past the body (app/request_guards.py
-    drains what the app left unread) would wait for the next request's bytes until the client gives up.
-    """
+    """The loopback server's WSGI callable, bound to the app once it exists (the app needs the port first)."""
 
     app: Flask | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         assert self.app is not None
-        length = (environ.get("CONTENT_LENGTH") or "").strip()
-        if length.isdigit() and not environ.get("wsgi.input_terminated"):
-            environ["wsgi.input"] = LimitedStream(environ["wsgi.input"], int(length))
-            environ["wsgi.input_terminated"] = True
         return self.app(environ, start_response)
 
 

@@ -319,12 +319,10 @@ def test_a_crash_between_storing_and_handling_loses_nothing(tmp_path: Path) -> N
 def test_a_widget_verify_and_its_own_webhook_make_one_history_row(receiver: AppServer, records: Records) -> None:
     """The demo institution's webhooks come back to this app: the widget records the verify
     at once, the webhook waits its grace period, sees the row, and adds nothing."""
-    import re
-
     from app.passid import PassidClient
+    from tests.support.html_fields import widget_fields_in
 
-    page = requests.get(f"{receiver.url}/verify", timeout=10).text
-    fields = dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
+    fields = widget_fields_in(requests.get(f"{receiver.url}/verify", timeout=10).text)
     sandbox = PassidClient(receiver.sandbox_url)
     # The demo institution is onboarded on the app's first call to PASSID.
     requests.post(f"{receiver.url}/verify/qr/session", data={"o": fields["o"]}, timeout=10)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.support.html_fields import hidden, widget_fields_in
 from tests.support.servers import AppServer, base_env, migrate
 
 HTMX = {"HX-Request": "true"}
@@ -30,8 +30,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
 
 
 def _form(server: AppServer) -> dict[str, str]:
-    page = requests.get(f"{server.url}/verify", timeout=10).text
-    return dict(re.findall(r'name="(o|n)" value="([^"]+)"', page))
+    return widget_fields_in(requests.get(f"{server.url}/verify", timeout=10).text)
 
 
 def test_new_qr_sessions_are_limited_per_client_with_a_friendly_message(limited: AppServer) -> None:
@@ -64,7 +63,7 @@ def test_staff_sign_in_attempts_are_limited(limited: AppServer) -> None:
     statuses = []
     for _ in range(4):
         form = session.get(f"{limited.url}/staff/sign-in", timeout=10).text
-        csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+        csrf = hidden(form, "csrf_token")
         answer = session.post(f"{limited.url}/staff/sign-in",
                               data={"csrf_token": csrf, "username": "nobody", "password": "wrong"}, timeout=10)
         statuses.append(answer.status_code)
