@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
@@ -103,3 +103,12 @@ def test_a_token_verified_in_process_comes_back_through_the_webhook(app: Flask, 
             return WebhookReceipt.query.count() > 0
 
     wait_until(received, "the sandbox's webhook reached the in-process app")
+
+
+def test_in_process_clients_close_each_answer_as_a_server_does(build_app: Callable[..., Flask]) -> None:
+    """The app frees a request's body slot when its answer is closed (app/request_guards.py). A server
+    closes every answer it sends; a test client must too, or a test's fifth post gets a 503."""
+    client = build_app(PASSID_MAX_BODIES_IN_FLIGHT="1").test_client()
+    statuses = [client.post("/verify/token/check", data={"token": "not a token", "n": "x" * 20}).status_code
+                for _ in range(3)]
+    assert statuses == [422, 422, 422]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.testing import FlaskClient
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
@@ -63,6 +64,18 @@ def app_environ(database_url: str, instance_dir: Path, port: int, **overrides: s
     }
 
 
+class ServerLikeClient(FlaskClient):
+    """Flask's test client, closing each answer once it is read, as a server closes what it has sent.
+
+    The app frees a request's body slot when its answer is closed (app/request_guards.py); an answer
+    left open would hold its slot, and a test's fifth post would get a 503.
+    """
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
 class _Forward:
     """The loopback server's WSGI callable, bound to the app once it exists (the app needs the port first)."""
 
@@ -80,6 +93,7 @@ def serving_in_process(database_url: str, instance_dir: Path, **overrides: str) 
     server: BaseWSGIServer = make_server("127.0.0.1", 0, forward, threaded=True)
     app = create_app(app_environ(database_url, instance_dir, server.server_port, **overrides))
     app.config["TESTING"] = True
+    app.test_client_class = ServerLikeClient
     forward.app = app
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
