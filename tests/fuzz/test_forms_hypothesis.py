@@ -60,10 +60,12 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-def target(database_kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def target(
+    database_kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Target]:
     """The whole app with a webhook secret we know, one staff account and one institution."""
     directory = tmp_path_factory.mktemp("fuzz-forms")
-    with provisioned_database(database_kind, directory) as database_url:
+    with provisioned_database(database_kind, directory, request) as database_url:
         yield from _serve(database_url, directory)
 
 

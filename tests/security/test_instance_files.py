@@ -54,7 +54,7 @@ def test_everything_the_app_writes_under_instance_is_owner_only(
     instance_env: tuple[dict[str, str], Path], tmp_path: Path
 ) -> None:
     env, instance = instance_env
-    migrate(env)
+    migrate(env, run_alembic=True)  # the real command creates the file: its mode is the subject
     server = AppServer(env, tmp_path / "app.log").start()
     try:
         _write_something(server)
@@ -70,7 +70,7 @@ def test_files_found_looser_are_tightened_at_start_up(
     instance_env: tuple[dict[str, str], Path], tmp_path: Path
 ) -> None:
     env, instance = instance_env
-    migrate(env)
+    migrate(env, run_alembic=True)  # the real command creates the file: its mode is the subject
     instance.chmod(0o755)
     for path in instance.iterdir():
         path.chmod(0o644)

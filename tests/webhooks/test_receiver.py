@@ -371,10 +371,12 @@ FLOOD_LIMIT = 10
 
 
 @pytest.fixture
-def limited_receiver(database_kind: str, tmp_path: Path) -> Iterator[tuple[AppServer, Records]]:
+def limited_receiver(
+    database_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[AppServer, Records]]:
     """A receiver of its own, so its low failure limit cannot touch the other tests' calls;
     on SQLite and PostgreSQL, whose counting statements differ."""
-    with provisioned_database(database_kind, tmp_path) as url:
+    with provisioned_database(database_kind, tmp_path, request) as url:
         env = base_env(url, PASSID_WEBHOOK_SECRET=NEW, PASSID_WEBHOOK_GRACE_SECONDS="0",
                        PASSID_RATE_LIMIT_WEBHOOK_FAILURES=f"{FLOOD_LIMIT} per minute")
         server = AppServer(env, tmp_path / "app.log").start()
