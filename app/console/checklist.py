@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
@@ -41,6 +41,8 @@ WEBHOOK_PATH = "/webhooks/passid"
 # The guide's limit: PASSID counts a delivery not answered within 10 s as failed and retries it.
 WEBHOOK_ANSWER_LIMIT_MS = 10_000
 NEW_CODE_BUTTON = "Generate new code"
+# The parent page the checklist imagines around an embedded widget (never contacted).
+EMBEDDING_ORIGIN = "https://checklist.invalid"
 # Words a customer must never read after a sanctions deny (lower case).
 _TIPPING_OFF_WORDS = ("sanction", "watch-list", "watchlist", "hard_deny")
 SEND_TEST_WEBHOOK = 'Press "Send test webhook" (or run `flask passid webhook-test`)'
@@ -254,15 +256,17 @@ def _sanctions(facts: Facts) -> Item:
             title,
             "fail",
             "A sanctions deny, drawn as the customer's widget draws it, is not a plain decline: it is another "
-            "state, or its words name the reason.",
+            "state, or its words or its event for the embedding page name the reason.",
             "Key the neutral wording in app/widget/messages.py (NEUTRAL_DECLINE) on "
-            "DenyReason.HARD_DENY_SANCTIONS_MATCH, and draw every deny as the declined state.",
+            "DenyReason.HARD_DENY_SANCTIONS_MATCH, draw every deny as the declined state, and keep the reason out "
+            "of the decline event (app/widget/states.py).",
         )
     return Item(
         title,
         "pass",
-        "Drawn as the customer's widget draws it, a sanctions deny is the declined state in neutral words "
-        "(no tipping-off); staff see the real reason in History. PASSID answers it as verified=false and the "
+        "Drawn as the customer's widget draws it, a sanctions deny is the declined state in neutral words, "
+        "and its event for the embedding page says only \"denied\" (no tipping-off); staff see the real reason "
+        "in History, the institution's server in /api/results. PASSID answers it as verified=false and the "
         "widget draws success only for 'completed', so it can never approve.",
     )
 
@@ -411,9 +415,10 @@ def offers_new_code(html: str) -> bool:
     return NEW_CODE_BUTTON in parser.labels
 
 
-def render_final_state(status: str, deny_reason: str | None = None) -> str:
+def render_final_state(status: str, deny_reason: str | None = None, *, embedded: bool = False) -> str:
     """A final state's partial, decided by `states.final_view` and drawn by the widget's own `final_state`
     for an htmx poll, the way a customer's widget meets it (needs an app context). Made-up ids, no claims.
+    `embedded` draws it inside an embed, with the event the embedding page receives.
 
     The request is built on the public address, the one host every configuration trusts.
     """
@@ -425,7 +430,10 @@ def render_final_state(status: str, deny_reason: str | None = None) -> str:
                         request_id="req_checklist", deny_reason=deny_reason, decline_reason=None)
     with current_app.test_request_context("/verify/qr/status", base_url=current_app.config["PUBLIC_BASE_URL"],
                                           headers={"HX-Request": "true"}):
-        return final_state(options_from({}), finished).get_data(as_text=True)
+        options = options_from({})
+        if embedded:
+            options = replace(options, parent_origin=EMBEDDING_ORIGIN)
+        return final_state(options, finished).get_data(as_text=True)
 
 
 def expired_state_offers_new_code() -> bool:
@@ -438,17 +446,19 @@ def expired_state_offers_new_code() -> bool:
 
 
 def sanctions_deny_is_neutral() -> bool:
-    """A sanctions deny, drawn as the customer's widget draws it: the declined state, in words that do
-    not name the reason (telling a customer they matched a watch-list is tipping-off)."""
+    """A sanctions deny, drawn as the customer's widget draws it inside an embed: the declined state, whose
+    words and event for the embedding page do not name the reason (telling a customer they matched a
+    watch-list is tipping-off)."""
     from app.passid import DenyReason
 
     try:
-        html = render_final_state("denied", DenyReason.HARD_DENY_SANCTIONS_MATCH)
+        html = render_final_state("denied", DenyReason.HARD_DENY_SANCTIONS_MATCH, embedded=True)
     except Exception:  # as above: a state that cannot be drawn is a failure, not a console error
         current_app.logger.warning("the sanctions deny could not be rendered", exc_info=True)
         return False
     lowered = html.lower()
-    return 'data-view="declined"' in html and not any(word in lowered for word in _TIPPING_OFF_WORDS)
+    return ('data-view="declined"' in html and "passid:decline" in html
+            and not any(word in lowered for word in _TIPPING_OFF_WORDS))
 
 
 def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool = False) -> Facts:

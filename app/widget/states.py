@@ -44,8 +44,10 @@ def final_view(finished: Finished, options: WidgetOptions) -> StateView:
         return StateView("success", {"claims": claims, "lines": messages.claim_lines(claims)},
                          event if embedded else None)
     if finished.status == FinalStatus.DENIED:
-        # The customer reads a neutral line for a sanctions match; the institution's
-        # page gets the real reason in the event, as the guide's onDecline does.
+        # No deny reason reaches the customer's browser in any form: the page and its event would tell a
+        # customer who opens the developer tools that they matched a sanctions list (tipping-off). The
+        # customer reads friendly words (neutral ones for a sanctions match); the institution's server
+        # reads the real reason by result id (`/api/results/<id>`).
         return StateView(
             "declined",
             {
@@ -53,8 +55,7 @@ def final_view(finished: Finished, options: WidgetOptions) -> StateView:
                 "expired": False,
                 "qr": False,
             },
-            {"type": "passid:decline", "reason": finished.deny_reason, "resultId": finished.result_id}
-            if embedded else None,
+            {"type": "passid:decline", "reason": "denied", "resultId": finished.result_id} if embedded else None,
         )
     # A QR request that ended without a share: declined in the app, or its code ran out.
     expired = finished.status == FinalStatus.EXPIRED

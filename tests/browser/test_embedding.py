@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Response, expect
 
 from tests.browser.conftest import EmbeddingSite, demo_key, read_event_json
 from tests.support.servers import AppServer, free_port
@@ -82,18 +83,37 @@ def test_a_qr_approval_reaches_the_embedding_page_with_the_request_id(
     assert event["detail"]["claims"]["fsi_score"] == 812
 
 
-def test_a_sanctions_decline_carries_the_real_reason_to_the_institution_page(
-    page: Page, allowed_site: EmbeddingSite
+def test_nothing_the_browser_receives_in_a_sanctions_decline_names_the_reason(
+    page: Page, allowed_site: EmbeddingSite, widget_server: AppServer
 ) -> None:
+    """Tipping-off: every response, URL and header the customer's browser gets, and the event the page
+    gets, is free of the reason; only the institution's server reads it, by result id, with its key."""
+    received: list[str] = []
+
+    def keep(response: Response) -> None:
+        received.append(response.url)
+        received.append(str(response.all_headers()))
+        with suppress(Exception):  # a redirect or an aborted request has no body to read
+            received.append(response.body().decode("utf-8", "replace"))
+
+    page.on("response", keep)
     page.goto(allowed_site.origin)
     widget = page.frame_locator("#passid iframe")
     widget.get_by_label("Enter a PASSID token").fill("TEST-SANC-0005")
     widget.get_by_role("button", name="Verify token").click()
     [event] = _wait_for_event(page)
-    assert event["type"] == "passid:decline"
-    assert event["detail"]["reason"] == "HARD_DENY_SANCTIONS_MATCH"
-    assert event["detail"]["resultId"].startswith("res_")
     expect(widget.locator(".passid-message")).to_contain_text("can't complete this verification here")
+    assert event["type"] == "passid:decline"
+    assert event["detail"] == {"reason": "denied", "resultId": event["detail"]["resultId"]}
+    seen = "\n".join([*received, str(event), page.url, *(frame.url for frame in page.frames)]).upper()
+    assert len(received) >= 6 and "TEST-SANC-0005" in seen  # the scan saw the verify's own answer
+    assert "HARD_DENY" not in seen and "SANCTION" not in seen
+
+    fetched = requests.get(
+        f"{widget_server.url}/api/results/{event['detail']['resultId']}",
+        headers={"X-Institution-Key": demo_key(widget_server)}, timeout=10,
+    ).json()
+    assert fetched["denyReason"] == "HARD_DENY_SANCTIONS_MATCH"
 
 
 def test_a_page_not_on_the_allow_list_cannot_frame_the_widget_or_get_messages(

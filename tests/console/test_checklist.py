@@ -264,6 +264,23 @@ def test_a_sanctions_deny_that_names_the_reason_fails_the_sanctions_item(
     assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "fail"
 
 
+def test_a_sanctions_deny_whose_event_names_the_reason_fails_the_sanctions_item(
+    offline_app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The customer's words can be neutral while the embedding page's event, which the customer's own
+    browser carries, still names the reason: that fails too."""
+    from app.widget import states
+
+    real = states.final_view
+
+    def leaking(finished: Any, options: Any) -> states.StateView:
+        view = real(finished, options)
+        return replace(view, event={**(view.event or {}), "reason": finished.deny_reason})
+
+    monkeypatch.setattr(states, "final_view", leaking)
+    assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "fail"
+
+
 def test_a_sanctions_deny_drawn_as_success_fails_the_sanctions_item(offline_app: Flask) -> None:
     with_declined_template(offline_app, '<div class="passid-view" data-view="success">Verified</div>')
     assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "fail"

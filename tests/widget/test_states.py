@@ -55,7 +55,7 @@ def test_a_sanctions_deny_reads_like_any_other_failure_to_the_customer() -> None
     }
     assert "sanction" not in view.context["message"].lower()
     # Today the embedding page still gets the real reason, as the guide's onDecline does.
-    assert view.event == {"type": "passid:decline", "reason": "HARD_DENY_SANCTIONS_MATCH", "resultId": "res_1"}
+    assert view.event == {"type": "passid:decline", "reason": "denied", "resultId": "res_1"}
 
 
 def test_a_deny_reason_says_what_to_do_next() -> None:
