@@ -105,6 +105,29 @@ def verify_command(token: str, idempotency_key: str | None) -> None:
     click.echo(f"  recorded as {finished.result_id}" + (" (a replay of the first answer)" if result.replayed else ""))
 
 
+@passid_group.command("session")
+@click.argument("session_id")
+def session_command(session_id: str) -> None:
+    """Show a session the institution's server created: its reference, status and result (as GET /api/sessions)."""
+    from app.console.records import claims_summary
+    from app.sessions import records
+
+    session = records.find(session_id.strip())
+    if session is None:
+        raise click.ClickException(f"no session has the id {session_id[:80]!r}")
+    state = records.state_of(session)
+    click.echo(f"{state.status.value}  {session.id}")
+    click.echo(f"  reference: {session.reference}")
+    click.echo(f"  expires:   {session.expires_at:%Y-%m-%d %H:%M:%S} UTC")
+    result = state.result
+    if result is not None:
+        click.echo(f"  result:    {result.id} ({result.status}, {result.source})")
+        if result.claims:
+            click.echo(f"  {claims_summary(result.claims)}")
+        if result.deny_reason:
+            click.echo(f"  deny reason: {result.deny_reason}")
+
+
 def _outcome_choices() -> list[str]:
     from app.outcomes import OUTCOME_MEANINGS
 

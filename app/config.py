@@ -34,6 +34,10 @@ INSTANCE_DIR = PROJECT_ROOT / "instance"
 # The contract's seven permissions, in its order (the client package owns that knowledge).
 ALL_PERMISSIONS: tuple[str, ...] = tuple(CLAIM_FIELDS)
 DEFAULT_THEME_PRIMARY = "#00c27a"
+# Bounds of a server-created session's life (POST /api/sessions ttlSeconds, PASSID_SESSION_TTL_SECONDS):
+# long enough for one QR request (at most an hour) and retries, short enough that an old link is dead by tomorrow.
+SESSION_TTL_MIN_SECONDS = 60
+SESSION_TTL_MAX_SECONDS = 86400
 DEFAULT_RETRY_SCHEDULE = (0.0, 30.0, 300.0, 1800.0, 7200.0)
 # Not an environment setting: a larger body is refused before any view reads it.
 MAX_CONTENT_LENGTH = 1024 * 1024
@@ -372,6 +376,9 @@ class Settings:
     institution_names: tuple[str, ...] = setting("PASSID_INSTITUTION_NAMES", BarSeparatedNames(80))
     # After a final state, how long a widget's handle still shows the result (issue 9, finding 4).
     result_view_seconds: int = setting("PASSID_RESULT_VIEW_SECONDS", WholeNumber(1, 3600), "300")
+    # How long a session created by POST /api/sessions stays open when the request names no ttlSeconds.
+    session_ttl_seconds: int = setting(
+        "PASSID_SESSION_TTL_SECONDS", WholeNumber(SESSION_TTL_MIN_SECONDS, SESSION_TTL_MAX_SECONDS), "3600")
     trusted_hosts: tuple[str, ...] = setting(
         "PASSID_TRUSTED_HOSTS", HostNames(Items(_HOST_NAME, "must be a host name such as verify.bank.example or "
                                                 ".bank.example (no scheme, port or path)")), flask=False)

@@ -72,6 +72,10 @@ class Verification(Model):
     corridor: Mapped[str | None] = mapped_column(String(20))
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    # A verification made for a session the institution's server created (`app.sessions`): which one, and
+    # the institution's own reference, kept here too so the history finds it without a join.
+    session_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    reference: Mapped[str | None] = mapped_column(String(64), index=True)
 
     @property
     def claims(self) -> dict[str, Any] | None:
@@ -169,6 +173,8 @@ def record(
     recommendation: str | None = None,
     corridor: str | None = None,
     verified_at: datetime | None = None,
+    session_id: str | None = None,
+    reference: str | None = None,
 ) -> Finished:
     """Store a finished verification once.
 
@@ -194,6 +200,8 @@ def record(
         recommendation=recommendation,
         corridor=corridor,
         verified_at=verified_at.replace(tzinfo=None) if verified_at else None,
+        session_id=session_id,
+        reference=reference,
     )
     db.session.add(row)
     try:
@@ -229,8 +237,17 @@ def attach_code(request_id: str, code: str) -> None:
         db.session.commit()
 
 
+def attach_session(request_id: str, session_id: str, reference: str) -> None:
+    """A QR row its webhook recorded first learns its session at the widget's next poll, as it learns its code."""
+    row = db.session.execute(db.select(Verification).filter_by(request_id=request_id)).scalar_one_or_none()
+    if row is not None and row.session_id is None:
+        row.session_id, row.reference = session_id, reference
+        db.session.commit()
+
+
 def record_verify_result(
-    result: VerifyResult, *, source: Source, idempotency_key: str, wanted: Iterable[str]
+    result: VerifyResult, *, source: Source, idempotency_key: str, wanted: Iterable[str],
+    session_id: str | None = None, reference: str | None = None,
 ) -> Finished:
     """Record a manual verify's answer, keeping only the claims this caller asked for.
 
@@ -249,6 +266,8 @@ def record_verify_result(
         recommendation=result.recommendation,
         corridor=result.corridor,
         verified_at=result.verified_at,
+        session_id=session_id,
+        reference=reference,
     )
 
 
@@ -269,4 +288,6 @@ def result_document(row: Verification) -> dict[str, Any]:
         "corridor": row.corridor,
         "verifiedAt": isoformat_z(row.verified_at) if row.verified_at else None,
         "createdAt": isoformat_z(row.created_at),
+        "reference": row.reference,
+        "sessionId": row.session_id,
     }

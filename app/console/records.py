@@ -87,14 +87,28 @@ class HistoryPage:
     pagination: Pagination
 
 
+# What a reference loses to `normalise_query` besides case; a reference is the institution's own id, so
+# staff type "loan-42", "LOAN 42" or "loan_42" for the same application.
+_REFERENCE_SEPARATORS = ("-", " ", "_", ".", "/", ":", "#")
+
+
+def _comparable_reference() -> Any:
+    """The reference as `normalise_query` leaves a search: upper case, without the usual separators."""
+    column: Any = func.upper(func.coalesce(Verification.reference, ""))
+    for separator in _REFERENCE_SEPARATORS:
+        column = func.replace(column, separator, "")
+    return column
+
+
 def verification_history(query: str, page: int) -> HistoryPage:
-    """Newest first; `query` (already normalised) matches anywhere in a token or a code."""
+    """Newest first; `query` (already normalised) matches anywhere in a token, a code or a session's reference."""
     select = db.select(Verification).order_by(Verification.created_at.desc(), Verification.id)
     if query:
         pattern = f"%{query}%"
         select = select.where(
             func.replace(func.upper(func.coalesce(Verification.token, "")), "-", "").like(pattern)
             | func.replace(func.upper(func.coalesce(Verification.code, "")), "-", "").like(pattern)
+            | _comparable_reference().like(pattern)
         )
     pagination = db.paginate(select, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
     rows = list(pagination.items)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import current_app, request
 
@@ -32,6 +32,8 @@ class WidgetOptions:
     permissions: tuple[str, ...]
     theme_primary: str
     parent_origin: str | None  # where postMessage may go; None outside an allowed embed
+    # A session the institution's server created (`app.sessions`): its name and permissions are locked.
+    session_id: str | None = None
 
     @property
     def theme_text(self) -> str:
@@ -46,6 +48,8 @@ class WidgetOptions:
         }
         if self.parent_origin:
             query["origin"] = self.parent_origin
+        if self.session_id:
+            query["session"] = self.session_id
         return query
 
 
@@ -72,17 +76,25 @@ def options_from(values: Mapping[str, str]) -> WidgetOptions:
     )
 
 
+def locked_to_session(values: Mapping[str, str], *, session_id: str, institution_name: str,
+                      permissions: tuple[str, ...]) -> WidgetOptions:
+    """A session's options: its name and permissions come from the institution's server, whatever the
+    query says; only the look (theme) and where events go (an allowed origin) still come from the embed."""
+    return replace(options_from(values), institution_name=institution_name, permissions=permissions,
+                   session_id=session_id)
+
+
 def allowed_institution_name(requested: str | None, configured: str, also_allowed: Iterable[str]) -> str:
     """The requested name if the institution listed it (ignoring case and spacing), in its listed spelling;
     otherwise the configured name. Nobody can make the phone show a name the institution did not choose."""
-    wanted = _comparable(requested or "")
+    wanted = comparable_name(requested or "")
     for name in (configured, *also_allowed):
-        if wanted and _comparable(name) == wanted:
+        if wanted and comparable_name(name) == wanted:
             return name
     return configured
 
 
-def _comparable(name: str) -> str:
+def comparable_name(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 

@@ -18,19 +18,36 @@ from app.widget.routes import bp
 
 @bp.get("/api/results/<result_id>")
 def result(result_id: str) -> Response:
-    presented = request.headers.get("X-Institution-Key", "")
-    expected = passid_connection().api_key
-    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
-        return _error(401, "UNAUTHORIZED", "Send your institution key in X-Institution-Key.")
+    refused = institution_key_refused()
+    if refused is not None:
+        return refused
     row = verifications.find(result_id)
     if row is None:
-        return _error(404, "NOT_FOUND", "No result has this id.")
+        return api_error(404, "NOT_FOUND", "No result has this id.")
     response = jsonify(verifications.result_document(row))
     response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    response = jsonify(error={"code": code, "message": message})
+def institution_key_refused() -> Response | None:
+    """401 unless the request carries the institution's key (compared in constant time); None when it does.
+
+    The one check for every backend API (`/api/results`, `/api/sessions`): the same key PASSID issued us.
+    """
+    presented = request.headers.get("X-Institution-Key", "")
+    expected = passid_connection().api_key
+    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
+        return api_error(401, "UNAUTHORIZED", "Send your institution key in X-Institution-Key.")
+    return None
+
+
+def api_error(status: int, code: str, message: str, field: str | None = None) -> Response:
+    """PASSID's own error shape, `{"error": {"code", "field"?, "message"}}`, which integrators already read."""
+    error: dict[str, str] = {"code": code}
+    if field is not None:
+        error["field"] = field
+    error["message"] = message
+    response = jsonify(error=error)
     response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
     return response

@@ -30,8 +30,9 @@ from app.htmx import htmx
 from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
 from app.passid_connection import passid_client, passid_connection
 from app.rate_limits import limiter, session_limit, spinner_step, token_limit
+from app.sessions import records
 from app.token_forms import idempotency_key, submitted_token, valid_nonce
-from app.widget import handles, messages, states
+from app.widget import handles, messages, sessions, states
 from app.widget.options import WidgetOptions, options_from
 from app.widget.polling import UpstreamChecks
 from app.widget.qr import qr_svg
@@ -65,9 +66,10 @@ def render_state(state: str, options: WidgetOptions, status: int = 200, **contex
 
 
 def signed_options() -> WidgetOptions:
-    """Options from the signed `o` field; a missing or altered one means configuration defaults."""
+    """Options from the signed `o` field (a session's locked ones when it names a session);
+    a missing or altered one means configuration defaults."""
     try:
-        return options_from(handles.unsign("options", request.values.get("o")))
+        return sessions.options_for(handles.unsign("options", request.values.get("o")))
     except handles.InvalidHandle:
         return options_from({})
 
@@ -78,6 +80,11 @@ def new_form_nonce() -> str:
 
 def idle(options: WidgetOptions, *, nonce: str | None = None, error: str | None = None,
          status: int = 200, token: str = "", notice: str | None = None) -> Response:
+    """The form, unless a session takes no more attempts: then its final state (every way back to
+    the form passes here: reset, "Try again", an old page's error)."""
+    closed = session_closed(options)
+    if closed is not None:
+        return closed
     return render_state("idle", options, status, nonce=nonce or new_form_nonce(), error=error, token=token,
                         notice=notice)
 
@@ -110,6 +117,28 @@ def page() -> Response:
     return idle(options_from(request.args))
 
 
+@bp.get("/verify/session")
+def session_page() -> Response:
+    """The hosted page of a session the institution's server created (`POST /api/sessions` gives its url).
+
+    Its name and permissions are the session's, whatever the query says; embed.js's data-session
+    opens the same page in its iframe, with the theme and the allowed origin as for any embed.
+    """
+    session = records.find(request.args.get("id"))
+    if session is None:
+        return Response("Unknown verification session.", status=404, mimetype="text/plain")
+    return idle(sessions.session_options(session, request.args))
+
+
+def session_closed(options: WidgetOptions) -> Response | None:
+    """A session's final state once it takes no more attempts; None outside a session or while it is open."""
+    closed = sessions.closed_state(options)
+    if closed is None:
+        return None
+    view, links = closed
+    return render_state(view.state, options, event=view.event, **view.context, **links)
+
+
 @bp.get("/verify/reset")
 def reset() -> Response:
     """Back to idle; "Try again" after an error keeps its form nonce so a retry reuses its key."""
@@ -138,6 +167,9 @@ def create_session() -> Response:
 
 def start_session(options: WidgetOptions) -> Response:
     """Ask PASSID for a QR request: the awaiting state with its code, or the error state."""
+    closed = session_closed(options)
+    if closed is not None:
+        return closed
     try:
         created = passid_client().create_request(
             institution_name=options.institution_name,
@@ -166,12 +198,15 @@ def awaiting(options: WidgetOptions, handle: str) -> Response:
     seconds = max(0, int((expires_at - datetime.now(UTC)).total_seconds()))
     connection = passid_connection()
     phone_url = f"{connection.base_url}/phone?r={session['r']}" if connection.sandbox else None
+    # The link is clicked on our origin: only PASSID's own scheme, never a javascript: or web URL.
+    deep_link = session["d"] if session["d"].lower().startswith("passid://") else None
     return render_state(
         "awaiting",
         options,
         handle=handle,
         code=session["c"],
         qr=qr_svg(session["d"], "QR code to scan with the PASSID app"),
+        deep_link=deep_link,
         seconds_remaining=seconds,
         phone_url=phone_url,
     )
@@ -207,7 +242,10 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     if finished is not None:
         if finished.code is None:
             verifications.attach_code(request_id, session["c"])
-        return view_over() if result_view_over(finished) else final_state(signed_options(), finished)
+        options = signed_options()
+        if options.session_id:  # its webhook may have recorded it first, knowing no session
+            verifications.attach_session(request_id, **sessions.recorded_for(options))
+        return view_over() if result_view_over(finished) else final_state(options, finished)
     if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
         return None  # known finished, but its row is gone (erased): wait for the check, as before
     options = signed_options()
@@ -232,6 +270,7 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
         permissions=[str(p) for p in details.permissions],
         decline_reason=details.decline_reason,
         verified_at=details.verified_at,
+        **sessions.recorded_for(options),
     )
     # `record` may have found an old row the set did not hold: its result view is over too.
     return view_over() if result_view_over(finished) else final_state(options, finished)
@@ -317,6 +356,9 @@ def check_token() -> Response:
 
 def check_submitted_token(options: WidgetOptions, token: str, nonce: str) -> Response:
     """Verify a well-formed token with the form's key: the final state, or idle/error to try again."""
+    closed = session_closed(options)
+    if closed is not None:
+        return closed
     key = idempotency_key(nonce, token)
     try:
         result = passid_client().verify(token, idempotency_key=key)
@@ -326,7 +368,8 @@ def check_submitted_token(options: WidgetOptions, token: str, nonce: str) -> Res
         current_app.logger.warning("verify failed", exc_info=True)
         return error_state(options, retry=Retry("get", url_for("widget.reset"), {"n": nonce}))
     finished = verifications.record_verify_result(
-        result, source=verifications.Source.MANUAL, idempotency_key=key, wanted=options.permissions
+        result, source=verifications.Source.MANUAL, idempotency_key=key, wanted=options.permissions,
+        **sessions.recorded_for(options),
     )
     return final_state(options, finished)
 
@@ -334,6 +377,12 @@ def check_submitted_token(options: WidgetOptions, token: str, nonce: str) -> Res
 # --- final states ---------------------------------------------------------------------------------
 
 def final_state(options: WidgetOptions, finished: verifications.Finished) -> Response:
-    """Draw what `states.final_view` decided."""
+    """Draw what `states.final_view` decided; in a session, with its id in the event and its "Continue"."""
     view = states.final_view(finished, options)
-    return render_state(view.state, options, event=view.event, **view.context)
+    session = sessions.session_of(options)
+    if session is None:
+        return render_state(view.state, options, event=view.event, **view.context)
+    event = {**view.event, "sessionId": session.id} if view.event else None
+    closed = view.state == "success" or session.expired()
+    return render_state(view.state, options, event=event, **view.context,
+                        **sessions.links(options, session, closed=closed))

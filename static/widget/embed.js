@@ -2,7 +2,10 @@
    <script src="https://verify.bank.example/embed.js" data-target="#passid"
            data-permissions="full_score,identity_verified"></script>
    Inserts the widget in an iframe and re-dispatches its messages as DOM events on the
-   target: passid:success, passid:decline, passid:error. */
+   target: passid:success, passid:decline, passid:error.
+   With data-session="<id>" (from your server's POST /api/sessions) the iframe shows that
+   session: its permissions and institution name are the session's, and the events carry
+   sessionId. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -19,8 +22,17 @@
     var value = script.getAttribute("data-" + options[name]);
     if (value) params.set(name, value);
   });
+  var session = script.getAttribute("data-session");
+  var path = "/verify";
+  if (session) {
+    // The session locks its own permissions and name; only the look and the origin come from here.
+    params.set("id", session);
+    params.delete("permissions");
+    params.delete("institutionName");
+    path = "/verify/session";
+  }
   var frame = document.createElement("iframe");
-  frame.src = widgetOrigin + "/verify?" + params.toString();
+  frame.src = widgetOrigin + path + "?" + params.toString();
   frame.title = script.getAttribute("data-title") || "Verify with PASSID";
   frame.style.width = "100%";
   frame.style.maxWidth = "28rem";

@@ -1,0 +1,68 @@
+"""`POST /api/sessions` and `GET /api/sessions/<id>`: the institution's server creates and reads sessions.
+
+Both need the institution key (`app.widget.results.institution_key_refused`), the same as
+`/api/results`; the key is checked before the body is read, so a caller without it learns nothing
+about what a valid body looks like. A body that is not a JSON object is refused like any bad field.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from app.sessions import records
+from app.sessions.new_session import InvalidField, new_session
+from app.widget.results import api_error, institution_key_refused
+
+bp = Blueprint("sessions", __name__)
+
+HOSTED_PAGE_PATH = "/verify/session"
+
+
+@bp.post("/api/sessions")
+def create() -> Response:
+    refused = institution_key_refused()
+    if refused is not None:
+        return refused
+    try:
+        wanted = new_session(request.get_json(silent=True), current_app.config)
+    except InvalidField as problem:
+        return api_error(400, "VALIDATION_ERROR", problem.message, field=problem.field)
+    session = records.create(
+        reference=wanted.reference,
+        institution_name=wanted.institution_name,
+        permissions=wanted.permissions,
+        return_url=wanted.return_url,
+        ttl_seconds=wanted.ttl_seconds,
+    )
+    document = records.session_document(session, records.state_of(session))
+    response = jsonify(
+        id=session.id,
+        url=hosted_page_url(session.id),
+        reference=session.reference,
+        expiresAt=document["expiresAt"],
+        status=document["status"],
+    )
+    response.status_code = 201
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/api/sessions/<session_id>")
+def read(session_id: str) -> Response:
+    refused = institution_key_refused()
+    if refused is not None:
+        return refused
+    session = records.find(session_id)
+    if session is None:
+        return api_error(404, "NOT_FOUND", "No session has this id.", field="id")
+    response = jsonify(records.session_document(session, records.state_of(session)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def hosted_page_url(session_id: str) -> str:
+    """Absolute, from PUBLIC_BASE_URL: the bank's server hands it on, so no Host header of ours may shape it.
+
+    The id travels in the query, not the path: the access log records paths only (`app.access_log`).
+    """
+    return f"{current_app.config['PUBLIC_BASE_URL']}{HOSTED_PAGE_PATH}?id={session_id}"

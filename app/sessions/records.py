@@ -1,0 +1,114 @@
+"""The session rows, and what a session's verifications add up to (its status).
+
+A session's status is read from the verifications made for it, never stored, so it cannot
+disagree with them: the first success completes it; until then the latest denied or declined
+attempt names it (the customer may still retry until it expires); with no such attempt it is
+open, or expired once its time is up.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import DateTime, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import Model, db, isoformat_z, utcnow
+from app.verifications import FinalStatus, Verification, result_document
+
+
+class SessionStatus(StrEnum):
+    OPEN = "open"
+    COMPLETED = "completed"
+    DENIED = "denied"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+class VerificationSession(Model):
+    __tablename__ = "verification_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(64), index=True)
+    institution_name: Mapped[str] = mapped_column(String(80))
+    permissions_json: Mapped[str] = mapped_column(Text)
+    return_url: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+    @property
+    def permissions(self) -> tuple[str, ...]:
+        return tuple(json.loads(self.permissions_json))
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or utcnow()) >= self.expires_at
+
+
+@dataclass(frozen=True)
+class SessionState:
+    """A session's status, the verification that decided it (if any), and whether it takes no more attempts."""
+
+    status: SessionStatus
+    result: Verification | None
+    closed: bool
+
+
+def new_session_id() -> str:
+    # Unguessable: whoever holds the id may verify in this session, so it is a capability like a handle.
+    return f"vs_{secrets.token_urlsafe(24)}"
+
+
+def create(*, reference: str, institution_name: str, permissions: tuple[str, ...], return_url: str | None,
+           ttl_seconds: int) -> VerificationSession:
+    now = utcnow()
+    row = VerificationSession(
+        id=new_session_id(),
+        reference=reference,
+        institution_name=institution_name,
+        permissions_json=json.dumps(list(permissions)),
+        return_url=return_url,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_seconds),
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
+def find(session_id: str | None) -> VerificationSession | None:
+    if not session_id or len(session_id) > 64:
+        return None
+    return db.session.get(VerificationSession, session_id)
+
+
+def state_of(session: VerificationSession, now: datetime | None = None) -> SessionState:
+    attempts = db.session.execute(
+        select(Verification).where(Verification.session_id == session.id)
+        .order_by(Verification.created_at, Verification.id)
+    ).scalars().all()
+    for attempt in attempts:
+        if attempt.status == FinalStatus.COMPLETED:
+            return SessionState(SessionStatus.COMPLETED, attempt, closed=True)
+    expired = session.expired(now)
+    for attempt in reversed(attempts):
+        if attempt.status in (FinalStatus.DENIED, FinalStatus.DECLINED):
+            return SessionState(SessionStatus(attempt.status), attempt, closed=expired)
+    # Only QR codes that ran out, or nothing yet: the session itself is open or over.
+    return SessionState(SessionStatus.EXPIRED if expired else SessionStatus.OPEN, None, closed=expired)
+
+
+def session_document(session: VerificationSession, state: SessionState) -> dict[str, object]:
+    """The institution backend's view of a session (`GET /api/sessions/<id>`)."""
+    return {
+        "id": session.id,
+        "reference": session.reference,
+        "status": state.status.value,
+        "resultId": state.result.id if state.result else None,
+        "result": result_document(state.result) if state.result else None,
+        "createdAt": isoformat_z(session.created_at),
+        "expiresAt": isoformat_z(session.expires_at),
+    }

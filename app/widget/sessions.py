@@ -1,0 +1,78 @@
+"""How the widget shows a session the institution's server created (`app.sessions`).
+
+Decisions, not views: which options a signed handle stands for, what a session that takes no
+more attempts shows instead of a form, and where "Continue" goes. The routes render them.
+
+Nothing here uses a cookie: the session id travels in the signed options handle every form of
+the widget already carries (`handles`), so a session works in a third-party iframe too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask_babel import gettext as _
+
+from app.sessions import records
+from app.sessions.records import SessionState, SessionStatus, VerificationSession
+from app.sessions.return_urls import continue_url
+from app.widget.options import WidgetOptions, locked_to_session, options_from
+from app.widget.states import StateView
+
+
+def options_for(values: Mapping[str, str]) -> WidgetOptions:
+    """A session's locked options when `values` (signed, or the hosted page's) name a session; else the embed's."""
+    session = records.find(values.get("session"))
+    return options_from(values) if session is None else session_options(session, values)
+
+
+def session_options(session: VerificationSession, values: Mapping[str, str]) -> WidgetOptions:
+    return locked_to_session(values, session_id=session.id, institution_name=session.institution_name,
+                             permissions=session.permissions)
+
+
+def session_of(options: WidgetOptions) -> VerificationSession | None:
+    return records.find(options.session_id) if options.session_id else None
+
+
+def recorded_for(options: WidgetOptions) -> dict[str, Any]:
+    """What a verification made in this widget records about its session (nothing outside one)."""
+    session = session_of(options)
+    return {"session_id": session.id, "reference": session.reference} if session else {}
+
+
+def links(options: WidgetOptions, session: VerificationSession | None, *, closed: bool) -> dict[str, Any]:
+    """The hosted page's "Continue" (not inside an embed: there the embedding page gets the event),
+    and whether "Try again" is still offered."""
+    if session is None:
+        return {}
+    url = continue_url(session.return_url, session.id) if session.return_url and not options.parent_origin else None
+    return {"continue_url": url, "session_closed": closed}
+
+
+def closed_state(options: WidgetOptions) -> tuple[StateView, dict[str, Any]] | None:
+    """What a session shows once it takes no more attempts (first success, or expiry); None while it is open.
+
+    Reopening the link shows this final state, never a new form, and never the claims again:
+    the link may be found in a browser's history long after the customer left.
+    """
+    session = session_of(options)
+    if session is None:
+        return None
+    state = records.state_of(session)
+    if not state.closed:
+        return None
+    return _final_view(options, session, state), links(options, session, closed=True)
+
+
+def _final_view(options: WidgetOptions, session: VerificationSession, state: SessionState) -> StateView:
+    embedded = bool(options.parent_origin)
+    result_id = state.result.id if state.result else None
+    if state.status == SessionStatus.COMPLETED:
+        event = {"type": "passid:success", "resultId": result_id, "sessionId": session.id}
+        return StateView("success", {"claims": {}, "lines": []}, event if embedded else None)
+    event = {"type": "passid:decline", "reason": "Session expired", "resultId": result_id, "sessionId": session.id}
+    message = _("This verification link has expired. Please return to %(name)s to continue.",
+                name=session.institution_name)
+    return StateView("declined", {"message": message, "expired": False, "qr": False}, event if embedded else None)

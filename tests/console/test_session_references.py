@@ -1,0 +1,63 @@
+"""A session's reference follows its verifications: into the console's history (shown, searchable) and the CLI.
+
+The bank's reference is how its staff think of an applicant ("loan-42"), so they find the
+verification by it, typed any way `normalise_query` forgives.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import Result
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from app.passid_connection import passid_connection
+from tests.support.html_fields import hidden
+
+
+@pytest.fixture
+def session_made(app: Flask, client: FlaskClient) -> dict[str, str]:
+    """A session for reference "Loan-42/B", and one denied attempt in it (so a row exists)."""
+    with app.app_context():
+        key = passid_connection().api_key
+    made = client.post("/api/sessions", json={"reference": "Loan-42/B"}, headers={"X-Institution-Key": key}).get_json()
+    page = client.get("/verify/session", query_string={"id": made["id"]}).text
+    client.post("/verify/token/check", data={"o": hidden(page, "o"), "n": hidden(page, "n"), "token": "TEST-SANC-0005"})
+    return made
+
+
+@pytest.mark.parametrize("typed", ["Loan-42/B", "loan 42", "LOAN_42b", "42/b"])
+def test_the_history_finds_a_session_verification_by_its_reference(
+    session_made: dict[str, str], staff_client: FlaskClient, typed: str
+) -> None:
+    page = staff_client.get("/console/", query_string={"q": typed}).text
+    rows = re.findall(r'<tr data-result-id="[^"]+">(.*?)</tr>', page, flags=re.S)
+    assert len(rows) == 1
+    assert "<span data-reference>Loan-42/B</span>" in rows[0] and session_made["id"] in rows[0]
+
+
+def test_a_reference_search_matches_nothing_else(session_made: dict[str, str], staff_client: FlaskClient) -> None:
+    page = staff_client.get("/console/", query_string={"q": "loan-43"}).text
+    assert '<tr data-result-id="' not in page
+
+
+def passid_cli(app: Flask, runner: FlaskCliRunner, *args: str) -> Result:
+    """`flask passid …`: the real `flask` command pushes an app context for every command, as this does."""
+    with app.app_context():
+        return runner.invoke(args=["passid", *args])
+
+
+def test_the_cli_shows_a_sessions_reference_status_and_result(
+    session_made: dict[str, str], app: Flask, runner: FlaskCliRunner
+) -> None:
+    shown = passid_cli(app, runner, "session", session_made["id"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith(f"denied  {session_made['id']}")
+    assert "reference: Loan-42/B" in shown.output and "deny reason: HARD_DENY_SANCTIONS_MATCH" in shown.output
+
+
+def test_the_cli_names_an_unknown_session_in_one_line(app: Flask, runner: FlaskCliRunner) -> None:
+    shown = passid_cli(app, runner, "session", "vs_nothing")
+    assert shown.exit_code != 0 and "no session has the id 'vs_nothing'" in shown.output
