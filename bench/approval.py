@@ -9,10 +9,24 @@ that widget's next poll is likewise spread evenly over the interval. The
 figure is the time from sending the fulfil call to the poll answer that
 shows `success` being read.
 
+Same device: the customer approves in the PASSID app on the phone that shows
+the widget, then comes back to the tab, and the widget checks at once
+(static/widget/widget.js, on visibilitychange, pageshow or focus). Each run
+approves one request, stays in the app for a while (spread evenly over
+RETURN_AFTER), then sends that one check; the figure is the time from the
+return to reading `success`. A check that still finds the request pending
+falls back to the 2.5 s poll, counted from the return (its worst case).
+
+What one waiting widget costs PASSID: one widget polls a pending request at
+its 2.5 s cadence for a measured window, with webhooks on as production is
+wired, through a proxy that counts the status calls (GET
+/api/bridge/request/<id>) our app makes to PASSID. The React component asks
+PASSID itself at every poll: 24 calls a minute.
+
 Plain HTTP polling at the widget's cadence stands in for the browser; real
 Chromium would add only its own swap and paint time.
 
-Run: `make bench` (or `.venv/bin/python -m bench.approval [--widgets 20]`).
+Run: `make bench` (or `.venv/bin/python -m bench.approval [--widgets 20] [--returns 20] [--window 60]`).
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ from pathlib import Path
 
 import requests
 
+from bench.counting_proxy import CountingProxy
 from bench.support import (
     HTMX,
     QrSession,
@@ -40,6 +55,8 @@ from bench.support import (
 
 INTERVAL = 2.5  # templates/widget/_awaiting.html: hx-trigger="every 2500ms"
 GIVE_UP = 15.0  # seconds after approval
+RETURN_AFTER = (0.2, 1.5)  # seconds in the app after approving, before the customer is back on the tab
+REACT_CALLS_PER_MINUTE = 60 / INTERVAL  # the React component polls PASSID itself: 24
 
 
 def run_widget(session: QrSession, first_poll: float, approved: threading.Event, seen: dict[str, float],
@@ -104,9 +121,62 @@ def open_sessions(wiring: Wiring, count: int) -> list[QrSession]:
     return [open_qr_session(browser, wiring.app.url, options) for _ in range(count)]
 
 
+def measure_return(runs: int) -> tuple[list[float], int, list[str]]:
+    """Return → success per run, how many runs the first check answered, and failures."""
+    with tempfile.TemporaryDirectory() as tmp, passid_and_app(Path(tmp)) as wiring:
+        sessions = open_sessions(wiring, runs)
+        jwt = wiring.phone_login()
+        phone = wiring.passid_client(with_key=False)
+        http = requests.Session()
+        low, high = RETURN_AFTER
+        delays: list[float] = []
+        first_check = 0
+        failures: list[str] = []
+        for i, session in enumerate(sessions):
+            phone.fulfill_request(session.request_id, jwt)
+            time.sleep(low + (high - low) * i / max(1, runs - 1))
+            back = time.monotonic()
+            checks = 0
+            while True:
+                answer = http.get(session.poll_url, headers=HTMX, timeout=10)
+                checks += 1
+                if answer.status_code != 204 or time.monotonic() - back > GIVE_UP:
+                    break
+                time.sleep(max(0.0, back + checks * INTERVAL - time.monotonic()))
+            if answer.status_code == 200 and 'data-view="success"' in answer.text:
+                delays.append(time.monotonic() - back)
+                first_check += checks == 1
+            else:
+                failures.append(f"{session.request_id}: {answer.status_code} {answer.text[:120]!r}")
+        return delays, first_check, failures
+
+
+def measure_upstream_calls(window: float) -> tuple[int, int]:
+    """Polls one waiting widget sends in `window` seconds, and the PASSID status calls they cost."""
+    proxy = CountingProxy()
+    try:
+        with tempfile.TemporaryDirectory() as tmp, passid_and_app(Path(tmp), via=proxy.to) as wiring:
+            session = open_sessions(wiring, 1)[0]
+            status_path = f"/api/bridge/request/{session.request_id}"
+            before = proxy.count("GET", status_path)
+            http = requests.Session()
+            start = time.monotonic()
+            polls = 0
+            while time.monotonic() - start < window:
+                answer = http.get(session.poll_url, headers=HTMX, timeout=10)
+                assert answer.status_code == 204, f"not pending: {answer.status_code}"
+                polls += 1
+                time.sleep(max(0.0, start + polls * INTERVAL - time.monotonic()))
+            return polls, proxy.count("GET", status_path) - before
+    finally:
+        proxy.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widgets", type=int, default=20, help="simulated widgets (default 20)")
+    parser.add_argument("--returns", type=int, default=20, help="same-device approvals and returns (default 20)")
+    parser.add_argument("--window", type=float, default=60.0, help="seconds one waiting widget is watched (60)")
     args = parser.parse_args()
     note = machine_note()
     delays, failures = measure(args.widgets)
@@ -121,6 +191,34 @@ def main() -> None:
           f"{INTERVAL * 1000:.0f} ms at worst")
     for failure in failures:
         print(f"FAILED {failure}")
+
+    returns, first_check, return_failures = measure_return(args.returns)
+    rows = []
+    if delays:
+        rows.append(["approval → success, next 2.5 s poll (above)", len(delays), ms(percentile(delays, 50)),
+                     ms(percentile(delays, 99)), ms(max(delays)), "–"])
+    if returns:
+        rows.append(["return to tab → success, check at once", len(returns), ms(percentile(returns, 50)),
+                     ms(percentile(returns, 99)), ms(max(returns)), f"{first_check}/{len(returns)}"])
+    print_table(
+        f"Same device: back on the tab {RETURN_AFTER[0]}–{RETURN_AFTER[1]} s after approving in the app "
+        f"(ms; {machine_note()})",
+        ["what", "n", "p50", "p99", "max", "answered by the first check"], rows,
+    )
+    if delays and returns:
+        print(f"p50 approval → success ÷ p50 return → success: {percentile(delays, 50) / percentile(returns, 50):.0f}")
+    for failure in return_failures:
+        print(f"FAILED {failure}")
+
+    polls, calls = measure_upstream_calls(args.window)
+    per_minute = calls * 60 / args.window
+    print_table(
+        f"PASSID calls for one waiting widget over {args.window:.0f} s, webhooks on (per minute)",
+        ["what", "polls to us", "PASSID status calls", "÷ React"],
+        [["ours", f"{polls * 60 / args.window:.1f}", f"{per_minute:.1f}", f"{per_minute / REACT_CALLS_PER_MINUTE:.2f}"],
+         ["React component (a PASSID call per poll)", f"{REACT_CALLS_PER_MINUTE:.0f}", f"{REACT_CALLS_PER_MINUTE:.0f}",
+          "1.00"]],
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +99,13 @@ class Wiring:
 
 
 @contextmanager
-def passid_and_app(tmp: Path, *, app_workers: int = 1, **app_env: str) -> Iterator[Wiring]:
-    """Start the sandbox as PASSID, onboard an institution, start our app with its key and webhook secret."""
+def passid_and_app(tmp: Path, *, app_workers: int = 1, via: Callable[[str], str] | None = None,
+                   **app_env: str) -> Iterator[Wiring]:
+    """Start the sandbox as PASSID, onboard an institution, start our app with its key and webhook secret.
+
+    `via` puts something between our app and PASSID (a counting proxy): given PASSID's URL, it
+    returns the one our app is to call.
+    """
     passid_env = base_env(f"sqlite:///{tmp}/passid.db", **PRODUCTION_LIKE)
     migrate(passid_env)
     passid = AppServer(passid_env, tmp / "passid.log").start()
@@ -109,7 +114,7 @@ def passid_and_app(tmp: Path, *, app_workers: int = 1, **app_env: str) -> Iterat
         database = f"sqlite:///{tmp}/app.db"
         env = base_env(
             database,
-            PASSID_BASE_URL=passid.sandbox_url,
+            PASSID_BASE_URL=via(passid.sandbox_url) if via else passid.sandbox_url,
             PASSID_API_KEY=key,
             PASSID_WEBHOOK_SECRET=WEBHOOK_SECRET,
             PASSID_SANDBOX_ENABLED="false",

@@ -1,6 +1,7 @@
 /* PASSID widget behaviour that htmx does not cover: keep data-state in step with the
-   partial on screen, announce changes, run the countdown, and tell the embedding page
-   what happened — only ever to the allow-listed parent origin the server rendered. */
+   partial on screen, announce changes, run the countdown, check at once when the customer
+   comes back from the PASSID app, and tell the embedding page what happened — only ever
+   to the allow-listed parent origin the server rendered. */
 (function () {
   "use strict";
   var root = document.getElementById("passid-widget");
@@ -66,11 +67,29 @@
     post({ type: "passid:error", message: "The verification service could not be reached" });
   }
 
+  // Back from the PASSID app on the same phone: ask now, not at the next 2.5 s tick. Returning fires
+  // visibilitychange, pageshow and focus together, so a check within a second of the last is dropped
+  // (a timestamp, not a timer: a throttled background tab must not delay it).
+  var lastCheck = -Infinity;
+  function checkOnReturn(evt) {
+    if (evt.type === "visibilitychange" && document.visibilityState !== "visible") return;
+    if (evt.type === "pageshow" && !evt.persisted) return;
+    var poller = document.getElementById("passid-poller");
+    if (!poller || !window.htmx) return;
+    var now = performance.now();
+    if (now - lastCheck < 1000) return;
+    lastCheck = now;
+    window.htmx.trigger(poller, "passid:check");
+  }
+
   document.body.addEventListener("htmx:afterSettle", function (evt) {
     if (evt.target === stateBox) settle(false);
   });
   document.body.addEventListener("htmx:sendError", offline);
   document.body.addEventListener("htmx:responseError", offline);
   window.addEventListener("resize", resize);
+  document.addEventListener("visibilitychange", checkOnReturn);
+  window.addEventListener("pageshow", checkOnReturn);
+  window.addEventListener("focus", checkOnReturn);
   settle(true);
 })();
