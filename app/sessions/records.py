@@ -4,6 +4,10 @@ A session's status is read from the verifications made for it, never stored, so 
 disagree with them: the first success completes it; until then the latest denied or declined
 attempt names it (the customer may still retry until it expires); with no such attempt it is
 open, or expired once its time is up.
+
+Each QR request the widget creates inside a session is remembered too (`SessionRequest`), so that
+the webhook that finishes it records the verification for the session even when the customer
+closed the tab before the widget's next poll (no widget, no signed options, no Flask request).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
@@ -46,6 +51,16 @@ class VerificationSession(Model):
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or utcnow()) >= self.expires_at
+
+
+class SessionRequest(Model):
+    """A PASSID request made inside a session: the webhook's only way from a request id to the session."""
+
+    __tablename__ = "session_request"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,23 @@ def find(session_id: str | None) -> VerificationSession | None:
     if not session_id or len(session_id) > 64:
         return None
     return db.session.get(VerificationSession, session_id)
+
+
+def recorded_for(session: VerificationSession | None) -> dict[str, Any]:
+    """What a verification made for `session` records about it (nothing outside one): `record`'s keywords."""
+    return {"session_id": session.id, "reference": session.reference} if session else {}
+
+
+def note_request(request_id: str, session: VerificationSession) -> None:
+    """Remember that `request_id` was created for `session`, before the customer can approve it."""
+    db.session.add(SessionRequest(request_id=request_id, session_id=session.id, created_at=utcnow()))
+    db.session.commit()
+
+
+def session_of_request(request_id: str) -> VerificationSession | None:
+    """The session a QR request was created for, or None (a plain widget's request, or one made elsewhere)."""
+    noted = db.session.get(SessionRequest, request_id)
+    return find(noted.session_id) if noted else None
 
 
 def state_of(session: VerificationSession, now: datetime | None = None) -> SessionState:

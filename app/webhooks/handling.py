@@ -25,7 +25,8 @@ from sqlalchemy import or_, update
 from app import verifications
 from app.database import db, rows_changed, utcnow
 from app.outcomes import record_outcome_event
-from app.passid import EventType, MalformedResponse, read_webhook_event
+from app.passid import EventType, MalformedResponse, read_webhook_event, restrict_claims
+from app.sessions import records as session_records
 from app.verifications import FinalStatus, Source
 from app.webhooks.models import Handling, WebhookReceipt
 
@@ -161,6 +162,30 @@ def _record_token_verify(status: FinalStatus, data: dict[str, Any], received_at:
     )
 
 
+def _record_request_completed(data: dict[str, Any]) -> None:
+    """A QR request finished before any poll of ours saw it (the customer may have closed the tab).
+
+    A request the widget created inside a session is recorded for that session, with its claims
+    limited to the session's permissions, as the widget's poll would have recorded it.
+    """
+    session = session_records.session_of_request(data["requestId"])
+    claims = data.get("claims")
+    if session is not None and claims is not None:
+        claims = restrict_claims(claims, session.permissions)
+    verifications.record(
+        source=Source.QR,
+        status=FinalStatus.COMPLETED,
+        request_id=data["requestId"],
+        token=data.get("token"),
+        claims=claims,
+        permissions=data.get("permissions"),
+        recommendation=data.get("recommendation"),
+        corridor=data.get("corridor"),
+        verified_at=_time(data.get("verifiedAt")),
+        **session_records.recorded_for(session),
+    )
+
+
 def apply_event(
     event_type: str | None, data: dict[str, Any], *, test: bool = False, received_at: datetime
 ) -> None:
@@ -169,17 +194,7 @@ def apply_event(
         return  # the dashboard's "send test webhook": proves the pipe, changes nothing
     if event_type == EventType.VERIFICATION_COMPLETED and data.get("requestId"):
         if verifications.find_by_request(data["requestId"]) is None:
-            verifications.record(
-                source=Source.QR,
-                status=FinalStatus.COMPLETED,
-                request_id=data["requestId"],
-                token=data.get("token"),
-                claims=data.get("claims"),
-                permissions=data.get("permissions"),
-                recommendation=data.get("recommendation"),
-                corridor=data.get("corridor"),
-                verified_at=_time(data.get("verifiedAt")),
-            )
+            _record_request_completed(data)
     elif event_type == EventType.VERIFICATION_COMPLETED:
         _record_token_verify(FinalStatus.COMPLETED, data, received_at)
     elif event_type == EventType.VERIFICATION_DENIED:

@@ -188,6 +188,9 @@ def start_session(options: WidgetOptions) -> Response:
             "x": created.expires_at.isoformat(),
         },
     )
+    session = sessions.session_of(options)
+    if session is not None:  # so its webhook records it for the session if no poll of ours comes again
+        records.note_request(created.request_id, session)
     upstream_checks().seen_pending(created.request_id)
     return awaiting(options, handle)
 

@@ -38,8 +38,7 @@ def session_of(options: WidgetOptions) -> VerificationSession | None:
 
 def recorded_for(options: WidgetOptions) -> dict[str, Any]:
     """What a verification made in this widget records about its session (nothing outside one)."""
-    session = session_of(options)
-    return {"session_id": session.id, "reference": session.reference} if session else {}
+    return records.recorded_for(session_of(options))
 
 
 def links(options: WidgetOptions, session: VerificationSession | None, *, closed: bool) -> dict[str, Any]:

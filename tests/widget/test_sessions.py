@@ -34,6 +34,7 @@ from tests.support.servers import (
     drop_postgres_database,
     postgres_available,
 )
+from tests.support.waiting import wait_until
 from tests.support.widget_actions import WidgetActions
 from tests.support.widget_http import QrSession
 
@@ -191,6 +192,24 @@ def test_a_hosted_session_goes_from_creation_to_continue_to_its_result(
     assert result["reference"] == "loan-42" and result["sessionId"] == made["id"]
 
 
+def test_a_session_completed_only_by_its_webhook_reads_completed_without_a_poll(
+    create: Callable[..., TestResponse], read: Callable[[str], TestResponse], client: FlaskClient,
+    widget: WidgetActions, app_sandbox: PassidClient,
+) -> None:
+    """The customer approved in the app and closed the tab before the next poll: the webhook alone tells us."""
+    made = create(reference="loan-77", permissions=["identity_verified"]).get_json()
+    qr = widget.generate_qr(hidden(open_hosted(client, made["url"]).text, "o"))
+    app_sandbox.fulfill_request(qr.request_id, app_sandbox.sandbox_login("KE8V-3TXY-Z72L"))
+
+    wait_until(lambda: read(made["id"]).get_json()["status"] == "completed", "the webhook completed the session",
+               every=0.2)
+    session = read(made["id"]).get_json()
+    assert session["resultId"] == session["result"]["resultId"]
+    assert session["result"]["requestId"] == qr.request_id
+    assert session["result"]["reference"] == "loan-77" and session["result"]["sessionId"] == made["id"]
+    assert set(session["result"]["claims"]) <= {"identity_verified"}  # limited to the session's permissions
+
+
 def test_a_session_reopened_after_success_shows_its_final_state_without_claims_or_a_form(
     create: Callable[..., TestResponse], client: FlaskClient, widget: WidgetActions, app_sandbox: PassidClient,
 ) -> None:
@@ -277,6 +296,33 @@ def test_the_migration_upgrades_and_downgrades_keeping_verifications(kind: str, 
         with engine.connect() as conn:
             assert conn.execute(text("SELECT id FROM verification")).scalars().all() == ["res_1"]
         flask_db(env, "upgrade")
+        engine.dispose()
+    finally:
+        if name:
+            drop_postgres_database(name)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_session_requests_migration_upgrades_and_downgrades(kind: str, tmp_path: Path) -> None:
+    if kind == "postgresql" and not postgres_available():
+        pytest.skip("PostgreSQL is not reachable")
+    name, url = create_postgres_database() if kind == "postgresql" else ("", f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        env = base_env(url)
+        flask_db(env, "upgrade")
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO session_request (request_id, session_id, created_at) "
+                              "VALUES ('req_1', 'vs_1', :at)"), {"at": datetime(2026, 11, 27)})
+            conn.execute(text("INSERT INTO verification (id, source, status, created_at, session_id, reference) "
+                              "VALUES ('res_1', 'qr', 'completed', :at, 'vs_1', 'loan-1')"),
+                         {"at": datetime(2026, 11, 27)})
+        flask_db(env, "downgrade", "0008_verification_sessions")
+        assert "session_request" not in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT session_id FROM verification")).scalars().all() == ["vs_1"]
+        flask_db(env, "upgrade")
+        assert "session_request" in inspect(engine).get_table_names()
         engine.dispose()
     finally:
         if name:
