@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,15 +17,11 @@ from sqlalchemy import create_engine, text
 from app.passid import sign_payload
 from app.webhooks.routes import delivery_attempt
 from tests.conftest import provisioned_database
+from tests.support.migrations import empty_database, flask_db
 from tests.support.servers import (
-    BIN,
-    ROOT,
     AppServer,
     base_env,
-    create_postgres_database,
-    drop_postgres_database,
     migrate,
-    postgres_available,
 )
 
 NEW, OLD = "whsec_new_secret_0123456789", "whsec_old_secret_0123456789"
@@ -432,18 +427,12 @@ def test_a_flood_of_junk_is_counted_in_a_few_rows_limited_and_valid_events_still
     assert len(records.receipts()) == len(delivered)
 
 
-def flask_db(env: dict[str, str], *args: str) -> None:
-    subprocess.run([str(BIN / "flask"), "--app", "app", "db", *args], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_the_migration_folds_rejected_rows_into_hourly_counts(kind: str, tmp_path: Path) -> None:
     """Rows logged one per rejected call before this change become counts, and are gone."""
-    if kind == "postgresql" and not postgres_available():
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432")
-    name, url = create_postgres_database() if kind == "postgresql" else ("", f"sqlite:///{tmp_path / 'p.db'}")
-    try:
+    with empty_database(kind, tmp_path) as url:
         env = base_env(url)
         flask_db(env, "upgrade", "0004_staff_sessions")
         engine = create_engine(url)
@@ -474,6 +463,3 @@ def test_the_migration_folds_rejected_rows_into_hourly_counts(kind: str, tmp_pat
         assert [row["event_id"] for row in records.receipts()] == ["evt_valid"]
         records.engine.dispose()
         engine.dispose()
-    finally:
-        if name:
-            drop_postgres_database(name)

@@ -8,7 +8,6 @@ page, "Continue" goes back to the bank with `session=<id>` only, and the backend
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,13 +25,9 @@ from app.passid import PassidClient
 from app.passid_connection import passid_connection
 from app.sessions import records
 from tests.support.html_fields import hidden
+from tests.support.migrations import empty_database, flask_db
 from tests.support.servers import (
-    BIN,
-    ROOT,
     base_env,
-    create_postgres_database,
-    drop_postgres_database,
-    postgres_available,
 )
 from tests.support.waiting import wait_until
 from tests.support.widget_actions import WidgetActions
@@ -278,10 +273,7 @@ def test_plain_verify_ignores_a_session_in_its_query(create: Callable[..., TestR
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_the_migration_upgrades_and_downgrades_keeping_verifications(kind: str, tmp_path: Path) -> None:
-    if kind == "postgresql" and not postgres_available():
-        pytest.skip("PostgreSQL is not reachable")
-    name, url = create_postgres_database() if kind == "postgresql" else ("", f"sqlite:///{tmp_path / 's.db'}")
-    try:
+    with empty_database(kind, tmp_path) as url:
         env = base_env(url)
         flask_db(env, "upgrade")
         engine = create_engine(url)
@@ -297,17 +289,11 @@ def test_the_migration_upgrades_and_downgrades_keeping_verifications(kind: str, 
             assert conn.execute(text("SELECT id FROM verification")).scalars().all() == ["res_1"]
         flask_db(env, "upgrade")
         engine.dispose()
-    finally:
-        if name:
-            drop_postgres_database(name)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_the_session_requests_migration_upgrades_and_downgrades(kind: str, tmp_path: Path) -> None:
-    if kind == "postgresql" and not postgres_available():
-        pytest.skip("PostgreSQL is not reachable")
-    name, url = create_postgres_database() if kind == "postgresql" else ("", f"sqlite:///{tmp_path / 's.db'}")
-    try:
+    with empty_database(kind, tmp_path) as url:
         env = base_env(url)
         flask_db(env, "upgrade")
         engine = create_engine(url)
@@ -324,11 +310,5 @@ def test_the_session_requests_migration_upgrades_and_downgrades(kind: str, tmp_p
         flask_db(env, "upgrade")
         assert "session_request" in inspect(engine).get_table_names()
         engine.dispose()
-    finally:
-        if name:
-            drop_postgres_database(name)
 
 
-def flask_db(env: dict[str, str], *args: str) -> None:
-    subprocess.run([str(BIN / "flask"), "--app", "app", "db", *args], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=120)
