@@ -58,7 +58,6 @@ class Inbound:
     """What this call turned out to be, worked out once."""
 
     raw: bytes  # the exact bytes that were signed; empty when the body was too large to read
-    started: float  # perf_counter when the receiver first looked at the call (answered_ms without the access log)
     verdict: SignatureResult
     detail: str = ""  # why not, in a sentence, for the caller
     reason: str = ""  # why not, in a word, for the log: the signing module's reason, "too_large" or "no_secret"
@@ -110,7 +109,7 @@ def receive() -> tuple[Response, int]:
         db.session.rollback()
         return jsonify(received=True, duplicate=True), 200
     if event.test:
-        record_answer_time(receipt, request.environ.get(ARRIVED_AT, inbound.started))
+        record_answer_time(receipt, request.environ[ARRIVED_AT])
     wake_job(current_app._get_current_object(), HANDLING_JOB)  # type: ignore[attr-defined]
     return jsonify(received=True), 200
 
@@ -131,13 +130,13 @@ def too_large(_exception: HTTPException) -> tuple[Response, int]:
 def _inbound() -> Inbound:
     """This call's body, verdict and event, worked out once: the rate limit asks before the view does."""
     if "webhook_inbound" not in g:
-        g.webhook_inbound = _read_and_check(time.perf_counter())
+        g.webhook_inbound = _read_and_check()
     return g.webhook_inbound
 
 
-def _read_and_check(started: float) -> Inbound:
+def _read_and_check() -> Inbound:
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return _oversized(started)  # refused before reading a byte of it
+        return _oversized()  # refused before reading a byte of it
     # No length given (chunked): Werkzeug stops reading at the request's limit, without saying whether
     # more was coming, so read one byte past ours and refuse the body if it is there.
     request.max_content_length = MAX_BODY + 1
@@ -146,27 +145,27 @@ def _read_and_check(started: float) -> Inbound:
     except RequestEntityTooLarge:
         raw = None
     if raw is None or len(raw) > MAX_BODY:
-        return _oversized(started)
-    return check_and_parse(raw, request.headers.get(SIGNATURE_HEADER), passid_connection().webhook_secrets, started)
+        return _oversized()
+    return check_and_parse(raw, request.headers.get(SIGNATURE_HEADER), passid_connection().webhook_secrets)
 
 
-def check_and_parse(raw: bytes, header: str | None, secrets: tuple[str, ...], started: float) -> Inbound:
+def check_and_parse(raw: bytes, header: str | None, secrets: tuple[str, ...]) -> Inbound:
     """The signing module's one call, its outcome in the receiver's terms (valid, or why not)."""
     if not secrets:
-        return Inbound(raw, started, SignatureResult.INVALID,
+        return Inbound(raw, SignatureResult.INVALID,
                        "Signature check failed: no webhook secret is configured here.", NO_SECRET)
     try:
         event = parse_webhook_event(raw, header, secrets)
     except WebhookSignatureError as failure:
-        return Inbound(raw, started, SignatureResult.of(failure.reason), f"Signature check failed: {failure}.",
+        return Inbound(raw, SignatureResult.of(failure.reason), f"Signature check failed: {failure}.",
                        failure.reason.value)
     except MalformedResponse as problem:  # signed by PASSID's secret, so exempt from the limit, but no event
-        return Inbound(raw, started, SignatureResult.VALID, f"The body is not a PASSID event: {problem}.")
-    return Inbound(raw, started, SignatureResult.VALID, event=event)
+        return Inbound(raw, SignatureResult.VALID, f"The body is not a PASSID event: {problem}.")
+    return Inbound(raw, SignatureResult.VALID, event=event)
 
 
-def _oversized(started: float) -> Inbound:
-    return Inbound(b"", started, SignatureResult.TOO_LARGE, _too_large_detail(), SignatureResult.TOO_LARGE.value)
+def _oversized() -> Inbound:
+    return Inbound(b"", SignatureResult.TOO_LARGE, _too_large_detail(), SignatureResult.TOO_LARGE.value)
 
 
 def _reject(inbound: Inbound, status: int) -> None:
@@ -179,7 +178,8 @@ def _reject(inbound: Inbound, status: int) -> None:
 
 
 def record_answer_time(receipt: WebhookReceipt, arrived_at: float) -> None:
-    """A test event keeps how long PASSID waited: from the call's arrival to its row committed.
+    """A test event keeps how long PASSID waited: from the call's arrival (stamped by the access log, the
+    outermost layer the factory always installs) to its row committed.
 
     Measured after the commit, so a database stuck on a lock shows in the figure the go-live
     checklist reads; it costs a second write, so only test events (sent by hand) pay it.
