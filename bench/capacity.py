@@ -230,6 +230,12 @@ def machine_busy_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / CLOCK_TICKS  # less idle and iowait
 
 
+def require_wrk() -> None:
+    """Stop with a sentence, not a traceback, when the load generator is missing."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `make bench-load` installs it (apt-get install wrk)")
+
+
 def run_step(server: BenchServer, stub_pid: int, widgets: Widgets, count: int, seconds: int,
              database_name: str | None = None, timeout: float = 2.0) -> dict:
     paths_file = widgets.file_for(count)
@@ -372,8 +378,7 @@ def main() -> None:
     parser.add_argument("--upstream-ms", type=float, default=0.0,
                         help="the stand-in's answer delay, standing for the network to PASSID (default 0)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: `make bench-load` installs it (apt-get install wrk)")
+    require_wrk()
     steps = sorted(int(s) for s in args.steps.split(","))
     configs = [Config.parse(c) for c in (args.config or DEFAULT_CONFIGS)]
     if any(c.database == "postgres" for c in configs) and not postgres_available():

@@ -29,13 +29,12 @@ Run: `make bench-load` (or `.venv/bin/python -m bench.serving [--steps 1000,2000
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.capacity import P99_LIMIT_MS, QUIET, RATE_HELD, Widgets, run_step, start_stub
+from bench.capacity import P99_LIMIT_MS, QUIET, RATE_HELD, Widgets, require_wrk, run_step, start_stub
 from bench.support import (
     PRODUCTION_LIKE,
     WEBHOOK_SECRET,
@@ -190,8 +189,7 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=9.0,
                         help="no new capacity step starts after this long (default 9), shared fairly")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: `make bench-load` installs it (apt-get install wrk)")
+    require_wrk()
     steps = sorted(int(s) for s in args.steps.split(","))
     servers = args.server or list(SERVERS)
     outcomes = [Outcome(server, *SHAPES[server]) for server in servers]

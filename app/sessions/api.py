@@ -7,11 +7,11 @@ about what a valid body looks like. A body that is not a JSON object is refused 
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, request
 
 from app.sessions import records
 from app.sessions.new_session import InvalidField, new_session
-from app.widget.results import api_error, institution_key_refused
+from app.widget.results import api_document, api_error, institution_key_refused
 
 bp = Blueprint("sessions", __name__)
 
@@ -35,16 +35,13 @@ def create() -> Response:
         ttl_seconds=wanted.ttl_seconds,
     )
     document = records.session_document(session, records.state_of(session))
-    response = jsonify(
-        id=session.id,
-        url=hosted_page_url(session.id),
-        reference=session.reference,
-        expiresAt=document["expiresAt"],
-        status=document["status"],
-    )
-    response.status_code = 201
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return api_document({
+        "id": session.id,
+        "url": hosted_page_url(session.id),
+        "reference": session.reference,
+        "expiresAt": document["expiresAt"],
+        "status": document["status"],
+    }, 201)
 
 
 @bp.get("/api/sessions/<session_id>")
@@ -55,9 +52,7 @@ def read(session_id: str) -> Response:
     session = records.find(session_id)
     if session is None:
         return api_error(404, "NOT_FOUND", "No session has this id.", field="id")
-    response = jsonify(records.session_document(session, records.state_of(session)))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return api_document(records.session_document(session, records.state_of(session)))
 
 
 def hosted_page_url(session_id: str) -> str:

@@ -8,6 +8,8 @@ was really verified.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Response, jsonify, request
 
@@ -24,9 +26,7 @@ def result(result_id: str) -> Response:
     row = verifications.find(result_id)
     if row is None:
         return api_error(404, "NOT_FOUND", "No result has this id.")
-    response = jsonify(verifications.result_document(row))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return api_document(verifications.result_document(row))
 
 
 def institution_key_refused() -> Response | None:
@@ -41,13 +41,18 @@ def institution_key_refused() -> Response | None:
     return None
 
 
+def api_document(document: Mapping[str, Any], status: int = 200) -> Response:
+    """A backend API answer: JSON that no cache keeps (it names a person's verification)."""
+    response = jsonify(document)
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def api_error(status: int, code: str, message: str, field: str | None = None) -> Response:
     """PASSID's own error shape, `{"error": {"code", "field"?, "message"}}`, which integrators already read."""
     error: dict[str, str] = {"code": code}
     if field is not None:
         error["field"] = field
     error["message"] = message
-    response = jsonify(error=error)
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return api_document({"error": error}, status)
