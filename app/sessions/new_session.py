@@ -14,7 +14,7 @@ from typing import Any
 
 from app.config import ALL_PERMISSIONS, SESSION_TTL_MAX_SECONDS, SESSION_TTL_MIN_SECONDS
 from app.sessions.return_urls import UnusableReturnUrl, checked_return_url
-from app.widget.options import comparable_name
+from app.widget.options import listed_institution_name
 
 FIELDS = ("reference", "permissions", "institutionName", "returnUrl", "ttlSeconds")
 REFERENCE_MAX_LENGTH = 64
@@ -78,10 +78,9 @@ def _permissions(value: Any, configured: Iterable[str]) -> tuple[str, ...]:
 def _institution_name(value: Any, configured: str, also_allowed: Iterable[str]) -> str:
     if value is None:
         return configured
-    if isinstance(value, str):
-        for name in (configured, *also_allowed):
-            if comparable_name(name) == comparable_name(value):
-                return name
+    listed = listed_institution_name(value, configured, also_allowed) if isinstance(value, str) else None
+    if listed is not None:
+        return listed
     raise InvalidField("institutionName", "Must be PASSID_INSTITUTION_NAME or one of PASSID_INSTITUTION_NAMES.")
 
 

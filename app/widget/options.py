@@ -85,13 +85,18 @@ def locked_to_session(values: Mapping[str, str], *, session_id: str, institution
 
 
 def allowed_institution_name(requested: str | None, configured: str, also_allowed: Iterable[str]) -> str:
-    """The requested name if the institution listed it (ignoring case and spacing), in its listed spelling;
-    otherwise the configured name. Nobody can make the phone show a name the institution did not choose."""
+    """The requested name if the institution listed it, in its listed spelling; otherwise the configured
+    name. Nobody can make the phone show a name the institution did not choose."""
+    return listed_institution_name(requested, configured, also_allowed) or configured
+
+
+def listed_institution_name(requested: str | None, configured: str, also_allowed: Iterable[str]) -> str | None:
+    """The listed spelling of `requested` (ignoring case and spacing) if the institution listed it, else None."""
     wanted = comparable_name(requested or "")
     for name in (configured, *also_allowed):
         if wanted and comparable_name(name) == wanted:
             return name
-    return configured
+    return None
 
 
 def comparable_name(name: str) -> str:
