@@ -17,7 +17,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from hypothesis import settings
 
 from app.passid import PassidClient
-from tests.support.in_process import copy_of, migrated_template, serving_in_process
+from tests.support.in_process import migrated_sqlite_url, serving_in_process
 from tests.support.postgres import postgres_probe
 from tests.support.servers import (
     AppServer,
@@ -141,12 +141,6 @@ def institution(sandbox: PassidClient):  # type: ignore[no-untyped-def]
 # --- in-process (flaskr-style) ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One SQLite database migrated by `flask db upgrade`, copied for each in-process app."""
-    return migrated_template(tmp_path_factory.mktemp("migrated"))
-
-
 @pytest.fixture
 def app_settings() -> dict[str, str]:
     """Settings a module adds to the in-process app's (override this fixture in the module)."""
@@ -154,14 +148,14 @@ def app_settings() -> dict[str, str]:
 
 
 @pytest.fixture
-def build_app(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+def build_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     """Build more in-process apps in one test (`build_app(PASSID_TRUSTED_PROXIES="1")`), each on its own database."""
     numbers = count()
     with ExitStack() as stack:
         def build(**settings: str) -> Flask:
             directory = tmp_path / f"app-{next(numbers)}"
             directory.mkdir()
-            return stack.enter_context(serving_in_process(copy_of(migrated_sqlite, directory), directory, **settings))
+            return stack.enter_context(serving_in_process(migrated_sqlite_url(directory), directory, **settings))
 
         yield build
 

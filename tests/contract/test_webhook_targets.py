@@ -23,7 +23,7 @@ from flask import Flask
 
 from app.passid import ValidationError
 from app.sandbox.webhook_targets import RefusedTarget, resolve_webhook_target
-from tests.support.in_process import app_environ, copy_of
+from tests.support.in_process import app_environ, migrated_sqlite_url
 from tests.support.postgres import refused_before_storage
 from tests.support.servers import WebhookReceiver
 
@@ -155,13 +155,13 @@ def guard(monkeypatch: pytest.MonkeyPatch) -> ConnectGuard:
 
 
 @pytest.fixture
-def sandbox_app(migrated_sqlite: Path, tmp_path: Path) -> Iterator[Flask]:
+def sandbox_app(tmp_path: Path) -> Iterator[Flask]:
     """The whole app in this process on a migrated SQLite file, background jobs off: we call the pass."""
     from app import create_app
     from app.database import db
     from app.sandbox.models import SandboxInstitution
 
-    url = copy_of(migrated_sqlite, tmp_path)
+    url = migrated_sqlite_url(tmp_path)
     app = create_app(app_environ(url, tmp_path, 5000, PASSID_BACKGROUND_JOBS="false",
                                  PASSID_WEBHOOK_TIMEOUT_SECONDS="3"))
     with app.app_context():

@@ -50,9 +50,7 @@ def test_a_body_slot_comes_back_even_when_the_answer_fails_to_close() -> None:
             answer.close()  # type: ignore[attr-defined]
 
 
-def test_a_post_answers_under_werkzeugs_own_server_which_hands_over_the_raw_socket(
-    migrated_sqlite: Path, tmp_path: Path
-) -> None:
+def test_a_post_answers_under_werkzeugs_own_server_which_hands_over_the_raw_socket(tmp_path: Path) -> None:
     """`flask run` (Werkzeug's server) gives the app the raw socket as `wsgi.input`. Draining what the app
     left unread must stop at Content-Length there too, or every POST waits for bytes that never come."""
     import threading
@@ -60,10 +58,10 @@ def test_a_post_answers_under_werkzeugs_own_server_which_hands_over_the_raw_sock
     import requests
     from werkzeug.serving import make_server
 
-    from tests.support.in_process import app_environ, copy_of
+    from tests.support.in_process import app_environ, migrated_sqlite_url
 
     server = make_server("127.0.0.1", 0, lambda environ, start: app(environ, start), threaded=True)
-    app = create_app(app_environ(copy_of(migrated_sqlite, tmp_path), tmp_path / "instance", server.server_port))
+    app = create_app(app_environ(migrated_sqlite_url(tmp_path), tmp_path / "instance", server.server_port))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

@@ -15,7 +15,6 @@ key plumbing in the test, and it starts in a few milliseconds.
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,26 +29,17 @@ from app import create_app
 from app.database import db
 from tests.support.servers import TEST_SETTINGS, base_env, migrate
 
-TEMPLATE_NAME = "migrated.db"
 
+def migrated_sqlite_url(directory: Path) -> str:
+    """A new SQLite database in `directory` with the schema applied; returns its SQLAlchemy URL.
 
-def migrated_template(directory: Path) -> Path:
-    """A SQLite database migrated once by `flask db upgrade` (in its own process, as `make run` does).
-
-    Each in-process app gets a copy: copying a file is far quicker than running the migrations
-    again, and running Alembic in the test process would reconfigure its logging.
+    `migrate` copies a file `flask db upgrade` migrated once in this process (in its own process,
+    as `make run` does): far quicker than migrating again, and Alembic run in the test process
+    would reconfigure its logging.
     """
-    path = directory / TEMPLATE_NAME
-    migrate(base_env(f"sqlite:///{path}"))
-    return path
-
-
-def copy_of(template: Path, directory: Path) -> str:
-    """A private copy of the migrated template; returns its SQLAlchemy URL."""
-    target = directory / "passid.db"
-    shutil.copyfile(template, target)
-    target.chmod(0o600)
-    return f"sqlite:///{target}"
+    url = f"sqlite:///{directory / 'passid.db'}"
+    migrate(base_env(url))
+    return url
 
 
 def app_environ(database_url: str, instance_dir: Path, port: int, **overrides: str) -> dict[str, str]:
