@@ -45,7 +45,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     prepare_sqlite_file(settings.database_url)
     db.init_app(app)
     migrate.init_app(app, db)
-    from app import outcomes, verifications  # noqa: F401  (tables must be known to migrations)
+    from app import audit, outcomes, verifications  # noqa: F401  (tables must be known to migrations)
     from app.sessions import records as session_records  # noqa: F401
     from app.staff import models as staff_models  # noqa: F401
     from app.webhooks import models as webhook_models  # noqa: F401

@@ -25,6 +25,11 @@ class StaffUser(UserMixin, Model):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime)
     session_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # A Role (`app.staff.roles`). Accounts made before roles existed could do everything: migration 0010
+    # makes them admins, so nobody loses access on upgrade; new accounts name their role.
+    role: Mapped[str] = mapped_column(String(10), default="counter")
+    # A disabled account cannot sign in, and its open sessions end (its session version moves on).
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)

@@ -1,0 +1,91 @@
+"""The audit log: who did what to whose data, when, and from where. Append-only.
+
+Auditors ask two questions of a verification front-end: who saw this customer's data, and who
+decided what about them. Every such act adds one `AuditEntry` in the same transaction as the act
+itself, so an act without its entry (or an entry without its act) cannot be committed.
+
+There is no update or delete path in the app, and the database refuses both too (triggers made by
+migration 0010), so a compromised page cannot tidy the log after itself. An entry never holds a
+claim: it names the subject by id (a result id, a staff name, an event id) and says what happened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from flask import has_request_context, request
+from flask_login import current_user
+from sqlalchemy import DateTime, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.database import Model, db, utcnow
+
+
+class Action(StrEnum):
+    """Every kind of act the log records; the console's filter lists these."""
+
+    SIGN_IN = "sign_in"
+    SIGN_IN_FAILED = "sign_in_failed"
+    SIGN_OUT = "sign_out"
+    CLAIMS_VIEWED = "claims_viewed"  # a branch result or a console detail showed a person's claims
+    OUTCOME_REPORTED = "outcome_reported"
+    REVIEW_DECIDED = "review_decided"
+    REDACTED = "redacted"
+    RETENTION_PURGED = "retention_purged"
+    HISTORY_EXPORTED = "history_exported"
+    AUDIT_EXPORTED = "audit_exported"
+    STAFF_CREATED = "staff_created"
+    STAFF_ROLE_CHANGED = "staff_role_changed"
+    STAFF_PASSWORD_RESET = "staff_password_reset"
+    STAFF_DISABLED = "staff_disabled"
+    STAFF_ENABLED = "staff_enabled"
+    TEST_WEBHOOK_SENT = "test_webhook_sent"
+    DATA_KEY_ROTATED = "data_key_rotated"
+
+
+# Who acted when no staff member did: an operator's `flask` command, or the app's own schedule.
+CLI_ACTOR = "cli"
+SYSTEM_ACTOR = "system"
+
+
+class AuditEntry(Model):
+    __tablename__ = "audit_entry"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(80), index=True)  # a staff name, CLI_ACTOR or SYSTEM_ACTOR
+    actor_role: Mapped[str | None] = mapped_column(String(10))  # the staff member's role at the time
+    address: Mapped[str | None] = mapped_column(String(64))  # the client address (after trusted proxies)
+    action: Mapped[str] = mapped_column(String(40), index=True)  # an Action
+    subject: Mapped[str | None] = mapped_column(String(80), index=True)  # a result id, staff name, event id…
+    detail: Mapped[str | None] = mapped_column(String(500))  # what happened, in words; never a claim
+
+
+def note(action: Action, *, subject: str | None = None, detail: str | None = None,
+         actor: str | None = None) -> AuditEntry:
+    """Add an entry to the current transaction; the caller's commit stores it with the act it records.
+
+    The actor is the signed-in staff member unless `actor` names another (a sign-in attempt's name,
+    CLI_ACTOR, SYSTEM_ACTOR); the address is the request's, when there is one.
+    """
+    staff = current_user if has_request_context() and current_user.is_authenticated else None
+    entry = AuditEntry(
+        at=utcnow(),
+        actor=(actor or (staff.username if staff is not None else SYSTEM_ACTOR))[:80],
+        actor_role=staff.role if staff is not None and actor is None else None,
+        address=(request.remote_addr or None) if has_request_context() else None,
+        action=Action(action).value,
+        subject=subject[:80] if subject else None,
+        detail=detail[:500] if detail else None,
+    )
+    db.session.add(entry)
+    return entry
+
+
+def record(action: Action, *, subject: str | None = None, detail: str | None = None,
+           actor: str | None = None) -> AuditEntry:
+    """`note` and commit at once: for acts that change nothing else (a page view, a failed sign-in)."""
+    entry = note(action, subject=subject, detail=detail, actor=actor)
+    db.session.commit()
+    return entry

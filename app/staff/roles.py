@@ -1,0 +1,54 @@
+"""Staff roles and the one decorator that guards a staff page by role.
+
+Three roles, each a superset of what its work needs and nothing more:
+counter staff verify at the branch counter; analysts read and act in the console; admins
+also read the audit log, redact, manage staff and run the go-live checklist. An admin may
+open every page, so a route lists only the least role that may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
+from flask import abort, render_template
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Role(StrEnum):
+    COUNTER = "counter"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+
+
+ROLE_NAMES: dict[Role, str] = {
+    Role.COUNTER: "Counter staff",
+    Role.ANALYST: "Analyst",
+    Role.ADMIN: "Administrator",
+}
+
+
+def may_use(role: str | None, allowed: tuple[Role, ...]) -> bool:
+    """Whether an account with `role` may use a page open to `allowed` (admins may use every page)."""
+    return role == Role.ADMIN or role in allowed
+
+
+def require_role(*allowed: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Signed in (else the sign-in page), and of one of `allowed` roles (else 403 with a sentence)."""
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @wraps(view)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not may_use(current_user.role, allowed):
+                abort(Response(render_template("staff/forbidden.html", allowed=allowed), status=403))
+            return view(*args, **kwargs)
+
+        return login_required(guarded)
+
+    return decorate
