@@ -7,13 +7,15 @@ on, points the PASSID client at it with the demo institution's key.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
 from app.access_log import init_access_log
 from app.background import register_job, start_background_jobs
-from app.config import PROJECT_ROOT, load_settings, load_settings_or_exit
+from app.config import PROJECT_ROOT, ConfigError, exit_with, load_settings, load_settings_or_exit
 from app.database import db, migrate, prepare_sqlite_file
 from app.file_modes import tighten_instance_dir
 from app.htmx import htmx
@@ -45,6 +47,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     prepare_sqlite_file(settings.database_url)
     db.init_app(app)
     migrate.init_app(app, db)
+    _install_data_keys(app, settings.data_keys, exit_on_error=environ is None)
     from app import audit, outcomes, verifications  # noqa: F401  (tables must be known to migrations)
     from app.sessions import records as session_records  # noqa: F401
     from app.staff import models as staff_models  # noqa: F401
@@ -68,6 +71,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     for blueprint in (health_bp, widget_bp, sessions_bp, webhooks_bp, staff_bp, branch_bp, console_bp):
         app.register_blueprint(blueprint)
     register_job(app, HANDLING_JOB, handle_pending)
+    from app.retention import PURGE_EVERY_SECONDS, PURGE_JOB, purge_job
+
+    register_job(app, PURGE_JOB, purge_job, every_seconds=PURGE_EVERY_SECONDS)
 
     # The sandbox exists only when the app runs on it: with a PASSID_BASE_URL (live, or PASSID's own
     # sandbox) nothing under /sandbox answers and none of its jobs is scheduled.
@@ -83,6 +89,27 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     init_request_guards(app)  # slow bodies and server-copied environment, before any other layer
     init_access_log(app)  # last: the outermost layer sees every request, static files too
     return app
+
+
+def _install_data_keys(app: Flask, keys: tuple[str, ...], *, exit_on_error: bool) -> None:
+    """The keyring on the app, refused at start-up (one sentence, non-zero exit) when it cannot read
+    what the database already holds, rather than failing later on a page."""
+    from app import encryption
+
+    encryption.init_app(app, keys)
+    with app.app_context():
+        try:
+            with db.engine.connect() as connection:
+                unreadable = encryption.unreadable_data(encryption.keyring(), connection)
+        except OperationalError as down:  # the database is down: /healthz says so; the check waits for a restart
+            logging.getLogger(__name__).warning("data key not checked: the database cannot be reached (%s)",
+                                                type(down).__name__)
+            return
+    if unreadable is not None:
+        wrong_key = ConfigError([encryption.wrong_key_sentence(unreadable)])
+        if exit_on_error:
+            exit_with(wrong_key)
+        raise wrong_key
 
 
 def _mount_sandbox(app: Flask) -> None:

@@ -11,12 +11,13 @@ claim: it names the subject by id (a result id, a staff name, an event id) and s
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from flask import has_request_context, request
 from flask_login import current_user
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import DateTime, Integer, Select, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Model, db, utcnow
@@ -72,15 +73,24 @@ def note(action: Action, *, subject: str | None = None, detail: str | None = Non
     staff = current_user if has_request_context() and current_user.is_authenticated else None
     entry = AuditEntry(
         at=utcnow(),
-        actor=(actor or (staff.username if staff is not None else SYSTEM_ACTOR))[:80],
+        actor=_printable(actor or (staff.username if staff is not None else SYSTEM_ACTOR), 80),
         actor_role=staff.role if staff is not None and actor is None else None,
         address=(request.remote_addr or None) if has_request_context() else None,
         action=Action(action).value,
-        subject=subject[:80] if subject else None,
-        detail=detail[:500] if detail else None,
+        subject=_printable(subject, 80) or None,
+        detail=_printable(detail, 500) or None,
     )
     db.session.add(entry)
     return entry
+
+
+def _printable(text: str | None, limit: int) -> str:
+    """At most `limit` characters, control characters shown as "?".
+
+    A failed sign-in's actor is whatever was typed: PostgreSQL refuses NUL in text, and a line
+    break would let a typed name forge a second line in a log viewer or an export.
+    """
+    return "".join(char if char.isprintable() else "?" for char in (text or "")[:limit])
 
 
 def record(action: Action, *, subject: str | None = None, detail: str | None = None,
@@ -89,3 +99,37 @@ def record(action: Action, *, subject: str | None = None, detail: str | None = N
     entry = note(action, subject=subject, detail=detail, actor=actor)
     db.session.commit()
     return entry
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the console's audit log is narrowed to; empty fields match everything."""
+
+    action: str = ""  # an Action's value
+    actor: str = ""  # exactly (staff names are stored in lower case)
+    subject: str = ""  # exactly: a result id, a staff name, an event id
+    since: date | None = None  # from this day (UTC), inclusive
+    until: date | None = None  # to this day (UTC), inclusive
+
+    def as_args(self) -> dict[str, str]:
+        """The filters as query-string arguments (the pager and the CSV link keep them)."""
+        args = {"action": self.action, "actor": self.actor, "subject": self.subject,
+                "from": self.since.isoformat() if self.since else "",
+                "to": self.until.isoformat() if self.until else ""}
+        return {key: value for key, value in args.items() if value}
+
+
+def matching(filters: Filters) -> Select[tuple[AuditEntry]]:
+    """The entries `filters` selects, newest first."""
+    select = db.select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    if filters.action:
+        select = select.where(AuditEntry.action == filters.action)
+    if filters.actor:
+        select = select.where(AuditEntry.actor == filters.actor)
+    if filters.subject:
+        select = select.where(AuditEntry.subject == filters.subject)
+    if filters.since:
+        select = select.where(AuditEntry.at >= datetime.combine(filters.since, datetime.min.time()))
+    if filters.until:
+        select = select.where(AuditEntry.at < datetime.combine(filters.until + timedelta(days=1), datetime.min.time()))
+    return select

@@ -22,9 +22,12 @@ Job = Callable[[], object]
 _start_lock = threading.Lock()
 
 
-def register_job(app: Flask, name: str, job: Job) -> None:
-    """Declare a periodic pass; it runs only once `start_background_jobs` is called."""
-    app.extensions.setdefault("passid_jobs", {})[name] = job
+def register_job(app: Flask, name: str, job: Job, *, every_seconds: float | None = None) -> None:
+    """Declare a periodic pass; it runs only once `start_background_jobs` is called.
+
+    Every JOB_INTERVAL_SECONDS unless `every_seconds` says otherwise (the daily retention purge).
+    """
+    app.extensions.setdefault("passid_jobs", {})[name] = (job, every_seconds)
 
 
 def start_background_jobs(app: Flask) -> BackgroundScheduler | None:
@@ -38,11 +41,11 @@ def start_background_jobs(app: Flask) -> BackgroundScheduler | None:
 def _start(app: Flask) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
     interval = float(app.config["JOB_INTERVAL_SECONDS"])
-    for name, job in app.extensions.get("passid_jobs", {}).items():
+    for name, (job, every_seconds) in app.extensions.get("passid_jobs", {}).items():
         scheduler.add_job(
             _in_app_context(app, job),
             "interval",
-            seconds=interval,
+            seconds=every_seconds or interval,
             id=name,
             max_instances=1,
             coalesce=True,

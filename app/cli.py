@@ -13,6 +13,7 @@ import uuid
 import click
 from flask import Flask, current_app
 
+from app import audit
 from app.database import db
 from app.passid import NotFound, PassidError, PassidTimeout, PassidUnavailable, normalise_token
 from app.passid_connection import passid_client, passid_connection
@@ -52,7 +53,7 @@ def demo_command() -> None:
         click.echo(f"  Share a token:     {base}/sandbox/phone/share")
     click.echo(f"  Health:            {base}/healthz")
     if not db.session.execute(db.select(StaffUser.id).limit(1)).first():
-        click.echo("  No staff account yet: .venv/bin/flask --app app staff create YOUR-NAME")
+        click.echo("  No staff account yet: .venv/bin/flask --app app staff create YOUR-NAME --role admin")
 
 
 def _token_argument(raw: str) -> str:
@@ -92,6 +93,9 @@ def verify_command(token: str, idempotency_key: str | None) -> None:
         wanted=[str(permission) for permission in result.permissions],
     )
     if result.verified:
+        if finished.claims:
+            audit.record(audit.Action.CLAIMS_VIEWED, subject=finished.result_id, detail="flask passid verify",
+                         actor=audit.CLI_ACTOR)
         click.echo(f"verified  {result.token}")
         click.echo(f"  {claims_summary(result.claims)}")
         if result.recommendation:
@@ -122,10 +126,25 @@ def session_command(session_id: str) -> None:
     result = state.result
     if result is not None:
         click.echo(f"  result:    {result.id} ({result.status}, {result.source})")
+        if result.redacted_at is not None:
+            click.echo(f"  redacted {result.redacted_at:%Y-%m-%d %H:%M} UTC — {result.redaction_reason}")
         if result.claims:
+            audit.record(audit.Action.CLAIMS_VIEWED, subject=result.id, detail="flask passid session",
+                         actor=audit.CLI_ACTOR)
             click.echo(f"  {claims_summary(result.claims)}")
         if result.deny_reason:
             click.echo(f"  deny reason: {result.deny_reason}")
+
+
+def _result_id_of(token: str) -> str | None:
+    """The audit log names a verification by its result id, never by its token: the newest row for it."""
+    from app.encryption import lookup_hashes
+    from app.verifications import Verification
+
+    return db.session.execute(
+        db.select(Verification.id).where(Verification.token_hash.in_(lookup_hashes(token)))
+        .order_by(Verification.created_at.desc()).limit(1)
+    ).scalar_one_or_none()
 
 
 def _outcome_choices() -> list[str]:
@@ -183,6 +202,8 @@ def outcome_command(token: str, outcome: str, product_type: str, amount: str, cu
             )
         return
     report = result.report
+    audit.record(audit.Action.OUTCOME_REPORTED, subject=_result_id_of(token), detail=report.outcome,
+                 actor=audit.CLI_ACTOR)
     at_decision = f" (score {report.fsi_score}, tier {report.tier} at decision)" if report.fsi_score else ""
     click.echo(
         f"reported  {token}: {outcome_label(report.outcome)} · {report.product_type} · "
@@ -202,6 +223,7 @@ def webhook_test_command(wait: float) -> None:
         event_id = passid_client().send_test_webhook()
     except PassidError as error:
         raise click.ClickException(f"PASSID did not take the test webhook: {error}") from None
+    audit.record(audit.Action.TEST_WEBHOOK_SENT, subject=event_id, actor=audit.CLI_ACTOR)
     click.echo(f"sent  test webhook {event_id}")
     if wait <= 0:
         return
@@ -241,3 +263,71 @@ def checklist_command(ctx: click.Context) -> None:
                "cannot be checked from here.")
     if failures:
         ctx.exit(1)
+
+
+@passid_group.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would be erased, and erase nothing.")
+def purge_command(dry_run: bool) -> None:
+    """Erase what is older than PASSID_RETENTION_DAYS now, as the daily background purge does."""
+    from app import audit
+    from app.retention import purge, retention_cutoff
+
+    cutoff = retention_cutoff()
+    erased = purge(dry_run=dry_run, actor=audit.CLI_ACTOR)
+    days = current_app.config["PASSID_RETENTION_DAYS"]
+    if dry_run:
+        click.echo(f"dry run, nothing erased. Older than {days} days ({cutoff:%Y-%m-%d %H:%M} UTC), "
+                   f"a purge would erase: {erased.describe()}")
+    else:
+        click.echo(f"erased (older than {days} days, before {cutoff:%Y-%m-%d %H:%M} UTC): {erased.describe()}")
+
+
+@passid_group.command("redact")
+@click.argument("result_id")
+@click.option("--reason", required=True, help="Why (recorded on the row and in the audit log; 1–500 characters). "
+              "Name the request, not the person: the audit log is never erased.")
+def redact_command(result_id: str, reason: str) -> None:
+    """Erase one person's data now: the verification RESULT_ID and everything tied to the same person."""
+    from app import audit
+    from app.retention import AlreadyRedacted, RedactionRefused, clean_reason, redact
+
+    try:
+        reason = clean_reason(reason)
+    except ValueError as problem:
+        raise click.BadParameter(str(problem), param_hint="--reason") from None
+    try:
+        done = redact(result_id.strip(), reason, actor=audit.CLI_ACTOR)
+    except AlreadyRedacted as already:  # the wanted state holds: said, and not an error for a script
+        click.echo(str(already))
+        return
+    except RedactionRefused as refused:
+        raise click.ClickException(str(refused)) from None
+    others = done.result_ids[1:]
+    click.echo(f"redacted  {done.result_ids[0]}" + (f" and {len(others)} more of the same person: "
+                                                    f"{', '.join(others)}" if others else ""))
+    click.echo(f"  erased: {done.erased.describe()}")
+
+
+@passid_group.command("rotate-data-key")
+def rotate_data_key_command() -> None:
+    """Re-encrypt every stored claim, token, code and webhook body under the first key of PASSID_DATA_KEY.
+
+    Put the new key first (PASSID_DATA_KEY=NEW,OLD), restart, run this, then drop OLD.
+    """
+    from app import audit, encryption
+
+    ring = encryption.keyring()
+    try:
+        with db.engine.connect() as connection:
+            counts = encryption.rotate_all(connection, ring)
+    except encryption.DataKeyError as problem:
+        raise click.ClickException(f"{problem}: list the key those rows were encrypted with after the new one"
+                                   ) from None
+    detail = ", ".join(f"{table} {rows}" for table, rows in counts.items())
+    audit.note(audit.Action.DATA_KEY_ROTATED, actor=audit.CLI_ACTOR,
+               detail=f"re-encrypted under key 1 of {len(ring.keys)}: {detail}")
+    db.session.commit()
+    for table, rows in counts.items():
+        click.echo(f"re-encrypted  {table}: {rows} rows")
+    click.echo(f"done: every encrypted value is now under the first of {len(ring.keys)} key(s); "
+               "an older key can be removed from PASSID_DATA_KEY")

@@ -11,6 +11,7 @@ so a new setting cannot be validated in one place and forgotten in another.
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 import re
@@ -19,7 +20,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -273,6 +274,28 @@ class RateLimitStorage(Parser[str]):
 
 
 @dataclass(frozen=True)
+class DataKeys(Parser[tuple[str, ...]]):
+    """PASSID_DATA_KEY: Fernet keys, newest first, comma-separated; never quoted back (they are secrets)."""
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> tuple[str, ...]:
+        keys = _list(raw)
+        for number, key in enumerate(keys, start=1):
+            if not _is_fernet_key(key):
+                problems.append(f"{variable} key {number} of {len(keys)} is not a Fernet key (44 characters of "
+                                "URL-safe base64; make one with `python -c \"from cryptography.fernet import "
+                                "Fernet; print(Fernet.generate_key().decode())\"`)")
+        return keys
+
+
+def _is_fernet_key(key: str) -> bool:
+    """32 bytes in URL-safe base64, as Fernet reads a key (checked here without importing cryptography)."""
+    try:
+        return len(key) == 44 and len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
+@dataclass(frozen=True)
 class Directory(Parser[Path]):
     def unset(self, raw: str) -> bool:
         return not raw.strip()
@@ -379,12 +402,16 @@ class Settings:
     # How long a session created by POST /api/sessions stays open when the request names no ttlSeconds.
     session_ttl_seconds: int = setting(
         "PASSID_SESSION_TTL_SECONDS", WholeNumber(SESSION_TTL_MIN_SECONDS, SESSION_TTL_MAX_SECONDS), "3600")
+    # How long claims, tokens, codes and webhook bodies are kept before the daily purge erases them (app/retention.py).
+    retention_days: int = setting("PASSID_RETENTION_DAYS", WholeNumber(1, 3650), "90")
     trusted_hosts: tuple[str, ...] = setting(
         "PASSID_TRUSTED_HOSTS", HostNames(Items(_HOST_NAME, "must be a host name such as verify.bank.example or "
                                                 ".bank.example (no scheme, port or path)")), flask=False)
     passid_webhook_secrets: tuple[str, ...] = setting(
         "PASSID_WEBHOOK_SECRET", Items(), flask="PASSID_WEBHOOK_SECRETS")
     sandbox_jwt_secret: str = setting("PASSID_SANDBOX_JWT_SECRET", Text(optional=True), flask="SANDBOX_JWT_SECRET")
+    # Encrypts claims, tokens, codes and webhook bodies at rest (app/encryption.py); kept out of Flask's config.
+    data_keys: tuple[str, ...] = setting("PASSID_DATA_KEY", DataKeys(), flask=False)
 
     @property
     def embedded_sandbox(self) -> bool:
@@ -470,6 +497,30 @@ def _local_secret(name: str, instance_dir: Path = INSTANCE_DIR) -> str:
     return secret
 
 
+DATA_KEY_FILE = "data_key"
+
+
+def _local_data_key(instance_dir: Path) -> str:
+    """The embedded sandbox's data key, generated once into instance/data_key (0600).
+
+    Two processes starting at once end up with the same key (the file is linked into place once).
+    Unlike the secret key it is never replaced: data encrypted under it would be lost, so a damaged
+    file is an error to fix by hand.
+    """
+    private_directory(instance_dir)
+    path = instance_dir / DATA_KEY_FILE
+    write_private_file_once(path, base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii"))
+    return path.read_text().strip()
+
+
+def _check_data_key(values: Mapping[str, Any], problems: list[str]) -> None:
+    """Against a real PASSID the key must be given: generating one beside the data would protect nothing."""
+    if not values["data_keys"] and values["passid_base_url"]:
+        problems.append("PASSID_DATA_KEY is required when PASSID_BASE_URL points at a PASSID server: it encrypts "
+                        "claims, tokens and webhook bodies in the database (make one with `python -c \"from "
+                        "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`)")
+
+
 def _check_passid_connection(values: Mapping[str, Any], problems: list[str]) -> None:
     """A live (or hosted sandbox) PASSID needs its key; with neither it nor the embedded sandbox, nothing answers."""
     if values["passid_base_url"] and not values["passid_api_key"]:
@@ -516,6 +567,7 @@ def load_settings(
     problems: list[str] = []
     values = {name: row.read(env, problems) for name, row in SETTINGS.items()}
     _check_passid_connection(values, problems)
+    _check_data_key(values, problems)
     values["trusted_hosts"] = _trusted_hosts(values["trusted_hosts"], values["host"], values["public_url"],
                                              problems)
     if problems:
@@ -526,6 +578,13 @@ def load_settings(
     values["secret_key"] = values["secret_key"] or _local_secret("secret_key", instance_dir)
     values["database_url"] = values["database_url"] or _default_database_url(instance_dir)
     values["sandbox_jwt_secret"] = values["sandbox_jwt_secret"] or f"sandbox-jwt:{values['secret_key']}"
+    if not values["data_keys"]:
+        key = _local_data_key(instance_dir)
+        if not _is_fernet_key(key):
+            raise ConfigError([f"{instance_dir / DATA_KEY_FILE} does not hold a Fernet key: restore it from a "
+                               "backup (the data stored under it cannot be read without it), or set "
+                               "PASSID_DATA_KEY"])
+        values["data_keys"] = (key,)
     return Settings(**values)
 
 
@@ -543,5 +602,10 @@ def load_settings_or_exit() -> Settings:
     try:
         return load_settings()
     except ConfigError as error:
-        print("\n".join(config_error_sentences(error)), file=sys.stderr, flush=True)
-        raise SystemExit(CONFIG_ERROR_EXIT_STATUS) from None
+        exit_with(error)
+
+
+def exit_with(error: ConfigError) -> NoReturn:
+    """Print one sentence per problem on stderr and exit non-zero: how an operator's entry point stops."""
+    print("\n".join(config_error_sentences(error)), file=sys.stderr, flush=True)
+    raise SystemExit(CONFIG_ERROR_EXIT_STATUS) from None

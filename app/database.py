@@ -41,9 +41,12 @@ migrate = Migrate(directory=str(PROJECT_ROOT / "migrations"))
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     """SQLite, the default store, shared by several threads and processes: write-ahead
     logging lets readers work during a write, and a busy timeout makes writers wait
-    their turn instead of failing with "database is locked"."""
+    their turn instead of failing with "database is locked". Secure delete overwrites what a row
+    loses (an erased claim, a deleted link) with zeros instead of leaving it in a free page, so
+    erasure (`app.retention`) leaves nothing behind in the file once the write-ahead log is checkpointed."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")

@@ -10,11 +10,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, Text
+from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Model, db, utcnow
+from app.encryption import EncryptedInteger, EncryptedText, hash_column, lookup_hashes, search_hash
 from app.passid import Outcome
 
 # Keyed by the contract's outcomes (StrEnum, so a stored "repaid" finds its meaning too).
@@ -33,24 +34,33 @@ class OutcomeReport(Model):
     __tablename__ = "outcome_report"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    token: Mapped[str] = mapped_column(String(19), unique=True)
+    # Token, amount, notes and score are erased with the verification (`app.retention`); the row stays,
+    # so the history still knows that an outcome was reported, and which.
+    # Encrypted at rest (app/encryption.py) and found by its keyed hash, one report per token.
+    token: Mapped[str | None] = mapped_column(EncryptedText)
+    token_hash: Mapped[str | None] = mapped_column(hash_column(), unique=True, index=True)
     outcome_id: Mapped[str | None] = mapped_column(String(64))
     outcome: Mapped[str] = mapped_column(String(20))
     product_type: Mapped[str] = mapped_column(String(80))
-    amount: Mapped[str] = mapped_column(String(40))
+    amount: Mapped[str | None] = mapped_column(EncryptedText)
     currency: Mapped[str] = mapped_column(String(3))
-    notes: Mapped[str | None] = mapped_column(Text)
-    fsi_score: Mapped[int | None] = mapped_column(Integer)
+    notes: Mapped[str | None] = mapped_column(EncryptedText)
+    # The score at decision: stored under a name that is no claim's, so the schema names none.
+    fsi_score: Mapped[int | None] = mapped_column("score_at_decision", EncryptedInteger)
     tier: Mapped[str | None] = mapped_column(String(1))
     reported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     @property
     def amount_value(self) -> float:
+        # Reports are found by their token, and an erased one has none left: it is never shown with an amount.
+        assert self.amount is not None, "an erased outcome report has no amount"
         return json.loads(self.amount)
 
 
 def find_report(token: str) -> OutcomeReport | None:
-    return db.session.execute(db.select(OutcomeReport).filter_by(token=token)).scalar_one_or_none()
+    return db.session.execute(
+        db.select(OutcomeReport).where(OutcomeReport.token_hash.in_(lookup_hashes(token))).limit(1)
+    ).scalar_one_or_none()
 
 
 def save_report(
@@ -72,6 +82,7 @@ def save_report(
         return existing
     row = OutcomeReport(
         token=token,
+        token_hash=search_hash(token),
         outcome_id=outcome_id,
         outcome=outcome,
         product_type=product_type,

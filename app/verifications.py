@@ -17,11 +17,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, String, Text, bindparam, select
+from sqlalchemy import DateTime, String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Model, db, isoformat_z, utcnow
+from app.decision import review_status_at_record
+from app.encryption import EncryptedText, hash_column, lookup_hashes, search_hash
 from app.finished_requests import finished_requests
 from app.passid import RequestStatus, VerifyResult, restrict_claims
 
@@ -60,22 +62,36 @@ class Verification(Model):
     source: Mapped[str] = mapped_column(String(10))  # a Source
     status: Mapped[str] = mapped_column(String(10))  # a FinalStatus
     request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    code: Mapped[str | None] = mapped_column(String(9), index=True)
-    token: Mapped[str | None] = mapped_column(String(19), index=True)
+    # Encrypted at rest (app/encryption.py), like every personal value below; found by their keyed hashes.
+    code: Mapped[str | None] = mapped_column(EncryptedText)
+    token: Mapped[str | None] = mapped_column(EncryptedText)
+    code_hash: Mapped[str | None] = mapped_column(hash_column(), index=True)
+    token_hash: Mapped[str | None] = mapped_column(hash_column(), index=True)
     # The verify's Idempotency-Key: a replayed manual verify records nothing new.
     idempotency_key: Mapped[str | None] = mapped_column(String(255), unique=True)
-    claims_json: Mapped[str | None] = mapped_column(Text)
-    permissions_json: Mapped[str | None] = mapped_column(Text)
-    deny_reason: Mapped[str | None] = mapped_column(String(40))
-    decline_reason: Mapped[str | None] = mapped_column(String(200))
-    recommendation: Mapped[str | None] = mapped_column(String(20))
-    corridor: Mapped[str | None] = mapped_column(String(20))
+    claims_json: Mapped[str | None] = mapped_column(EncryptedText)
+    permissions_json: Mapped[str | None] = mapped_column(EncryptedText)
+    deny_reason: Mapped[str | None] = mapped_column(EncryptedText)
+    decline_reason: Mapped[str | None] = mapped_column(EncryptedText)
+    recommendation: Mapped[str | None] = mapped_column(EncryptedText)
+    corridor: Mapped[str | None] = mapped_column(EncryptedText)
+    # The one claim kept in clear, so the history and reports can filter and count by it.
+    tier: Mapped[str | None] = mapped_column(String(1), index=True)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     # A verification made for a session the institution's server created (`app.sessions`): which one, and
     # the institution's own reference, kept here too so the history finds it without a join.
     session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     reference: Mapped[str | None] = mapped_column(String(64), index=True)
+    # A ReviewStatus (`app.decision`): "pending" when the verdict was "review" at record time, then an
+    # analyst's decision (`app.review`); NULL for every verification that never needed one.
+    review_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    # Erased (`app.retention`): when, and why ("retention", or the reason given for a redaction). The
+    # record stays; its claims, token, code and reasons are gone. `reported_outcome` keeps which outcome
+    # was reported for it, since the token that linked it to its outcome report is erased too.
+    redacted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    redaction_reason: Mapped[str | None] = mapped_column(String(500))
+    reported_outcome: Mapped[str | None] = mapped_column(String(20))
 
     @property
     def claims(self) -> dict[str, Any] | None:
@@ -95,6 +111,7 @@ class Finished:
     decline_reason: str | None
     code: str | None = None
     created_at: datetime | None = None  # when we recorded it: a widget's handle shows it for a while only
+    redacted_at: datetime | None = None  # erased (`app.retention`): no widget shows it again
 
 
 def _finished(row: Verification) -> Finished:
@@ -108,6 +125,7 @@ def _finished(row: Verification) -> Finished:
         decline_reason=row.decline_reason,
         code=row.code,
         created_at=row.created_at,
+        redacted_at=row.redacted_at,
     )
 
 
@@ -192,6 +210,9 @@ def record(
         request_id=request_id,
         code=code,
         token=token,
+        code_hash=search_hash(code),
+        token_hash=search_hash(token),
+        tier=tier_of(claims),
         idempotency_key=idempotency_key,
         claims_json=json.dumps(claims) if claims is not None else None,
         permissions_json=json.dumps(permissions) if permissions is not None else None,
@@ -202,6 +223,10 @@ def record(
         verified_at=verified_at.replace(tzinfo=None) if verified_at else None,
         session_id=session_id,
         reference=reference,
+        review_status=review_status_at_record(
+            verified=status == FinalStatus.COMPLETED, deny_reason=deny_reason, claims=claims,
+            recommendation=recommendation,
+        ),
     )
     db.session.add(row)
     try:
@@ -219,9 +244,16 @@ def record(
     return _finished(row)
 
 
+def tier_of(claims: dict[str, Any] | None) -> str | None:
+    """The claims' tier (A-E) for the clear column, when there is one that fits it."""
+    tier = (claims or {}).get("tier")
+    return tier if isinstance(tier, str) and len(tier) == 1 else None
+
+
 def has_record_of(token: str, status: FinalStatus, verified_at: datetime | None, *, window: timedelta) -> bool:
     """Whether we already hold this verify: same token and outcome (and same instant when known)."""
-    query = db.select(Verification.id).where(Verification.token == token, Verification.status == status.value)
+    query = db.select(Verification.id).where(Verification.token_hash.in_(lookup_hashes(token)),
+                                             Verification.status == status.value)
     if verified_at is not None:
         query = query.where(Verification.verified_at == verified_at.replace(tzinfo=None))
     else:
@@ -232,8 +264,8 @@ def has_record_of(token: str, status: FinalStatus, verified_at: datetime | None,
 def attach_code(request_id: str, code: str) -> None:
     """A QR row first recorded from its webhook learns its code at the widget's next poll."""
     row = db.session.execute(db.select(Verification).filter_by(request_id=request_id)).scalar_one_or_none()
-    if row is not None and row.code is None:
-        row.code = code
+    if row is not None and row.code is None and row.redacted_at is None:  # an erased code stays erased
+        row.code, row.code_hash = code, search_hash(code)
         db.session.commit()
 
 
@@ -271,8 +303,15 @@ def record_verify_result(
     )
 
 
+def redacted_document(object_id: str, redacted_at: datetime) -> dict[str, Any]:
+    """What the backend APIs answer for an erased result (or a session it decided): that it was, and when."""
+    return {"id": object_id, "redacted": True, "redactedAt": isoformat_z(redacted_at)}
+
+
 def result_document(row: Verification) -> dict[str, Any]:
-    """The institution backend's view of a result (`GET /api/results/<id>`)."""
+    """The institution backend's view of a result (`GET /api/results/<id>`); an erased one says only that."""
+    if row.redacted_at is not None:
+        return redacted_document(row.id, row.redacted_at)
     return {
         "resultId": row.id,
         "source": row.source,

@@ -9,14 +9,24 @@ import pytest
 
 from app import create_app
 from app.config import ALL_PERMISSIONS, DEFAULT_RETRY_SCHEDULE, SETTINGS, ConfigError, load_settings
-from tests.support.servers import BIN, DEFAULT_SERVER, ROOT, AppServer, base_env, free_port, serve_command
+from tests.support.servers import (
+    BIN,
+    DEFAULT_SERVER,
+    ROOT,
+    TEST_DATA_KEY,
+    AppServer,
+    base_env,
+    free_port,
+    serve_command,
+)
 
 LIVE_KEY = "sk_live_" + "a" * 32
 
 
 def settings_for(**environ: str):  # type: ignore[no-untyped-def]
     """Settings from exactly these variables (never `.env`, never the process environment)."""
-    return load_settings({"SECRET_KEY": "test-secret", "DATABASE_URL": "sqlite:///:memory:", **environ})
+    return load_settings({"SECRET_KEY": "test-secret", "DATABASE_URL": "sqlite:///:memory:",
+                          "PASSID_DATA_KEY": TEST_DATA_KEY, **environ})
 
 
 def test_the_defaults_are_valid_and_point_at_the_embedded_sandbox() -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import secrets
 
 from flask import Blueprint, Response, current_app, render_template
-from flask_login import login_required
 
-from app import verifications
-from app.branch.decision import counter_decision
+from app import audit, verifications
+from app.decision import counter_decision
 from app.htmx import htmx
 from app.passid import PassidError, ValidationError
 from app.passid_connection import passid_client
+from app.staff.roles import Role, require_role
 from app.token_forms import idempotency_key, submitted_token
 from app.widget.messages import claim_lines
 from app.widget.options import own_origin
@@ -35,26 +35,32 @@ def _render(template: str, status: int = 200, **context: object) -> tuple[str, i
     return render_template(template, **context), status
 
 
+def _audit_claims_shown(result_id: str, claims: dict[str, object] | None, where: str) -> None:
+    """Who saw whose claims, and where: a result without claims (a denied token) shows nobody's."""
+    if claims:
+        audit.record(audit.Action.CLAIMS_VIEWED, subject=result_id, detail=where)
+
+
 def _entry(error: str | None = None, status: int = 200) -> tuple[str, int]:
     template = "branch/_entry.html" if htmx else "branch/counter.html"
     return _render(template, status, nonce=secrets.token_urlsafe(16), error=error, view="entry")
 
 
 @bp.get("/")
-@login_required
+@require_role(Role.COUNTER)
 def counter() -> tuple[str, int]:
     return _entry()
 
 
 @bp.get("/next")
-@login_required
+@require_role(Role.COUNTER)
 def next_customer() -> tuple[str, int]:
     """A clean entry form: the previous customer's result is gone from the page."""
     return _entry()
 
 
 @bp.post("/verify")
-@login_required
+@require_role(Role.COUNTER)
 def verify() -> tuple[str, int]:
     token, nonce = submitted_token()
     if token is None or nonce is None:
@@ -68,9 +74,11 @@ def verify() -> tuple[str, int]:
     except PassidError:
         current_app.logger.warning("branch verify failed", exc_info=True)
         return _entry("PASSID could not be reached. Nothing was verified — try again in a moment.", 502)
-    claims = verifications.record_verify_result(
+    finished = verifications.record_verify_result(
         result, source=verifications.Source.BRANCH, idempotency_key=key, wanted=permissions
-    ).claims
+    )
+    claims = finished.claims
+    _audit_claims_shown(finished.result_id, claims, "branch counter")
     decision = counter_decision(
         verified=result.verified,
         deny_reason=result.deny_reason.value if result.deny_reason else None,
@@ -85,19 +93,20 @@ def verify() -> tuple[str, int]:
 
 
 @bp.get("/qr")
-@login_required
+@require_role(Role.COUNTER)
 def qr() -> tuple[str, int]:
     """The widget's QR flow for customers who can scan, framed on our own page."""
     return _render("branch/qr.html", origin=own_origin())
 
 
 @bp.get("/results/<result_id>")
-@login_required
+@require_role(Role.COUNTER)
 def result(result_id: str) -> tuple[str, int]:
     """The staff view of a result the framed widget just finished (QR flow)."""
     row = verifications.find(result_id)
-    if row is None:
+    if row is None or row.redacted_at is not None:  # an erased result is shown to nobody (app.retention)
         return _render("branch/_missing.html", 404)
+    _audit_claims_shown(row.id, row.claims, "branch counter, QR flow")
     decision = counter_decision(
         verified=row.status == verifications.FinalStatus.COMPLETED, deny_reason=row.deny_reason, claims=row.claims,
         recommendation=row.recommendation,

@@ -7,6 +7,7 @@ without a request; the two queries beside them only apply those rules.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,8 +15,12 @@ from typing import Any
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func
 
+from app import review
+from app.console.history_filters import HistoryFilters
 from app.database import db
+from app.encryption import lookup_hashes
 from app.outcomes import OutcomeReport
+from app.review import ReviewDecision
 from app.verifications import FinalStatus, Source, Verification
 from app.webhooks.models import (
     CONTRACT_EVENT_TYPES,
@@ -28,6 +33,7 @@ from app.webhooks.models import (
 )
 
 PER_PAGE = 25
+LOOKUP_BATCH = 500  # ids in one IN (…): well inside every database's limit on bound parameters
 # Rejected calls are counted per hour, verdict and claimed type: at most 20 rows an hour, so the newest
 # few dozen cover the last hours of even a flood.
 REJECTION_ROWS = 48
@@ -85,6 +91,7 @@ class HistoryPage:
     rows: list[Verification]
     outcomes: dict[str, OutcomeReport]  # by token
     pagination: Pagination
+    decisions: dict[str, ReviewDecision]  # review decisions, by result id
 
 
 # What a reference loses to `normalise_query` besides case; a reference is the institution's own id, so
@@ -100,24 +107,51 @@ def _comparable_reference() -> Any:
     return column
 
 
-def verification_history(query: str, page: int) -> HistoryPage:
-    """Newest first; `query` (already normalised) matches anywhere in a token, a code or a session's reference."""
-    select = db.select(Verification).order_by(Verification.created_at.desc(), Verification.id)
-    if query:
-        pattern = f"%{query}%"
-        select = select.where(
-            func.replace(func.upper(func.coalesce(Verification.token, "")), "-", "").like(pattern)
-            | func.replace(func.upper(func.coalesce(Verification.code, "")), "-", "").like(pattern)
-            | _comparable_reference().like(pattern)
-        )
+def verification_history(query: str, page: int, filters: HistoryFilters | None = None) -> HistoryPage:
+    """Newest first, 25 to a page, searched (`history_select`) and filtered."""
+    select = history_select(query, filters or HistoryFilters())
     pagination = db.paginate(select, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
     rows = list(pagination.items)
-    tokens = {row.token for row in rows if row.token}
-    outcomes = {}
-    if tokens:
-        found = db.session.execute(db.select(OutcomeReport).where(OutcomeReport.token.in_(tokens))).scalars()
-        outcomes = {report.token: report for report in found}
-    return HistoryPage(rows=rows, outcomes=outcomes, pagination=pagination)
+    return HistoryPage(
+        rows=rows, outcomes=outcomes_by_token(row.token for row in rows), pagination=pagination,
+        decisions=review.decisions_for([row.id for row in rows]),
+    )
+
+
+def history_select(query: str, filters: HistoryFilters) -> Any:
+    """The history's rows, newest first: `query` (already normalised) is a whole token or code, or any part
+    of a session's reference, and `filters` narrow them. The page and the CSV export both read this.
+
+    Tokens and codes are stored encrypted, so they are matched whole, by their keyed hash
+    (app/encryption.py): a part of one finds nothing, the whole in any case, with or without dashes does.
+    """
+    select = db.select(Verification).order_by(Verification.created_at.desc(), Verification.id)
+    select = filters.apply(select)
+    if query:
+        hashes = lookup_hashes(query)
+        select = select.where(
+            Verification.token_hash.in_(hashes)
+            | Verification.code_hash.in_(hashes)
+            | _comparable_reference().like(f"%{query}%")
+        )
+    return select
+
+
+def outcomes_by_token(tokens: Iterable[str | None]) -> dict[str, OutcomeReport]:
+    """The outcome reports of these tokens, by token (a page's 25, or an export's thousands, in batches).
+
+    Matched by keyed hash under every key of the ring, so a report hashed under a newer key than its
+    verification (between adding a key and rotating) is still found.
+    """
+    token_of_hash = {hashed: token for token in {token for token in tokens if token}
+                     for hashed in lookup_hashes(token)}
+    wanted = sorted(token_of_hash)
+    outcomes: dict[str, OutcomeReport] = {}
+    for start in range(0, len(wanted), LOOKUP_BATCH):
+        batch = wanted[start:start + LOOKUP_BATCH]
+        found = db.session.execute(db.select(OutcomeReport).where(OutcomeReport.token_hash.in_(batch))).scalars()
+        outcomes.update({token_of_hash[report.token_hash]: report for report in found if report.token_hash})
+    return outcomes
 
 
 def clean_filter(value: str | None, allowed: tuple[str, ...] | None = None, max_length: int = 40) -> str:
@@ -206,8 +240,10 @@ __all__ = [
     "clean_filter",
     "event_types_seen",
     "latest_verified_test_webhook",
+    "history_select",
     "hour_range",
     "normalise_query",
+    "outcomes_by_token",
     "receipt_for_event",
     "rejection_counts",
     "rejection_summary",

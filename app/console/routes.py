@@ -1,7 +1,8 @@
 """The back-office console, staff only: history, outcomes, performance, webhook log, go-live.
 
-Every route is `@login_required`; every form carries a CSRF token (Flask-WTF,
-enforced app-wide for staff pages). Routes parse, call and render; what to
+Every route is guarded by role (`require_role`: analysts and admins; the go-live
+checklist, the audit log and staff management admins only); every form carries a
+CSRF token (Flask-WTF, enforced app-wide for staff pages). Routes parse, call and render; what to
 show is decided in `records`, `reporting`, `chart` and `checklist`.
 Claims never travel in a URL: pages link by result id, and the only query
 strings are a search term, filters and a page number.
@@ -13,20 +14,22 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_login import login_required
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from app import verifications
+from app import audit, verifications
 from app.console import checklist as go_live
 from app.console import records
 from app.console.chart import cohort_chart_svg, has_observations, percent
 from app.console.forms import OutcomeForm, outcome_label
+from app.console.history_filters import FILTER_CHOICES, REVIEW_NAMES, BadFilter, parse_filters
 from app.console.reporting import AlreadyReported, OutcomeEntry, report_outcome
 from app.outcomes import OUTCOME_MEANINGS, find_report
 from app.passid import NotFound, PassidError, ValidationError
 from app.passid_connection import passid_client
+from app.staff.roles import Role, require_role
 from app.verifications import Verification
+from app.widget.messages import claim_lines
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -37,6 +40,12 @@ def console_time(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
+def tier_of(row: Verification) -> str | None:
+    """The one claim the history's list and export show: the tier the bank files a verification under
+    (a clear column, so listing decrypts nobody's claims); the rest only on the audited detail page."""
+    return row.tier
+
+
 def _page() -> int:
     return max(request.args.get("page", 1, type=int) or 1, 1)
 
@@ -45,19 +54,52 @@ def _page() -> int:
 
 
 @bp.get("/")
-@login_required
+@require_role(Role.ANALYST)
 def history() -> str:
     query = request.args.get("q", "")[:100]
-    found = records.verification_history(records.normalise_query(query), _page())
+    try:
+        filters = parse_filters(request.args)
+    except BadFilter as bad:
+        _stop(400, str(bad))
+    found = records.verification_history(records.normalise_query(query), _page(), filters)
     return render_template(
         "console/history.html",
         query=query,
         found=found,
-        page_args={"q": query} if query else {},
-        summary=records.claims_summary,
+        filters=filters,
+        filter_choices=FILTER_CHOICES,
+        review_names=REVIEW_NAMES,
+        page_args={**({"q": query} if query else {}), **filters.as_args()},
         can_take_outcome=records.can_take_outcome,
         sources=records.SOURCE_NAMES,
         outcome_label=outcome_label,
+    )
+
+
+# --- one verification --------------------------------------------------------------------------
+
+
+@bp.get("/verifications/<result_id>")
+@require_role(Role.ANALYST)
+def verification(result_id: str) -> str:
+    """The one console page that shows a person's claims; every view of them is in the audit log."""
+    row = verifications.find(result_id[:40])
+    if row is None:
+        _stop(404, "No verification has this id.")
+    claims = row.claims
+    if claims:
+        audit.record(audit.Action.CLAIMS_VIEWED, subject=row.id, detail="console detail")
+    report = find_report(row.token) if row.token else None
+    return render_template(
+        "console/verification.html",
+        row=row,
+        claims=claims,
+        lines=claim_lines(claims or {}),
+        summary=records.claims_summary(claims),
+        report=report,
+        sources=records.SOURCE_NAMES,
+        outcome_label=outcome_label,
+        can_take_outcome=records.can_take_outcome(row),
     )
 
 
@@ -84,13 +126,12 @@ def _outcome_page(row: Verification, form: OutcomeForm | None, status: int = 200
         form=form,
         meanings=OUTCOME_MEANINGS,
         outcome_label=outcome_label,
-        summary=records.claims_summary(row.claims),
         **context,
     ), status
 
 
 @bp.route("/verifications/<result_id>/outcome", methods=["GET", "POST"])
-@login_required
+@require_role(Role.ANALYST)
 def outcome(result_id: str) -> tuple[str, int] | Response:
     row = _reportable(result_id)
     assert row.token is not None
@@ -125,6 +166,7 @@ def outcome(result_id: str) -> tuple[str, int] | Response:
                                                      "Nothing was saved here; try again in a moment.")
     if isinstance(result, AlreadyReported):
         return _outcome_page(row, None, already=result)
+    audit.record(audit.Action.OUTCOME_REPORTED, subject=row.id, detail=f"{result.report.outcome}")
     flash(f"Outcome reported: {outcome_label(result.report.outcome)}.", "success")
     return redirect(url_for("console.outcome", result_id=row.id), code=303)
 
@@ -133,7 +175,7 @@ def outcome(result_id: str) -> tuple[str, int] | Response:
 
 
 @bp.get("/performance")
-@login_required
+@require_role(Role.ANALYST)
 def performance() -> tuple[str, int]:
     try:
         report = passid_client().cohorts()
@@ -153,7 +195,7 @@ def performance() -> tuple[str, int]:
 
 
 @bp.get("/webhooks")
-@login_required
+@require_role(Role.ANALYST)
 def webhook_log() -> str:
     event_type = records.clean_filter(request.args.get("type"))
     signature = records.clean_filter(request.args.get("signature"), records.SIGNATURE_RESULTS)
@@ -186,7 +228,7 @@ def _untrusted_https_claim() -> bool:
 
 
 @bp.get("/go-live")
-@login_required
+@require_role(Role.ADMIN)
 def checklist() -> str:
     facts = go_live.gather_facts(https=request.is_secure, https_claimed_by_untrusted_proxy=_untrusted_https_claim())
     items = go_live.evaluate_checklist(facts)
@@ -194,7 +236,7 @@ def checklist() -> str:
 
 
 @bp.post("/go-live/test-webhook")
-@login_required
+@require_role(Role.ADMIN)
 def send_test_webhook() -> Response:
     try:
         event_id = passid_client().send_test_webhook()
@@ -202,5 +244,6 @@ def send_test_webhook() -> Response:
         current_app.logger.warning("send_test_webhook failed", exc_info=True)
         flash(f"PASSID did not take the test webhook: {error}", "error")
     else:
+        audit.record(audit.Action.TEST_WEBHOOK_SENT, subject=event_id)
         flash(f"Test webhook {event_id} sent. Reload in a few seconds to see it checked.", "success")
     return redirect(url_for("console.checklist"), code=303)

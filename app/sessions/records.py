@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, String, Text, select
+from sqlalchemy import DateTime, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Model, db, isoformat_z, utcnow
-from app.verifications import FinalStatus, Verification, result_document
+from app.encryption import EncryptedText
+from app.verifications import FinalStatus, Verification, redacted_document, result_document
 
 
 class SessionStatus(StrEnum):
@@ -40,7 +41,8 @@ class VerificationSession(Model):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     reference: Mapped[str] = mapped_column(String(64), index=True)
     institution_name: Mapped[str] = mapped_column(String(80))
-    permissions_json: Mapped[str] = mapped_column(Text)
+    # Encrypted at rest (app/encryption.py): permission names are claim names ("identity_verified").
+    permissions_json: Mapped[str] = mapped_column(EncryptedText)
     return_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
@@ -134,7 +136,13 @@ def state_of(session: VerificationSession, now: datetime | None = None) -> Sessi
 
 
 def session_document(session: VerificationSession, state: SessionState) -> dict[str, object]:
-    """The institution backend's view of a session (`GET /api/sessions/<id>`)."""
+    """The institution backend's view of a session (`GET /api/sessions/<id>`).
+
+    Once the verification that decided it is erased (`app.retention`), only that: the session's own
+    id, and when. Its status and reference would say what became of the person, so they go too.
+    """
+    if state.result is not None and state.result.redacted_at is not None:
+        return redacted_document(session.id, state.result.redacted_at)
     return {
         "id": session.id,
         "reference": session.reference,

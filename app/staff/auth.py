@@ -12,16 +12,18 @@ from datetime import timedelta
 import click
 from flask import Flask, render_template, session
 from flask.sansio.blueprints import Blueprint
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from app.database import db
+from app.staff import accounts
+from app.staff.accounts import AccountRefused
 from app.staff.models import StaffUser, find_staff, parse_session_id
+from app.staff.roles import Role, may_open
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
 
-MIN_PASSWORD_LENGTH = 12
 STAFF_SESSION_LIFETIME = timedelta(hours=8)
 SIGNED_IN_AT = "signed_in_at"  # in the session: when the password was checked (epoch seconds)
 
@@ -41,12 +43,18 @@ def init_staff(app: Flask, *, csrf_exempt: tuple[Blueprint, ...]) -> None:
     for blueprint in csrf_exempt:
         csrf.exempt(blueprint)
     app.register_error_handler(CSRFError, _csrf_failed)
+    app.add_template_global(_may_open, "may_open")
     app.cli.add_command(staff_group)
+
+
+def _may_open(endpoint: str) -> bool:
+    """For the staff nav: whether the signed-in account may open `endpoint`."""
+    return current_user.is_authenticated and may_open(endpoint, current_user.role)
 
 
 @login_manager.user_loader
 def _load_user(session_id: str) -> StaffUser | None:
-    """The signed-in account, unless its sessions were ended (sign-out, password change) since this cookie."""
+    """The signed-in account, unless its sessions were ended (sign-out, new password or role, disabled)."""
     parsed = parse_session_id(session_id)
     if parsed is None:
         return None
@@ -54,7 +62,9 @@ def _load_user(session_id: str) -> StaffUser | None:
     if not signed_in_lately(session.get(SIGNED_IN_AT)):
         return None
     user = db.session.get(StaffUser, user_id)
-    return user if user is not None and user.session_version == session_version else None
+    if user is None or user.disabled_at is not None:  # disabling ends the sessions too: a second lock
+        return None
+    return user if user.session_version == session_version else None
 
 
 def signed_in_lately(signed_in_at: object, now: float | None = None) -> bool:
@@ -79,23 +89,90 @@ def staff_group() -> None:
     """Staff accounts for branch mode and the console."""
 
 
+def _account(username: str) -> StaffUser:
+    user = find_staff(username)
+    if user is None:
+        raise click.ClickException(f"no staff account is named {username.strip().lower()[:80]!r}")
+    return user
+
+
+def _refused(error: AccountRefused) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+ROLE_CHOICE = click.Choice([role.value for role in Role])
+
+
 @staff_group.command("create")
 @click.argument("username")
+@click.option("--role", type=ROLE_CHOICE, default=None,
+              help="counter (branch counter only), analyst (the console) or admin (everything). "
+                   "Required for a new account; given for an existing one, it changes the role too.")
 @click.password_option(help="At least 12 characters; prompted for when omitted.")
-def create_staff(username: str, password: str) -> None:
-    """Create a staff account (or reset its password, which signs that account out everywhere)."""
-    name = username.strip().lower()
-    if not 1 <= len(name) <= 80:
-        raise click.BadParameter("must be 1–80 characters", param_hint="USERNAME")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise click.BadParameter(f"must be at least {MIN_PASSWORD_LENGTH} characters", param_hint="password")
-    user = find_staff(name)
-    created = user is None
-    if user is None:
-        user = StaffUser(username=name)
-        db.session.add(user)
+def create_staff(username: str, role: str | None, password: str) -> None:
+    """Create a staff account, or reset an existing one's password (which signs it out everywhere)."""
+    try:
+        name = accounts.clean_name(username)
+        user = find_staff(name)
+        if user is None:
+            if role is None:
+                raise click.UsageError(
+                    "a new account needs a role: --role counter, --role analyst or --role admin"
+                )
+            accounts.create_account(name, Role(role), password, by=None)
+            click.echo(f"Created staff account {name!r} ({role}).")
+            return
+        accounts.reset_password(user, password, by=None)
+        changed = role is not None and accounts.change_role(user, Role(role), by=None)
+    except AccountRefused as error:
+        raise _refused(error) from None
+    click.echo(f"Updated staff account {name!r}: new password" + (f", role {role}" if changed else "")
+               + f" (role {user.role}{', disabled' if user.disabled_at else ''}).")
+
+
+@staff_group.command("set-role")
+@click.argument("username")
+@click.argument("role", type=ROLE_CHOICE)
+def set_role_command(username: str, role: str) -> None:
+    """Change an account's role (which signs it out everywhere)."""
+    user = _account(username)
+    if accounts.change_role(user, Role(role), by=None):
+        click.echo(f"{user.username!r} is now {role}.")
     else:
-        user.end_sessions()  # a new password signs out whoever held the old one
-    user.set_password(password)
-    db.session.commit()
-    click.echo(f"{'Created' if created else 'Updated'} staff account {name!r}.")
+        click.echo(f"{user.username!r} already is {role}.")
+
+
+@staff_group.command("disable")
+@click.argument("username")
+def disable_command(username: str) -> None:
+    """Disable an account: it cannot sign in, and its open sessions end now."""
+    user = _account(username)
+    if accounts.disable(user, by=None):
+        click.echo(f"Disabled {user.username!r}; its sessions have ended.")
+    else:
+        click.echo(f"{user.username!r} was already disabled.")
+
+
+@staff_group.command("enable")
+@click.argument("username")
+def enable_command(username: str) -> None:
+    """Let a disabled account sign in again (with the password it had)."""
+    user = _account(username)
+    if accounts.enable(user, by=None):
+        click.echo(f"Enabled {user.username!r}.")
+    else:
+        click.echo(f"{user.username!r} was not disabled.")
+
+
+@staff_group.command("list")
+def list_command() -> None:
+    """Every account: name, role, created, last sign-in, disabled."""
+    found = accounts.all_accounts()
+    if not found:
+        click.echo("No staff accounts yet.")
+        return
+    for user in found:
+        last = f"{user.last_sign_in_at:%Y-%m-%d %H:%M}" if user.last_sign_in_at else "never"
+        state = f"  disabled {user.disabled_at:%Y-%m-%d %H:%M}" if user.disabled_at else ""
+        click.echo(f"{user.username:<24} {user.role:<8} created {user.created_at:%Y-%m-%d %H:%M}  "
+                   f"last sign-in {last}{state}")

@@ -6,6 +6,7 @@ version it was signed in with (through `get_id`), and bumping it makes every old
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -77,15 +78,26 @@ UNMATCHABLE_HASH = (
 )
 
 
-def authenticate(username: str, password: str) -> StaffUser | None:
-    """The account these credentials open, or None.
+@dataclass(frozen=True)
+class SignInCheck:
+    user: StaffUser | None  # the account signed in, or None
+    refusal: str | None = None  # why not, for the audit log only: the person signing in is told nothing more
+
+
+def check_sign_in(username: str, password: str) -> SignInCheck:
+    """Whether these credentials open an account, and if not, why (for the audit log).
 
     An unknown name still costs one password-hash check (against a hash nobody's password matches),
-    so the time an answer takes does not tell which names exist.
+    so the time an answer takes does not tell which names exist; a disabled account's password is
+    checked too, and refused after, so it answers like a wrong password, in the same time.
     """
     # No account name holds NUL, and PostgreSQL cannot even compare text that does.
     user = find_staff(username) if "\x00" not in username else None
     if user is None:
         check_password_hash(UNMATCHABLE_HASH, password)
-        return None
-    return user if user.check_password(password) else None
+        return SignInCheck(None, "no such account")
+    if not user.check_password(password):
+        return SignInCheck(None, "wrong password")
+    if user.disabled_at is not None:
+        return SignInCheck(None, "account disabled")
+    return SignInCheck(user)

@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import abort, render_template
+from flask import abort, current_app, render_template, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -49,6 +49,25 @@ def require_role(*allowed: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 abort(Response(render_template("staff/forbidden.html", allowed=allowed), status=403))
             return view(*args, **kwargs)
 
+        # Read by `may_open` (the staff nav, the page after sign-in); copied onto login_required's wrapper.
+        guarded.allowed_roles = allowed  # type: ignore[attr-defined]
         return login_required(guarded)
 
     return decorate
+
+
+def allowed_roles(endpoint: str) -> tuple[Role, ...] | None:
+    """The roles a staff page is open to, or None for a page `require_role` does not guard."""
+    view = current_app.view_functions.get(endpoint)
+    return getattr(view, "allowed_roles", None) if view is not None else None
+
+
+def may_open(endpoint: str, role: str | None) -> bool:
+    """Whether an account with `role` may open `endpoint`: the nav shows only these links."""
+    allowed = allowed_roles(endpoint)
+    return allowed is None or may_use(role, allowed)
+
+
+def home_for(role: str | None) -> str:
+    """Where an account lands after signing in: counter staff at the counter, everyone else in the history."""
+    return url_for("branch.counter") if role == Role.COUNTER else url_for("console.history")

@@ -5,17 +5,20 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from app import audit
 from app.database import db, utcnow
 from app.rate_limits import limiter, sign_in_limit
 from app.staff.auth import SIGNED_IN_AT
-from app.staff.models import authenticate
+from app.staff.models import check_sign_in
+from app.staff.roles import home_for, may_open
 
 bp = Blueprint("staff", __name__)
 
@@ -31,7 +34,19 @@ def too_many_sign_ins(error: Exception) -> tuple[str, int]:
     return render_template("staff/sign_in.html", form=SignInForm(), error=message), 429
 
 
-def _safe_next(target: str | None) -> str:
+def _landing(target: str | None, role: str) -> str:
+    """`next` when it is a page of this site the account may open, else its role's home page."""
+    path = _safe_next(target)
+    if path is None:
+        return home_for(role)
+    try:
+        endpoint, _ = current_app.url_map.bind("localhost").match(urlsplit(path).path, method="GET")
+    except HTTPException:  # no such page (or a redirect to one): home instead
+        return home_for(role)
+    return path if may_open(str(endpoint), role) else home_for(role)
+
+
+def _safe_next(target: str | None) -> str | None:
     """Only a path on this site: an open redirect would turn sign-in into a phishing aid."""
     if (
         target
@@ -45,7 +60,7 @@ def _safe_next(target: str | None) -> str:
         and "\\" not in target
     ):
         return target
-    return url_for("console.history")
+    return None
 
 
 @bp.route("/staff/sign-in", methods=["GET", "POST"])
@@ -53,15 +68,21 @@ def _safe_next(target: str | None) -> str:
 def sign_in() -> str | Response | tuple[str, int]:
     form = SignInForm()
     if form.validate_on_submit():
-        user = authenticate(form.username.data or "", form.password.data or "")
+        tried = form.username.data or ""
+        check = check_sign_in(tried, form.password.data or "")
+        user = check.user
         if user is not None:
             session.clear()
             login_user(user)
             session.permanent = True
             session[SIGNED_IN_AT] = int(time.time())
             user.last_sign_in_at = utcnow()
+            audit.note(audit.Action.SIGN_IN, subject=user.username)
             db.session.commit()
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(_landing(request.args.get("next"), user.role))
+        # The name tried (it may be a typo of a real one, or a password typed in the wrong box: it is kept
+        # only in the audit log, which admins alone read); never the password.
+        audit.record(audit.Action.SIGN_IN_FAILED, actor=tried.strip().lower() or "(blank)", detail=check.refusal)
         return render_template("staff/sign_in.html", form=form, error="Wrong username or password."), 401
     status = 400 if request.method == "POST" else 200
     return render_template("staff/sign_in.html", form=form, error=None), status
@@ -72,6 +93,7 @@ def sign_in() -> str | Response | tuple[str, int]:
 def sign_out() -> Response:
     """End the session on the server too: a copy of this cookie (or this account's on another device) stops working."""
     current_user.end_sessions()
+    audit.note(audit.Action.SIGN_OUT, subject=current_user.username)
     db.session.commit()
     logout_user()
     session.clear()

@@ -13,10 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import DateTime, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Model, utcnow
+from app.encryption import EncryptedBytes, hash_column
 from app.passid import EventType, SignatureFailure
 
 
@@ -71,7 +72,12 @@ class WebhookReceipt(Model):
     signature_result: Mapped[str] = mapped_column(String(10), index=True)  # a SignatureResult
     delivery_attempt: Mapped[int | None] = mapped_column(Integer)
     test: Mapped[bool] = mapped_column(default=False)
-    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The raw body as signed, encrypted at rest (app/encryption.py): it carries the claims and the token.
+    body: Mapped[bytes | None] = mapped_column(EncryptedBytes)
+    # What the event is about, kept beside the body so the receipts about one verification can be found
+    # (and erased) without decrypting every body: the request id, and the token's keyed hash.
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    token_hash: Mapped[str | None] = mapped_column(hash_column(), index=True)
     handling_status: Mapped[str] = mapped_column(String(10))  # a Handling
     handling_error: Mapped[str | None] = mapped_column(String(500))
     handling_attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -80,6 +86,9 @@ class WebhookReceipt(Model):
     # Test events only: from the call's arrival at the app to its row committed, what PASSID waited
     # for (its deadline is 10 s). Null on other events and on rows stored before it was measured.
     answered_ms: Mapped[int | None] = mapped_column(Integer)
+    # When its body was erased (`app.retention`: retention or a redaction). The row and its event id stay,
+    # so the same signed event delivered again is still answered as a duplicate and recorded nothing.
+    body_erased_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class WebhookRejection(Model):

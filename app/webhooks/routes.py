@@ -33,6 +33,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from app.access_log import ARRIVED_AT
 from app.background import wake_job
 from app.database import db
+from app.encryption import search_hash
 from app.passid import (
     SIGNATURE_HEADER,
     MalformedResponse,
@@ -101,6 +102,7 @@ def receive() -> tuple[Response, int]:
         test=event.test,
         body=inbound.raw,
         handling_status=Handling.PENDING,
+        **event_subject(event),
     )
     db.session.add(receipt)
     try:
@@ -186,6 +188,16 @@ def record_answer_time(receipt: WebhookReceipt, arrived_at: float) -> None:
     """
     receipt.answered_ms = max(0, int((time.perf_counter() - arrived_at) * 1000))
     db.session.commit()
+
+
+def event_subject(event: WebhookEvent) -> dict[str, str | None]:
+    """The verification an event is about, as the receipt keeps it in clear: its request id, its token's hash."""
+    request_id = event.data.get("requestId")
+    token = event.data.get("token")
+    return {
+        "request_id": request_id if isinstance(request_id, str) and 1 <= len(request_id) <= 64 else None,
+        "token_hash": search_hash(token) if isinstance(token, str) else None,
+    }
 
 
 def storage_problem(event: WebhookEvent) -> str | None:

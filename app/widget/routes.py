@@ -380,7 +380,13 @@ def check_submitted_token(options: WidgetOptions, token: str, nonce: str) -> Res
 # --- final states ---------------------------------------------------------------------------------
 
 def final_state(options: WidgetOptions, finished: verifications.Finished) -> Response:
-    """Draw what `states.final_view` decided; in a session, with its id in the event and its "Continue"."""
+    """Draw what `states.final_view` decided; in a session, with its id in the event and its "Continue".
+
+    An erased verification (`app.retention`) is never drawn: a later poll, resume or replayed form of it
+    gets what an old handle gets, idle with no result in it.
+    """
+    if finished.redacted_at is not None:
+        return view_over()
     view = states.final_view(finished, options)
     session = sessions.session_of(options)
     if session is None:

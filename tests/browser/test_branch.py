@@ -22,7 +22,8 @@ def branch_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServe
     directory = tmp_path_factory.mktemp("branch")
     env = base_env(f"sqlite:///{directory / 'passid.db'}", PASSID_BRANCH_RESET_SECONDS="3")
     migrate(env)
-    subprocess.run([str(BIN / "flask"), "--app", "app", "staff", "create", STAFF, "--password", PASSWORD],
+    subprocess.run([str(BIN / "flask"), "--app", "app", "staff", "create", STAFF, "--role", "counter",
+                    "--password", PASSWORD],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
     server = AppServer(env, directory / "app.log").start()
     yield server

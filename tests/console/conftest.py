@@ -52,9 +52,10 @@ def institution_of(server: AppServer) -> tuple[str, str]:
     return demo.key, demo.institution_id
 
 
-def create_staff(server: AppServer) -> str:
+def create_staff(server: AppServer, role: str = "admin") -> str:
+    """A new account (admin unless said: most console tests use pages of every role)."""
     name = f"staff-{secrets.token_hex(3)}"
-    done = run_flask(server, "staff", "create", name, "--password", PASSWORD)
+    done = run_flask(server, "staff", "create", name, "--role", role, "--password", PASSWORD)
     assert done.returncode == 0, done.stderr
     return name
 
@@ -164,11 +165,16 @@ def quiet(console_server: AppServer, tmp_path_factory: pytest.TempPathFactory) -
 # --- in-process ----------------------------------------------------------------------------------
 
 
-def add_staff(runner: FlaskCliRunner, name: str | None = None, password: str = PASSWORD) -> str:
-    """`flask staff create` through the app's CLI runner (a second call for the same name sets a new password)."""
+def add_staff(runner: FlaskCliRunner, name: str | None = None, password: str = PASSWORD,
+              role: str | None = "admin") -> str:
+    """`flask staff create` through the app's CLI runner (a second call for the same name sets a new password).
+
+    Admin unless said (most console tests use pages of every role); `role=None` keeps an existing account's.
+    """
     name = name or f"staff-{secrets.token_hex(3)}"
     with runner.app.app_context():  # `staff` is a plain click group: it does not push one itself
-        done = runner.invoke(args=["staff", "create", name, "--password", password])
+        done = runner.invoke(args=["staff", "create", name, *(["--role", role] if role else []),
+                                   "--password", password])
     assert done.exit_code == 0, done.output
     return name
 

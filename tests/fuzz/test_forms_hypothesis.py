@@ -77,7 +77,8 @@ def _serve(database_url: str, directory: Path) -> Iterator[Target]:
     )
     staff_name = "fuzz-staff"
     subprocess.run(
-        [str(BIN / "flask"), "--app", "app", "staff", "create", staff_name, "--password", STAFF_PASSWORD],
+        [str(BIN / "flask"), "--app", "app", "staff", "create", staff_name, "--role", "admin",
+         "--password", STAFF_PASSWORD],
         cwd=ROOT, env=env, check=True, capture_output=True, timeout=60,
     )
     server = AppServer(env, directory / "app.log").start()

@@ -54,11 +54,16 @@ def drop_postgres_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# A fixed Fernet key (base64 of 32 bytes that say what they are), never a production one.
+TEST_DATA_KEY = "cGFzc2lkLXZlcmlmeS10ZXN0LWRhdGEta2V5LTAwMDE="
+
 # What every app under test runs with, in a process of its own or in the test's: a fixed secret
 # and rate limits no test reaches by accident (every test client is 127.0.0.1; the rate-limit
 # tests set their own low limits), background passes every 0.2 s so waits stay short.
 TEST_SETTINGS: dict[str, str] = {
     "SECRET_KEY": "test-secret-key-not-for-production",
+    # One data key for every process of a test: servers, CLI commands and in-process apps share databases.
+    "PASSID_DATA_KEY": TEST_DATA_KEY,
     "PASSID_JOB_INTERVAL_SECONDS": "0.2",
     "PASSID_RATE_LIMIT_SESSIONS": "10000 per minute",
     "PASSID_RATE_LIMIT_TOKENS": "10000 per minute",

@@ -14,11 +14,13 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from app.encryption import Keyring
 from app.passid import sign_payload
 from app.webhooks.routes import delivery_attempt
 from tests.conftest import provisioned_database
 from tests.support.migrations import empty_database, flask_db
 from tests.support.servers import (
+    TEST_DATA_KEY,
     AppServer,
     base_env,
     migrate,
@@ -76,7 +78,8 @@ class Records:
 
     def verifications_of(self, token: str) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM verification WHERE token = :t"), {"t": token}).scalar()
+            return conn.execute(text("SELECT count(*) FROM verification WHERE token_hash = :h"),
+                                {"h": Keyring([TEST_DATA_KEY]).search_hash(token)}).scalar()
 
     def wait_handled(self, event_id: str, timeout: float = 10) -> dict:
         deadline = time.monotonic() + timeout
@@ -114,7 +117,9 @@ def test_a_correctly_signed_event_is_stored_acknowledged_and_handled(receiver: A
     assert answer.status_code == 200
     row = records.wait_handled(event_id)
     assert row["signature_result"] == "valid" and row["event_type"] == "verification.completed"
-    assert bytes(row["body"]) == body
+    # Stored exactly as signed, encrypted at rest (app/encryption.py), with what it is about beside it.
+    assert bytes(row["body"]) != body and Keyring([TEST_DATA_KEY]).decrypt(bytes(row["body"])) == body
+    assert row["token_hash"] == Keyring([TEST_DATA_KEY]).search_hash("AAAA-BBBB-CCCC-DDD1")
     assert records.verifications_of("AAAA-BBBB-CCCC-DDD1") == 1
 
 
@@ -330,7 +335,8 @@ def test_a_widget_verify_and_its_own_webhook_make_one_history_row(receiver: AppS
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         handled = [r for r in records.receipts(event_type="verification.completed")
-                   if r["body"] and normal.encode() in bytes(r["body"]) and r["handling_status"] == "handled"]
+                   if r["token_hash"] == Keyring([TEST_DATA_KEY]).search_hash(normal)
+                   and r["handling_status"] == "handled"]
         if handled:
             break
         time.sleep(0.2)
@@ -349,7 +355,8 @@ def test_a_stored_body_that_cannot_be_parsed_fails_once_and_does_not_block_the_q
             text("INSERT INTO webhook_receipt (event_id, event_type, received_at, signature_result, test, body, "
                  "handling_status, handling_attempts) VALUES (:id, 'verification.completed', :at, 'valid', "
                  ":test, :body, 'pending', 0)"),
-            {"id": poisoned, "at": datetime(2026, 1, 1), "test": False, "body": b"[" * 100_000},
+            {"id": poisoned, "at": datetime(2026, 1, 1), "test": False,
+             "body": Keyring([TEST_DATA_KEY]).encrypt(b"[" * 100_000)},  # stored as the app stores bodies
         )
     event_id, body = event(token="AAAA-BBBB-CCCC-DDD7")
     assert deliver(receiver, body, sign_payload(body, NEW), event_id).status_code == 200

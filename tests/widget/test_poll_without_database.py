@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 from flask import Flask
 from sqlalchemy import create_engine, event, text
 
@@ -31,7 +32,7 @@ from app.database import db, utcnow
 from app.finished_requests import EXTENSION, FinishedRequests
 from app.passid import PassidClient
 from app.widget import handles
-from tests.support.servers import AppServer, base_env
+from tests.support.servers import TEST_DATA_KEY, AppServer, base_env
 from tests.support.widget_http import HTMX, open_qr_session, poll, poll_until_final, wait_recorded
 
 
@@ -43,6 +44,11 @@ class HandClock:
         return self.seconds
 
 
+# As the app stores claims: encrypted under the data key every test process shares (app/encryption.py).
+CLAIMS = json.dumps({"financialStabilityTier": "A"})
+STORED_CLAIMS = Fernet(TEST_DATA_KEY).encrypt(CLAIMS.encode()).decode()
+
+
 def insert_finished_row(database_url: str, request_id: str, *, created_at: datetime) -> None:
     """A final record written by someone else: not this process, not through `verifications.record`."""
     engine = create_engine(database_url)
@@ -52,7 +58,7 @@ def insert_finished_row(database_url: str, request_id: str, *, created_at: datet
                 text("INSERT INTO verification (id, source, status, request_id, claims_json, created_at) "
                      "VALUES (:id, 'qr', 'completed', :request_id, :claims, :created_at)"),
                 {"id": f"res_{secrets.token_urlsafe(16)}", "request_id": request_id,
-                 "claims": json.dumps({"financialStabilityTier": "A"}), "created_at": created_at},
+                 "claims": STORED_CLAIMS, "created_at": created_at},
             )
     finally:
         engine.dispose()
@@ -63,6 +69,7 @@ def widget_app(fresh_database_url: str) -> Flask:
     """The app in this process with webhooks on, so polls between checks may answer alone."""
     return create_app({
         "SECRET_KEY": "test-secret", "DATABASE_URL": fresh_database_url, "PASSID_BACKGROUND_JOBS": "false",
+        "PASSID_DATA_KEY": TEST_DATA_KEY,
         "PASSID_WEBHOOK_SECRET": "whsec_poll_without_database_0123", "PASSID_POLL_CHECK_SECONDS": "60",
     })
 
@@ -176,6 +183,6 @@ def test_a_row_the_set_missed_is_found_when_the_check_asks_passid(fresh_database
             rows = connection.execute(text("SELECT claims_json FROM verification WHERE request_id = :r"),
                                       {"r": session.request_id}).scalars().all()
         engine.dispose()
-        assert rows == [json.dumps({"financialStabilityTier": "A"})]  # our row, not a second one
+        assert rows == [STORED_CLAIMS]  # our row, not a second one
     finally:
         server.stop()

@@ -4,11 +4,17 @@ Do not proceed on a sanctions hard deny, high fraud risk, unverified
 identity or a failed sanctions check — whatever else the claims say, and
 whatever PASSID's own recommendation is. A token that did not verify for any
 other reason is not a customer we have verified either.
+
+Shared by the branch counter (the line staff act on) and the review queue
+(`app.review`: a "review" verdict is what lands in it), so it lives beside
+neither blueprint: `app.verifications` needs it at record time and must not
+import a blueprint package.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 from app.passid import DenyReason
@@ -63,3 +69,33 @@ def counter_decision(
     if review:
         return Decision("review", tuple(review))
     return Decision("approve", ("Verified with PASSID; no warning signs.",))
+
+
+class ReviewStatus(StrEnum):
+    """Where a verification stands in the review queue; a row that never needed a review has none (NULL).
+
+    Stored in clear on `verification.review_status` (a status, not a claim), so the queue and the
+    history's filter are plain indexed queries whatever encryption the claims are under.
+    """
+
+    PENDING = "pending"  # its verdict was "review": waiting for an analyst
+    PROCEED = "proceed"
+    DO_NOT_PROCEED = "do_not_proceed"
+
+
+REVIEW_DECISIONS: tuple[ReviewStatus, ...] = (ReviewStatus.PROCEED, ReviewStatus.DO_NOT_PROCEED)
+
+
+def review_status_at_record(
+    *, verified: bool, deny_reason: str | None, claims: dict[str, Any] | None, recommendation: str | None
+) -> ReviewStatus | None:
+    """PENDING exactly when the counter would say "Review", else None: the queue and the counter never disagree.
+
+    Decided once, when the verification is recorded, from the claims still in clear in hand: the
+    queue itself then needs no claim (they may be encrypted, or erased by retention, by the time an
+    analyst looks).
+    """
+    verdict = counter_decision(
+        verified=verified, deny_reason=deny_reason, claims=claims, recommendation=recommendation
+    ).verdict
+    return ReviewStatus.PENDING if verdict == "review" else None

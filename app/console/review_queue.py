@@ -1,0 +1,58 @@
+"""The review queue's pages (analysts): what is waiting, for how long and why, and the form that decides.
+
+Routes parse, call `app.review` and render. The page offers only the decisions an item allows (a
+sanctions match: "do not proceed"), and the server refuses any other, whatever the request says.
+"""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.wrappers import Response
+
+from app import review
+from app.console import records
+from app.console.routes import bp
+from app.database import utcnow
+from app.decision import ReviewStatus
+from app.staff.roles import Role, require_role
+
+
+def _queue_page(status: int = 200, problem: str | None = None, problem_for: str | None = None) -> tuple[str, int]:
+    page = max(request.args.get("page", 1, type=int) or 1, 1)
+    waiting = review.pending(page)
+    return render_template(
+        "console/review_queue.html",
+        waiting=waiting,
+        pagination=waiting,
+        page_args={},
+        now=utcnow(),
+        waiting_for=review.waiting_for,
+        reasons=review.reasons,
+        allowed_decisions=review.allowed_decisions,
+        decision_names=review.DECISION_NAMES,
+        sources=records.SOURCE_NAMES,
+        note_max=review.NOTE_MAX,
+        problem=problem,
+        problem_for=problem_for,
+    ), status
+
+
+@bp.get("/review")
+@require_role(Role.ANALYST)
+def review_queue() -> tuple[str, int]:
+    return _queue_page()
+
+
+@bp.post("/review/<result_id>")
+@require_role(Role.ANALYST)
+def review_decide(result_id: str) -> tuple[str, int] | Response:
+    # The CSRF token was checked app-wide (Flask-WTF's CSRFProtect) before this view runs; the two
+    # fields have one rule, `review.parse_decision`, which also says what is wrong in a sentence.
+    try:
+        entry = review.parse_decision(request.form.get("decision"), request.form.get("note"))
+        decided = review.decide(result_id[:40], entry, current_user.username)
+    except review.ReviewRefused as refused:
+        return _queue_page(refused.status, str(refused), result_id)
+    flash(f"Recorded: {review.DECISION_NAMES[ReviewStatus(decided.decision)]} for {result_id}.", "success")
+    return redirect(url_for("console.review_queue"), code=303)

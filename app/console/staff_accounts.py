@@ -1,0 +1,138 @@
+"""The console's staff page (admins only): every account, and the changes `flask staff` can make.
+
+The rules (and the audit entries) are `app.staff.accounts`'s, shared with the CLI; here each form
+is parsed, the change made, and the page shown again with what happened or why it was refused.
+"""
+
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import PasswordField, StringField
+from wtforms.validators import InputRequired
+
+from app.console.routes import bp
+from app.database import db
+from app.staff import accounts
+from app.staff.accounts import AccountRefused
+from app.staff.models import StaffUser
+from app.staff.roles import ROLE_NAMES, Role, require_role
+
+ROLE_CHOICES = [(role.value, ROLE_NAMES[role]) for role in Role]
+
+
+class NewAccountForm(FlaskForm):
+    username = StringField("Name", validators=[InputRequired("Give the account a name.")])
+    role = StringField("Role", validators=[InputRequired("Choose a role.")])  # parse_role says which exist
+    password = PasswordField("Password", validators=[InputRequired("Give the account a password.")])
+
+
+class PasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[InputRequired("Type the new password.")])
+
+
+class RoleForm(FlaskForm):
+    role = StringField("Role", validators=[InputRequired("Choose a role.")])  # parse_role says which exist
+
+
+def _page(status: int = 200, *, new_account: NewAccountForm | None = None,
+          problem: str | None = None) -> tuple[str, int]:
+    return render_template(
+        "console/staff.html",
+        accounts=accounts.all_accounts(),
+        new_account=new_account or NewAccountForm(formdata=None),
+        role_choices=ROLE_CHOICES,
+        role_name=accounts.role_name,
+        min_password=accounts.MIN_PASSWORD_LENGTH,
+        problem=problem,
+    ), status
+
+
+def _account(staff_id: int) -> StaffUser:
+    user = db.session.get(StaffUser, staff_id)
+    if user is None:
+        abort(Response(render_template("console/message.html", message="No staff account has this id."),
+                       status=404))
+    return user
+
+
+def _form_problem(form: FlaskForm) -> str:
+    return " ".join(error for errors in form.errors.values() for error in errors)
+
+
+def _done(message: str) -> Response:
+    flash(message, "success")
+    return redirect(url_for("console.staff_accounts"), code=303)
+
+
+@bp.get("/staff")
+@require_role(Role.ADMIN)
+def staff_accounts() -> tuple[str, int]:
+    return _page()
+
+
+@bp.post("/staff")
+@require_role(Role.ADMIN)
+def create_staff_account() -> tuple[str, int] | Response:
+    form = NewAccountForm()
+    if not form.validate_on_submit():
+        return _page(422, new_account=form, problem=_form_problem(form))
+    try:
+        user = accounts.create_account(form.username.data or "", accounts.parse_role(form.role.data),
+                                       form.password.data or "", by=current_user)
+    except AccountRefused as error:
+        return _page(422, new_account=form, problem=str(error))
+    return _done(f"Created {user.username} ({accounts.role_name(user.role)}).")
+
+
+@bp.post("/staff/<int:staff_id>/password")
+@require_role(Role.ADMIN)
+def reset_staff_password(staff_id: int) -> tuple[str, int] | Response:
+    user, form = _account(staff_id), PasswordForm()
+    if not form.validate_on_submit():
+        return _page(422, problem=_form_problem(form))
+    try:
+        accounts.reset_password(user, form.password.data or "", by=current_user)
+    except AccountRefused as error:
+        return _page(422, problem=f"{user.username}: {error}")
+    return _done(f"New password set for {user.username}; their sessions have ended.")
+
+
+@bp.post("/staff/<int:staff_id>/role")
+@require_role(Role.ADMIN)
+def change_staff_role(staff_id: int) -> tuple[str, int] | Response:
+    user, form = _account(staff_id), RoleForm()
+    if not form.validate_on_submit():
+        return _page(422, problem=_form_problem(form))
+    try:
+        role = accounts.parse_role(form.role.data)
+    except AccountRefused as error:
+        return _page(422, problem=str(error))
+    try:
+        changed = accounts.change_role(user, role, by=current_user)
+    except AccountRefused as error:
+        return _page(409, problem=str(error))
+    if not changed:
+        return _done(f"{user.username} already is {accounts.role_name(user.role)}.")
+    return _done(f"{user.username} is now {accounts.role_name(user.role)}; their sessions have ended.")
+
+
+@bp.post("/staff/<int:staff_id>/disable")
+@require_role(Role.ADMIN)
+def disable_staff_account(staff_id: int) -> tuple[str, int] | Response:
+    user = _account(staff_id)
+    try:
+        accounts.disable(user, by=current_user)
+    except AccountRefused as error:
+        return _page(409, problem=str(error))
+    return _done(f"Disabled {user.username}; their sessions have ended.")
+
+
+@bp.post("/staff/<int:staff_id>/enable")
+@require_role(Role.ADMIN)
+def enable_staff_account(staff_id: int) -> Response:
+    user = _account(staff_id)
+    accounts.enable(user, by=current_user)
+    return _done(f"Enabled {user.username}.")

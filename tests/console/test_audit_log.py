@@ -1,0 +1,352 @@
+"""The audit log (issue 12): who saw whose claims, who decided what, who changed which account.
+
+What each act records, that no claim, token or password ever lands in it, the admins' page
+(filters, pages, CSV export, itself audited), and that it is append-only in the database itself,
+on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+
+from app import audit
+from app.csv_export import cell, csv_response
+from app.database import db, utcnow
+from app.passid import normalise_token
+from app.verifications import Verification
+from tests.console.conftest import PASSWORD, add_staff, share_token_for, signed_in
+from tests.support.html_fields import hidden
+from tests.support.in_process import serving_in_process
+from tests.support.widget_actions import WidgetActions
+
+Entry = tuple[str, str | None, str | None]  # (actor, subject, detail)
+
+
+def entries(app: Flask, action: audit.Action | None = None) -> list[audit.AuditEntry]:
+    """Every entry (of `action`), oldest first, detached from the session."""
+    with app.app_context():
+        select = db.select(audit.AuditEntry).order_by(audit.AuditEntry.id)
+        if action is not None:
+            select = select.where(audit.AuditEntry.action == action)
+        found = list(db.session.execute(select).scalars())
+        db.session.expunge_all()
+        return found
+
+
+def sign_in_attempt(app: Flask, username: str, password: str) -> int:
+    browser = app.test_client()
+    form = browser.get("/staff/sign-in").text
+    return browser.post("/staff/sign-in", data={"csrf_token": hidden(form, "csrf_token"), "username": username,
+                                                "password": password}).status_code
+
+
+@pytest.fixture
+def fresh_token(app: Flask, app_demo: tuple[str, str]) -> Callable[[], str]:
+    return lambda: share_token_for(app.config["PASSID_BASE_URL"], app_demo[1])
+
+
+@pytest.fixture
+def analyst(app: Flask, runner: FlaskCliRunner) -> tuple[FlaskClient, str]:
+    name = add_staff(runner, role="analyst")
+    return signed_in(app.test_client(), name), name
+
+
+@pytest.fixture
+def admin(app: Flask, runner: FlaskCliRunner) -> FlaskClient:
+    return signed_in(app.test_client(), add_staff(runner, role="admin"))
+
+
+def result_id_of(app: Flask, token: str) -> str:
+    """Our record of `token` (stored as PASSID reads it back: without the `PASSID-` prefix)."""
+    with app.app_context():
+        wanted = normalise_token(token)
+        rows = [row for row in db.session.execute(db.select(Verification)).scalars() if row.token == wanted]
+        assert len(rows) == 1
+        return rows[0].id
+
+
+# --- what is recorded ---------------------------------------------------------------------------------
+
+
+def test_sign_in_sign_out_and_failures_are_recorded_without_the_password(app: Flask, runner: FlaskCliRunner) -> None:
+    name = add_staff(runner, role="analyst")
+    assert sign_in_attempt(app, name, "not the password at all") == 401
+    assert sign_in_attempt(app, "  Nobody-Here ", "also not a password") == 401
+    browser = signed_in(app.test_client(), name)
+    page = browser.get("/console/").text
+    browser.post("/staff/sign-out", data={"csrf_token": hidden(page, "csrf_token")})
+
+    failed = [(e.actor, e.actor_role, e.subject, e.detail) for e in entries(app, audit.Action.SIGN_IN_FAILED)]
+    assert failed == [(name, None, None, "wrong password"), ("nobody-here", None, None, "no such account")]
+    [signed] = entries(app, audit.Action.SIGN_IN)
+    assert (signed.actor, signed.actor_role, signed.subject, signed.address) == (name, "analyst", name, "127.0.0.1")
+    [out] = entries(app, audit.Action.SIGN_OUT)
+    assert (out.actor, out.subject) == (name, name)
+    everything = " ".join(str(vars(entry)) for entry in entries(app))
+    assert "not the password at all" not in everything and "also not a password" not in everything
+    assert PASSWORD not in everything
+
+
+def test_a_disabled_account_s_attempt_is_recorded_as_such(app: Flask, runner: FlaskCliRunner) -> None:
+    name = add_staff(runner, role="counter")
+    with app.app_context():
+        runner.invoke(args=["staff", "disable", name])
+    assert sign_in_attempt(app, name, PASSWORD) == 401
+    [failed] = entries(app, audit.Action.SIGN_IN_FAILED)
+    assert (failed.actor, failed.detail) == (name, "account disabled")
+
+
+def test_a_branch_result_with_claims_is_a_recorded_view(
+    app: Flask, runner: FlaskCliRunner, fresh_token: Callable[[], str]
+) -> None:
+    name = add_staff(runner, role="counter")
+    tablet = signed_in(app.test_client(), name)
+
+    def verify(token: str) -> str:
+        counter = tablet.get("/branch/").text
+        return tablet.post("/branch/verify", data={"csrf_token": hidden(counter, "csrf_token"),
+                                                   "n": hidden(counter, "n"), "token": token}).text
+
+    token = fresh_token()
+    assert 'data-verdict="approve"' in verify(token)
+    assert "Token not found" in verify("NOPE-2345-6789")  # a denied token shows nobody's claims
+    result_id = result_id_of(app, token)
+    [viewed] = entries(app, audit.Action.CLAIMS_VIEWED)
+    assert (viewed.actor, viewed.actor_role, viewed.subject, viewed.detail) == (
+        name, "counter", result_id, "branch counter")
+    assert token not in str(vars(viewed))
+
+    assert tablet.get(f"/branch/results/{result_id}").status_code == 200  # the QR flow's staff view
+    assert [e.detail for e in entries(app, audit.Action.CLAIMS_VIEWED)] == ["branch counter", "branch counter, QR flow"]
+
+
+def test_the_history_lists_no_claims_beyond_the_tier_and_the_detail_page_records_each_view(
+    app: Flask, analyst: tuple[FlaskClient, str], widget: WidgetActions, fresh_token: Callable[[], str]
+) -> None:
+    browser, name = analyst
+    token = fresh_token()
+    assert 'data-view="success"' in widget.submit_token(token).text
+    result_id = result_id_of(app, token)
+    listed = browser.get("/console/", query_string={"q": token}).text
+    row = listed.split(f'data-result-id="{result_id}"', 1)[1].split("</tr>", 1)[0]
+    assert "<td>A</td>" in row and "812" not in row and "identity" not in row.lower()
+    assert f'href="/console/verifications/{result_id}"' in row
+    assert entries(app, audit.Action.CLAIMS_VIEWED) == []  # listing is not looking
+
+    detail = browser.get(f"/console/verifications/{result_id}").text
+    assert "812 · tier A · identity verified · fraud risk low" in detail and "Clear of sanctions lists" in detail
+    browser.get(f"/console/verifications/{result_id}")
+    viewed = entries(app, audit.Action.CLAIMS_VIEWED)
+    assert [(e.actor, e.actor_role, e.subject, e.detail) for e in viewed] == [
+        (name, "analyst", result_id, "console detail")] * 2
+
+    missing = browser.get("/console/verifications/res_nobody")
+    assert missing.status_code == 404 and "No verification has this id." in missing.text
+    assert len(entries(app, audit.Action.CLAIMS_VIEWED)) == 2
+
+
+def test_the_outcome_page_shows_no_claims_beyond_the_tier(
+    app: Flask, analyst: tuple[FlaskClient, str], widget: WidgetActions, fresh_token: Callable[[], str]
+) -> None:
+    browser, name = analyst
+    token = fresh_token()
+    widget.submit_token(token)
+    result_id = result_id_of(app, token)
+    url = f"/console/verifications/{result_id}/outcome"
+    page = browser.get(url).text
+    assert "Tier</dt><dd>A" in page and "812" not in page and "identity verified" not in page.lower()
+    sent = browser.post(url, data={"csrf_token": hidden(page, "csrf_token"), "outcome": "repaid",
+                                   "product_type": "personal_loan", "amount": "100"})
+    assert sent.status_code == 303
+    [reported] = entries(app, audit.Action.OUTCOME_REPORTED)
+    assert (reported.actor, reported.subject, reported.detail) == (name, result_id, "repaid")
+    assert entries(app, audit.Action.CLAIMS_VIEWED) == []
+
+
+def test_the_cli_s_outcome_verify_and_test_webhook_are_recorded_as_the_cli(
+    app: Flask, runner: FlaskCliRunner, fresh_token: Callable[[], str]
+) -> None:
+    token = fresh_token()
+    with app.app_context():
+        verified = runner.invoke(args=["passid", "verify", token])
+        assert verified.exit_code == 0, verified.output
+        reported = runner.invoke(args=["passid", "outcome", token, "repaid", "--product", "loan", "--amount", "5"])
+        assert reported.exit_code == 0, reported.output
+        sent = runner.invoke(args=["passid", "webhook-test", "--wait", "0"])
+        assert sent.exit_code == 0, sent.output
+    result_id = result_id_of(app, token)
+    [viewed] = entries(app, audit.Action.CLAIMS_VIEWED)
+    assert (viewed.actor, viewed.subject, viewed.detail) == ("cli", result_id, "flask passid verify")
+    [outcome] = entries(app, audit.Action.OUTCOME_REPORTED)
+    assert (outcome.actor, outcome.subject, outcome.detail) == ("cli", result_id, "repaid")
+    [webhook] = entries(app, audit.Action.TEST_WEBHOOK_SENT)
+    assert webhook.actor == "cli" and webhook.subject and webhook.subject in sent.output
+
+
+def test_a_test_webhook_from_the_checklist_is_recorded(app: Flask, admin: FlaskClient) -> None:
+    page = admin.get("/console/go-live").text
+    sent = admin.post("/console/go-live/test-webhook", data={"csrf_token": hidden(page, "csrf_token")})
+    assert sent.status_code == 303
+    [entry] = entries(app, audit.Action.TEST_WEBHOOK_SENT)
+    assert entry.actor_role == "admin" and entry.subject and entry.subject.startswith("evt_")
+
+
+# --- the admins' page -----------------------------------------------------------------------------------
+
+
+def test_the_page_filters_by_action_actor_subject_and_day(app: Flask, admin: FlaskClient) -> None:
+    for _ in range(2):
+        sign_in_attempt(app, "mallory", "guess guess guess")
+    sign_in_attempt(app, "trudy", "guess guess guess")
+    shown = admin.get("/console/audit", query_string={"action": "sign_in_failed", "actor": "Mallory"}).text
+    assert shown.count("data-audit-entry=") == 2 and "trudy" not in shown and "2 entries" in shown
+    by_subject = admin.get("/console/audit", query_string={"subject": "no-such-subject"}).text
+    assert "data-audit-entry=" not in by_subject and "No entries match these filters." in by_subject
+    today = utcnow().date()
+    assert admin.get("/console/audit", query_string={"from": today.isoformat(), "actor": "trudy"}).text.count(
+        "data-audit-entry=") == 1
+    yesterday = (today - timedelta(days=1)).isoformat()
+    assert admin.get("/console/audit", query_string={"to": yesterday, "actor": "trudy"}).text.count(
+        "data-audit-entry=") == 0
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    ({"from": "26/11/2026"}, "The from date is a day written as YYYY-MM-DD"),
+    ({"to": "yesterday"}, "The to date is a day written as YYYY-MM-DD"),
+    ({"from": "2026-11-27", "to": "2026-11-26"}, "The from date is after the to date."),
+    ({"action": "everything"}, "Choose an action from the list."),
+])
+def test_a_filter_that_means_nothing_is_a_400_not_everything(
+    admin: FlaskClient, args: dict[str, str], problem: str
+) -> None:
+    for url in ("/console/audit", "/console/audit.csv"):
+        answer = admin.get(url, query_string=args)
+        assert answer.status_code == 400 and problem in answer.text
+        assert "data-audit-entry=" not in answer.text
+
+
+def test_the_page_is_newest_first_25_at_a_time_keeping_the_filters(app: Flask, admin: FlaskClient) -> None:
+    for _ in range(30):
+        sign_in_attempt(app, "pager", "guess guess guess")
+    first = admin.get("/console/audit", query_string={"actor": "pager"}).text
+    ids = [int(part.split('"', 1)[0]) for part in first.split('data-audit-entry="')[1:]]
+    assert len(ids) == 25 and ids == sorted(ids, reverse=True) and "Page 1 of 2" in first
+    assert 'href="/console/audit?page=2&amp;actor=pager" rel="next"' in first
+    second = admin.get("/console/audit", query_string={"actor": "pager", "page": "2"}).text
+    assert second.count("data-audit-entry=") == 5
+
+
+def test_the_csv_export_holds_the_filtered_entries_defused_and_is_itself_recorded(
+    app: Flask, admin: FlaskClient
+) -> None:
+    sign_in_attempt(app, "=HYPERLINK(\"http://evil.example\",\"x\")", "guess guess guess")
+    sign_in_attempt(app, "@SUM(1+1)", "guess guess guess")
+    sign_in_attempt(app, "someone-else", "guess guess guess")
+    answer = admin.get("/console/audit.csv", query_string={"action": "sign_in_failed"})
+    assert answer.status_code == 200
+    assert answer.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert answer.headers["Content-Disposition"].startswith('attachment; filename="audit-log-')
+    assert answer.headers["Cache-Control"] == "no-store"
+    rows = list(csv.reader(io.StringIO(answer.text)))
+    assert rows[0] == ["at_utc", "actor", "actor_role", "address", "action", "subject", "detail"]
+    actors = [row[1] for row in rows[1:]]
+    assert actors == ["someone-else", "'@sum(1+1)", "'=hyperlink(\"http://evil.example\",\"x\")"]  # newest first
+    [exported] = entries(app, audit.Action.AUDIT_EXPORTED)
+    assert exported.actor_role == "admin" and exported.detail == "3 entries; action=sign_in_failed"
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@A1", "\t=1", "\r=1"])
+def test_a_csv_cell_that_a_spreadsheet_would_run_gets_an_apostrophe(value: str) -> None:
+    assert cell(value) == "'" + value
+
+
+def test_ordinary_csv_cells_are_left_alone(app: Flask) -> None:
+    assert [cell(None), cell(42), cell("res_1-2"), cell("a=b")] == ["", "42", "res_1-2", "a=b"]
+    with app.test_request_context():
+        response = csv_response("x.csv", ["a", "b"], [["=1", None], [utcnow().replace(microsecond=0), "-"]])
+    lines = response.get_data(as_text=True).split("\r\n")
+    assert lines[0] == "a,b" and lines[1] == "'=1," and lines[2].endswith(",'-")
+
+
+# --- append-only ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_on(database_kind: str, fresh_database_url: str, tmp_path: Path) -> Iterator[Flask]:
+    """The app on a database of this test's own, of each kind (the triggers differ between them)."""
+    with serving_in_process(fresh_database_url, tmp_path) as built:
+        yield built
+
+
+def test_the_database_refuses_to_change_or_remove_an_entry(app_on: Flask) -> None:
+    with app_on.app_context():
+        entry = audit.record(audit.Action.SIGN_IN_FAILED, actor="mallory", detail="wrong password")
+        attempts: list[Callable[[], object]] = [
+            lambda: db.session.execute(sqlalchemy.update(audit.AuditEntry).values(actor="someone else")),
+            lambda: db.session.execute(sqlalchemy.delete(audit.AuditEntry)),
+            lambda: db.session.execute(sqlalchemy.text("DELETE FROM audit_entry WHERE id = :id"), {"id": entry.id}),
+        ]
+        if db.engine.dialect.name == "postgresql":
+            attempts.append(lambda: db.session.execute(sqlalchemy.text("TRUNCATE audit_entry")))
+        for attempt in attempts:
+            with pytest.raises(sqlalchemy.exc.DBAPIError, match="append-only"):
+                attempt()
+                db.session.flush()
+            db.session.rollback()
+        entry = db.session.get(audit.AuditEntry, entry.id)
+        assert entry is not None
+        entry.detail = "nothing happened"
+        with pytest.raises(sqlalchemy.exc.DBAPIError, match="append-only"):
+            db.session.commit()
+        db.session.rollback()
+        db.session.delete(entry)
+        with pytest.raises(sqlalchemy.exc.DBAPIError, match="append-only"):
+            db.session.commit()
+        db.session.rollback()
+        kept = db.session.get(audit.AuditEntry, entry.id)
+        assert kept is not None and (kept.actor, kept.detail) == ("mallory", "wrong password")
+
+
+def test_a_name_with_nul_or_line_breaks_is_recorded_safely(app_on: Flask) -> None:
+    """PostgreSQL refuses NUL in text: a failed sign-in typed with one must still be recorded, not a 500."""
+    assert sign_in_attempt(app_on, "no\x00body\nforged line", "guess guess guess") == 401
+    [failed] = entries(app_on, audit.Action.SIGN_IN_FAILED)
+    assert failed.actor == "no?body?forged line"
+
+
+def test_the_log_only_grows_through_a_day_s_work(
+    app: Flask, runner: FlaskCliRunner, widget: WidgetActions, fresh_token: Callable[[], str]
+) -> None:
+    """Every staff act adds entries and none removes or changes an earlier one."""
+    seen: list[tuple[int, str, str | None]] = []
+
+    def unchanged_and_grown() -> None:
+        now = [(e.id, e.action, e.subject) for e in entries(app)]
+        assert now[: len(seen)] == seen and len(now) > len(seen)
+        seen[:] = now
+
+    admin_name = add_staff(runner, role="admin")
+    unchanged_and_grown()
+    admin = signed_in(app.test_client(), admin_name)
+    unchanged_and_grown()
+    token = fresh_token()
+    widget.submit_token(token)
+    admin.get(f"/console/verifications/{result_id_of(app, token)}")
+    unchanged_and_grown()
+    page = admin.get("/console/staff").text
+    admin.post("/console/staff", data={"csrf_token": hidden(page, "csrf_token"), "username": "late-shift",
+                                       "role": "counter", "password": PASSWORD})
+    unchanged_and_grown()
+    admin.get("/console/audit.csv")
+    unchanged_and_grown()
+    admin.post("/staff/sign-out", data={"csrf_token": hidden(page, "csrf_token")})
+    unchanged_and_grown()

@@ -1,0 +1,136 @@
+"""Redaction from the console (admins only): a reason, a confirmation, the CSRF token, and afterwards
+nothing of the person on any page, in the API or in the database files. On SQLite and PostgreSQL.
+
+Who may open the page at all is in the access matrix (test_roles.py); here, what an analyst and a
+counter get when they try anyway, and that the page offers it to admins only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app import audit
+from app.database import db
+from app.verifications import Verification
+from tests.conftest import provisioned_database
+from tests.console.conftest import add_staff, signed_in
+from tests.support.erasure import (
+    api,
+    erasing_app,
+    is_sqlite,
+    remnants,
+    skip_unless_superuser_files,
+    table_remnants,
+    token_person,
+)
+from tests.support.html_fields import hidden
+
+REASON = "erasure request ER-2026-207"
+TOKEN, BAND, NOTES = "QZ7K-W4PM-R8TX", "band-WOMBAT-4471", "note-QUOKKA-9913"
+
+
+@pytest.fixture
+def database(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    with provisioned_database(database_kind, tmp_path, request) as url:
+        yield url
+
+
+@pytest.fixture
+def app(database: str, tmp_path: Path) -> Iterator[Flask]:
+    with erasing_app(database, tmp_path) as app:
+        yield app
+
+
+def browser(app: Flask, role: str) -> tuple[FlaskClient, str]:
+    name = add_staff(app.test_cli_runner(), role=role)
+    return signed_in(app.test_client(), name), name
+
+
+def redaction_form(admin: FlaskClient, result_id: str) -> str:
+    page = admin.get(f"/console/verifications/{result_id}/redact")
+    assert page.status_code == 200
+    return hidden(page.text, "csrf_token")
+
+
+def test_an_admin_redacts_with_a_reason_and_a_confirmation(app: Flask, database: str) -> None:
+    skip_unless_superuser_files(database)
+    person = token_person(app, TOKEN, BAND, NOTES)
+    result_id = person.result_ids[0]
+    admin, admin_name = browser(app, "admin")
+    detail = admin.get(f"/console/verifications/{result_id}").text
+    assert TOKEN in detail and "733" in detail  # the person, before
+    assert f"/console/verifications/{result_id}/redact" in detail  # offered to an admin
+
+    url = f"/console/verifications/{result_id}/redact"
+    csrf = redaction_form(admin, result_id)
+    refused = {
+        "no CSRF token": admin.post(url, data={"reason": REASON, "confirm": "y"}),
+        "no confirmation": admin.post(url, data={"csrf_token": csrf, "reason": REASON}),
+        "no reason": admin.post(url, data={"csrf_token": csrf, "reason": "   ", "confirm": "y"}),
+        "a reason too long": admin.post(url, data={"csrf_token": csrf, "reason": "x" * 501, "confirm": "y"}),
+    }
+    assert refused["no CSRF token"].status_code == 400
+    for name in ("no confirmation", "no reason", "a reason too long"):
+        assert refused[name].status_code == 422, name
+    assert "Tick the box to confirm the erasure." in refused["no confirmation"].text
+    assert "Say why this person&#39;s data is erased." in refused["no reason"].text
+    with app.app_context():
+        row = db.session.get(Verification, result_id)
+        assert row is not None and row.redacted_at is None and row.token == TOKEN
+
+    done = admin.post(url, data={"csrf_token": csrf, "reason": REASON, "confirm": "y"})
+    assert done.status_code == 303 and done.headers["Location"].endswith(f"/console/verifications/{result_id}")
+    detail = admin.get(f"/console/verifications/{result_id}").text
+    assert "Redacted:" in detail and "2 verifications, 2 webhook bodies, 1 outcome report" in detail
+    assert f"Redacted {_date(app, result_id)}" in detail and f"— {REASON}" in detail
+    history = admin.get("/console/").text
+    for shown in (detail, history):
+        assert TOKEN not in shown and BAND not in shown and NOTES not in shown
+        assert "Redact this person" not in shown
+    assert history.count("Redacted ") >= 2 and "Repaid" in history
+
+    [first, second] = [entry for entry in _entries(app) if entry.action == audit.Action.REDACTED]
+    assert (first.actor, first.actor_role, first.subject, first.detail) == (admin_name, "admin", result_id, REASON)
+    assert second.subject == person.result_ids[1]
+    assert api(app, f"/api/results/{result_id}").json["redacted"] is True
+    assert table_remnants(database, app, person.secrets) == set()
+    assert remnants(app, database, person.secrets, decrypting=is_sqlite(database)) == set()
+
+    again = admin.get(url)
+    assert again.status_code == 200 and f"— {REASON}" in again.text and "data-redaction-form" not in again.text
+
+
+def test_analysts_and_counter_staff_cannot_redact(app: Flask) -> None:
+    person = token_person(app, TOKEN, BAND, NOTES)
+    result_id = person.result_ids[0]
+    for role in ("analyst", "counter"):
+        staff, _ = browser(app, role)
+        csrf = hidden(staff.get("/staff/sign-in").text, "csrf_token")
+        url = f"/console/verifications/{result_id}/redact"
+        assert staff.get(url).status_code == 403, role
+        assert staff.post(url, data={"csrf_token": csrf, "reason": REASON, "confirm": "y"}).status_code == 403, role
+    analyst, _ = browser(app, "analyst")
+    assert "/redact" not in analyst.get(f"/console/verifications/{result_id}").text
+    with app.app_context():
+        row = db.session.get(Verification, result_id)
+        assert row is not None and row.redacted_at is None
+    assert not [entry for entry in _entries(app) if entry.action == audit.Action.REDACTED]
+
+
+def _entries(app: Flask) -> list[audit.AuditEntry]:
+    with app.app_context():
+        entries = list(db.session.execute(db.select(audit.AuditEntry).order_by(audit.AuditEntry.id)).scalars())
+        db.session.expunge_all()
+        return entries
+
+
+def _date(app: Flask, result_id: str) -> str:
+    with app.app_context():
+        row = db.session.get(Verification, result_id)
+        assert row is not None and row.redacted_at is not None
+        return f"{row.redacted_at:%Y-%m-%d %H:%M} UTC"
