@@ -184,7 +184,9 @@ def outcome_command(token: str, outcome: str, product_type: str, amount: str, cu
     if problem:
         raise click.BadParameter(problem, param_hint="--notes")
     try:
-        result = report_outcome(passid_client(), token, entry)
+        result = report_outcome(passid_client(), token, entry, recorded=lambda report: audit.note(
+            audit.Action.OUTCOME_REPORTED, subject=_result_id_of(token), detail=report.outcome,
+            actor=audit.CLI_ACTOR))
     except NotFound:
         raise click.ClickException(
             f"PASSID has no approved verification of {token} for this institution, so it takes no outcome for it"
@@ -202,8 +204,6 @@ def outcome_command(token: str, outcome: str, product_type: str, amount: str, cu
             )
         return
     report = result.report
-    audit.record(audit.Action.OUTCOME_REPORTED, subject=_result_id_of(token), detail=report.outcome,
-                 actor=audit.CLI_ACTOR)
     at_decision = f" (score {report.fsi_score}, tier {report.tier} at decision)" if report.fsi_score else ""
     click.echo(
         f"reported  {token}: {outcome_label(report.outcome)} · {report.product_type} · "
@@ -289,12 +289,14 @@ def purge_command(dry_run: bool) -> None:
 def redact_command(result_id: str, reason: str) -> None:
     """Erase one person's data now: the verification RESULT_ID and everything tied to the same person."""
     from app import audit
-    from app.retention import AlreadyRedacted, RedactionRefused, clean_reason, redact
+    from app.retention import AlreadyRedacted, RedactionRefused, UnknownResult, clean_reason, redact
 
     try:
         reason = clean_reason(reason)
     except ValueError as problem:
         raise click.BadParameter(str(problem), param_hint="--reason") from None
+    if "\x00" in result_id:  # no id holds one, and PostgreSQL refuses to even look one up
+        raise click.ClickException(str(UnknownResult(result_id)))
     try:
         done = redact(result_id.strip(), reason, actor=audit.CLI_ACTOR)
     except AlreadyRedacted as already:  # the wanted state holds: said, and not an error for a script

@@ -1,10 +1,10 @@
 """Personal data encrypted at rest, and the keyed hashes that keep it searchable.
 
-What PASSID proves about a person (claims, the one-time token, the QR code, the raw webhook body)
-is stored encrypted with Fernet (AES-128-CBC with HMAC-SHA256, from `cryptography`), so a copied
-database file, a backup or a stray SQL console shows ciphertext only. The columns say so in their
-type (`EncryptedText`, `EncryptedBytes`, `EncryptedInteger`): the rest of the app reads and writes
-plain values and never sees a ciphertext.
+What PASSID proves about a person (claims, the one-time token, the QR code, the raw webhook body),
+and what an analyst writes about them (a review note), is stored encrypted with Fernet (AES-128-CBC
+with HMAC-SHA256, from `cryptography`), so a copied database file, a backup or a stray SQL console
+shows ciphertext only. The columns say so in their type (`EncryptedText`, `EncryptedBytes`,
+`EncryptedInteger`): the rest of the app reads and writes plain values and never sees a ciphertext.
 
 Keys: PASSID_DATA_KEY is a comma-separated list of Fernet keys, newest first. The first encrypts;
 every one decrypts (MultiFernet), so a new key can be put in front while rows written under the old
@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -40,7 +41,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
-    from flask import Flask
+    from flask import Flask, Response
 
 log = logging.getLogger(__name__)
 
@@ -188,10 +189,22 @@ class EncryptedTable:
     text_columns: tuple[str, ...] = ()  # EncryptedText and EncryptedInteger: ASCII Fernet tokens
     bytes_columns: tuple[str, ...] = ()  # EncryptedBytes: Fernet tokens as bytes
     hashes: tuple[tuple[str, str], ...] = ()  # (hash column, the encrypted column it is the hash of)
+    # (hash column, encrypted column, what in its clear value is hashed): a webhook body's token
+    hashes_within: tuple[tuple[str, str, Callable[[bytes], str | None]], ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
         return self.text_columns + self.bytes_columns
+
+
+def token_in_event(body: bytes) -> str | None:
+    """The token a webhook body's `data` names, as `app.webhooks.routes.event_subject` hashes it; None if none."""
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return None
+    token = data.get("token") if isinstance(data, dict) else None
+    return token if isinstance(token, str) else None
 
 
 # Every encrypted column of our tables. The sandbox_* tables are PASSID's side of the wire (in
@@ -208,8 +221,12 @@ ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = (
         text_columns=("token", "amount", "notes", "score_at_decision"),
         hashes=(("token_hash", "token"),),
     ),
-    EncryptedTable("webhook_receipt", "id", "id", bytes_columns=("body",)),
+    # The receipt's token hash is of the token inside its body: rotation recomputes it from there, or a
+    # redaction after the old key is gone would not find the webhooks about a token-only verification.
+    EncryptedTable("webhook_receipt", "id", "id", bytes_columns=("body",),
+                   hashes_within=(("token_hash", "body", token_in_event),)),
     EncryptedTable("verification_session", "id", "created_at", text_columns=("permissions_json",)),
+    EncryptedTable("review_decision", "id", "id", text_columns=("note",)),
 )
 
 
@@ -219,6 +236,28 @@ ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = (
 def init_app(app: Flask, keys: Sequence[str]) -> None:
     """Install the keyring on `app`; the caller then runs `unreadable_data` to refuse a wrong key."""
     app.extensions[EXTENSION] = Keyring(keys)
+    app.register_error_handler(DataKeyError, _undecryptable)
+
+
+UNDECRYPTABLE = ("Stored data cannot be decrypted with PASSID_DATA_KEY. The operator should restore the missing "
+                 "key (after the current one) and run `flask passid rotate-data-key` before removing it again.")
+
+
+def _undecryptable(_error: DataKeyError) -> Response:
+    """A row no key decrypts, met on a page (the start-up check reads only the newest and oldest rows: an
+    old key removed after an interrupted rotation shows here). One line in the log and one sentence for the
+    operator, not a traceback: the fix is a setting, not a bug."""
+    from flask import Response, request
+
+    log.error("%s %s: a stored value cannot be decrypted with any key in PASSID_DATA_KEY; restore the key "
+              "it was encrypted with", request.method, request.path)
+    if request.path.startswith("/api/"):  # the backend APIs' error shape (app/widget/results.py)
+        response = Response(json.dumps({"error": {"code": "DATA_KEY", "message": UNDECRYPTABLE}}),
+                            status=500, mimetype="application/json")
+    else:
+        response = Response(UNDECRYPTABLE, status=500, mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _schema_is_encrypted(connection: Connection) -> bool:
@@ -237,7 +276,10 @@ def unreadable_data(ring: Keyring, connection: Connection) -> str | None:
     """
     if not _schema_is_encrypted(connection):
         return None
+    present = set(inspect(connection).get_table_names())  # a later revision's table, before its upgrade
     for spec in ENCRYPTED_TABLES:
+        if spec.name not in present:
+            continue
         for name in spec.columns[:2]:
             for direction in ("DESC", "ASC"):
                 found = connection.execute(text(
@@ -312,7 +354,9 @@ def rewrite_table(connection: Connection, ring: Keyring, spec: EncryptedTable, h
 
     `commit`: commit after each batch (rotation); a migration leaves its one transaction to Alembic.
     """
-    hash_names = [name for name, _ in spec.hashes] if how.hashes else []
+    hash_names = [name for name, _ in spec.hashes] + [name for name, _, _ in spec.hashes_within]
+    if not how.hashes:
+        hash_names = []
     target = table(spec.name, column(spec.key), *(column(c) for c in spec.columns), *(column(h) for h in hash_names))
     key = target.c[spec.key]
     done = 0
@@ -336,6 +380,9 @@ def rewrite_table(connection: Connection, ring: Keyring, spec: EncryptedTable, h
                 values[name] = written if name in spec.bytes_columns else written.decode()
             for hash_name, source in spec.hashes if how.hashes else ():
                 values[hash_name] = ring.search_hash(clear[source].decode()) if source in clear else None
+            for hash_name, source, within in spec.hashes_within if how.hashes else ():
+                if source in clear:  # an erased body has no hash either: nothing to rewrite
+                    values[hash_name] = ring.search_hash(within(clear[source]))
             if values:
                 # Only if no one changed the row since it was read: a redaction or an attached code made
                 # meanwhile (already under the newest key) must not be overwritten by the old values.

@@ -7,6 +7,7 @@ report, and by the `outcome.reported` webhook for reports made elsewhere.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -75,11 +76,17 @@ def save_report(
     tier: str | None,
     reported_at: datetime | None,
     outcome_id: str | None = None,
+    recorded: Callable[[OutcomeReport], object] | None = None,
 ) -> OutcomeReport:
-    """Keep one report per token; a second save (the webhook after the console) changes nothing."""
+    """Keep one report per token; a second save (the webhook after the console) changes nothing.
+
+    `recorded` adds what records this save to the transaction (a staff report's audit entry), so it commits
+    with the report, never apart from it; and alone when the report was saved a moment before (by the
+    webhook about it), since the staff member's report was still made.
+    """
     existing = find_report(token)
     if existing is not None:
-        return existing
+        return _recorded(existing, recorded)
     row = OutcomeReport(
         token=token,
         token_hash=search_hash(token),
@@ -95,13 +102,22 @@ def save_report(
     )
     db.session.add(row)
     try:
+        if recorded is not None:
+            recorded(row)  # inside: its queries flush the row, which may meet the webhook's copy
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         found = find_report(token)
         assert found is not None
-        return found
+        return _recorded(found, recorded)
     return row
+
+
+def _recorded(report: OutcomeReport, recorded: Callable[[OutcomeReport], object] | None) -> OutcomeReport:
+    if recorded is not None:
+        recorded(report)
+        db.session.commit()
+    return report
 
 
 def record_outcome_event(data: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ corridor. The webhook receipts about it lose their raw body but keep their event
 signed event delivered again is still a duplicate (PASSID's signature carries no time: the event id
 is the only defence against a replay). Its outcome report keeps which outcome it was and loses the
 token, amount, notes and score. The links from its QR requests to its session are deleted. An analyst's
-review note on it is replaced by a marker (the decision, who made it and when stay).
+review note on it is erased (the decision, who made it and when stay).
 
 "One person", for a redaction: the verification named, every other verification with the same token
 (a share token is one person's; the widget's row and a webhook's row of the same verify share it),
@@ -39,6 +39,7 @@ from sqlalchemy import Select, delete, func, or_, select, update
 
 from app import audit, review
 from app.database import db, rows_changed, utcnow
+from app.encryption import lookup_hashes
 from app.outcomes import OutcomeReport
 from app.sessions.records import SessionRequest
 from app.verifications import Verification
@@ -52,6 +53,7 @@ RETENTION_REASON = "retention"  # the redaction_reason of what the purge erased
 REASON_MAX = 500
 # Followed this many steps at most: a share token and a session each tie a handful of rows together.
 _LINK_STEPS = 10
+_LOOKUP_BATCH = 500  # hashes in one IN (…), well inside every database's limit on bound parameters
 
 # Everything a verification holds about the person; set to NULL by an erase.
 _PERSONAL_COLUMNS = (
@@ -116,6 +118,8 @@ def clean_reason(raw: str | None) -> str:
     reason = " ".join((raw or "").split())
     if not 1 <= len(reason) <= REASON_MAX:
         raise ValueError(f"the reason must be 1–{REASON_MAX} characters")
+    if "\x00" in reason:  # no database column takes one (PostgreSQL refuses it)
+        raise ValueError("the reason cannot contain a NUL character")
     return reason
 
 
@@ -135,7 +139,7 @@ def redact(result_id: str, reason: str, *, actor: str | None = None) -> Redactio
         raise AlreadyRedacted(row)
     rows = _same_person(row)
     now = utcnow()
-    tokens = {found.token_hash for found in rows if found.token_hash}
+    tokens = _token_hashes(rows)
     request_ids = {found.request_id for found in rows if found.request_id}
     sessions = {found.session_id for found in rows if found.session_id}
     chosen = Verification.id.in_([found.id for found in rows])
@@ -162,7 +166,7 @@ def _same_person(row: Verification) -> list[Verification]:
     """`row` and the unerased verifications tied to it by a token or a session, followed to the end."""
     found = {row.id: row}
     for _ in range(_LINK_STEPS):
-        tokens = {each.token_hash for each in found.values() if each.token_hash}
+        tokens = _token_hashes(found.values())
         sessions = {each.session_id for each in found.values() if each.session_id}
         if not tokens and not sessions:
             break
@@ -177,6 +181,16 @@ def _same_person(row: Verification) -> list[Verification]:
             break
         found.update((each.id, each) for each in new)
     return list(found.values())
+
+
+def _token_hashes(rows: Iterable[Verification]) -> set[str]:
+    """The hashes of these rows' tokens under every key of PASSID_DATA_KEY, not only the ones stored.
+
+    Between a new key and `rotate-data-key`, rows written before hold their token's hash under the old
+    key and rows written since (PASSID's webhooks, the outcome report) under the new one: matching the
+    stored hashes alone would leave half of a person behind.
+    """
+    return {found for each in rows if each.token for found in lookup_hashes(each.token)}
 
 
 # --- retention -----------------------------------------------------------------------------------
@@ -208,7 +222,7 @@ def purge(*, dry_run: bool = False, actor: str = audit.SYSTEM_ACTOR, now: dateti
             outcome_reports=_count(select(func.count()).select_from(OutcomeReport).where(old_reports)),
             session_links=_count(select(func.count()).select_from(SessionRequest).where(old_links)),
             review_notes=_count(select(func.count()).select_from(review.ReviewDecision).where(
-                review.ReviewDecision.note != review.ERASED_NOTE,
+                review.ReviewDecision.note.is_not(None),
                 review.ReviewDecision.verification_id.in_(select(Verification.id).where(old_rows)))),
         )
         db.session.rollback()
@@ -254,19 +268,45 @@ def _unerased_report() -> Any:
 
 def _erase_verifications(where: Any, now: datetime, reason: str) -> int:
     """Erase the verifications matching `where` and not erased yet; keep which outcome each had reported."""
-    reported = (select(OutcomeReport.outcome).where(OutcomeReport.token_hash == Verification.token_hash)
-                .limit(1).scalar_subquery())
+    _keep_reported_outcomes(where)
     return rows_changed(
         update(Verification)
         .where(where, Verification.redacted_at.is_(None))
         .values(
-            reported_outcome=func.coalesce(Verification.reported_outcome, reported),
             redacted_at=now,
             redaction_reason=reason,
             **dict.fromkeys(_PERSONAL_COLUMNS),
         )
         .execution_options(synchronize_session=False)
     )
+
+
+def _keep_reported_outcomes(where: Any) -> None:
+    """Copy onto each verification about to be erased the outcome reported for its token, while it has one.
+
+    Matched in Python on the token's hash under every key (`_token_hashes`), not in SQL on the stored
+    hashes: a report made after a new key was added is hashed under that key, the verification under the
+    old one until `rotate-data-key` runs.
+    """
+    rows = db.session.execute(
+        select(Verification.id, Verification.token).where(
+            where, Verification.redacted_at.is_(None), Verification.reported_outcome.is_(None),
+            Verification.token.is_not(None))
+    ).all()
+    hashes = {row.id: lookup_hashes(row.token) for row in rows}
+    wanted = sorted({found for each in hashes.values() for found in each})
+    outcomes: dict[str, str] = {}
+    for start in range(0, len(wanted), _LOOKUP_BATCH):
+        for token_hash, reported in db.session.execute(
+            select(OutcomeReport.token_hash, OutcomeReport.outcome)
+            .where(OutcomeReport.token_hash.in_(wanted[start:start + _LOOKUP_BATCH]))
+        ).tuples():
+            outcomes[token_hash or ""] = reported
+    for row_id, row_hashes in hashes.items():
+        outcome = next((outcomes[found] for found in row_hashes if found in outcomes), None)
+        if outcome is not None:
+            db.session.execute(update(Verification).where(Verification.id == row_id)
+                               .values(reported_outcome=outcome).execution_options(synchronize_session=False))
 
 
 def _erase_receipts(where: Any, now: datetime) -> int:

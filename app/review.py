@@ -17,21 +17,19 @@ from datetime import datetime
 from typing import Any
 
 from flask_sqlalchemy.pagination import Pagination
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, update
+from sqlalchemy import DateTime, ForeignKey, Integer, String, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import audit
 from app.database import Model, db, rows_changed, utcnow
 from app.decision import REVIEW_DECISIONS, ReviewStatus, counter_decision
+from app.encryption import EncryptedText
 from app.passid import DenyReason
 from app.verifications import FinalStatus, Verification
 
 PER_PAGE = 25
 LOOKUP_BATCH = 500  # ids in one IN (…), well inside every database's limit on bound parameters
 NOTE_MAX = 1000
-# How much of the note the audit entry keeps: enough to say why, and the log is never erased,
-# so the form asks for the reason rather than the customer's details.
-AUDIT_NOTE_CHARS = 200
 
 DECISION_NAMES: dict[ReviewStatus, str] = {
     ReviewStatus.PENDING: "Waiting for review",
@@ -48,7 +46,9 @@ class ReviewDecision(Model):
         String(40), ForeignKey("verification.id", name="fk_review_decision_verification"), unique=True
     )
     decision: Mapped[str] = mapped_column(String(16))  # ReviewStatus.PROCEED or DO_NOT_PROCEED
-    note: Mapped[str] = mapped_column(Text)
+    # Free text about a person (analysts write names, dates and document numbers, whatever the form asks):
+    # encrypted like the claims (app/encryption.py), and NULL once erased with them (`erase_notes`).
+    note: Mapped[str | None] = mapped_column(EncryptedText)
     decided_by: Mapped[str] = mapped_column(String(80))  # the analyst's staff name
     decided_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
@@ -150,6 +150,8 @@ def parse_decision(raw_decision: str | None, raw_note: str | None) -> DecisionEn
         raise ReviewRefused("A note is required: say why.")
     if len(note) > NOTE_MAX:
         raise ReviewRefused(f"The note may be at most {NOTE_MAX} characters.")
+    if "\x00" in note:  # no database column takes one (PostgreSQL refuses it)
+        raise ReviewRefused("The note cannot contain a NUL character.")
     return DecisionEntry(decision, note)
 
 
@@ -180,35 +182,29 @@ def decide(result_id: str, entry: DecisionEntry, decided_by: str) -> ReviewDecis
         decided_at=utcnow(),
     )
     db.session.add(decision)
+    # The decision only, never the note: the log is never erased, and the note is about the person.
     audit.note(
         audit.Action.REVIEW_DECIDED,
         subject=result_id,
-        detail=f"{entry.decision.value}: {_truncated(entry.note, AUDIT_NOTE_CHARS)}",
+        detail=f"{entry.decision.value} (note, {len(entry.note)} characters)",
     )
     db.session.commit()
     db.session.refresh(row)
     return decision
 
 
-# What an erased decision's note reads: the decision, who and when stay (they are the bank's own record).
-ERASED_NOTE = "(erased with the verification's personal data)"
-
-
 def erase_notes(verifications: Any) -> int:
     """Erase the notes on the decisions about the verifications `verifications` (a WHERE clause on
     Verification) selects; how many changed. For retention and redaction (`app.retention`): an analyst's
-    note is free text about a person, so it goes when the claims do. Run it before the rows it selects
-    are marked erased, in the same transaction; a note already erased is not counted again."""
+    note is free text about a person, so it goes when the claims do (the decision, who made it and when
+    stay: they are the bank's own record). Run it before the rows it selects are marked erased, in the same
+    transaction; a note already erased (NULL) is not counted again."""
     return rows_changed(
         update(ReviewDecision)
         .where(
             ReviewDecision.verification_id.in_(db.select(Verification.id).where(verifications)),
-            ReviewDecision.note != ERASED_NOTE,
+            ReviewDecision.note.is_not(None),
         )
-        .values(note=ERASED_NOTE)
+        .values(note=None)
         .execution_options(synchronize_session=False)
     )
-
-
-def _truncated(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -361,6 +361,38 @@ def test_an_analysts_review_note_goes_with_the_person_and_the_decision_stays(app
     assert status == 0 and "1 review note" in output
     with app.app_context():
         [decision] = db.session.execute(db.select(review.ReviewDecision)).scalars().all()
-        assert decision.note == review.ERASED_NOTE
+        assert decision.note is None
         assert (decision.decision, decision.decided_by) == (ReviewStatus.PROCEED.value, "analyst-1")
-        assert "PLATYPUS" not in decision.note
+
+
+def test_between_a_new_key_and_the_rotation_a_redaction_finds_what_either_key_hashed(
+    app: Flask, database: str, tmp_path: Path
+) -> None:
+    """With PASSID_DATA_KEY=NEW,OLD and `rotate-data-key` not run yet, the widget's row holds its token's hash
+    under the old key while PASSID's webhooks and the outcome report that arrive now hash it under the new
+    one: "the same person" is matched on the token's hash under every key, so all of it is erased."""
+    token, band, notes = "QZ7K-W4PM-R8TX", "band-WOMBAT-4471", "note-QUOKKA-9913"
+    with app.app_context():
+        old_key = keyring().keys[0]
+        manual = verifications.record(source=verifications.Source.MANUAL, status=verifications.FinalStatus.COMPLETED,
+                                      token=token, idempotency_key="pvw-before-the-new-key", claims=claims(band))
+    (tmp_path / "new-key").mkdir()
+    with erasing_app(database, tmp_path / "new-key",
+                     PASSID_DATA_KEY=f"{Fernet.generate_key().decode()},{old_key}") as rotating:
+        events = [signed_event("verification.completed", {
+            "token": token, "claims": claims(band), "permissions": ["full_score"],
+            "verifiedAt": "2026-11-25T22:18:00Z", "recommendation": "approve"}),
+            signed_event("outcome.reported", {
+                "token": token, "outcome": "repaid", "productType": "personal_loan", "amount": 7777.77,
+                "currency": "USD", "notes": notes, "fsiScoreAtDecision": 733, "tier": "B",
+                "reportedAt": "2026-11-25T23:00:00Z"})]
+        for event_id, body in events:
+            assert deliver(rotating.test_client(), body, event_id).status_code == 200
+        handle_all(rotating)
+        status, output = redact(rotating, manual.result_id)
+        assert status == 0, output
+        assert "2 verifications, 2 webhook bodies, 1 outcome report" in output
+        assert table_remnants(database, rotating, [token, band, notes]) == set()
+        with rotating.app_context():
+            row = db.session.get(Verification, manual.result_id)
+            assert row is not None and row.reported_outcome == "repaid"

@@ -35,10 +35,10 @@ def _render(template: str, status: int = 200, **context: object) -> tuple[str, i
     return render_template(template, **context), status
 
 
-def _audit_claims_shown(result_id: str, claims: dict[str, object] | None, where: str) -> None:
-    """Who saw whose claims, and where: a result without claims (a denied token) shows nobody's."""
-    if claims:
-        audit.record(audit.Action.CLAIMS_VIEWED, subject=result_id, detail=where)
+def _audit_result_shown(result_id: str, where: str) -> None:
+    """Who saw whose data, and where. Every result is a view of a person's: one without claims still shows
+    the token and why it was denied (a sanctions match says as much about the person as a claim)."""
+    audit.record(audit.Action.CLAIMS_VIEWED, subject=result_id, detail=where)
 
 
 def _entry(error: str | None = None, status: int = 200) -> tuple[str, int]:
@@ -78,7 +78,7 @@ def verify() -> tuple[str, int]:
         result, source=verifications.Source.BRANCH, idempotency_key=key, wanted=permissions
     )
     claims = finished.claims
-    _audit_claims_shown(finished.result_id, claims, "branch counter")
+    _audit_result_shown(finished.result_id, "branch counter")
     decision = counter_decision(
         verified=result.verified,
         deny_reason=result.deny_reason.value if result.deny_reason else None,
@@ -103,10 +103,11 @@ def qr() -> tuple[str, int]:
 @require_role(Role.COUNTER)
 def result(result_id: str) -> tuple[str, int]:
     """The staff view of a result the framed widget just finished (QR flow)."""
-    row = verifications.find(result_id)
+    # No id holds a NUL, and PostgreSQL refuses to even look one up: not found, before any query.
+    row = verifications.find(result_id) if "\x00" not in result_id else None
     if row is None or row.redacted_at is not None:  # an erased result is shown to nobody (app.retention)
         return _render("branch/_missing.html", 404)
-    _audit_claims_shown(row.id, row.claims, "branch counter, QR flow")
+    _audit_result_shown(row.id, "branch counter, QR flow")
     decision = counter_decision(
         verified=row.status == verifications.FinalStatus.COMPLETED, deny_reason=row.deny_reason, claims=row.claims,
         recommendation=row.recommendation,

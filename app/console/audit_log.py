@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from app import audit
 from app.console.records import PER_PAGE
-from app.console.routes import bp
+from app.console.routes import bp, page_number
 from app.csv_export import csv_response
 from app.database import db, utcnow
 from app.staff.roles import Role, require_role
@@ -38,6 +38,8 @@ def _day(raw: str, name: str) -> date | None:
 def parse_filters(args: Mapping[str, str]) -> audit.Filters:
     """The filters from a query string; an unknown action or a date that is no date is a FilterProblem
     (an auditor must never take "everything" for the answer to a mistyped filter)."""
+    if any("\x00" in value for value in args.values()):  # PostgreSQL cannot even compare text holding one
+        raise FilterProblem("A filter cannot contain a NUL character.")
     action = args.get("action", "").strip()
     if action and action not in set(audit.Action):
         raise FilterProblem("Choose an action from the list.")
@@ -53,10 +55,6 @@ def parse_filters(args: Mapping[str, str]) -> audit.Filters:
     return filters
 
 
-def _page_number() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
-
-
 @bp.get("/audit")
 @require_role(Role.ADMIN)
 def audit_log() -> tuple[str, int]:
@@ -65,7 +63,7 @@ def audit_log() -> tuple[str, int]:
     except FilterProblem as problem:
         return render_template("console/audit.html", entries=None, filters=None, problem=str(problem),
                                actions=list(audit.Action), args=request.args), 400
-    entries = db.paginate(audit.matching(filters), page=_page_number(), per_page=PER_PAGE, max_per_page=PER_PAGE,
+    entries = db.paginate(audit.matching(filters), page=page_number(), per_page=PER_PAGE, max_per_page=PER_PAGE,
                           error_out=False)
     return render_template("console/audit.html", entries=entries, filters=filters, problem=None,
                            actions=list(audit.Action), args=filters.as_args(), page_args=filters.as_args(),

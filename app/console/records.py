@@ -157,7 +157,7 @@ def outcomes_by_token(tokens: Iterable[str | None]) -> dict[str, OutcomeReport]:
 def clean_filter(value: str | None, allowed: tuple[str, ...] | None = None, max_length: int = 40) -> str:
     """A query-string filter kept only when it could match something; anything else means 'all'."""
     value = (value or "").strip()[:max_length]
-    if allowed is not None and value not in allowed:
+    if (allowed is not None and value not in allowed) or "\x00" in value:  # no stored value holds a NUL
         return ""
     return value
 

@@ -11,7 +11,7 @@ from flask import flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length, Regexp
 
 from app import verifications
 from app.console.routes import _stop, bp
@@ -21,7 +21,10 @@ from app.staff.roles import Role, require_role
 
 class RedactionForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[InputRequired("Say why this person's data is erased."),
-                                                 Length(max=REASON_MAX, message=f"At most {REASON_MAX} characters.")])
+                                                 Length(max=REASON_MAX, message=f"At most {REASON_MAX} characters."),
+                                                 # as `clean_reason` refuses it: no database column takes one
+                                                 Regexp(r"\A[^\x00]*\Z", message="The reason cannot contain a NUL "
+                                                                                   "character.")])
     confirm = BooleanField("I understand that this erases this person's claims, tokens, codes and webhook bodies "
                            "for good.", validators=[DataRequired("Tick the box to confirm the erasure.")])
 

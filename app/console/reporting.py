@@ -8,6 +8,7 @@ accepted the report, so a failed call leaves nothing half-written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -37,8 +38,13 @@ class AlreadyReported:
     earlier: OutcomeReport | None
 
 
-def report_outcome(client: PassidClient, token: str, entry: OutcomeEntry) -> Reported | AlreadyReported:
-    """Report, or say it was already reported. Any other PassidError propagates to the caller."""
+def report_outcome(
+    client: PassidClient, token: str, entry: OutcomeEntry, *, recorded: Callable[[OutcomeReport], object]
+) -> Reported | AlreadyReported:
+    """Report, or say it was already reported. Any other PassidError propagates to the caller.
+
+    `recorded` adds the report's audit entry, committed with our copy (`save_report`).
+    """
     earlier = find_report(token)
     if earlier is not None:
         # Our copy exists only once PASSID accepted a report, so asking again could only give 409.
@@ -65,5 +71,6 @@ def report_outcome(client: PassidClient, token: str, entry: OutcomeEntry) -> Rep
         tier=receipt.tier,
         reported_at=receipt.reported_at,
         outcome_id=receipt.outcome_id,
+        recorded=recorded,
     )
     return Reported(report)

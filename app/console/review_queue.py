@@ -10,18 +10,28 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app import review
+from app import audit, review
 from app.console import records
-from app.console.routes import bp
+from app.console.routes import bp, page_number
 from app.database import utcnow
 from app.decision import ReviewStatus
 from app.staff.roles import Role, require_role
 
 
+def shown_detail(result_ids: list[str], limit: int = 500) -> str:
+    """The audit entry's detail for a page of the queue: the result ids it showed, as many as fit in `limit`
+    characters (the column's size), then "… and N more"."""
+    detail = ", ".join(result_ids)
+    for named in range(len(result_ids) - 1, -1, -1):
+        if len(detail) <= limit:
+            return detail
+        detail = ", ".join(result_ids[:named]) + f" … and {len(result_ids) - named} more"
+    return detail
+
+
 def _queue_page(status: int = 200, problem: str | None = None, problem_for: str | None = None) -> tuple[str, int]:
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    waiting = review.pending(page)
-    return render_template(
+    waiting = review.pending(page_number())
+    page = render_template(
         "console/review_queue.html",
         waiting=waiting,
         pagination=waiting,
@@ -35,7 +45,13 @@ def _queue_page(status: int = 200, problem: str | None = None, problem_for: str 
         note_max=review.NOTE_MAX,
         problem=problem,
         problem_for=problem_for,
-    ), status
+    )
+    # The reasons come from each person's claims: a view of everyone on the page. Recorded once it is
+    # rendered (the entry's commit would otherwise expire the rows the page reads, one query each).
+    if waiting.items:
+        audit.record(audit.Action.CLAIMS_VIEWED, subject="review queue",
+                     detail=shown_detail([row.id for row in waiting.items]))
+    return page, status
 
 
 @bp.get("/review")

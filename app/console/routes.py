@@ -24,7 +24,7 @@ from app.console.chart import cohort_chart_svg, has_observations, percent
 from app.console.forms import OutcomeForm, outcome_label
 from app.console.history_filters import FILTER_CHOICES, REVIEW_NAMES, BadFilter, parse_filters
 from app.console.reporting import AlreadyReported, OutcomeEntry, report_outcome
-from app.outcomes import OUTCOME_MEANINGS, find_report
+from app.outcomes import OUTCOME_MEANINGS, OutcomeReport, find_report
 from app.passid import NotFound, PassidError, ValidationError
 from app.passid_connection import passid_client
 from app.staff.roles import Role, require_role
@@ -32,6 +32,14 @@ from app.verifications import Verification
 from app.widget.messages import claim_lines
 
 bp = Blueprint("console", __name__, url_prefix="/console")
+
+
+@bp.after_request
+def never_store(response: Response) -> Response:
+    """Console pages show people's data (and the audit log): none of it stays in a browser's cache, where
+    it would outlive the recorded view and come back with the Back button after signing out."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.app_template_filter("console_time")
@@ -46,8 +54,24 @@ def tier_of(row: Verification) -> str | None:
     return row.tier
 
 
-def _page() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
+# Past any real history (25 million rows in), and well inside the 64-bit OFFSET every database takes.
+MAX_PAGE = 1_000_000
+
+
+def page_number() -> int:
+    """The `page` asked for, 1 to MAX_PAGE: one typed (or forged) as nonsense, below 1 or past any OFFSET a
+    database can take reads as the nearest page, which is empty past the last (never a 500). Every console
+    list pages through this."""
+    return min(max(request.args.get("page", 1, type=int) or 1, 1), MAX_PAGE)
+
+
+@bp.url_value_preprocessor
+def _no_impossible_ids(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    """An id in a path that no row can have is not found, before any query: PostgreSQL refuses a NUL in
+    any text it compares, and no database compares a number past 64 bits."""
+    for name, value in (values or {}).items():
+        if (isinstance(value, str) and "\x00" in value) or (isinstance(value, int) and not 0 <= value < 2**63):
+            _stop(404, "No verification has this id." if name == "result_id" else "Nothing here has this id.")
 
 
 # --- history -----------------------------------------------------------------------------------
@@ -61,7 +85,7 @@ def history() -> str:
         filters = parse_filters(request.args)
     except BadFilter as bad:
         _stop(400, str(bad))
-    found = records.verification_history(records.normalise_query(query), _page(), filters)
+    found = records.verification_history(records.normalise_query(query), page_number(), filters)
     return render_template(
         "console/history.html",
         query=query,
@@ -79,17 +103,25 @@ def history() -> str:
 # --- one verification --------------------------------------------------------------------------
 
 
+def shows_personal_data(row: Verification, report: OutcomeReport | None) -> bool:
+    """Whether the detail page shows anything about the person: a token or code, a deny or decline reason
+    (a sanctions match is as telling as a claim), a recommendation, claims, or an outcome's amount and notes.
+    Only a row with none of them (an erased one) is opened without an audit entry."""
+    return bool(row.claims_json or row.token or row.code or row.deny_reason or row.decline_reason
+                or row.recommendation or row.corridor or report is not None)
+
+
 @bp.get("/verifications/<result_id>")
 @require_role(Role.ANALYST)
 def verification(result_id: str) -> str:
-    """The one console page that shows a person's claims; every view of them is in the audit log."""
+    """The one console page that shows what is about a person; every view of it is in the audit log."""
     row = verifications.find(result_id[:40])
     if row is None:
         _stop(404, "No verification has this id.")
     claims = row.claims
-    if claims:
-        audit.record(audit.Action.CLAIMS_VIEWED, subject=row.id, detail="console detail")
     report = find_report(row.token) if row.token else None
+    if shows_personal_data(row, report):
+        audit.record(audit.Action.CLAIMS_VIEWED, subject=row.id, detail="console detail")
     return render_template(
         "console/verification.html",
         row=row,
@@ -151,7 +183,8 @@ def outcome(result_id: str) -> tuple[str, int] | Response:
         notes=(form.notes.data or "").strip() or None,
     )
     try:
-        result = report_outcome(passid_client(), row.token, entry)
+        result = report_outcome(passid_client(), row.token, entry, recorded=lambda report: audit.note(
+            audit.Action.OUTCOME_REPORTED, subject=row.id, detail=report.outcome))
     except ValidationError as error:
         field = {"productType": "product_type"}.get(error.field or "", error.field or "")
         if field in form and field != "csrf_token":
@@ -166,7 +199,6 @@ def outcome(result_id: str) -> tuple[str, int] | Response:
                                                      "Nothing was saved here; try again in a moment.")
     if isinstance(result, AlreadyReported):
         return _outcome_page(row, None, already=result)
-    audit.record(audit.Action.OUTCOME_REPORTED, subject=row.id, detail=f"{result.report.outcome}")
     flash(f"Outcome reported: {outcome_label(result.report.outcome)}.", "success")
     return redirect(url_for("console.outcome", result_id=row.id), code=303)
 
@@ -201,7 +233,7 @@ def webhook_log() -> str:
     signature = records.clean_filter(request.args.get("signature"), records.SIGNATURE_RESULTS)
     return render_template(
         "console/webhooks.html",
-        receipts=records.webhook_receipts(event_type, signature, _page()),
+        receipts=records.webhook_receipts(event_type, signature, page_number()),
         rejections=records.rejection_counts(event_type, signature),
         rejection_summary=records.rejection_summary,
         hour_range=records.hour_range,

@@ -61,6 +61,14 @@ def upgrade():
                 CREATE TRIGGER audit_entry_no_{verb.lower()} BEFORE {verb} ON audit_entry
                 BEGIN SELECT RAISE(ABORT, '{_REFUSE}'); END
             """)
+        # INSERT OR REPLACE deletes the entry it replaces without firing the DELETE trigger (unless
+        # recursive_triggers is on): an insert with the id of an existing entry is refused before that.
+        # (PostgreSQL has no REPLACE, and its INSERT … ON CONFLICT DO UPDATE fires the UPDATE trigger.)
+        op.execute(f"""
+            CREATE TRIGGER audit_entry_no_replace BEFORE INSERT ON audit_entry
+            WHEN EXISTS (SELECT 1 FROM audit_entry WHERE id = NEW.id)
+            BEGIN SELECT RAISE(ABORT, '{_REFUSE}'); END
+        """)
 
 
 def downgrade():

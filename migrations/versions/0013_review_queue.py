@@ -28,7 +28,8 @@ def upgrade():
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('verification_id', sa.String(length=40), nullable=False),
     sa.Column('decision', sa.String(length=16), nullable=False),
-    sa.Column('note', sa.Text(), nullable=False),
+    # Encrypted (a Fernet token, app/encryption.py), and NULL once erased with the verification's data.
+    sa.Column('note', sa.Text(), nullable=True),
     sa.Column('decided_by', sa.String(length=80), nullable=False),
     sa.Column('decided_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['verification_id'], ['verification.id'], name='fk_review_decision_verification'),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from app import audit
 from app.csv_export import cell, csv_response
 from app.database import db, utcnow
 from app.passid import normalise_token
-from app.verifications import Verification
+from app.verifications import FinalStatus, Source, Verification, record
 from tests.console.conftest import PASSWORD, add_staff, share_token_for, signed_in
 from tests.support.html_fields import hidden
 from tests.support.in_process import serving_in_process
@@ -105,9 +106,11 @@ def test_a_disabled_account_s_attempt_is_recorded_as_such(app: Flask, runner: Fl
     assert (failed.actor, failed.detail) == (name, "account disabled")
 
 
-def test_a_branch_result_with_claims_is_a_recorded_view(
+def test_every_branch_result_is_a_recorded_view(
     app: Flask, runner: FlaskCliRunner, fresh_token: Callable[[], str]
 ) -> None:
+    """A denied token shows no claims, but it shows the token and why it was denied (a sanctions match is
+    about the person): every result the counter shows is a view of a person's data."""
     name = add_staff(runner, role="counter")
     tablet = signed_in(app.test_client(), name)
 
@@ -118,58 +121,112 @@ def test_a_branch_result_with_claims_is_a_recorded_view(
 
     token = fresh_token()
     assert 'data-verdict="approve"' in verify(token)
-    assert "Token not found" in verify("NOPE-2345-6789")  # a denied token shows nobody's claims
-    result_id = result_id_of(app, token)
-    [viewed] = entries(app, audit.Action.CLAIMS_VIEWED)
-    assert (viewed.actor, viewed.actor_role, viewed.subject, viewed.detail) == (
-        name, "counter", result_id, "branch counter")
-    assert token not in str(vars(viewed))
-
-    assert tablet.get(f"/branch/results/{result_id}").status_code == 200  # the QR flow's staff view
-    assert [e.detail for e in entries(app, audit.Action.CLAIMS_VIEWED)] == ["branch counter", "branch counter, QR flow"]
-
-
-def test_the_history_lists_no_claims_beyond_the_tier_and_the_detail_page_records_each_view(
-    app: Flask, analyst: tuple[FlaskClient, str], widget: WidgetActions, fresh_token: Callable[[], str]
-) -> None:
-    browser, name = analyst
-    token = fresh_token()
-    assert 'data-view="success"' in widget.submit_token(token).text
-    result_id = result_id_of(app, token)
-    listed = browser.get("/console/", query_string={"q": token}).text
-    row = listed.split(f'data-result-id="{result_id}"', 1)[1].split("</tr>", 1)[0]
-    assert "<td>A</td>" in row and "812" not in row and "identity" not in row.lower()
-    assert f'href="/console/verifications/{result_id}"' in row
-    assert entries(app, audit.Action.CLAIMS_VIEWED) == []  # listing is not looking
-
-    detail = browser.get(f"/console/verifications/{result_id}").text
-    assert "812 · tier A · identity verified · fraud risk low" in detail and "Clear of sanctions lists" in detail
-    browser.get(f"/console/verifications/{result_id}")
+    assert "Token not found" in verify("NOPE-2345-6789")
+    assert "watch-list" in verify("TEST-SANC-0005")
+    shown = [result_id_of(app, typed) for typed in (token, "NOPE-2345-6789", "TEST-SANC-0005")]
     viewed = entries(app, audit.Action.CLAIMS_VIEWED)
     assert [(e.actor, e.actor_role, e.subject, e.detail) for e in viewed] == [
-        (name, "analyst", result_id, "console detail")] * 2
+        (name, "counter", result_id, "branch counter") for result_id in shown]
+    assert not any(typed in str(vars(e)) for e in viewed for typed in (token, "NOPE-2345", "TEST-SANC", "SANCTIONS"))
+
+    assert tablet.get(f"/branch/results/{shown[0]}").status_code == 200  # the QR flow's staff view
+    assert [e.detail for e in entries(app, audit.Action.CLAIMS_VIEWED)][3:] == ["branch counter, QR flow"]
+
+
+NOTES = "note-KOALA-5521"  # an outcome report's notes: typed by the bank's staff about the person
+
+
+def test_the_history_lists_only_what_is_clear_and_each_detail_page_is_a_recorded_view(
+    app: Flask, analyst: tuple[FlaskClient, str], widget: WidgetActions, fresh_token: Callable[[], str]
+) -> None:
+    """A token, a code, a deny or decline reason, a recommendation, a claim, an outcome's amount or notes:
+    each is about a person, so each is shown on the detail page only, where every view is recorded."""
+    browser, name = analyst
+    token = normalise_token(fresh_token())  # as stored and shown: without the `PASSID-` prefix
+    assert 'data-view="success"' in widget.submit_token(token).text
+    approved = result_id_of(app, token)
+    url = f"/console/verifications/{approved}/outcome"
+    sent = browser.post(url, data={"csrf_token": hidden(browser.get(url).text, "csrf_token"), "outcome": "other",
+                                   "product_type": "personal_loan", "amount": "4321.77", "notes": NOTES})
+    assert sent.status_code == 303
+    with app.app_context():
+        denied = record(source=Source.MANUAL, status=FinalStatus.DENIED, token="TEST-SANC-0005",
+                        idempotency_key="sanctions", deny_reason="HARD_DENY_SANCTIONS_MATCH").result_id
+        declined = record(source=Source.QR, status=FinalStatus.DECLINED, code="AB3X7YQM", request_id="req_declined",
+                          decline_reason="USER_DECLINED").result_id
+        advised = record(source=Source.MANUAL, status=FinalStatus.COMPLETED, token="GH2P-ABCD-56KL",
+                         idempotency_key="advised", claims={"tier": "C", "fraud_risk": "medium"},
+                         recommendation="decline", corridor="GH-US").result_id
+
+    listed = browser.get("/console/").text
+    rows = dict(re.findall(r'<tr data-result-id="([^"]+)">(.*?)</tr>', listed, flags=re.S))
+    assert set(rows) == {approved, denied, declined, advised}
+    for shown in (token, "TEST-SANC", "HARD_DENY", "SANCTIONS", "GH2P", "AB3X", "USER_DECLINED", "GH-US", "4321",
+                  NOTES, "812", "medium"):
+        assert shown not in listed, shown
+    assert "decline" not in rows[advised] and "<td>C</td>" in rows[advised]
+    assert "denied" in rows[denied] and "<td>A</td>" in rows[approved] and "Other" in rows[approved]
+    for result_id, row in rows.items():
+        assert f'href="/console/verifications/{result_id}"' in row
+    found = browser.get("/console/", query_string={"q": "TEST-SANC-0005"}).text
+    assert re.findall(r'<tr data-result-id="([^"]+)">', found) == [denied]  # the search still finds by token
+    assert entries(app, audit.Action.CLAIMS_VIEWED) == []  # listing is not looking
+
+    for result_id, shown_there in ((denied, ["TEST-SANC-0005", "HARD_DENY_SANCTIONS_MATCH"]),
+                                   (declined, ["AB3X7YQM", "USER_DECLINED"]),
+                                   (advised, ["GH2P-ABCD-56KL", "PASSID recommends decline", "fraud risk medium"]),
+                                   (approved, [token, "812 · tier A · identity verified · fraud risk low",
+                                               "Clear of sanctions lists", "4321.77", NOTES])):
+        detail = browser.get(f"/console/verifications/{result_id}").text
+        assert all(shown in detail for shown in shown_there), (result_id, detail)
+    browser.get(f"/console/verifications/{approved}")
+    viewed = entries(app, audit.Action.CLAIMS_VIEWED)
+    assert [(e.actor, e.actor_role, e.subject, e.detail) for e in viewed] == [
+        (name, "analyst", result_id, "console detail") for result_id in (denied, declined, advised, approved, approved)]
 
     missing = browser.get("/console/verifications/res_nobody")
     assert missing.status_code == 404 and "No verification has this id." in missing.text
-    assert len(entries(app, audit.Action.CLAIMS_VIEWED)) == 2
+    assert len(entries(app, audit.Action.CLAIMS_VIEWED)) == 5
 
 
-def test_the_outcome_page_shows_no_claims_beyond_the_tier(
+def test_the_outcome_page_shows_no_token_no_claims_beyond_the_tier_and_no_amount_or_notes(
     app: Flask, analyst: tuple[FlaskClient, str], widget: WidgetActions, fresh_token: Callable[[], str]
 ) -> None:
+    """The outcome page is not a recorded view, so it shows only what is clear in the database; the amount
+    and notes of a report are on the verification's page, where each view is recorded."""
     browser, name = analyst
-    token = fresh_token()
+    token = normalise_token(fresh_token())
     widget.submit_token(token)
     result_id = result_id_of(app, token)
     url = f"/console/verifications/{result_id}/outcome"
     page = browser.get(url).text
     assert "Tier</dt><dd>A" in page and "812" not in page and "identity verified" not in page.lower()
-    sent = browser.post(url, data={"csrf_token": hidden(page, "csrf_token"), "outcome": "repaid",
-                                   "product_type": "personal_loan", "amount": "100"})
+    assert token not in page and result_id in page
+    sent = browser.post(url, data={"csrf_token": hidden(page, "csrf_token"), "outcome": "other",
+                                   "product_type": "personal_loan", "amount": "4321.77", "notes": NOTES})
     assert sent.status_code == 303
     [reported] = entries(app, audit.Action.OUTCOME_REPORTED)
-    assert (reported.actor, reported.subject, reported.detail) == (name, result_id, "repaid")
+    assert (reported.actor, reported.subject, reported.detail) == (name, result_id, "other")
+    on_record = browser.get(url).text
+    assert "Outcome on record" in on_record and "Other" in on_record and "personal_loan" in on_record
+    assert token not in on_record and "4321" not in on_record and NOTES not in on_record
+    assert f'href="/console/verifications/{result_id}"' in on_record
     assert entries(app, audit.Action.CLAIMS_VIEWED) == []
+
+
+def test_no_console_page_stays_in_the_browser_s_cache(
+    app: Flask, analyst: tuple[FlaskClient, str], widget: WidgetActions, fresh_token: Callable[[], str]
+) -> None:
+    """A page with a person's data must not outlive its audited view on the analyst's disk (or come back
+    with the Back button after signing out), as the branch counter's results never do."""
+    browser, _ = analyst
+    token = fresh_token()
+    widget.submit_token(token)
+    result_id = result_id_of(app, token)
+    for path in ("/console/", f"/console/?q={token}", f"/console/verifications/{result_id}",
+                 f"/console/verifications/{result_id}/outcome", "/console/review", "/console/webhooks"):
+        answer = browser.get(path)
+        assert answer.status_code == 200 and answer.headers.get("Cache-Control") == "no-store", path
 
 
 def test_the_cli_s_outcome_verify_and_test_webhook_are_recorded_as_the_cli(
@@ -295,8 +352,18 @@ def test_the_database_refuses_to_change_or_remove_an_entry(app_on: Flask) -> Non
             lambda: db.session.execute(sqlalchemy.delete(audit.AuditEntry)),
             lambda: db.session.execute(sqlalchemy.text("DELETE FROM audit_entry WHERE id = :id"), {"id": entry.id}),
         ]
+        # An insert that would replace or rewrite the entry (SQLite's REPLACE deletes without the DELETE trigger).
+        replacement = {"id": entry.id, "at": utcnow(), "actor": "someone else", "action": "sign_in"}
+        attempts.append(lambda: db.session.execute(sqlalchemy.text(
+            "INSERT INTO audit_entry (id, at, actor, action) VALUES (:id, :at, :actor, :action) "
+            "ON CONFLICT (id) DO UPDATE SET actor = excluded.actor, action = excluded.action"), replacement))
         if db.engine.dialect.name == "postgresql":
             attempts.append(lambda: db.session.execute(sqlalchemy.text("TRUNCATE audit_entry")))
+        else:
+            for verb in ("INSERT OR REPLACE", "REPLACE"):
+                attempts.append(lambda verb=verb: db.session.execute(sqlalchemy.text(
+                    f"{verb} INTO audit_entry (id, at, actor, action) VALUES (:id, :at, :actor, :action)"),
+                    replacement))
         for attempt in attempts:
             with pytest.raises(sqlalchemy.exc.DBAPIError, match="append-only"):
                 attempt()

@@ -7,6 +7,7 @@ one row and the counts below are exact.
 from __future__ import annotations
 
 import re
+import time
 
 from app.console.records import SOURCE_NAMES, claims_summary, normalise_query
 from app.passid import PassidClient
@@ -18,6 +19,23 @@ from tests.support.widget_http import open_qr_session, poll_until_final
 
 def rows(page: str) -> list[str]:
     return re.findall(r'<tr data-result-id="[^"]+">(.*?)</tr>', page, flags=re.S)
+
+
+def result_ids(page: str) -> list[str]:
+    return re.findall(r'<tr data-result-id="([^"]+)">', page)
+
+
+def detail(console: OtherConsole, result_id: str) -> str:
+    """The verification's own page: the one that shows its token, code and reasons (each view recorded)."""
+    answer = console.staff.get(f"{console.server.url}/console/verifications/{result_id}", timeout=10)
+    assert answer.status_code == 200
+    return answer.text
+
+
+def found_by(console: OtherConsole, typed: str) -> str:
+    """The one verification a search finds: its result id."""
+    [result_id] = result_ids(history(console, q=typed))
+    return result_id
 
 
 def history(console: OtherConsole, **params: str) -> str:
@@ -39,15 +57,20 @@ def test_claims_summary_shows_score_identity_and_fraud_risk() -> None:
     assert claims_summary(None) == ""
 
 
-def test_history_lists_widget_verifications_with_the_real_deny_reason(quiet: OtherConsole) -> None:
+def test_history_lists_widget_verifications_and_their_page_has_the_real_deny_reason(quiet: OtherConsole) -> None:
     assert verify_in_widget(quiet.server, "GH2P-ABCD-56KL") == "success"
     assert verify_in_widget(quiet.server, "TEST-SANC-0005") == "declined"
-    newest, second = rows(history(quiet))[:2]
-    assert "TEST-SANC-0005" in newest and "HARD_DENY_SANCTIONS_MATCH" in newest and "Manual entry" in newest
-    # The tier, and no other claim: those are on the verification's own page, where each view is audited.
-    assert "GH2P-ABCD-56KL" in second and "<td>C</td>" in second
+    listed = history(quiet)
+    newest, second = rows(listed)[:2]
+    # What is clear in the database only (status, source, tier…): the token, the deny reason and every claim
+    # but the tier are on the verification's own page, where each view is audited.
+    assert "denied" in newest and "Manual entry" in newest
+    assert "TEST-SANC" not in newest and "HARD_DENY" not in newest
+    assert "<td>C</td>" in second and "GH2P" not in second
     assert "identity" not in second and "fraud risk" not in second
     assert "Report outcome" in second and "Report outcome" not in newest
+    page = detail(quiet, result_ids(listed)[0])
+    assert "TEST-SANC-0005" in page and "HARD_DENY_SANCTIONS_MATCH" in page
 
 
 def test_every_source_has_a_name_for_the_history() -> None:
@@ -59,18 +82,21 @@ def test_a_branch_verification_reads_branch_counter_not_the_raw_source(quiet: Ot
     counter = quiet.staff.get(f"{quiet.server.url}/branch/", timeout=10).text
     form = {"csrf_token": hidden(counter, "csrf_token"), "n": hidden(counter, "n"), "token": token}
     assert quiet.staff.post(f"{quiet.server.url}/branch/verify", data=form, timeout=10).status_code == 200
-    [row] = rows(history(quiet, q=token))
-    assert "Branch counter" in row and "TOKEN_NOT_FOUND" in row
+    listed = history(quiet, q=token)
+    [row] = rows(listed)
+    assert "Branch counter" in row and "denied" in row
     assert not re.search(r">\s*branch\s*<", row), row
+    assert "TOKEN_NOT_FOUND" in detail(quiet, result_ids(listed)[0])
 
 
 def test_search_ignores_case_dashes_and_the_passid_prefix(quiet: OtherConsole) -> None:
     wanted, other = random_token("SRCH"), random_token("SRCH")
     for token in (wanted, other):
         assert verify_in_widget(quiet.server, token) == "declined"
-    found = rows(history(quiet, q="passid-" + wanted.lower().replace("-", "")))
-    assert len(found) == 1 and wanted in found[0] and "TOKEN_NOT_FOUND" in found[0]
-    assert not any(other in row for row in found)
+    result_id = found_by(quiet, "passid-" + wanted.lower().replace("-", ""))
+    page = detail(quiet, result_id)
+    assert wanted in page and "TOKEN_NOT_FOUND" in page and other not in page
+    assert found_by(quiet, other) != result_id
     assert rows(history(quiet, q="ZZZZ-ZZZZ-ZZZZ")) == []
 
 
@@ -81,23 +107,25 @@ def test_search_finds_a_qr_verification_by_its_code(quiet: OtherConsole) -> None
     phone = PassidClient(quiet.passid.base_url)
     phone.fulfill_request(session.request_id, phone.sandbox_login("NG4M-XQRS-T88W"))
     assert 'data-view="success"' in poll_until_final(session).text
-    found = rows(history(quiet, q=code.lower().replace("-", "")))
-    assert len(found) == 1
-    assert code in found[0] and "QR code" in found[0] and "<td>B</td>" in found[0]
+    listed = history(quiet, q=code.lower().replace("-", ""))
+    [found] = rows(listed)
+    assert "QR code" in found and "<td>B</td>" in found and code not in found
+    assert code in detail(quiet, result_ids(listed)[0])
 
 
 def test_history_pages_25_at_a_time_newest_first(quiet: OtherConsole) -> None:
     tokens = [random_token("PAGE") for _ in range(30)]
     for token in tokens:
         verify_in_widget(quiet.server, token)
+    made = [found_by(quiet, token) for token in tokens]
     first = history(quiet)
     assert len(rows(first)) == 25 and "Page 1 of " in first
     # Newest first: this test's 30 are the newest rows of this console.
-    assert [token in row for token, row in zip(reversed(tokens), rows(first), strict=False)] == [True] * 25
+    assert result_ids(first) == made[::-1][:25]
     older = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
     second = quiet.staff.get(quiet.server.url + older, timeout=10).text
     assert "Page 2 of " in second
-    assert [token in row for token, row in zip(reversed(tokens[:5]), rows(second), strict=False)] == [True] * 5
+    assert result_ids(second)[:5] == made[4::-1]
     assert rows(history(quiet, page="99999")) == []
     assert len(rows(history(quiet, page="nonsense"))) == 25
 
@@ -116,3 +144,21 @@ def test_no_claim_ever_travels_in_a_link(quiet: OtherConsole) -> None:
     page = history(quiet)
     for link in re.findall(r'(?:href|action)="([^"]*)"', page):
         assert not re.search(r"812|fsi|claims|tier|fraud|identity", link, flags=re.I), link
+
+
+def test_a_searched_token_stays_out_of_the_server_s_log(quiet: OtherConsole) -> None:
+    """The search travels in the query string (so a filtered page can be paged and bookmarked); the app's
+    access log writes the path only, so a token searched for is in no log line."""
+    token = random_token("LOGS")
+    assert verify_in_widget(quiet.server, token) == "declined"
+    searched = '"GET /console/" 200'
+    before = quiet.server.log_path.read_text().count(searched)
+    assert len(rows(history(quiet, q=token))) == 1
+    for _ in range(200):  # the line is written as the response goes out: wait for it, not for a time
+        log = quiet.server.log_path.read_text()
+        if log.count(searched) > before:
+            break
+        time.sleep(0.05)
+    assert log.count(searched) > before
+    for typed in (token, token.replace("-", ""), token.split("-", 1)[1]):
+        assert typed not in log, typed

@@ -21,8 +21,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, text
 
 from app import audit, review
+from app.console.review_queue import shown_detail
 from app.database import db, utcnow
 from app.decision import ReviewStatus, review_status_at_record
+from app.encryption import keyring
 from app.passid import DenyReason
 from app.verifications import FinalStatus, Source, Verification, record
 from tests.console.conftest import add_staff, signed_in
@@ -96,7 +98,7 @@ def audit_entries(app: Flask, action: audit.Action) -> list[audit.AuditEntry]:
         return list(found)
 
 
-def decisions_of(app: Flask, result_id: str) -> list[tuple[str, str, str]]:
+def decisions_of(app: Flask, result_id: str) -> list[tuple[str, str | None, str]]:
     with app.app_context():
         return [(d.decision, d.note, d.decided_by) for d in db.session.execute(
             db.select(review.ReviewDecision).where(review.ReviewDecision.verification_id == result_id)
@@ -202,8 +204,31 @@ def test_an_analyst_decides_and_the_decision_shows_in_the_history_and_the_audit_
 
     [entry] = audit_entries(app, audit.Action.REVIEW_DECIDED)
     assert (entry.subject, entry.actor, entry.actor_role) == (result_id, name, "analyst")
-    assert entry.detail == "proceed: Income documents seen at the branch."
+    assert entry.detail == "proceed (note, 36 characters)"
     assert not re.search(r"671|medium|GH2P|fraud", entry.detail or "", flags=re.I)
+
+
+def test_the_note_is_stored_encrypted_and_never_copied_into_the_audit_log(app: Flask) -> None:
+    """A note is free text about a person (analysts write names, dates of birth, passport numbers): it is
+    encrypted like the claims and erased with them, and the audit log, which is never erased, says only
+    which decision was made."""
+    analyst, _ = staff_of(app, "analyst")
+    result_id = verified_in_widget(app, REVIEW_TOKEN)
+    note = "Spoke to Kofi Mensah DOB 1984-03-02, passport G1234567, lives at 12 High St"
+    assert decide(analyst, result_id, decision="do_not_proceed", note=note).status_code == 303
+
+    assert decisions_of(app, result_id)[0][1] == note  # read back through the model
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT note FROM review_decision")).scalar_one()
+    finally:
+        engine.dispose()
+    assert "G1234567" not in stored and stored.startswith("gAAAAA")  # a Fernet token
+    with app.app_context():
+        assert keyring().decrypt(stored.encode()).decode() == note
+    [entry] = audit_entries(app, audit.Action.REVIEW_DECIDED)
+    assert entry.detail == f"do_not_proceed (note, {len(note)} characters)"
 
 
 def test_a_second_decision_is_refused_with_409_and_the_first_stands(app: Flask) -> None:
@@ -231,8 +256,8 @@ def test_two_analysts_at_once_only_one_wins(app: Flask, analyst: FlaskClient,
             connection.execute(text("UPDATE verification SET review_status = 'do_not_proceed' WHERE id = :id"),
                                {"id": result_id})
             connection.execute(text("INSERT INTO review_decision (verification_id, decision, note, decided_by, "
-                                    "decided_at) VALUES (:id, 'do_not_proceed', 'mine', 'colleague', :at)"),
-                               {"id": result_id, "at": utcnow()})
+                                    "decided_at) VALUES (:id, 'do_not_proceed', :note, 'colleague', :at)"),
+                               {"id": result_id, "at": utcnow(), "note": keyring().encrypt(b"mine").decode()})
         return checked(row)
 
     csrf = hidden(analyst.get("/console/review").text, "csrf_token")  # the page, read while still pending
@@ -351,5 +376,30 @@ def test_erasing_a_verification_can_erase_the_notes_about_it(app: Flask, analyst
         assert review.erase_notes(Verification.id == result_id) == 1
         assert review.erase_notes(Verification.id == result_id) == 0  # once
         db.session.commit()
-    assert decisions_of(app, result_id) == [("proceed", review.ERASED_NOTE, decisions_of(app, result_id)[0][2])]
+    assert decisions_of(app, result_id) == [("proceed", None, decisions_of(app, result_id)[0][2])]
     assert decisions_of(app, other)[0][1] == "Spoke to Mr Mensah at home."
+
+
+def test_each_view_of_the_queue_is_one_recorded_view_naming_the_results_it_showed(app: Flask) -> None:
+    """The reasons the queue shows come from the person's claims (fraud risk, identity), so a page of it is a
+    view of each person on it: one entry per page view, naming them by result id."""
+    analyst, name = staff_of(app, "analyst")
+    assert "Nothing is waiting for review." in analyst.get("/console/review").text
+    assert audit_entries(app, audit.Action.CLAIMS_VIEWED) == []  # an empty queue shows nobody
+    first = verified_in_widget(app, REVIEW_TOKEN)
+    second = verified_in_widget(app, REVIEW_TOKEN)
+    assert "Fraud risk is medium." in analyst.get("/console/review").text
+    analyst.get("/console/review", query_string={"page": "2"})  # past the last page: nobody shown
+    [viewed] = audit_entries(app, audit.Action.CLAIMS_VIEWED)
+    assert (viewed.actor, viewed.actor_role, viewed.subject) == (name, "analyst", "review queue")
+    assert viewed.detail == f"{first}, {second}"
+
+
+def test_a_full_queue_page_s_entry_names_what_fits_and_counts_the_rest() -> None:
+    ids = [f"res_{number:022d}" for number in range(25)]  # a page of result ids as long as real ones
+    detail = shown_detail(ids)
+    assert len(detail) <= 500 and detail.endswith(" more")
+    named, rest = detail.split(" … and ")
+    assert named.split(", ") == ids[: len(named.split(", "))]
+    assert len(named.split(", ")) + int(rest.removesuffix(" more")) == 25
+    assert shown_detail(ids[:3]) == ", ".join(ids[:3])

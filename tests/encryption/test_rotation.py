@@ -19,6 +19,7 @@ from app.encryption import DataKeyError, Keyring
 from app.sessions import records as sessions
 from app.webhooks.models import Handling, SignatureResult, WebhookReceipt
 from tests.console.conftest import add_staff, signed_in
+from tests.support.erasure import api, erasing_app, table_remnants, token_person
 from tests.support.in_process import serving_in_process
 
 # Fixed (xdist collects the same test ids in every worker), and for these tests only.
@@ -123,3 +124,60 @@ def test_rotation_re_encrypts_every_row_under_the_new_key(fresh_database_url: st
     with pytest.raises(ConfigError, match="cannot decrypt the data already stored"), \
             app_with(fresh_database_url, tmp_path, K1):
         pass
+
+
+def test_after_rotation_a_redaction_still_erases_the_webhooks_about_a_token(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    """A webhook receipt is found by its token's keyed hash (the event names no request id when the customer
+    typed a token), so rotation recomputes that hash from the body under the new key: once the old key is
+    removed, redacting the person still erases the bodies of the webhooks about them."""
+    with erasing_app(fresh_database_url, tmp_path, PASSID_DATA_KEY=K1) as app:
+        person = token_person(app, TOKEN, "GBP 40k-60k", "paid early")
+    with erasing_app(fresh_database_url, tmp_path, PASSID_DATA_KEY=f"{K2},{K1}") as app:
+        with app.app_context():
+            rotated = app.test_cli_runner().invoke(args=["passid", "rotate-data-key"])
+        assert rotated.exit_code == 0, rotated.output
+    with erasing_app(fresh_database_url, tmp_path, PASSID_DATA_KEY=K2) as app:
+        with app.app_context():
+            hashes = db.session.execute(db.select(WebhookReceipt.token_hash)).scalars().all()
+            assert hashes == [Keyring([K2]).search_hash(TOKEN)] * 2
+            redacted = app.test_cli_runner().invoke(
+                args=["passid", "redact", person.result_ids[0], "--reason", "erasure request"])
+        assert redacted.exit_code == 0, redacted.output
+        assert "2 webhook bodies" in redacted.output
+        assert table_remnants(fresh_database_url, app, person.secrets) == set()
+
+
+def test_a_row_no_key_decrypts_is_a_readable_500_not_a_traceback(
+    fresh_database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An old key removed after an interrupted rotation: the start-up check reads only the newest and oldest
+    rows, so a row in between is found on a page. It answers one readable sentence for the operator (a page,
+    or JSON for the API) and logs one line, never a traceback."""
+    with app_with(fresh_database_url, tmp_path, K1) as app, app.app_context():
+        ids = [verifications.record(source=verifications.Source.MANUAL, status=verifications.FinalStatus.COMPLETED,
+                                    token=TOKEN, idempotency_key=f"pvw-interrupted-{n}", claims=CLAIMS).result_id
+               for n in range(3)]
+    with app_with(fresh_database_url, tmp_path, f"{K2},{K1}") as app, app.app_context():
+        assert app.test_cli_runner().invoke(args=["passid", "rotate-data-key"]).exit_code == 0
+    engine = create_engine(fresh_database_url)
+    with engine.begin() as conn:  # the row the interrupted rotation had not reached yet
+        stored_claims = conn.execute(text("SELECT claims_json FROM verification WHERE id = :id"),
+                                     {"id": ids[1]}).scalar_one()
+        conn.execute(text("UPDATE verification SET claims_json = :old WHERE id = :id"), {
+            "id": ids[1], "old": Keyring([K1]).encrypt(Keyring([K2]).decrypt(stored_claims.encode())).decode()})
+    engine.dispose()
+
+    with app_with(fresh_database_url, tmp_path, K2) as app:  # starts: the rows it samples read
+        analyst = signed_in(app.test_client(), add_staff(app.test_cli_runner(), role="analyst"))
+        assert analyst.get(f"/console/verifications/{ids[0]}").status_code == 200
+        caplog.clear()
+        page = analyst.get(f"/console/verifications/{ids[1]}")
+        assert page.status_code == 500
+        assert "cannot be decrypted with PASSID_DATA_KEY" in page.text and "restore" in page.text
+        assert "Traceback" not in page.text
+        answer = api(app, f"/api/results/{ids[1]}")
+        assert answer.status_code == 500 and "PASSID_DATA_KEY" in answer.json["error"]["message"]
+        logged = [record for record in caplog.records if "PASSID_DATA_KEY" in record.getMessage()]
+        assert len(logged) == 2 and all(record.exc_info is None for record in logged)
