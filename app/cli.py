@@ -128,9 +128,10 @@ def session_command(session_id: str) -> None:
         click.echo(f"  result:    {result.id} ({result.status}, {result.source})")
         if result.redacted_at is not None:
             click.echo(f"  redacted {result.redacted_at:%Y-%m-%d %H:%M} UTC — {result.redaction_reason}")
-        if result.claims:
+        if result.claims or result.deny_reason:  # a deny reason is the person's data too (a sanctions match)
             audit.record(audit.Action.CLAIMS_VIEWED, subject=result.id, detail="flask passid session",
                          actor=audit.CLI_ACTOR)
+        if result.claims:
             click.echo(f"  {claims_summary(result.claims)}")
         if result.deny_reason:
             click.echo(f"  deny reason: {result.deny_reason}")

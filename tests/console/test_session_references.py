@@ -13,6 +13,8 @@ from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
+from app.audit import CLI_ACTOR, Action, AuditEntry
+from app.database import db
 from app.passid_connection import passid_connection
 from tests.support.html_fields import hidden
 
@@ -56,6 +58,21 @@ def test_the_cli_shows_a_sessions_reference_status_and_result(
     assert shown.exit_code == 0, shown.output
     assert shown.output.startswith(f"denied  {session_made['id']}")
     assert "reference: Loan-42/B" in shown.output and "deny reason: HARD_DENY_SANCTIONS_MATCH" in shown.output
+
+
+def test_the_cli_records_that_it_showed_a_deny_reason(
+    session_made: dict[str, str], app: Flask, runner: FlaskCliRunner
+) -> None:
+    """A sanctions deny has no claims, yet its reason is the person's data: showing it is an audited view."""
+    shown = passid_cli(app, runner, "session", session_made["id"])
+    with app.app_context():
+        entries = db.session.execute(
+            db.select(AuditEntry).where(AuditEntry.action == Action.CLAIMS_VIEWED)
+        ).scalars().all()
+        seen = [(entry.actor, entry.detail, entry.subject) for entry in entries]
+    result_id = re.search(r"result:\s+(res_\S+)", shown.output)
+    assert result_id is not None, shown.output
+    assert seen == [(CLI_ACTOR, "flask passid session", result_id.group(1))]
 
 
 def test_the_cli_names_an_unknown_session_in_one_line(app: Flask, runner: FlaskCliRunner) -> None:
