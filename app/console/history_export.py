@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from app import audit, review
 from app.console import records
 from app.console.history_filters import BadFilter, HistoryFilters, parse_filters
-from app.console.routes import bp, tier_of
+from app.console.routes import bp
 from app.csv_export import csv_response
 from app.database import db, utcnow
 from app.outcomes import OutcomeReport
@@ -77,7 +77,7 @@ def _line(
     report = outcomes.get(row.token) if row.token else None
     decided = decisions.get(row.id)
     line: list[Any] = [
-        row.id, row.created_at, row.source, row.status, row.reference, row.session_id, tier_of(row),
+        row.id, row.created_at, row.source, row.status, row.reference, row.session_id, row.tier,
         row.review_status, decided.decided_by if decided else None, decided.decided_at if decided else None,
         report.outcome if report else row.reported_outcome,
     ]

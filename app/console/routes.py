@@ -48,12 +48,6 @@ def console_time(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
 
 
-def tier_of(row: Verification) -> str | None:
-    """The one claim the history's list and export show: the tier the bank files a verification under
-    (a clear column, so listing decrypts nobody's claims); the rest only on the audited detail page."""
-    return row.tier
-
-
 # Past any real history (25 million rows in), and well inside the 64-bit OFFSET every database takes.
 MAX_PAGE = 1_000_000
 
