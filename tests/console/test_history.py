@@ -143,7 +143,9 @@ def test_no_claim_ever_travels_in_a_link(quiet: OtherConsole) -> None:
     assert verify_in_widget(quiet.server, "KE8V-3TXY-Z72L") == "success"
     page = history(quiet)
     for link in re.findall(r'(?:href|action)="([^"]*)"', page):
-        assert not re.search(r"812|fsi|claims|tier|fraud|identity", link, flags=re.I), link
+        # a random result id may spell "fsI" or "812" by chance: look at the link without its ids
+        words = re.sub(r"\b(?:res|vs)_[A-Za-z0-9_-]+", "<id>", link)
+        assert not re.search(r"812|fsi|claims|tier|fraud|identity", words, flags=re.I), link
 
 
 def test_a_searched_token_stays_out_of_the_server_s_log(quiet: OtherConsole) -> None:
