@@ -9,12 +9,12 @@ WORKERS ?= 2
 THREADS ?= 8
 export HOST PORT
 
-.PHONY: run test lint fuzz bench bench-load scan messages venv assets chromium wrk clean
+.PHONY: run test lint fuzz bench bench-load scan messages translations venv assets chromium wrk clean
 
 venv: $(VENV)/.installed
 
 # Front-end packages from the npm registry, pinned by package-lock.json, served by us.
-assets: static/.compressed
+assets: static/.compressed app/translations/.compiled
 
 STATIC_SOURCES := $(filter-out %.gz %.br,$(wildcard static/*/*.css static/*/*.js))
 
@@ -99,10 +99,23 @@ bench-load: venv assets wrk
 scan: venv assets .venv-scan/.installed
 	bash security/scan.sh
 
-# Customer-facing text for translators: app/translations/messages.pot
+# Text for translators (README: "Languages"): app/translations/messages.pot (what customers read) and
+# staff.pot (branch counter, console), then every locale's .po brought up to date with them.
+EXTRACT := $(BIN)/pybabel extract --no-wrap --sort-by-file -k _ -k gettext -k lazy_gettext -k ngettext:1,2 -k lazy_ngettext:1,2
 messages: venv
-	mkdir -p app/translations
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext -k lazy_gettext -o app/translations/messages.pot .
+	$(EXTRACT) -F babel-customer.cfg -o app/translations/messages.pot .
+	$(EXTRACT) -F babel-staff.cfg -o app/translations/staff.pot .
+	$(BIN)/pybabel update --no-wrap --no-fuzzy-matching -i app/translations/messages.pot -d app/translations -D messages
+	$(BIN)/pybabel update --no-wrap --no-fuzzy-matching -i app/translations/staff.pot -d app/translations -D staff
+
+# Compiled catalogues (.mo, not committed) and the pseudo-locale for layout tests; remade when a .po changes.
+CATALOGUES := $(wildcard app/translations/*/LC_MESSAGES/*.po) $(wildcard app/translations/*.pot)
+translations: app/translations/.compiled
+app/translations/.compiled: $(CATALOGUES) app/pseudo_locale.py $(VENV)/.installed
+	$(BIN)/pybabel compile --domain messages --directory app/translations
+	$(BIN)/pybabel compile --domain staff --directory app/translations
+	$(BIN)/python -m app.pseudo_locale
+	touch $@
 
 lint: venv
 	$(BIN)/ruff check app tests bench wsgi.py

@@ -35,6 +35,10 @@ INSTANCE_DIR = PROJECT_ROOT / "instance"
 # The contract's seven permissions, in its order (the client package owns that knowledge).
 ALL_PERMISSIONS: tuple[str, ...] = tuple(CLAIM_FIELDS)
 DEFAULT_THEME_PRIMARY = "#00c27a"
+COLOR_SCHEMES = ("auto", "light", "dark")
+THEME_RADII = ("square", "small", "medium", "large", "round")
+THEME_FONTS = ("system", "sans-serif", "serif", "rounded", "inherit")
+LOCALES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sw", "ar")  # app.i18n reads these
 # Bounds of a server-created session's life (POST /api/sessions ttlSeconds, PASSID_SESSION_TTL_SECONDS):
 # long enough for one QR request (at most an hour) and retries, short enough that an old link is dead by tomorrow.
 SESSION_TTL_MIN_SECONDS = 60
@@ -304,6 +308,35 @@ class Directory(Parser[Path]):
         return Path(raw.strip())
 
 
+def _one_of(choices: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("^(" + "|".join(re.escape(choice) for choice in choices) + ")$")
+
+
+LOGO_SUFFIXES = {".png": "image/png", ".svg": "image/svg+xml", ".webp": "image/webp", ".jpg": "image/jpeg",
+                 ".jpeg": "image/jpeg"}
+LOGO_MAX_BYTES = 100_000
+
+
+class LogoFile(Parser[Path | None]):
+    """PASSID_LOGO_PATH: an image file this app can read, small enough to sit in every first visit's budget."""
+
+    def unset(self, raw: str) -> bool:
+        return not raw.strip()
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> Path | None:
+        if not raw.strip():
+            return None
+        path = Path(raw.strip())
+        if path.suffix.lower() not in LOGO_SUFFIXES:
+            problems.append(f"{variable} must be a {', '.join(sorted(LOGO_SUFFIXES))} file, got {str(path)!r}")
+        elif not path.is_file():
+            problems.append(f"{variable} names no readable file: {str(path)!r}")
+        elif path.stat().st_size > LOGO_MAX_BYTES:
+            size = path.stat().st_size
+            problems.append(f"{variable} must be at most {LOGO_MAX_BYTES // 1000} KB, got {size:,} bytes")
+        return path
+
+
 @dataclass(frozen=True)
 class Row:
     """One setting: where it is read from, how, what it is when unset, and where Flask finds it.
@@ -356,6 +389,20 @@ class Settings:
         "PASSID_PERMISSIONS", Choices(ALL_PERMISSIONS, "permission"), ",".join(ALL_PERMISSIONS))
     theme_primary: str = setting(
         "PASSID_THEME_PRIMARY", Text(_HEX_COLOUR, "must be a hex colour like #00c27a"), DEFAULT_THEME_PRIMARY)
+    # The look beyond one colour (issue 13): each from a safe list, so no value can inject CSS.
+    theme_color_scheme: str = setting(
+        "PASSID_THEME_COLOR_SCHEME", Text(_one_of(COLOR_SCHEMES), f"must be one of {', '.join(COLOR_SCHEMES)}"),
+        "auto")
+    theme_radius: str = setting(
+        "PASSID_THEME_RADIUS", Text(_one_of(THEME_RADII), f"must be one of {', '.join(THEME_RADII)}"), "medium")
+    theme_font: str = setting(
+        "PASSID_THEME_FONT", Text(_one_of(THEME_FONTS), f"must be one of {', '.join(THEME_FONTS)}"), "system")
+    # The institution's logo: a file on this server, served by the app (no third-party URL; CSP stays strict).
+    logo_path: Path | None = setting("PASSID_LOGO_PATH", LogoFile(), "")
+    default_locale: str = setting(
+        "PASSID_DEFAULT_LOCALE", Text(_one_of(LOCALES), f"must be one of {', '.join(LOCALES)}"), "en")
+    # Layout tests only: `?locale=en-XA` lengthens and accents every string (app/pseudo_locale.py).
+    pseudo_locale: bool = setting("PASSID_PSEUDO_LOCALE", Flag(), "false")
     allowed_embed_origins: tuple[str, ...] = setting(
         "PASSID_ALLOWED_EMBED_ORIGINS", Items(_ORIGIN, "must be scheme://host[:port]"))
     webhook_retry_schedule: tuple[float, ...] = setting(

@@ -1,23 +1,110 @@
-"""Customer-facing text goes through gettext from day one, so it can be translated.
+"""Which language a page speaks, and how a template says so.
 
-Translations live in `app/translations/<locale>/LC_MESSAGES/`; English is the
-source language and needs none.
+Two catalogues in `app/translations/<locale>/LC_MESSAGES/`, merged at run time:
+`messages` holds every string a customer can see (the widget, the hosted session
+page, the sandbox phone, the error pages a customer reaches) and is complete in all
+ten `LOCALES`; `staff` holds the branch counter, the console and the sign-in pages,
+complete in `STAFF_LOCALES`. A staff page speaks only a language its whole catalogue
+is in, so a counter never shows half Arabic, half English.
+
+The locale is chosen per request, first match wins (issue 13):
+1. what the page's own state chose: a server-created session's `locale`, or the
+   `locale` an embed asked for, carried in the widget's signed options (`prefer`);
+2. `?locale=` on the URL (embed.js sends its `data-locale` this way);
+3. the browser's `Accept-Language`;
+4. `PASSID_DEFAULT_LOCALE`.
+
+Nothing here uses a cookie: the widget lives in third-party iframes.
+
+The pseudo-locale (`en-XA`, only with `PASSID_PSEUDO_LOCALE` on) is for layout tests:
+every string about 40% longer and accented (`app/pseudo_locale.py` builds it). Babel
+knows no `en_XA`, so its catalogue sits under `en_001` (English, world), whose dates
+and numbers are English ones.
 """
 
 from __future__ import annotations
 
-from flask import Flask, request
+from collections.abc import Iterable
+from pathlib import Path
+
+from babel import Locale
+from flask import Flask, current_app, g, request
 from flask_babel import Babel, get_locale
 
-SUPPORTED_LOCALES = ("en",)
+from app.config import LOCALES
+
+__all__ = ["LOCALES", "STAFF_LOCALES", "chosen_locale", "prefer", "speak_only", "supported_locale"]
+STAFF_LOCALES = ("en", "fr", "de", "es")
+RIGHT_TO_LEFT = frozenset({"ar"})
+SOURCE_LOCALE = "en"
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+
+PSEUDO_LOCALE = "en-XA"  # what a URL and <html lang> say
+PSEUDO_CATALOGUE = "en_001"  # where its catalogue lives (a locale Babel knows)
 
 babel = Babel()
 
 
-def _select_locale() -> str:
-    return request.accept_languages.best_match(SUPPORTED_LOCALES) or SUPPORTED_LOCALES[0]
+def supported_locale(raw: str | None, choices: Iterable[str] = LOCALES) -> str | None:
+    """`raw` ("fr", "FR", "fr-CA", "pt_BR") as one of `choices`, or None; the pseudo-locale when enabled."""
+    value = (raw or "").strip().replace("_", "-")
+    if not value or len(value) > 35:
+        return None
+    if value.casefold() == PSEUDO_LOCALE.casefold() and current_app.config.get("PASSID_PSEUDO_LOCALE"):
+        return PSEUDO_LOCALE
+    language = value.split("-", 1)[0].casefold()
+    return language if language in choices else None
+
+
+def prefer(locale: str | None) -> None:
+    """A part that knows better than the URL (a session's locale, the widget's signed options) says so
+    before anything is translated in this request."""
+    if locale:
+        g.passid_locale = locale
+
+
+def speak_only(choices: tuple[str, ...]) -> None:
+    """Limit this request to `choices` (staff pages: the languages their whole catalogue is in)."""
+    g.passid_locales = choices
+
+
+def chosen_locale() -> str:
+    """The request's locale, by the order in the module docstring."""
+    choices: tuple[str, ...] = getattr(g, "passid_locales", LOCALES)
+    preferred = supported_locale(getattr(g, "passid_locale", None), choices)
+    if preferred:
+        return preferred
+    asked = supported_locale(request.args.get("locale"), choices)
+    if asked:
+        return asked
+    accepted = request.accept_languages.best_match(choices)
+    if accepted:
+        return accepted
+    default = current_app.config.get("PASSID_DEFAULT_LOCALE") or SOURCE_LOCALE
+    return default if default in choices else SOURCE_LOCALE
+
+
+def _babel_locale() -> str:
+    locale = chosen_locale()
+    return PSEUDO_CATALOGUE if locale == PSEUDO_LOCALE else locale
+
+
+def html_lang() -> str:
+    """`<html lang>`: the locale as a BCP 47 tag."""
+    locale = str(get_locale() or SOURCE_LOCALE)
+    return PSEUDO_LOCALE if locale == PSEUDO_CATALOGUE else locale.replace("_", "-")
+
+
+def text_direction() -> str:
+    """`<html dir>`: "rtl" for Arabic (the QR code and the code stay left-to-right: widget.css)."""
+    locale: Locale | None = get_locale()
+    return "rtl" if locale is not None and locale.language in RIGHT_TO_LEFT else "ltr"
 
 
 def init_i18n(app: Flask) -> None:
-    babel.init_app(app, locale_selector=_select_locale, default_translation_directories="translations")
-    app.jinja_env.globals["get_locale"] = get_locale
+    # Both catalogues from the same directory, merged: templates and code just call `_`. An absolute
+    # path, because the standalone sandbox's app (`app.sandbox.create_app`) has another root.
+    translations = str(TRANSLATIONS)
+    babel.init_app(app, locale_selector=_babel_locale, default_domain="messages;staff",
+                   default_translation_directories=f"{translations};{translations}")
+    app.jinja_env.globals.update(get_locale=get_locale, html_lang=html_lang, text_direction=text_direction)

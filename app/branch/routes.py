@@ -11,7 +11,7 @@ import secrets
 
 from flask import Blueprint, Response, current_app, render_template
 
-from app import audit, verifications
+from app import audit, i18n, verifications
 from app.decision import counter_decision
 from app.htmx import htmx
 from app.passid import PassidError, ValidationError
@@ -22,6 +22,12 @@ from app.widget.messages import claim_lines
 from app.widget.options import own_origin
 
 bp = Blueprint("branch", __name__, url_prefix="/branch")
+
+
+@bp.before_request
+def _speak_a_staff_language() -> None:
+    """Staff pages speak only a language their whole catalogue is in (app.i18n.STAFF_LOCALES)."""
+    i18n.speak_only(i18n.STAFF_LOCALES)
 
 
 @bp.after_request

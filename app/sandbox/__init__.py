@@ -94,6 +94,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
     """The sandbox alone, at the root path, for teams that only want a local PASSID."""
     from app.config import PROJECT_ROOT, load_settings, load_settings_or_exit
     from app.database import migrate
+    from app.i18n import init_i18n
 
     settings = load_settings(environ) if environ is not None else load_settings_or_exit()
     app = Flask(
@@ -104,6 +105,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
     app.config.update(settings.to_flask())
     db.init_app(app)
     migrate.init_app(app, db)
+    init_i18n(app)  # the phone page speaks the customer's language here too
     init_sandbox(app, url_prefix="")
 
     # Serving processes deliver webhooks; CLI commands such as `db upgrade` never start the jobs.

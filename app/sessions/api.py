@@ -33,6 +33,7 @@ def create() -> Response:
         permissions=wanted.permissions,
         return_url=wanted.return_url,
         ttl_seconds=wanted.ttl_seconds,
+        locale=wanted.locale,
     )
     document = records.session_document(session, records.state_of(session))
     return api_document({

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.config import ALL_PERMISSIONS, SESSION_TTL_MAX_SECONDS, SESSION_TTL_MIN_SECONDS
+from app.config import ALL_PERMISSIONS, LOCALES, SESSION_TTL_MAX_SECONDS, SESSION_TTL_MIN_SECONDS
 from app.sessions.return_urls import UnusableReturnUrl, checked_return_url
 from app.widget.options import listed_institution_name
 
-FIELDS = ("reference", "permissions", "institutionName", "returnUrl", "ttlSeconds")
+FIELDS = ("reference", "permissions", "institutionName", "returnUrl", "ttlSeconds", "locale")
 REFERENCE_MAX_LENGTH = 64
 
 
@@ -27,6 +27,7 @@ class NewSession:
     institution_name: str
     return_url: str | None
     ttl_seconds: int
+    locale: str | None = None
 
 
 class InvalidField(ValueError):
@@ -50,6 +51,7 @@ def new_session(body: Any, config: Mapping[str, Any]) -> NewSession:
         ),
         return_url=_return_url(body.get("returnUrl"), config["PASSID_ALLOWED_EMBED_ORIGINS"]),
         ttl_seconds=_ttl_seconds(body.get("ttlSeconds"), config["PASSID_SESSION_TTL_SECONDS"]),
+        locale=_locale(body.get("locale")),
     )
 
 
@@ -102,4 +104,13 @@ def _ttl_seconds(value: Any, default: int) -> int:
             or not SESSION_TTL_MIN_SECONDS <= value <= SESSION_TTL_MAX_SECONDS:
         raise InvalidField("ttlSeconds", f"Must be a whole number of seconds from {SESSION_TTL_MIN_SECONDS} "
                                          f"to {SESSION_TTL_MAX_SECONDS}.")
+    return value
+
+
+def _locale(value: Any) -> str | None:
+    """The language the customer's page speaks, chosen by the institution (it knows its customer)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in LOCALES:
+        raise InvalidField("locale", f"Must be one of {', '.join(LOCALES)}.")
     return value

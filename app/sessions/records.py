@@ -44,6 +44,8 @@ class VerificationSession(Model):
     # Encrypted at rest (app/encryption.py): permission names are claim names ("identity_verified").
     permissions_json: Mapped[str] = mapped_column(EncryptedText)
     return_url: Mapped[str | None] = mapped_column(String(2048))
+    # The language its page speaks, whatever the browser says (app.i18n); None: the usual choice.
+    locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -80,7 +82,7 @@ def new_session_id() -> str:
 
 
 def create(*, reference: str, institution_name: str, permissions: tuple[str, ...], return_url: str | None,
-           ttl_seconds: int) -> VerificationSession:
+           ttl_seconds: int, locale: str | None = None) -> VerificationSession:
     now = utcnow()
     row = VerificationSession(
         id=new_session_id(),
@@ -88,6 +90,7 @@ def create(*, reference: str, institution_name: str, permissions: tuple[str, ...
         institution_name=institution_name,
         permissions_json=json.dumps(list(permissions)),
         return_url=return_url,
+        locale=locale,
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
     )
@@ -146,6 +149,7 @@ def session_document(session: VerificationSession, state: SessionState) -> dict[
     return {
         "id": session.id,
         "reference": session.reference,
+        "locale": session.locale,
         "status": state.status.value,
         "resultId": state.result.id if state.result else None,
         "result": result_document(state.result) if state.result else None,

@@ -1,7 +1,8 @@
 """The React component's props, as configuration with per-embed overrides.
 
 `institutionName`, `permissions` and `theme` may be overridden per embed by
-query parameter; `baseUrl` and the API key are configuration only. Anything
+query parameter, and so may what the React component has no prop for: `locale`,
+`colorScheme`, `radius` and `font` (each from a fixed list); `baseUrl` and the API key are configuration only. Anything
 invalid falls back to the configured value rather than failing the page: an
 embed snippet with a typo should still verify customers.
 
@@ -21,7 +22,8 @@ from dataclasses import dataclass, replace
 
 from flask import current_app, request
 
-from app.config import ALL_PERMISSIONS, DEFAULT_THEME_PRIMARY
+from app.config import ALL_PERMISSIONS, COLOR_SCHEMES, DEFAULT_THEME_PRIMARY, THEME_FONTS, THEME_RADII
+from app.i18n import supported_locale
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -34,6 +36,10 @@ class WidgetOptions:
     parent_origin: str | None  # where postMessage may go; None outside an allowed embed
     # A session the institution's server created (`app.sessions`): its name and permissions are locked.
     session_id: str | None = None
+    locale: str | None = None  # None: the browser's Accept-Language, then PASSID_DEFAULT_LOCALE (app.i18n)
+    color_scheme: str = "auto"  # auto follows prefers-color-scheme
+    radius: str = "medium"
+    font: str = "system"
 
     @property
     def theme_text(self) -> str:
@@ -45,7 +51,12 @@ class WidgetOptions:
             "institutionName": self.institution_name,
             "permissions": ",".join(self.permissions),
             "theme": self.theme_primary,
+            "colorScheme": self.color_scheme,
+            "radius": self.radius,
+            "font": self.font,
         }
+        if self.locale:
+            query["locale"] = self.locale
         if self.parent_origin:
             query["origin"] = self.parent_origin
         if self.session_id:
@@ -73,15 +84,26 @@ def options_from(values: Mapping[str, str]) -> WidgetOptions:
         permissions=permissions,
         theme_primary=theme,
         parent_origin=origin if origin in allowed else None,
+        locale=supported_locale(values.get("locale")),
+        color_scheme=_pick(values.get("colorScheme"), COLOR_SCHEMES, config["PASSID_THEME_COLOR_SCHEME"]),
+        radius=_pick(values.get("radius"), THEME_RADII, config["PASSID_THEME_RADIUS"]),
+        font=_pick(values.get("font"), THEME_FONTS, config["PASSID_THEME_FONT"]),
     )
 
 
+def _pick(requested: str | None, choices: tuple[str, ...], configured: str) -> str:
+    value = (requested or "").strip().lower()
+    return value if value in choices else configured
+
+
 def locked_to_session(values: Mapping[str, str], *, session_id: str, institution_name: str,
-                      permissions: tuple[str, ...]) -> WidgetOptions:
+                      permissions: tuple[str, ...], locale: str | None = None) -> WidgetOptions:
     """A session's options: its name and permissions come from the institution's server, whatever the
-    query says; only the look (theme) and where events go (an allowed origin) still come from the embed."""
-    return replace(options_from(values), institution_name=institution_name, permissions=permissions,
-                   session_id=session_id)
+    query says, and so does its locale when it set one; only the look (theme), where events go (an
+    allowed origin) and, without a session locale, the embed's language still come from the embed."""
+    options = options_from(values)
+    return replace(options, institution_name=institution_name, permissions=permissions, session_id=session_id,
+                   locale=locale or options.locale)
 
 
 def allowed_institution_name(requested: str | None, configured: str, also_allowed: Iterable[str]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 
-from app import verifications
+from app import i18n, verifications
 from app.database import utcnow
 from app.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.finished_requests import FinishedRequests
@@ -47,6 +47,26 @@ def _track_upstream_checks(state: BlueprintSetupState) -> None:
         float(state.app.config["PASSID_POLL_CHECK_SECONDS"])
     )
     install_finished_requests(state.app, verifications.request_ids_created_since)
+
+
+@bp.before_request
+def _speak_the_widget_s_language() -> None:
+    """The locale its options carry (the session's, or the embed's `locale`) comes before the browser's.
+
+    Read before anything is translated: messages are worded before the state that shows them."""
+    i18n.prefer(options_of_this_request().locale)
+
+
+def options_of_this_request() -> WidgetOptions:
+    """The options any widget URL stands for: the signed ones its forms and polls carry, a hosted
+    session's, or the embed's query."""
+    if "o" in request.values:
+        return signed_options()
+    if request.endpoint == "widget.session_page":
+        session = records.find(request.args.get("id"))
+        if session is not None:
+            return sessions.session_options(session, request.args)
+    return options_from(request.args)
 
 
 # --- rendering ----------------------------------------------------------------------

@@ -29,7 +29,7 @@ def options_for(values: Mapping[str, str]) -> WidgetOptions:
 
 def session_options(session: VerificationSession, values: Mapping[str, str]) -> WidgetOptions:
     return locked_to_session(values, session_id=session.id, institution_name=session.institution_name,
-                             permissions=session.permissions)
+                             permissions=session.permissions, locale=session.locale)
 
 
 def session_of(options: WidgetOptions) -> VerificationSession | None:

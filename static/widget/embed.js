@@ -5,7 +5,10 @@
    target: passid:success, passid:decline, passid:error.
    With data-session="<id>" (from your server's POST /api/sessions) the iframe shows that
    session: its permissions and institution name are the session's, and the events carry
-   sessionId. */
+   sessionId.
+   data-locale="fr" (en fr de es pt it nl pl sw ar), data-color-scheme="light|dark|auto",
+   data-radius="square|small|medium|large|round" and data-font="system|sans-serif|serif|rounded|inherit"
+   choose the language and the look; a session's own locale comes first. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -17,7 +20,8 @@
     return;
   }
   var params = new URLSearchParams({ origin: window.location.origin });
-  var options = { permissions: "permissions", institutionName: "institution-name", theme: "theme" };
+  var options = { permissions: "permissions", institutionName: "institution-name", theme: "theme",
+                  locale: "locale", colorScheme: "color-scheme", radius: "radius", font: "font" };
   Object.keys(options).forEach(function (name) {
     var value = script.getAttribute("data-" + options[name]);
     if (value) params.set(name, value);

@@ -86,8 +86,8 @@ def test_creating_a_session_answers_201_with_an_absolute_hosted_url(app: Flask, 
     assert body["reference"] == "loan-42" and body["status"] == "open" and body["id"].startswith("vs_")
     assert body["url"] == f"{app.config['PUBLIC_BASE_URL']}/verify/session?id={body['id']}"
     got = read(body["id"]).get_json()
-    assert got == {"id": body["id"], "reference": "loan-42", "status": "open", "resultId": None, "result": None,
-                   "createdAt": got["createdAt"], "expiresAt": body["expiresAt"]}
+    assert got == {"id": body["id"], "reference": "loan-42", "locale": None, "status": "open", "resultId": None,
+                   "result": None, "createdAt": got["createdAt"], "expiresAt": body["expiresAt"]}
 
 
 def test_session_ids_are_unguessable_and_distinct(create: Callable[..., TestResponse]) -> None:
@@ -127,6 +127,9 @@ def test_without_the_institution_key_both_endpoints_answer_401(client: FlaskClie
     ({"reference": "a", "ttlSeconds": "600"}, "ttlSeconds"),
     ({"reference": "a", "ttlSeconds": True}, "ttlSeconds"),
     ({"reference": "a", "ttlSeconds": 600.5}, "ttlSeconds"),
+    ({"reference": "a", "locale": "klingon"}, "locale"),
+    ({"reference": "a", "locale": "FR"}, "locale"),
+    ({"reference": "a", "locale": ["fr"]}, "locale"),
     ({"reference": "a", "returnURL": RETURN_URL}, "returnURL"),
 ])
 def test_bad_input_is_a_400_naming_its_field(create: Callable[..., TestResponse], body: dict[str, Any],
