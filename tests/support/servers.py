@@ -70,6 +70,8 @@ TEST_SETTINGS: dict[str, str] = {
     "PASSID_RATE_LIMIT_SIGN_IN": "10000 per minute",
     "PASSID_RATE_LIMIT_WEBHOOK_FAILURES": "10000 per minute",
     "PASSID_SANDBOX_RATE_LIMIT_ONBOARD": "10000 per minute",
+    # `?locale=en-XA`: every string accented and 40% longer, for the layout tests (app/pseudo_locale.py).
+    "PASSID_PSEUDO_LOCALE": "true",
 }
 
 
