@@ -101,6 +101,14 @@ def test_an_explicit_environment_ignores_the_process_environment(monkeypatch: py
         ({"PASSID_TIMEOUT_SECONDS": "soon"}, "PASSID_TIMEOUT_SECONDS"),
         ({"PASSID_TIMEOUT_SECONDS": "0"}, "PASSID_TIMEOUT_SECONDS"),
         ({"PASSID_BACKGROUND_JOBS": "sometimes"}, "PASSID_BACKGROUND_JOBS"),
+        ({"PASSID_DEFAULT_LOCALE": "klingon"}, "PASSID_DEFAULT_LOCALE"),
+        ({"PASSID_DEFAULT_LOCALE": "en-XA"}, "PASSID_DEFAULT_LOCALE"),
+        ({"PASSID_THEME_COLOR_SCHEME": "purple"}, "PASSID_THEME_COLOR_SCHEME"),
+        ({"PASSID_THEME_RADIUS": "4px;background:url(x)"}, "PASSID_THEME_RADIUS"),
+        ({"PASSID_THEME_FONT": "Comic Sans MS"}, "PASSID_THEME_FONT"),
+        ({"PASSID_LOGO_PATH": "/nonexistent/logo.png"}, "PASSID_LOGO_PATH"),
+        ({"PASSID_LOGO_PATH": "/etc/passwd"}, "PASSID_LOGO_PATH"),
+        ({"PASSID_PSEUDO_LOCALE": "perhaps"}, "PASSID_PSEUDO_LOCALE"),
     ],
     ids=lambda value: value if isinstance(value, str) else "-".join(f"{k}={v}"[:50] for k, v in value.items()),
 )
@@ -108,6 +116,16 @@ def test_a_bad_value_raises_config_error_naming_the_variable(environ: dict[str, 
     with pytest.raises(ConfigError) as error:
         settings_for(**environ)
     assert variable in str(error.value)
+
+
+def test_a_logo_too_large_for_the_first_visit_s_budget_is_refused(tmp_path: Path) -> None:
+    logo = tmp_path / "logo.png"
+    logo.write_bytes(b"\x89PNG" + b"\0" * 100_000)
+    with pytest.raises(ConfigError) as error:
+        settings_for(PASSID_LOGO_PATH=str(logo))
+    assert "PASSID_LOGO_PATH must be at most 100 KB" in str(error.value)
+    logo.write_bytes(b"\x89PNG" + b"\0" * 1000)
+    assert settings_for(PASSID_LOGO_PATH=str(logo)).logo_path == logo
 
 
 def test_a_bad_value_is_quoted_back_so_the_operator_sees_what_was_read() -> None:

@@ -1,0 +1,105 @@
+"""How a page chooses its language, first match wins (issue 13; app/i18n.py):
+a server-created session's locale, then the embed's `?locale=` (carried in the widget's signed
+options through every later request), then the browser's Accept-Language, then
+PASSID_DEFAULT_LOCALE. Staff pages speak only a language their whole catalogue is in.
+
+The pseudo-locale (en-XA: every string in [brackets]) shows which catalogue a partial used
+without depending on any translation's wording.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from app.passid_connection import passid_connection
+from tests.support.html_fields import hidden
+
+pytestmark = pytest.mark.databases("sqlite")
+
+
+def html_tag(response: TestResponse) -> tuple[str, str]:
+    tag = re.search(r"<html[^>]*>", response.get_data(as_text=True))
+    assert tag, response.get_data(as_text=True)[:300]
+    lang = re.search(r'lang="([^"]+)"', tag.group(0))
+    direction = re.search(r'dir="([^"]+)"', tag.group(0))
+    assert lang and direction, tag.group(0)
+    return lang.group(1), direction.group(1)
+
+
+def lang_of(response: TestResponse) -> str:
+    return html_tag(response)[0]
+
+
+def test_accept_language_chooses_among_the_ten(client: FlaskClient) -> None:
+    assert lang_of(client.get("/verify", headers={"Accept-Language": "sw-KE,sw;q=0.9,en;q=0.5"})) == "sw"
+    assert lang_of(client.get("/verify", headers={"Accept-Language": "ja, pl;q=0.7, en;q=0.3"})) == "pl"
+    assert lang_of(client.get("/verify", headers={"Accept-Language": "ja"})) == "en"
+
+
+def test_the_url_beats_the_browser_and_an_unknown_locale_is_ignored(client: FlaskClient) -> None:
+    assert lang_of(client.get("/verify?locale=de", headers={"Accept-Language": "fr"})) == "de"
+    assert lang_of(client.get("/verify?locale=pt-BR", headers={"Accept-Language": "fr"})) == "pt"
+    assert lang_of(client.get("/verify?locale=xx", headers={"Accept-Language": "fr"})) == "fr"
+    assert lang_of(client.get("/verify?locale=%00", headers={"Accept-Language": "fr"})) == "fr"
+
+
+def test_arabic_is_right_to_left_and_the_rest_left_to_right(client: FlaskClient) -> None:
+    assert html_tag(client.get("/verify?locale=ar")) == ("ar", "rtl")
+    assert html_tag(client.get("/verify?locale=fr")) == ("fr", "ltr")
+    assert html_tag(client.get("/verify")) == ("en", "ltr")
+
+
+def test_the_configured_default_comes_last(build_app: Callable[..., Flask]) -> None:
+    client = build_app(PASSID_DEFAULT_LOCALE="nl").test_client()
+    assert lang_of(client.get("/verify")) == "nl"
+    assert lang_of(client.get("/verify", headers={"Accept-Language": "it"})) == "it"
+
+
+def test_the_embed_s_locale_travels_with_the_widget_s_later_requests(client: FlaskClient) -> None:
+    """Polls and forms carry the signed options, not a cookie (third-party iframes have none): the
+    pseudo-locale chosen on the page still speaks in the partial, whatever the browser says."""
+    page = client.get("/verify?locale=en-XA", headers={"Accept-Language": "en"})
+    assert lang_of(page) == "en-XA"
+    options = hidden(page.get_data(as_text=True), "o")
+    partial = client.post("/verify/qr", data={"o": options}, headers={"HX-Request": "true", "Accept-Language": "en"})
+    text = partial.get_data(as_text=True)
+    assert "[" in text and "Creating verification session" not in text, text
+    plain = client.post("/verify/qr", data={"o": hidden(client.get("/verify").get_data(as_text=True), "o")},
+                        headers={"HX-Request": "true", "Accept-Language": "en"})
+    assert "Creating verification session" in plain.get_data(as_text=True)
+
+
+def test_a_session_s_locale_beats_the_url_and_the_browser(app: Flask, client: FlaskClient) -> None:
+    with app.app_context():
+        key = passid_connection().api_key
+    made = client.post("/api/sessions", json={"reference": "loan-7", "locale": "sw"},
+                       headers={"X-Institution-Key": key})
+    assert made.status_code == 201, made.get_json()
+    session_id = made.get_json()["id"]
+    page = client.get(f"/verify/session?id={session_id}&locale=de", headers={"Accept-Language": "fr"})
+    assert lang_of(page) == "sw"
+    plain = client.post("/api/sessions", json={"reference": "loan-8"}, headers={"X-Institution-Key": key})
+    other = client.get(f"/verify/session?id={plain.get_json()['id']}&locale=de", headers={"Accept-Language": "fr"})
+    assert lang_of(other) == "de"
+
+
+def test_staff_pages_speak_only_a_language_their_catalogue_is_complete_in(client: FlaskClient) -> None:
+    assert lang_of(client.get("/staff/sign-in", headers={"Accept-Language": "ar"})) == "en"
+    assert lang_of(client.get("/staff/sign-in", headers={"Accept-Language": "ar, es;q=0.8"})) == "es"
+    assert lang_of(client.get("/staff/sign-in?locale=sw", headers={"Accept-Language": "de"})) == "de"
+    # The customer's widget on the same server still speaks Arabic.
+    assert lang_of(client.get("/verify", headers={"Accept-Language": "ar"})) == "ar"
+
+
+def test_the_pseudo_locale_exists_only_where_it_is_switched_on(build_app: Callable[..., Flask]) -> None:
+    """Off (the default outside tests), en-XA is just English: a bank's page never shows bracketed text."""
+    client = build_app(PASSID_PSEUDO_LOCALE="false").test_client()
+    page = client.get("/verify?locale=en-XA", headers={"Accept-Language": "it"})
+    assert lang_of(page) == "en"
+    assert "Verify with PASSID" in page.get_data(as_text=True)
