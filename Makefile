@@ -16,7 +16,7 @@ venv: $(VENV)/.installed
 # Front-end packages from the npm registry, pinned by package-lock.json, served by us.
 assets: static/.compressed app/translations/.compiled
 
-STATIC_SOURCES := $(filter-out %.gz %.br,$(wildcard static/*/*.css static/*/*.js))
+STATIC_SOURCES := $(filter-out %.gz %.br,$(wildcard static/*.svg static/*/*.css static/*/*.js))
 
 # gzip and brotli copies for WhiteNoise to serve; remade when a source changes.
 static/.compressed: static/vendor/htmx.min.js $(STATIC_SOURCES) $(VENV)/.installed

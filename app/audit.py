@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from flask import has_request_context, request
+from flask_babel import LazyString, lazy_gettext
 from flask_login import current_user
 from sqlalchemy import DateTime, Integer, Select, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -43,6 +44,37 @@ class Action(StrEnum):
     STAFF_ENABLED = "staff_enabled"
     TEST_WEBHOOK_SENT = "test_webhook_sent"
     DATA_KEY_ROTATED = "data_key_rotated"
+
+
+# What the console's audit log page shows for each action; the code itself is what is stored, filtered on and
+# exported (CSV), and stays English.
+ACTION_NAMES: dict[Action, LazyString] = {
+    Action.SIGN_IN: lazy_gettext("Signed in"),
+    Action.SIGN_IN_FAILED: lazy_gettext("Sign-in failed"),
+    Action.SIGN_OUT: lazy_gettext("Signed out"),
+    Action.CLAIMS_VIEWED: lazy_gettext("Claims viewed"),
+    Action.OUTCOME_REPORTED: lazy_gettext("Outcome reported"),
+    Action.REVIEW_DECIDED: lazy_gettext("Review decided"),
+    Action.REDACTED: lazy_gettext("Data erased"),
+    Action.RETENTION_PURGED: lazy_gettext("Purged after the retention period"),
+    Action.HISTORY_EXPORTED: lazy_gettext("History exported"),
+    Action.AUDIT_EXPORTED: lazy_gettext("Audit log exported"),
+    Action.STAFF_CREATED: lazy_gettext("Staff account created"),
+    Action.STAFF_ROLE_CHANGED: lazy_gettext("Staff role changed"),
+    Action.STAFF_PASSWORD_RESET: lazy_gettext("Staff password reset"),
+    Action.STAFF_DISABLED: lazy_gettext("Staff account disabled"),
+    Action.STAFF_ENABLED: lazy_gettext("Staff account enabled"),
+    Action.TEST_WEBHOOK_SENT: lazy_gettext("Test webhook sent"),
+    Action.DATA_KEY_ROTATED: lazy_gettext("Data key rotated"),
+}
+
+
+def action_name(code: str) -> str:
+    """The action's name for the page, or its code when the code is one this version does not know."""
+    try:
+        return str(ACTION_NAMES[Action(code)])
+    except ValueError:
+        return code
 
 
 # Who acted when no staff member did: an operator's `flask` command, or the app's own schedule.

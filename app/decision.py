@@ -17,19 +17,25 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
+from flask_babel import LazyString, lazy_gettext
+from flask_babel import gettext as _
+
 from app.passid import DenyReason
 
 Verdict = Literal["approve", "review", "do_not_proceed"]
 
 # Keyed by DenyReason, a StrEnum: the reason as stored (a plain string) finds its member's entry.
-STAFF_DENY_REASONS: dict[str, str] = {
-    DenyReason.TOKEN_NOT_FOUND: "Token not found. Ask the customer to create a new share in the PASSID app.",
-    DenyReason.TOKEN_EXPIRED: "Token expired. Ask the customer to create a fresh share.",
-    DenyReason.TOKEN_REVOKED: "The customer revoked this token. Ask for a new share.",
-    DenyReason.TOKEN_ALREADY_USED: "This one-time token was already used. Ask for a new share.",
-    DenyReason.INSTITUTION_MISMATCH: "This token was issued for a different institution. Ask for a new share for us.",
-    DenyReason.HARD_DENY_SANCTIONS_MATCH: "Sanctions watch-list match (OFAC/EU/UN). Do not proceed; do not tell the "
-    "customer why — follow your escalation procedure.",
+STAFF_DENY_REASONS: dict[str, LazyString] = {
+    DenyReason.TOKEN_NOT_FOUND: lazy_gettext(
+        "Token not found. Ask the customer to create a new share in the PASSID app."),
+    DenyReason.TOKEN_EXPIRED: lazy_gettext("Token expired. Ask the customer to create a fresh share."),
+    DenyReason.TOKEN_REVOKED: lazy_gettext("The customer revoked this token. Ask for a new share."),
+    DenyReason.TOKEN_ALREADY_USED: lazy_gettext("This one-time token was already used. Ask for a new share."),
+    DenyReason.INSTITUTION_MISMATCH: lazy_gettext(
+        "This token was issued for a different institution. Ask for a new share for us."),
+    DenyReason.HARD_DENY_SANCTIONS_MATCH: lazy_gettext(
+        "Sanctions watch-list match (OFAC/EU/UN). Do not proceed; do not tell the customer why — follow your "
+        "escalation procedure."),
 }
 
 
@@ -40,35 +46,37 @@ class Decision:
 
     @property
     def headline(self) -> str:
-        return {"approve": "Approve", "review": "Review", "do_not_proceed": "Do not proceed"}[self.verdict]
+        """The verdict in the staff member's language (`verdict` itself is a stable code)."""
+        return {"approve": _("Approve"), "review": _("Review"), "do_not_proceed": _("Do not proceed")}[self.verdict]
 
 
 def counter_decision(
     *, verified: bool, deny_reason: str | None, claims: dict[str, Any] | None, recommendation: str | None
 ) -> Decision:
     if not verified:
-        reason = STAFF_DENY_REASONS.get(deny_reason or "", f"Not verified ({deny_reason or 'unknown reason'}).")
+        known = STAFF_DENY_REASONS.get(deny_reason or "")
+        reason = str(known) if known else _("Not verified (%(reason)s).", reason=deny_reason or _("unknown reason"))
         return Decision("do_not_proceed", (reason,))
     claims = claims or {}
     stop = []
     if claims.get("fraud_risk") == "high":
-        stop.append("Fraud risk is high.")
+        stop.append(_("Fraud risk is high."))
     if claims.get("identity_verified") is False:
-        stop.append("Identity is not verified.")
+        stop.append(_("Identity is not verified."))
     if claims.get("sanctions_clear") is False:
-        stop.append("Sanctions check is not clear.")
+        stop.append(_("Sanctions check is not clear."))
     if stop:
         return Decision("do_not_proceed", tuple(stop))
     review = []
     if recommendation == "review":
-        review.append("PASSID recommends a manual review.")
+        review.append(_("PASSID recommends a manual review."))
     if claims.get("fraud_risk") == "medium":
-        review.append("Fraud risk is medium.")
+        review.append(_("Fraud risk is medium."))
     if claims.get("income_verified") is False:
-        review.append("Income is not verified.")
+        review.append(_("Income is not verified."))
     if review:
         return Decision("review", tuple(review))
-    return Decision("approve", ("Verified with PASSID; no warning signs.",))
+    return Decision("approve", (_("Verified with PASSID; no warning signs."),))
 
 
 class ReviewStatus(StrEnum):

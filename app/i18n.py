@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from babel import Locale
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale
 
 from app.config import LOCALES
@@ -85,6 +85,8 @@ def chosen_locale() -> str:
 
 
 def _babel_locale() -> str:
+    if not has_request_context():  # a CLI command (`flask staff …`) speaks English to the operator's terminal
+        return SOURCE_LOCALE
     locale = chosen_locale()
     return PSEUDO_CATALOGUE if locale == PSEUDO_LOCALE else locale
 

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Flask
+from flask_babel import gettext as _
 from werkzeug.wsgi import LimitedStream
 
 from app.access_log import CountedBody
@@ -54,8 +55,19 @@ def init_request_guards(app: Flask) -> None:
     # that holds a slot calls it over HTTP, so its requests take slots of their own (as many again),
     # or the widget would starve itself. It exists only on a developer's machine.
     exempt = ("/sandbox/",) if app.config.get("PASSID_EMBEDDED_SANDBOX") else ()
-    bodies = BodiesInFlight(app.wsgi_app, int(app.config["PASSID_MAX_BODIES_IN_FLIGHT"]), exempt=exempt)
+    bodies = BodiesInFlight(app.wsgi_app, int(app.config["PASSID_MAX_BODIES_IN_FLIGHT"]), exempt=exempt,
+                            busy=lambda environ: busy_text(app, environ))
     app.wsgi_app = RequestEnvironOnly(bodies)  # type: ignore[method-assign]
+
+
+def busy_text(app: Flask, environ: dict[str, Any]) -> bytes:
+    """The 503 sentence in the customer's language: a widget's form post may meet it, and htmx shows it in
+    the widget. Chosen from the URL and Accept-Language (`app.i18n`); the body stays unread."""
+    try:
+        with app.request_context(environ):
+            return (_("The service is busy. Please try again in a moment.") + "\n").encode()
+    except Exception:  # never let a refusal fail: the English sentence
+        return _BUSY_BODY
 
 
 def is_request_key(key: str) -> bool:
@@ -86,8 +98,10 @@ class RequestEnvironOnly:
 class BodiesInFlight:
     """At most `limit` requests with a body at once in this process; past that, 503 unread."""
 
-    def __init__(self, app: WSGIApp, limit: int, *, exempt: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: WSGIApp, limit: int, *, exempt: tuple[str, ...] = (),
+                 busy: Callable[[dict[str, Any]], bytes] = lambda _environ: _BUSY_BODY) -> None:
         self.app = app
+        self.busy = busy
         self.slots = threading.BoundedSemaphore(limit)
         # Paths in `exempt` count against slots of their own: bounded, but never starving the rest.
         self.exempt = exempt
@@ -98,13 +112,14 @@ class BodiesInFlight:
             return self.app(environ, start_response)
         slots = self.exempt_slots if environ.get("PATH_INFO", "").startswith(self.exempt) else self.slots
         if not slots.acquire(blocking=False):
+            body = self.busy(environ)
             start_response("503 Service Unavailable", [
                 ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(_BUSY_BODY))),
+                ("Content-Length", str(len(body))),
                 ("Retry-After", "5"),
                 ("Cache-Control", "no-store"),
             ])
-            return [_BUSY_BODY]
+            return [body]
         try:
             answer = self._answer_then_drain(environ, start_response)
         except BaseException:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import LazyString, lazy_gettext
+from flask_babel import gettext as _
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import DateTime, ForeignKey, Integer, String, update
 from sqlalchemy.orm import Mapped, mapped_column
@@ -31,10 +33,10 @@ PER_PAGE = 25
 LOOKUP_BATCH = 500  # ids in one IN (…), well inside every database's limit on bound parameters
 NOTE_MAX = 1000
 
-DECISION_NAMES: dict[ReviewStatus, str] = {
-    ReviewStatus.PENDING: "Waiting for review",
-    ReviewStatus.PROCEED: "Proceed",
-    ReviewStatus.DO_NOT_PROCEED: "Do not proceed",
+DECISION_NAMES: dict[ReviewStatus, LazyString] = {
+    ReviewStatus.PENDING: lazy_gettext("Waiting for review"),
+    ReviewStatus.PROCEED: lazy_gettext("Proceed"),
+    ReviewStatus.DO_NOT_PROCEED: lazy_gettext("Do not proceed"),
 }
 
 
@@ -86,10 +88,10 @@ def waiting_for(since: datetime, now: datetime) -> str:
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
     if days:
-        return f"{days} d {hours} h"
+        return _("%(days)d d %(hours)d h", days=days, hours=hours)  # the queue's short units, translated whole
     if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min"
+        return _("%(hours)d h %(minutes)d min", hours=hours, minutes=minutes)
+    return _("%(minutes)d min", minutes=minutes)
 
 
 def reasons(row: Verification) -> tuple[str, ...]:
@@ -143,15 +145,15 @@ def parse_decision(raw_decision: str | None, raw_note: str | None) -> DecisionEn
     except ValueError:
         decision = None
     if decision not in REVIEW_DECISIONS:
-        raise ReviewRefused("Choose proceed or do not proceed.")
+        raise ReviewRefused(_("Choose proceed or do not proceed."))
     assert decision is not None
     note = (raw_note or "").strip()
     if not note:
-        raise ReviewRefused("A note is required: say why.")
+        raise ReviewRefused(_("A note is required: say why."))
     if len(note) > NOTE_MAX:
-        raise ReviewRefused(f"The note may be at most {NOTE_MAX} characters.")
+        raise ReviewRefused(_("The note may be at most %(num)d characters.", num=NOTE_MAX))
     if "\x00" in note:  # no database column takes one (PostgreSQL refuses it)
-        raise ReviewRefused("The note cannot contain a NUL character.")
+        raise ReviewRefused(_("The note cannot contain a NUL character."))
     return DecisionEntry(decision, note)
 
 
@@ -163,9 +165,9 @@ def decide(result_id: str, entry: DecisionEntry, decided_by: str) -> ReviewDecis
     """
     row = db.session.get(Verification, result_id)
     if row is None or row.review_status is None:
-        raise NotWaiting("This verification is not in the review queue.")
+        raise NotWaiting(_("This verification is not in the review queue."))
     if row.review_status != ReviewStatus.PENDING:
-        raise NotWaiting("This verification has already been decided; the first decision stands.")
+        raise NotWaiting(_("This verification has already been decided; the first decision stands."))
     if entry.decision not in allowed_decisions(row):
         raise ReviewRefused("A sanctions match can only be “do not proceed”.")
     claimed = rows_changed(
@@ -176,7 +178,7 @@ def decide(result_id: str, entry: DecisionEntry, decided_by: str) -> ReviewDecis
     )
     if claimed != 1:
         db.session.rollback()
-        raise NotWaiting("This verification has already been decided; the first decision stands.")
+        raise NotWaiting(_("This verification has already been decided; the first decision stands."))
     decision = ReviewDecision(
         verification_id=result_id, decision=entry.decision.value, note=entry.note, decided_by=decided_by,
         decided_at=utcnow(),

@@ -23,6 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from whitenoise import WhiteNoise
 
 from app.config import PROJECT_ROOT
+from app.static_assets import IMMUTABLE, fingerprinted_names, install_fingerprints
 
 compress = Compress()
 
@@ -48,6 +49,14 @@ class FramingTalisman(Talisman):
         if request.blueprint in FRAMEABLE_BLUEPRINTS:
             options.update(self.widget_options)
         return options
+
+    def _set_content_security_policy_headers(self, headers: Any, options: dict[str, Any]) -> None:
+        """A response that carries its own, stricter policy keeps it: the institution's logo (an SVG may hold
+        scripts) is sandboxed whatever the page policy says (app/widget/branding.py)."""
+        own = headers.get("Content-Security-Policy")
+        super()._set_content_security_policy_headers(headers, options)
+        if own:
+            headers["Content-Security-Policy"] = own
 
 
 def init_security(app: Flask) -> None:
@@ -105,15 +114,27 @@ def untrusted_host(error: SecurityError) -> Response:
 
 def serve_static_files(app: Flask) -> None:
     """Static files through WhiteNoise: the gzip and brotli copies made at build time
-    (`make assets`) go out as they are, so a first visit costs the compressed bytes."""
+    (`make assets`) go out as they are, so a first visit costs the compressed bytes.
+
+    Templates link the fingerprinted names (app/static_assets.py), kept for a year; the plain
+    names answer too, for an hour."""
+    root = PROJECT_ROOT / "static"
+    names = fingerprinted_names(root)
+    install_fingerprints(app, names)
+    hashed_urls = {f"/static/{hashed}" for hashed in names.values()}
 
     def security_headers(headers: Headers, path: str, url: str) -> None:
         headers["X-Content-Type-Options"] = "nosniff"
+        if url in hashed_urls:
+            headers["Cache-Control"] = IMMUTABLE
 
-    app.wsgi_app = WhiteNoise(  # type: ignore[method-assign]
+    static_files = WhiteNoise(
         app.wsgi_app,
-        root=str(PROJECT_ROOT / "static"),
+        root=str(root),
         prefix="static/",
         max_age=3600,
         add_headers_function=security_headers,
     )
+    for plain, hashed in names.items():
+        static_files.add_file_to_dictionary(f"/static/{hashed}", str(root / plain))
+    app.wsgi_app = static_files  # type: ignore[method-assign]

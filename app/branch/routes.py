@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 
 from flask import Blueprint, Response, current_app, render_template
+from flask_babel import gettext as _
 
 from app import audit, i18n, verifications
 from app.decision import counter_decision
@@ -70,16 +71,16 @@ def next_customer() -> tuple[str, int]:
 def verify() -> tuple[str, int]:
     token, nonce = submitted_token()
     if token is None or nonce is None:
-        return _entry("That is not a PASSID token: 12 or 16 letters and numbers, like AB3X-7YQM-K9PQ-3MNX.", 422)
+        return _entry(_("That is not a PASSID token: 12 or 16 letters and numbers, like AB3X-7YQM-K9PQ-3MNX."), 422)
     key = idempotency_key(nonce, token)
     permissions = list(current_app.config["PASSID_PERMISSIONS"])
     try:
         result = passid_client().verify(token, idempotency_key=key)
     except ValidationError:
-        return _entry("PASSID did not accept that token format. Check it with the customer.", 422)
+        return _entry(_("PASSID did not accept that token format. Check it with the customer."), 422)
     except PassidError:
         current_app.logger.warning("branch verify failed", exc_info=True)
-        return _entry("PASSID could not be reached. Nothing was verified — try again in a moment.", 502)
+        return _entry(_("PASSID could not be reached. Nothing was verified — try again in a moment."), 502)
     finished = verifications.record_verify_result(
         result, source=verifications.Source.BRANCH, idempotency_key=key, wanted=permissions
     )

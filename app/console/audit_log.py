@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import date
 
 from flask import render_template, request
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from app import audit
@@ -19,6 +20,7 @@ from app.csv_export import csv_response
 from app.database import db, utcnow
 from app.staff.roles import Role, require_role
 
+# CSV column names and values stay English whatever the page speaks: auditors' tools read them by name.
 CSV_HEADER = ["at_utc", "actor", "actor_role", "address", "action", "subject", "detail"]
 
 
@@ -26,32 +28,34 @@ class FilterProblem(ValueError):
     """A filter that cannot mean anything; the message says what to type instead."""
 
 
-def _day(raw: str, name: str) -> date | None:
+def _day(raw: str, refusal: str) -> date | None:
+    """`refusal` is the whole sentence to show when `raw` is no day (one per field, for translators)."""
     if not raw:
         return None
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise FilterProblem(f"The {name} date is a day written as YYYY-MM-DD, like 2026-11-26.") from None
+        raise FilterProblem(refusal) from None
 
 
 def parse_filters(args: Mapping[str, str]) -> audit.Filters:
     """The filters from a query string; an unknown action or a date that is no date is a FilterProblem
     (an auditor must never take "everything" for the answer to a mistyped filter)."""
     if any("\x00" in value for value in args.values()):  # PostgreSQL cannot even compare text holding one
-        raise FilterProblem("A filter cannot contain a NUL character.")
+        raise FilterProblem(_("A filter cannot contain a NUL character."))
     action = args.get("action", "").strip()
     if action and action not in set(audit.Action):
-        raise FilterProblem("Choose an action from the list.")
+        raise FilterProblem(_("Choose an action from the list."))
     filters = audit.Filters(
         action=action,
         actor=args.get("actor", "").strip().lower()[:80],
         subject=args.get("subject", "").strip()[:80],
-        since=_day(args.get("from", "").strip()[:10], "from"),
-        until=_day(args.get("to", "").strip()[:10], "to"),
+        since=_day(args.get("from", "").strip()[:10],
+                   _("The from date is a day written as YYYY-MM-DD, like 2026-11-26.")),
+        until=_day(args.get("to", "").strip()[:10], _("The to date is a day written as YYYY-MM-DD, like 2026-11-26.")),
     )
     if filters.since and filters.until and filters.since > filters.until:
-        raise FilterProblem("The from date is after the to date.")
+        raise FilterProblem(_("The from date is after the to date."))
     return filters
 
 
@@ -62,11 +66,12 @@ def audit_log() -> tuple[str, int]:
         filters = parse_filters(request.args)
     except FilterProblem as problem:
         return render_template("console/audit.html", entries=None, filters=None, problem=str(problem),
-                               actions=list(audit.Action), args=request.args), 400
+                               actions=list(audit.Action), action_name=audit.action_name, args=request.args), 400
     entries = db.paginate(audit.matching(filters), page=page_number(), per_page=PER_PAGE, max_per_page=PER_PAGE,
                           error_out=False)
     return render_template("console/audit.html", entries=entries, filters=filters, problem=None,
-                           actions=list(audit.Action), args=filters.as_args(), page_args=filters.as_args(),
+                           actions=list(audit.Action), action_name=audit.action_name, args=filters.as_args(),
+                           page_args=filters.as_args(),
                            pagination=entries), 200
 
 

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from babel.numbers import format_percent
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from markupsafe import Markup, escape
 
+from app.console.formatting import console_locale
 from app.passid import CohortReport, CohortTier
 
 WIDTH, HEIGHT = 640, 340
@@ -30,11 +34,11 @@ _SCALE_TOPS = (0.02, 0.04, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 def percent(rate: float | None) -> str:
-    """0.0425 → '4.25%', 0.02 → '2%', None → '—'."""
+    """0.0425 → '4.25%' (French '4,25 %'), 0.02 → '2%', None → '—': Babel, in the request's language
+    (English outside a request, as in unit tests)."""
     if rate is None:
         return "—"
-    text = f"{rate * 100:.2f}".rstrip("0").rstrip(".")
-    return f"{text}%"
+    return format_percent(rate, "#,##0.##%", locale=console_locale())
 
 
 def has_observations(report: CohortReport) -> bool:
@@ -55,16 +59,20 @@ def describe(report: CohortReport) -> str:
     parts = []
     for tier in report.tiers:
         if tier.observed_default_rate is None:
-            observed = "no outcomes reported yet"
-        else:
-            outcomes = f"{tier.outcomes_reported} outcome{'' if tier.outcomes_reported == 1 else 's'}"
-            observed = f"observed {percent(tier.observed_default_rate)} from {outcomes}"
-        parts.append(
-            f"Tier {tier.tier}: {observed}, expected {percent(tier.expected_default_rate)}, "
-            f"{tier.verifications} verification{'' if tier.verifications == 1 else 's'}."
-        )
-    lead = "" if has_observations(report) else "No outcomes have been reported yet, so only expected rates are drawn. "
-    return lead + " ".join(parts)
+            parts.append(ngettext(
+                "Tier %(tier)s: no outcomes reported yet, expected %(expected)s, %(num)d verification.",
+                "Tier %(tier)s: no outcomes reported yet, expected %(expected)s, %(num)d verifications.",
+                tier.verifications, tier=tier.tier, expected=percent(tier.expected_default_rate)))
+            continue
+        outcomes = ngettext("%(num)d outcome", "%(num)d outcomes", tier.outcomes_reported)
+        parts.append(ngettext(
+            "Tier %(tier)s: observed %(observed)s from %(outcomes)s, expected %(expected)s, %(num)d verification.",
+            "Tier %(tier)s: observed %(observed)s from %(outcomes)s, expected %(expected)s, %(num)d verifications.",
+            tier.verifications, tier=tier.tier, observed=percent(tier.observed_default_rate), outcomes=outcomes,
+            expected=percent(tier.expected_default_rate)))
+    lead = [] if has_observations(report) else [
+        _("No outcomes have been reported yet, so only expected rates are drawn.")]
+    return " ".join(lead + parts)
 
 
 def _text(x: float, y: float, content: str, *, size: int = 12, anchor: str = "middle",
@@ -90,17 +98,17 @@ def cohort_chart_svg(report: CohortReport, *, chart_id: str = "cohort-chart") ->
         f'<svg xmlns="http://www.w3.org/2000/svg" id="{escape(chart_id)}" class="console-chart" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
         f'aria-labelledby="{escape(title_id)} {escape(desc_id)}" font-family="{FONT}">',
-        f'<title id="{escape(title_id)}">Default rate by tier: observed against expected</title>',
+        f'<title id="{escape(title_id)}">{escape(_("Default rate by tier: observed against expected"))}</title>',
         f'<desc id="{escape(desc_id)}">{escape(describe(report))}</desc>',
     ]
     # Legend: shape and outline differ as well as colour, so it reads in grey scale too.
     out.append(f'<rect x="{LEFT}" y="12" width="14" height="14" fill="{OBSERVED_FILL}"/>')
-    out.append(_text(LEFT + 20, 24, "Observed default rate", anchor="start"))
+    out.append(_text(LEFT + 20, 24, _("Observed default rate"), anchor="start"))
     out.append(
         f'<rect x="{LEFT + 200}" y="12" width="14" height="14" fill="{EXPECTED_FILL}" '
         f'stroke="{EXPECTED_STROKE}" stroke-width="1.5" stroke-dasharray="4 2"/>'
     )
-    out.append(_text(LEFT + 220, 24, "Expected default rate", anchor="start"))
+    out.append(_text(LEFT + 220, 24, _("Expected default rate"), anchor="start"))
 
     for step in range(5):
         rate = top * step / 4
@@ -132,13 +140,14 @@ def cohort_chart_svg(report: CohortReport, *, chart_id: str = "cohort-chart") ->
             )
             out.append(_text(expected_x + bar_w / 2, y - 4, percent(tier.expected_default_rate), size=11,
                              fill=MUTED))
-        out.append(_text(centre, base_y + 18, f"Tier {tier.tier}", size=13, weight="bold"))
-        outcomes = "outcome" if tier.outcomes_reported == 1 else "outcomes"
-        out.append(_text(centre, base_y + 35, f"{tier.outcomes_reported} {outcomes}", size=11, fill=MUTED))
-        out.append(_text(centre, base_y + 50, f"{tier.verifications} verified", size=11, fill=MUTED))
+        out.append(_text(centre, base_y + 18, _("Tier %(tier)s", tier=tier.tier), size=13, weight="bold"))
+        out.append(_text(centre, base_y + 35, ngettext("%(num)d outcome", "%(num)d outcomes", tier.outcomes_reported),
+                         size=11, fill=MUTED))
+        out.append(_text(centre, base_y + 50, ngettext("%(num)d verified", "%(num)d verified", tier.verifications),
+                         size=11, fill=MUTED))
 
     if not has_observations(report):
-        out.append(_text(LEFT + plot_w / 2, TOP + 16, "No outcomes reported yet — expected rates only",
+        out.append(_text(LEFT + plot_w / 2, TOP + 16, _("No outcomes reported yet — expected rates only"),
                          size=13, fill=MUTED))
     out.append("</svg>")
     return Markup("".join(out))

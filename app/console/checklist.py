@@ -26,16 +26,19 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
+from flask_babel import LazyString, lazy_gettext
+from flask_babel import gettext as _
 from requests.adapters import HTTPAdapter
 
 from app.config import PROJECT_ROOT
+from app.console.formatting import console_number, console_time
 
 Verdict = Literal["pass", "fail", "cannot_check", "by_construction"]
-VERDICT_LABELS: dict[Verdict, str] = {
-    "pass": "Pass",
-    "fail": "Fail",
-    "cannot_check": "Cannot check",
-    "by_construction": "Guaranteed by construction",
+VERDICT_LABELS: dict[Verdict, LazyString] = {
+    "pass": lazy_gettext("Pass"),
+    "fail": lazy_gettext("Fail"),
+    "cannot_check": lazy_gettext("Cannot check"),
+    "by_construction": lazy_gettext("Guaranteed by construction"),
 }
 WEBHOOK_PATH = "/webhooks/passid"
 # The guide's limit: PASSID counts a delivery not answered within 10 s as failed and retries it.
@@ -45,7 +48,6 @@ NEW_CODE_BUTTON = "Generate new code"
 EMBEDDING_ORIGIN = "https://checklist.invalid"
 # Words a customer must never read after a sanctions deny (lower case).
 _TIPPING_OFF_WORDS = ("sanction", "watch-list", "watchlist", "hard_deny")
-SEND_TEST_WEBHOOK = 'Press "Send test webhook" (or run `flask passid webhook-test`)'
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Item:
 
     @property
     def label(self) -> str:
-        return VERDICT_LABELS[self.verdict]
+        return str(VERDICT_LABELS[self.verdict])
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,12 @@ class Facts:
 def _key_kind(key: str | None) -> str:
     """Only the prefix is ever shown: the key itself must not reach a page or a log."""
     if not key:
-        return "no key"
+        return _("no key")
     if key.startswith("sk_live_"):
-        return "a live key (sk_live_…)"
+        return _("a live key (sk_live_…)")
     if key.startswith("sk_sandbox_"):
-        return "a sandbox key (sk_sandbox_…)"
-    return "a key of an unknown kind"
+        return _("a sandbox key (sk_sandbox_…)")
+    return _("a key of an unknown kind")
 
 
 def evaluate_checklist(facts: Facts) -> list[Item]:
@@ -110,175 +112,185 @@ def evaluate_checklist(facts: Facts) -> list[Item]:
 
 
 def _live_key(facts: Facts) -> Item:
-    title = "Live API key configured"
+    title = _("Live API key configured")
     kind = _key_kind(facts.api_key)
     if facts.api_key and facts.api_key.startswith("sk_live_"):
-        return Item(title, "pass", f"The app uses {kind}.")
+        return Item(title, "pass", _("The app uses %(kind)s.", kind=kind))
+    sandbox = bool(facts.api_key and facts.api_key.startswith("sk_sandbox_"))
     return Item(
         title,
         "fail",
-        f"The app uses {kind}" + (" from the embedded sandbox." if "sandbox" in kind else "."),
-        "Set PASSID_API_KEY to your sk_live_… key and PASSID_BASE_URL to https://api.passid.io "
-        "in the server's environment, and set PASSID_SANDBOX_ENABLED=false.",
+        _("The app uses %(kind)s from the embedded sandbox.", kind=kind) if sandbox
+        else _("The app uses %(kind)s.", kind=kind),
+        _("Set PASSID_API_KEY to your sk_live_… key and PASSID_BASE_URL to https://api.passid.io "
+          "in the server's environment, and set PASSID_SANDBOX_ENABLED=false."),
     )
 
 
 def _secrets_not_committed(facts: Facts) -> Item:
-    title = "API key not committed; .env not in version control"
+    title = _("API key not committed; .env not in version control")
     if facts.committed_secret_files is None:
         return Item(
             title,
             "cannot_check",
-            "This copy of the app is not a git checkout (or git is missing), so it cannot see what is committed.",
-            "Check your repository yourself: .env must be ignored and no file may contain the key.",
+            _("This copy of the app is not a git checkout (or git is missing), so it cannot see what is committed."),
+            _("Check your repository yourself: .env must be ignored and no file may contain the key."),
         )
     if facts.committed_secret_files:
         return Item(
             title,
             "fail",
-            "Tracked by git: " + ", ".join(facts.committed_secret_files),
-            "Remove these from the repository (git rm --cached), add .env to .gitignore, and rotate the "
-            "key in the PASSID dashboard: a committed key must be treated as leaked.",
+            _("Tracked by git: %(files)s", files=", ".join(facts.committed_secret_files)),
+            _("Remove these from the repository (git rm --cached), add .env to .gitignore, and rotate the "
+              "key in the PASSID dashboard: a committed key must be treated as leaked."),
         )
-    return Item(title, "pass", "No .env file is tracked and no tracked file contains the key in use.")
+    return Item(title, "pass", _("No .env file is tracked and no tracked file contains the key in use."))
 
 
 def _webhook_url(facts: Facts) -> Item:
-    title = "Webhook URL registered with PASSID"
-    fix = f"Register https://<your public host>{WEBHOOK_PATH} in the PASSID dashboard → API & Webhooks."
+    title = _("Webhook URL registered with PASSID")
+    fix = _("Register https://<your public host>%(path)s in the PASSID dashboard → API & Webhooks.",
+            path=WEBHOOK_PATH)
     if facts.webhook_lookup_error:
-        return Item(title, "cannot_check", f"Could not ask PASSID: {facts.webhook_lookup_error}",
-                    "Check PASSID_BASE_URL and PASSID_API_KEY, then reload.")
+        return Item(title, "cannot_check", _("Could not ask PASSID: %(error)s", error=facts.webhook_lookup_error),
+                    _("Check PASSID_BASE_URL and PASSID_API_KEY, then reload."))
     url = facts.registered_webhook_url
     if not url:
-        return Item(title, "fail", "PASSID has no webhook URL for this institution.", fix)
+        return Item(title, "fail", _("PASSID has no webhook URL for this institution."), fix)
     parts = urlsplit(url)
     if parts.path.rstrip("/") != WEBHOOK_PATH:
-        return Item(title, "fail", f"PASSID sends webhooks to {url}, which is not this app's receiver.", fix)
+        return Item(title, "fail", _("PASSID sends webhooks to %(url)s, which is not this app's receiver.", url=url),
+                    fix)
     if facts.api_key and facts.api_key.startswith("sk_live_") and parts.scheme != "https":
-        return Item(title, "fail", f"{url} is plain http: live claims would travel unencrypted.", fix)
-    return Item(title, "pass", f"PASSID sends webhooks to {url}.")
+        return Item(title, "fail", _("%(url)s is plain http: live claims would travel unencrypted.", url=url), fix)
+    return Item(title, "pass", _("PASSID sends webhooks to %(url)s.", url=url))
 
 
 def _webhook_secret(facts: Facts) -> Item:
-    title = "Webhook secret set on both sides"
-    fix = ("Choose a secret of at least 16 characters, save it in the PASSID dashboard and set the same "
-           "value in PASSID_WEBHOOK_SECRET (comma-separate old and new while rotating).")
+    title = _("Webhook secret set on both sides")
+    fix = _("Choose a secret of at least 16 characters, save it in the PASSID dashboard and set the same "
+            "value in PASSID_WEBHOOK_SECRET (comma-separate old and new while rotating).")
     if not facts.webhook_secret_set:
-        return Item(title, "fail", "PASSID_WEBHOOK_SECRET is not set, so every webhook fails its signature check.",
+        return Item(title, "fail", _("PASSID_WEBHOOK_SECRET is not set, so every webhook fails its signature check."),
                     fix)
     if facts.passid_secret_set is False:
-        return Item(title, "fail", "PASSID has no webhook secret for this institution, so it cannot sign events.",
+        return Item(title, "fail", _("PASSID has no webhook secret for this institution, so it cannot sign events."),
                     fix)
     if facts.passid_secret_set is None:
-        return Item(title, "cannot_check", "Our secret is set; PASSID could not be asked whether it has one.", fix)
-    return Item(title, "pass", "Our secret is set and PASSID reports one too.")
+        return Item(title, "cannot_check", _("Our secret is set; PASSID could not be asked whether it has one."), fix)
+    return Item(title, "pass", _("Our secret is set and PASSID reports one too."))
 
 
 def _test_webhook(facts: Facts) -> Item:
-    title = "Test webhook received and its signature verified"
+    title = _("Test webhook received and its signature verified")
     if facts.test_webhook_verified_at is None:
         return Item(
             title,
             "fail",
-            "No test webhook with a valid signature has arrived yet.",
-            'Press "Send test webhook" (or run `flask passid webhook-test`); if it does not arrive, '
-            "check the registered URL, and if it arrives as invalid, check the secret.",
+            _("No test webhook with a valid signature has arrived yet."),
+            _('Press "Send test webhook" (or run `flask passid webhook-test`); if it does not arrive, '
+              "check the registered URL, and if it arrives as invalid, check the secret."),
         )
-    when = facts.test_webhook_verified_at.strftime("%Y-%m-%d %H:%M UTC")
-    return Item(title, "pass", f"The latest test event arrived {when} and its HMAC-SHA256 signature held.")
+    when = console_time(facts.test_webhook_verified_at)
+    return Item(title, "pass", _("The latest test event arrived %(time)s and its HMAC-SHA256 signature held.",
+                                 time=when))
 
 
 def _webhook_answer_time(facts: Facts) -> Item:
-    title = "Webhook endpoint answers 200 within 10 seconds"
-    fix = f"{SEND_TEST_WEBHOOK}, then reload: the answer time of that delivery is the check."
+    title = _("Webhook endpoint answers 200 within 10 seconds")
+    fix = _('Press "Send test webhook" (or run `flask passid webhook-test`), then reload: the answer time of that '
+            "delivery is the check.")
     if facts.test_webhook_verified_at is None:
-        return Item(title, "cannot_check", "No test webhook has arrived, so no answer has been timed.", fix)
+        return Item(title, "cannot_check", _("No test webhook has arrived, so no answer has been timed."), fix)
     if facts.test_webhook_answered_ms is None:
-        return Item(title, "cannot_check", "The latest test webhook arrived before this app timed its answers.", fix)
-    took = f"{facts.test_webhook_answered_ms:,} ms".replace(",", " ")
+        return Item(title, "cannot_check", _("The latest test webhook arrived before this app timed its answers."),
+                    fix)
+    took = _("%(num)s ms", num=console_number(facts.test_webhook_answered_ms))
     if facts.test_webhook_answered_ms < WEBHOOK_ANSWER_LIMIT_MS:
-        return Item(title, "pass", f"The latest test webhook was checked and stored {took} after its request "
-                                   "began; the 200 follows at once, and handling runs afterwards.")
+        return Item(title, "pass", _("The latest test webhook was checked and stored %(took)s after its request "
+                                     "began; the 200 follows at once, and handling runs afterwards.", took=took))
     return Item(
         title,
         "fail",
-        f"The latest test webhook took {took} to be stored: PASSID gives up after 10 000 ms and sends it again.",
-        "The receiver only checks the signature and stores the event before answering, so a slow answer means "
-        "a slow database or a server too busy to take the request: see the console's Performance page, fix the "
-        "cause, then send a test webhook again.",
+        _("The latest test webhook took %(took)s to be stored: PASSID gives up after %(limit)s and sends it again.",
+          took=took, limit=_("%(num)s ms", num=console_number(WEBHOOK_ANSWER_LIMIT_MS))),
+        _("The receiver only checks the signature and stores the event before answering, so a slow answer means "
+          "a slow database or a server too busy to take the request: see the console's Performance page, fix the "
+          "cause, then send a test webhook again."),
     )
 
 
 def _idempotency_key(facts: Facts) -> Item:
-    title = "Idempotency-Key sent on every verify"
+    title = _("Idempotency-Key sent on every verify")
     if not facts.idempotency_key_sent:
         return Item(
             title,
             "fail",
-            "A verify through PassidClient.verify (app/passid/client.py) went out without an Idempotency-Key, "
-            "or with a different one for the same key given: a retry could spend a customer's token twice.",
-            "Restore the Idempotency-Key header in PassidClient.verify: the caller's key when given, a new "
-            "one otherwise.",
+            _("A verify through PassidClient.verify (app/passid/client.py) went out without an Idempotency-Key, "
+              "or with a different one for the same key given: a retry could spend a customer's token twice."),
+            _("Restore the Idempotency-Key header in PassidClient.verify: the caller's key when given, a new "
+              "one otherwise."),
         )
     return Item(
         title,
         "pass",
-        "Verifies sent through PassidClient.verify, the one path every verify takes, were watched on the wire: "
-        "each carried an Idempotency-Key, generated when the caller gave none, and the same key twice went out "
-        "the same, so a double tap or a retry replays instead of verifying twice.",
+        _("Verifies sent through PassidClient.verify, the one path every verify takes, were watched on the wire: "
+          "each carried an Idempotency-Key, generated when the caller gave none, and the same key twice went out "
+          "the same, so a double tap or a retry replays instead of verifying twice."),
     )
 
 
 def _https(facts: Facts) -> Item:
-    title = "Served over HTTPS"
-    fix = ("Put the app behind a TLS-terminating proxy that sets X-Forwarded-Proto: https, set "
-           "PASSID_TRUSTED_PROXIES=1, and open the console through your public https address.")
+    title = _("Served over HTTPS")
+    fix = _("Put the app behind a TLS-terminating proxy that sets X-Forwarded-Proto: https, set "
+            "PASSID_TRUSTED_PROXIES=1, and open the console through your public https address.")
     if facts.https is None:
-        return Item(title, "cannot_check", "Only a page request can tell; open this checklist in the console.", fix)
+        return Item(title, "cannot_check", _("Only a page request can tell; open this checklist in the console."),
+                    fix)
     if facts.https:
-        return Item(title, "pass", "This page came over HTTPS.")
+        return Item(title, "pass", _("This page came over HTTPS."))
     if facts.https_claimed_by_untrusted_proxy:
         return Item(
             title,
             "fail",
-            "A proxy says this page came over HTTPS (X-Forwarded-Proto), but the app is not told to trust it, "
-            "so it sends no HSTS header and no secure-only cookies.",
-            "Set PASSID_TRUSTED_PROXIES to the number of proxies in front of the app (usually 1).",
+            _("A proxy says this page came over HTTPS (X-Forwarded-Proto), but the app is not told to trust it, "
+              "so it sends no HSTS header and no secure-only cookies."),
+            _("Set PASSID_TRUSTED_PROXIES to the number of proxies in front of the app (usually 1)."),
         )
-    return Item(title, "fail", "This page came over plain HTTP.", fix)
+    return Item(title, "fail", _("This page came over plain HTTP."), fix)
 
 
 def _sanctions(facts: Facts) -> Item:
-    title = "HARD_DENY_SANCTIONS_MATCH never approved"
+    title = _("HARD_DENY_SANCTIONS_MATCH never approved")
     if not facts.sanctions_deny_is_neutral:
         return Item(
             title,
             "fail",
-            "A sanctions deny, drawn as the customer's widget draws it, is not a plain decline: it is another "
-            "state, or its words or its event for the embedding page name the reason.",
-            "Key the neutral wording in app/widget/messages.py (NEUTRAL_DECLINE) on "
-            "DenyReason.HARD_DENY_SANCTIONS_MATCH, draw every deny as the declined state, and keep the reason out "
-            "of the decline event (app/widget/states.py).",
+            _("A sanctions deny, drawn as the customer's widget draws it, is not a plain decline: it is another "
+              "state, or its words or its event for the embedding page name the reason."),
+            _("Key the neutral wording in app/widget/messages.py (NEUTRAL_DECLINE) on "
+              "DenyReason.HARD_DENY_SANCTIONS_MATCH, draw every deny as the declined state, and keep the reason out "
+              "of the decline event (app/widget/states.py)."),
         )
     return Item(
         title,
         "pass",
-        "Drawn as the customer's widget draws it, a sanctions deny is the declined state in neutral words, "
-        "and its event for the embedding page says only \"denied\" (no tipping-off); staff see the real reason "
-        "in History, the institution's server in /api/results. PASSID answers it as verified=false and the "
-        "widget draws success only for 'completed', so it can never approve.",
+        _("Drawn as the customer's widget draws it, a sanctions deny is the declined state in neutral words, "
+          "and its event for the embedding page says only \"denied\" (no tipping-off); staff see the real reason "
+          "in History, the institution's server in /api/results. PASSID answers it as verified=false and the "
+          "widget draws success only for 'completed', so it can never approve."),
     )
 
 
 def _expiry(facts: Facts) -> Item:
-    title = 'Expired request shows "Generate new code"'
+    title = _('Expired request shows "Generate new code"')
     if not facts.expiry_offers_new_code:
-        return Item(title, "fail", 'The expired state, rendered as the widget draws it, has no "Generate new code" '
-                                   "button in a form.",
-                    'Restore the "Generate new code" button in the expired branch of templates/widget/_declined.html.')
-    return Item(title, "pass", 'The expired state, rendered as the widget draws it, offers a "Generate new code" '
-                               "button, not an error.")
+        return Item(title, "fail", _('The expired state, rendered as the widget draws it, has no "Generate new code" '
+                                     "button in a form."),
+                    _('Restore the "Generate new code" button in the expired branch of '
+                      "templates/widget/_declined.html."))
+    return Item(title, "pass", _('The expired state, rendered as the widget draws it, offers a "Generate new code" '
+                                 "button, not an error."))
 
 
 def failed(items: list[Item]) -> list[Item]:
@@ -428,8 +440,9 @@ def render_final_state(status: str, deny_reason: str | None = None, *, embedded:
 
     finished = Finished(result_id="checklist-result", status=FinalStatus(status), claims=None, token=None,
                         request_id="req_checklist", deny_reason=deny_reason, decline_reason=None)
-    with current_app.test_request_context("/verify/qr/status", base_url=current_app.config["PUBLIC_BASE_URL"],
-                                          headers={"HX-Request": "true"}):
+    # A fresh app context too: the widget sets its own locale in `g`, which must not leak into this page.
+    with current_app.app_context(), current_app.test_request_context(
+            "/verify/qr/status", base_url=current_app.config["PUBLIC_BASE_URL"], headers={"HX-Request": "true"}):
         options = options_from({})
         if embedded:
             options = replace(options, parent_origin=EMBEDDING_ORIGIN)

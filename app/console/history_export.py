@@ -17,10 +17,12 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from flask import abort, render_template, request
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from app import audit, review
 from app.console import records
+from app.console.formatting import console_number
 from app.console.history_filters import BadFilter, HistoryFilters, parse_filters
 from app.console.routes import bp
 from app.csv_export import csv_response
@@ -34,6 +36,8 @@ from app.verifications import Verification
 # narrower date ranges, and the analyst is told so instead of being handed a silently cut file.
 EXPORT_MAX_ROWS = 10_000
 
+# Column names and values stay English (codes, ISO times) whatever language the console speaks: auditors'
+# tools read these files by name, so they must not change with the analyst's browser.
 RECORD_COLUMNS = [
     "id", "created_at", "source", "status", "reference", "session_id", "tier",
     "review_status", "review_decided_by", "review_decided_at", "outcome_reported",
@@ -61,10 +65,10 @@ def export_rows(query: str, filters: HistoryFilters, with_claims: bool) -> list[
     select = records.history_select(query, filters)
     rows: list[Verification] = list(db.session.execute(select.limit(EXPORT_MAX_ROWS + 1)).scalars())
     if len(rows) > EXPORT_MAX_ROWS:
-        raise TooManyRows(
-            f"More than {EXPORT_MAX_ROWS:,} verifications match; one export holds at most {EXPORT_MAX_ROWS:,}. "
-            "Narrow the dates (or another filter) and export each part."
-        )
+        raise TooManyRows(_(
+            "More than %(max)s verifications match; one export holds at most %(max)s. "
+            "Narrow the dates (or another filter) and export each part.", max=console_number(EXPORT_MAX_ROWS)
+        ))
     outcomes = records.outcomes_by_token(row.token for row in rows)
     decisions = review.decisions_for([row.id for row in rows])
     return [_line(row, outcomes, decisions, with_claims) for row in rows]

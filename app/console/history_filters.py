@@ -12,21 +12,31 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from flask_babel import LazyString, lazy_gettext
+from flask_babel import gettext as _
+
 from app.decision import ReviewStatus
-from app.verifications import FINAL_STATUSES, Source, Verification
+from app.verifications import FINAL_STATUSES, FinalStatus, Source, Verification
 
 STATUSES: tuple[str, ...] = tuple(status.value for status in FINAL_STATUSES)
 SOURCES: tuple[str, ...] = tuple(source.value for source in Source)
 REVIEW_STATUSES: tuple[str, ...] = tuple(status.value for status in ReviewStatus)
-REVIEW_NAMES: dict[str, str] = {
-    ReviewStatus.PENDING: "Waiting for review",
-    ReviewStatus.PROCEED: "Reviewed: proceed",
-    ReviewStatus.DO_NOT_PROCEED: "Reviewed: do not proceed",
+REVIEW_NAMES: dict[str, LazyString] = {
+    ReviewStatus.PENDING: lazy_gettext("Waiting for review"),
+    ReviewStatus.PROCEED: lazy_gettext("Reviewed: proceed"),
+    ReviewStatus.DO_NOT_PROCEED: lazy_gettext("Reviewed: do not proceed"),
+}
+# A status as the page names it; the code (FinalStatus) is what is stored, filtered on and exported.
+STATUS_NAMES: dict[FinalStatus, LazyString] = {
+    FinalStatus.COMPLETED: lazy_gettext("completed"),
+    FinalStatus.DENIED: lazy_gettext("denied"),
+    FinalStatus.DECLINED: lazy_gettext("declined"),
+    FinalStatus.EXPIRED: lazy_gettext("expired"),
 }
 
 # The page's select boxes (sources are named by `records.SOURCE_NAMES`, which the page already has).
-FILTER_CHOICES: dict[str, list[tuple[str, str]]] = {
-    "status": [(status, status) for status in STATUSES],
+FILTER_CHOICES: dict[str, list[tuple[str, LazyString]]] = {
+    "status": [(status, STATUS_NAMES[FinalStatus(status)]) for status in STATUSES],
     "review": [(status, REVIEW_NAMES[status]) for status in REVIEW_STATUSES],
 }
 
@@ -76,10 +86,11 @@ class HistoryFilters:
         return select
 
 
-def _choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...], what: str) -> str:
+def _choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...], refusal: LazyString) -> str:
+    """`refusal` is the whole sentence, with %(value)s (translators need whole sentences)."""
     value = (args.get(name) or "").strip()
     if value and value not in allowed:
-        raise BadFilter(f"“{value[:40]}” is not a {what}; choose one from the list.")
+        raise BadFilter(refusal % {"value": value[:40]})
     return value
 
 
@@ -92,19 +103,22 @@ def _day(args: Mapping[str, str], name: str) -> date | None:
             raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
-        raise BadFilter(f"The “{name}” date must be a day written YYYY-MM-DD, like 2026-11-26.") from None
+        message = _("The “%(name)s” date must be a day written YYYY-MM-DD, like 2026-11-26.", name=name)
+        raise BadFilter(message) from None
 
 
 def parse_filters(args: Mapping[str, str]) -> HistoryFilters:
     """The filters from a query string; BadFilter for a value that could only mislead (an unknown status,
     a date that is not one, a range that ends before it starts): silently dropping one would widen an export."""
     filters = HistoryFilters(
-        status=_choice(args, "status", STATUSES, "verification status"),
-        source=_choice(args, "source", SOURCES, "source"),
+        status=_choice(args, "status", STATUSES, lazy_gettext(
+            "“%(value)s” is not a verification status; choose one from the list.")),
+        source=_choice(args, "source", SOURCES, lazy_gettext("“%(value)s” is not a source; choose one from the list.")),
         date_from=_day(args, "from"),
         date_to=_day(args, "to"),
-        review=_choice(args, "review", REVIEW_STATUSES, "review status"),
+        review=_choice(args, "review", REVIEW_STATUSES, lazy_gettext(
+            "“%(value)s” is not a review status; choose one from the list.")),
     )
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
-        raise BadFilter("The “from” date is after the “to” date.")
+        raise BadFilter(_("The “from” date is after the “to” date."))
     return filters

@@ -12,11 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import LazyString, lazy_gettext, ngettext
+from flask_babel import gettext as _
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func
 
 from app import review
-from app.console.history_filters import HistoryFilters
+from app.console.formatting import console_moment, console_number, console_time_pattern
+from app.console.history_filters import STATUS_NAMES, HistoryFilters
 from app.database import db
 from app.encryption import lookup_hashes
 from app.outcomes import OutcomeReport
@@ -27,6 +30,7 @@ from app.webhooks.models import (
     OTHER_EVENT_TYPE,
     REJECTION_RESULTS,
     SIGNATURE_RESULTS,
+    Handling,
     SignatureResult,
     WebhookReceipt,
     WebhookRejection,
@@ -39,13 +43,21 @@ LOOKUP_BATCH = 500  # ids in one IN (…): well inside every database's limit on
 REJECTION_ROWS = 48
 
 # Keyed by Source, so a new source without a name here fails a test instead of printing its raw value.
-SOURCE_NAMES: dict[Source, str] = {
-    Source.QR: "QR code",
-    Source.MANUAL: "Manual entry",
-    Source.BRANCH: "Branch counter",
-    Source.WEBHOOK: "Webhook",
-    Source.CLI: "CLI",
+SOURCE_NAMES: dict[Source, LazyString] = {
+    Source.QR: lazy_gettext("QR code"),
+    Source.MANUAL: lazy_gettext("Manual entry"),
+    Source.BRANCH: lazy_gettext("Branch counter"),
+    Source.WEBHOOK: lazy_gettext("Webhook"),
+    Source.CLI: lazy_gettext("CLI"),
 }
+
+
+def status_name(status: str) -> str:
+    """The status in the staff member's language, or its code when unknown."""
+    try:
+        return str(STATUS_NAMES[FinalStatus(status)])
+    except ValueError:
+        return status
 KNOWN_EVENT_TYPES = CONTRACT_EVENT_TYPES
 
 _PASSID_PREFIX = re.compile(r"^\s*passid[\s-]+", re.IGNORECASE)
@@ -69,15 +81,15 @@ def claims_summary(claims: dict[str, Any] | None) -> str:
     parts = []
     score, tier = claims.get("fsi_score"), claims.get("tier")
     if score is not None and tier:
-        parts.append(f"{score} · tier {tier}")
+        parts.append(_("%(score)s · tier %(tier)s", score=score, tier=tier))
     elif score is not None:
-        parts.append(f"score {score}")
+        parts.append(_("score %(score)s", score=score))
     elif tier:
-        parts.append(f"tier {tier}")
+        parts.append(_("tier %(tier)s", tier=tier))
     if "identity_verified" in claims:
-        parts.append("identity verified" if claims["identity_verified"] else "identity NOT verified")
+        parts.append(_("identity verified") if claims["identity_verified"] else _("identity NOT verified"))
     if "fraud_risk" in claims:
-        parts.append(f"fraud risk {claims['fraud_risk']}")
+        parts.append(_("fraud risk %(risk)s", risk=claims["fraud_risk"]))
     return " · ".join(parts)
 
 
@@ -172,22 +184,45 @@ def webhook_receipts(event_type: str, signature: str, page: int) -> Pagination:
     return db.paginate(select, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
 
 
-REJECTION_WORDS = {
-    "invalid": "with a bad signature",
-    "missing": "with no signature",
-    "malformed": "with a malformed signature header",
-    "too_large": "with a body too large to check",
+# How a stored event's handling reads on the webhook log; the code is what is stored.
+HANDLING_NAMES: dict[Handling, LazyString] = {
+    Handling.PENDING: lazy_gettext("pending"),
+    Handling.HANDLED: lazy_gettext("handled"),
+    Handling.FAILED: lazy_gettext("failed"),
 }
 
 
+def handling_name(handling: str) -> str:
+    """The handling status in the staff member's language, or its code when unknown."""
+    try:
+        return str(HANDLING_NAMES[Handling(handling)])
+    except ValueError:
+        return handling
+
+
 def rejection_summary(calls: int, signature_result: str) -> str:
-    """"12 calls with a bad signature": what a row of counts means, in words."""
-    return f"{calls} call{'' if calls == 1 else 's'} {REJECTION_WORDS.get(signature_result, 'rejected')}"
+    """"12 calls with a bad signature": what a row of counts means, in words (whole sentences per result and
+    plural form, for translators)."""
+    count = console_number(calls)  # the plural form follows `calls`; the text shows it formatted
+    if signature_result == "invalid":
+        return ngettext("%(count)s call with a bad signature", "%(count)s calls with a bad signature", calls,
+                        count=count)
+    if signature_result == "missing":
+        return ngettext("%(count)s call with no signature", "%(count)s calls with no signature", calls, count=count)
+    if signature_result == "malformed":
+        return ngettext("%(count)s call with a malformed signature header",
+                        "%(count)s calls with a malformed signature header", calls, count=count)
+    if signature_result == "too_large":
+        return ngettext("%(count)s call with a body too large to check",
+                        "%(count)s calls with a body too large to check", calls, count=count)
+    return ngettext("%(count)s call rejected", "%(count)s calls rejected", calls, count=count)
 
 
 def hour_range(hour: datetime) -> str:
-    """"2026-11-26 14:00–15:00 UTC": the hour a count covers."""
-    return f"{hour:%Y-%m-%d %H:%M}–{hour + timedelta(hours=1):%H:%M} UTC"
+    """"2026-11-26 14:00–15:00 UTC": the hour a count covers, in the request's language."""
+    start = console_moment(hour, console_time_pattern())
+    end = console_moment(hour + timedelta(hours=1), "HH:mm")
+    return _("%(start)s–%(end)s UTC", start=start, end=end)
 
 
 def rejection_counts(event_type: str, signature: str) -> list[WebhookRejection]:
@@ -234,6 +269,8 @@ __all__ = [
     "REJECTION_RESULTS",
     "SIGNATURE_RESULTS",
     "SOURCE_NAMES",
+    "STATUS_NAMES",
+    "status_name",
     "HistoryPage",
     "can_take_outcome",
     "claims_summary",

@@ -8,6 +8,8 @@ the redaction will reach (the same person's, by token and session) before anythi
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext, ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, TextAreaField
@@ -15,18 +17,32 @@ from wtforms.validators import DataRequired, InputRequired, Length, Regexp
 
 from app import verifications
 from app.console.routes import _stop, bp
-from app.retention import REASON_MAX, AlreadyRedacted, UnknownResult, redact
+from app.retention import REASON_MAX, AlreadyRedacted, Erased, UnknownResult, redact
 from app.staff.roles import Role, require_role
 
 
 class RedactionForm(FlaskForm):
-    reason = TextAreaField("Reason", validators=[InputRequired("Say why this person's data is erased."),
-                                                 Length(max=REASON_MAX, message=f"At most {REASON_MAX} characters."),
-                                                 # as `clean_reason` refuses it: no database column takes one
-                                                 Regexp(r"\A[^\x00]*\Z", message="The reason cannot contain a NUL "
-                                                                                   "character.")])
-    confirm = BooleanField("I understand that this erases this person's claims, tokens, codes and webhook bodies "
-                           "for good.", validators=[DataRequired("Tick the box to confirm the erasure.")])
+    reason = TextAreaField(lazy_gettext("Reason"), validators=[
+        InputRequired(lazy_gettext("Say why this person's data is erased.")),
+        Length(max=REASON_MAX, message=lazy_gettext("At most %(max)d characters.", max=REASON_MAX)),
+        # as `clean_reason` refuses it: no database column takes one
+        Regexp(r"\A[^\x00]*\Z", message=lazy_gettext("The reason cannot contain a NUL character.")),
+    ])
+    confirm = BooleanField(
+        lazy_gettext("I understand that this erases this person's claims, tokens, codes and webhook bodies for good."),
+        validators=[DataRequired(lazy_gettext("Tick the box to confirm the erasure."))],
+    )
+
+
+def erased_in_words(erased: Erased) -> str:
+    """`Erased.describe()` in the staff member's language (that one stays English: the audit detail and the CLI)."""
+    return ", ".join((
+        ngettext("%(num)d verification", "%(num)d verifications", erased.verifications),
+        ngettext("%(num)d webhook body", "%(num)d webhook bodies", erased.webhook_bodies),
+        ngettext("%(num)d outcome report", "%(num)d outcome reports", erased.outcome_reports),
+        ngettext("%(num)d session link", "%(num)d session links", erased.session_links),
+        ngettext("%(num)d review note", "%(num)d review notes", erased.review_notes),
+    ))
 
 
 @bp.route("/verifications/<result_id>/redact", methods=["GET", "POST"])
@@ -34,7 +50,7 @@ class RedactionForm(FlaskForm):
 def redaction(result_id: str) -> tuple[str, int] | Response:
     row = verifications.find(result_id[:40])
     if row is None:
-        _stop(404, "No verification has this id.")
+        _stop(404, _("No verification has this id."))
     form = RedactionForm()
     if row.redacted_at is not None:
         return render_template("console/redaction.html", row=row, form=None), 200
@@ -44,17 +60,23 @@ def redaction(result_id: str) -> tuple[str, int] | Response:
     form.reason.data = reason
     if not form.validate() or not reason:
         if not reason and not form.reason.errors:
-            form.reason.errors = ["Say why this person's data is erased."]
+            form.reason.errors = [_("Say why this person's data is erased.")]
         return render_template("console/redaction.html", row=row, form=form,
-                               problem="Please correct the highlighted fields."), 422
+                               problem=_("Please correct the highlighted fields.")), 422
     try:
         done = redact(row.id, reason)
     except AlreadyRedacted:  # a colleague was quicker: the wanted state holds
-        flash("This verification had already been redacted.", "success")
+        flash(_("This verification had already been redacted."), "success")
         return redirect(url_for("console.verification", result_id=row.id), code=303)
     except UnknownResult:
-        _stop(404, "No verification has this id.")
+        _stop(404, _("No verification has this id."))
     others = len(done.result_ids) - 1
-    flash(f"Redacted: {done.erased.describe()}" + (f" ({others} more verification{'s' if others != 1 else ''} "
-                                                   "of the same person)." if others else "."), "success")
+    erased = erased_in_words(done.erased)
+    if others:
+        message = ngettext("Redacted: %(erased)s (%(num)d more verification of the same person).",
+                           "Redacted: %(erased)s (%(num)d more verifications of the same person).",
+                           others, erased=erased)
+    else:
+        message = _("Redacted: %(erased)s.", erased=erased)
+    flash(message, "success")
     return redirect(url_for("console.verification", result_id=row.id), code=303)

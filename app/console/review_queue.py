@@ -7,6 +7,7 @@ sanctions match: "do not proceed"), and the server refuses any other, whatever t
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
@@ -70,5 +71,6 @@ def review_decide(result_id: str) -> tuple[str, int] | Response:
         decided = review.decide(result_id[:40], entry, current_user.username)
     except review.ReviewRefused as refused:
         return _queue_page(refused.status, str(refused), result_id)
-    flash(f"Recorded: {review.DECISION_NAMES[ReviewStatus(decided.decision)]} for {result_id}.", "success")
+    flash(_("Recorded: %(decision)s for %(id)s.", decision=str(review.DECISION_NAMES[ReviewStatus(decided.decision)]),
+            id=result_id), "success")
     return redirect(url_for("console.review_queue"), code=303)

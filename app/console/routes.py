@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, NoReturn
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
@@ -21,7 +22,8 @@ from app import audit, i18n, verifications
 from app.console import checklist as go_live
 from app.console import records
 from app.console.chart import cohort_chart_svg, has_observations, percent
-from app.console.forms import OutcomeForm, outcome_label
+from app.console.formatting import console_time
+from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm, outcome_label
 from app.console.history_filters import FILTER_CHOICES, REVIEW_NAMES, BadFilter, parse_filters
 from app.console.reporting import AlreadyReported, OutcomeEntry, report_outcome
 from app.outcomes import OUTCOME_MEANINGS, OutcomeReport, find_report
@@ -48,10 +50,16 @@ def never_store(response: Response) -> Response:
     return response
 
 
+@bp.app_template_global("status_name")
+def status_name(status: str) -> str:
+    """A verification's status as staff read it (the code stays in class names and exports)."""
+    return records.status_name(status)
+
+
 @bp.app_template_filter("console_time")
-def console_time(moment: datetime | None) -> str:
-    """Stored times are naive UTC; say so on the page."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+def console_time_filter(moment: datetime | None, seconds: bool = False) -> str:
+    """Stored times are naive UTC; say so on the page, in the staff member's language (app.console.times)."""
+    return console_time(moment, seconds)
 
 
 # Past any real history (25 million rows in), and well inside the 64-bit OFFSET every database takes.
@@ -71,7 +79,7 @@ def _no_impossible_ids(endpoint: str | None, values: dict[str, Any] | None) -> N
     any text it compares, and no database compares a number past 64 bits."""
     for name, value in (values or {}).items():
         if (isinstance(value, str) and "\x00" in value) or (isinstance(value, int) and not 0 <= value < 2**63):
-            _stop(404, "No verification has this id." if name == "result_id" else "Nothing here has this id.")
+            _stop(404, _("No verification has this id.") if name == "result_id" else _("Nothing here has this id."))
 
 
 # --- history -----------------------------------------------------------------------------------
@@ -117,7 +125,7 @@ def verification(result_id: str) -> str:
     """The one console page that shows what is about a person; every view of it is in the audit log."""
     row = verifications.find(result_id[:40])
     if row is None:
-        _stop(404, "No verification has this id.")
+        _stop(404, _("No verification has this id."))
     claims = row.claims
     report = find_report(row.token) if row.token else None
     if shows_personal_data(row, report):
@@ -141,9 +149,9 @@ def verification(result_id: str) -> str:
 def _reportable(result_id: str) -> verifications.Verification:
     row = verifications.find(result_id)
     if row is None:
-        _stop(404, "No verification has this id.")
+        _stop(404, _("No verification has this id."))
     elif not records.can_take_outcome(row):
-        _stop(409, "Only an approved verification with a token can take an outcome.")
+        _stop(409, _("Only an approved verification with a token can take an outcome."))
     return row
 
 
@@ -156,7 +164,7 @@ def _outcome_page(row: Verification, form: OutcomeForm | None, status: int = 200
         "console/outcome.html",
         row=row,
         form=form,
-        meanings=OUTCOME_MEANINGS,
+        meanings={code: OUTCOME_MEANING_TEXTS.get(code, text) for code, text in OUTCOME_MEANINGS.items()},
         outcome_label=outcome_label,
         **context,
     ), status
@@ -174,7 +182,7 @@ def outcome(result_id: str) -> tuple[str, int] | Response:
     if request.method == "GET":
         return _outcome_page(row, form)
     if not form.validate_on_submit():
-        return _outcome_page(row, form, 422, problem="Please correct the highlighted fields.")
+        return _outcome_page(row, form, 422, problem=_("Please correct the highlighted fields."))
     entry = OutcomeEntry(
         outcome=form.outcome.data,
         product_type=form.product_type.data,
@@ -188,18 +196,18 @@ def outcome(result_id: str) -> tuple[str, int] | Response:
     except ValidationError as error:
         field = {"productType": "product_type"}.get(error.field or "", error.field or "")
         if field in form and field != "csrf_token":
-            form[field].errors = [*form[field].errors, f"PASSID refused this: {error.message}"]
-        return _outcome_page(row, form, 422, problem=f"PASSID refused the report: {error.message}")
+            form[field].errors = [*form[field].errors, _("PASSID refused this: %(message)s", message=error.message)]
+        return _outcome_page(row, form, 422, problem=_("PASSID refused the report: %(message)s", message=error.message))
     except NotFound:
-        return _outcome_page(row, form, 409, problem="PASSID has no approved verification of this token for us, "
-                                                     "so it cannot take an outcome for it.")
+        return _outcome_page(row, form, 409, problem=_(
+            "PASSID has no approved verification of this token for us, so it cannot take an outcome for it."))
     except PassidError:
         current_app.logger.warning("report_outcome failed", exc_info=True)
-        return _outcome_page(row, form, 502, problem="PASSID could not be reached, or did not answer in time. "
-                                                     "Nothing was saved here; try again in a moment.")
+        return _outcome_page(row, form, 502, problem=_(
+            "PASSID could not be reached, or did not answer in time. Nothing was saved here; try again in a moment."))
     if isinstance(result, AlreadyReported):
         return _outcome_page(row, None, already=result)
-    flash(f"Outcome reported: {outcome_label(result.report.outcome)}.", "success")
+    flash(_("Outcome reported: %(outcome)s.", outcome=outcome_label(result.report.outcome)), "success")
     return redirect(url_for("console.outcome", result_id=row.id), code=303)
 
 
@@ -236,6 +244,7 @@ def webhook_log() -> str:
         receipts=records.webhook_receipts(event_type, signature, page_number()),
         rejections=records.rejection_counts(event_type, signature),
         rejection_summary=records.rejection_summary,
+        handling_name=records.handling_name,
         hour_range=records.hour_range,
         event_type=event_type,
         signature=signature,
@@ -274,8 +283,8 @@ def send_test_webhook() -> Response:
         event_id = passid_client().send_test_webhook()
     except PassidError as error:
         current_app.logger.warning("send_test_webhook failed", exc_info=True)
-        flash(f"PASSID did not take the test webhook: {error}", "error")
+        flash(_("PASSID did not take the test webhook: %(error)s", error=str(error)), "error")
     else:
         audit.record(audit.Action.TEST_WEBHOOK_SENT, subject=event_id)
-        flash(f"Test webhook {event_id} sent. Reload in a few seconds to see it checked.", "success")
+        flash(_("Test webhook %(id)s sent. Reload in a few seconds to see it checked.", id=event_id), "success")
     return redirect(url_for("console.checklist"), code=303)

@@ -7,6 +7,8 @@ is parsed, the change made, and the page shown again with what happened or why i
 from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -24,17 +26,21 @@ ROLE_CHOICES = [(role.value, ROLE_NAMES[role]) for role in Role]
 
 
 class NewAccountForm(FlaskForm):
-    username = StringField("Name", validators=[InputRequired("Give the account a name.")])
-    role = StringField("Role", validators=[InputRequired("Choose a role.")])  # parse_role says which exist
-    password = PasswordField("Password", validators=[InputRequired("Give the account a password.")])
+    username = StringField(lazy_gettext("Name"), validators=[InputRequired(lazy_gettext("Give the account a name."))])
+    role = StringField(lazy_gettext("Role"),  # parse_role says which exist
+                       validators=[InputRequired(lazy_gettext("Choose a role."))])
+    password = PasswordField(lazy_gettext("Password"),
+                             validators=[InputRequired(lazy_gettext("Give the account a password."))])
 
 
 class PasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[InputRequired("Type the new password.")])
+    password = PasswordField(lazy_gettext("New password"),
+                             validators=[InputRequired(lazy_gettext("Type the new password."))])
 
 
 class RoleForm(FlaskForm):
-    role = StringField("Role", validators=[InputRequired("Choose a role.")])  # parse_role says which exist
+    role = StringField(lazy_gettext("Role"),  # parse_role says which exist
+                       validators=[InputRequired(lazy_gettext("Choose a role."))])
 
 
 def _page(status: int = 200, *, new_account: NewAccountForm | None = None,
@@ -53,13 +59,13 @@ def _page(status: int = 200, *, new_account: NewAccountForm | None = None,
 def _account(staff_id: int) -> StaffUser:
     user = db.session.get(StaffUser, staff_id)
     if user is None:
-        abort(Response(render_template("console/message.html", message="No staff account has this id."),
+        abort(Response(render_template("console/message.html", message=_("No staff account has this id.")),
                        status=404))
     return user
 
 
 def _form_problem(form: FlaskForm) -> str:
-    return " ".join(error for errors in form.errors.values() for error in errors)
+    return " ".join(str(error) for errors in form.errors.values() for error in errors)
 
 
 def _done(message: str) -> Response:
@@ -84,7 +90,7 @@ def create_staff_account() -> tuple[str, int] | Response:
                                        form.password.data or "", by=current_user)
     except AccountRefused as error:
         return _page(422, new_account=form, problem=str(error))
-    return _done(f"Created {user.username} ({accounts.role_name(user.role)}).")
+    return _done(_("Created %(name)s (%(role)s).", name=user.username, role=accounts.role_name(user.role)))
 
 
 @bp.post("/staff/<int:staff_id>/password")
@@ -96,8 +102,8 @@ def reset_staff_password(staff_id: int) -> tuple[str, int] | Response:
     try:
         accounts.reset_password(user, form.password.data or "", by=current_user)
     except AccountRefused as error:
-        return _page(422, problem=f"{user.username}: {error}")
-    return _done(f"New password set for {user.username}; their sessions have ended.")
+        return _page(422, problem=_("%(name)s: %(problem)s", name=user.username, problem=str(error)))
+    return _done(_("New password set for %(name)s; their sessions have ended.", name=user.username))
 
 
 @bp.post("/staff/<int:staff_id>/role")
@@ -115,8 +121,9 @@ def change_staff_role(staff_id: int) -> tuple[str, int] | Response:
     except AccountRefused as error:
         return _page(409, problem=str(error))
     if not changed:
-        return _done(f"{user.username} already is {accounts.role_name(user.role)}.")
-    return _done(f"{user.username} is now {accounts.role_name(user.role)}; their sessions have ended.")
+        return _done(_("%(name)s already is %(role)s.", name=user.username, role=accounts.role_name(user.role)))
+    return _done(_("%(name)s is now %(role)s; their sessions have ended.", name=user.username,
+                   role=accounts.role_name(user.role)))
 
 
 @bp.post("/staff/<int:staff_id>/disable")
@@ -127,7 +134,7 @@ def disable_staff_account(staff_id: int) -> tuple[str, int] | Response:
         accounts.disable(user, by=current_user)
     except AccountRefused as error:
         return _page(409, problem=str(error))
-    return _done(f"Disabled {user.username}; their sessions have ended.")
+    return _done(_("Disabled %(name)s; their sessions have ended.", name=user.username))
 
 
 @bp.post("/staff/<int:staff_id>/enable")
@@ -135,4 +142,4 @@ def disable_staff_account(staff_id: int) -> tuple[str, int] | Response:
 def enable_staff_account(staff_id: int) -> Response:
     user = _account(staff_id)
     accounts.enable(user, by=current_user)
-    return _done(f"Enabled {user.username}.")
+    return _done(_("Enabled %(name)s.", name=user.username))

@@ -95,6 +95,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
     from app.config import PROJECT_ROOT, load_settings, load_settings_or_exit
     from app.database import migrate
     from app.i18n import init_i18n
+    from app.static_assets import install_fingerprints
 
     settings = load_settings(environ) if environ is not None else load_settings_or_exit()
     app = Flask(
@@ -106,6 +107,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db)
     init_i18n(app)  # the phone page speaks the customer's language here too
+    install_fingerprints(app, {})  # its pages link plain /static/ names, served by Flask itself
     init_sandbox(app, url_prefix="")
 
     # Serving processes deliver webhooks; CLI commands such as `db upgrade` never start the jobs.

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 
-from flask import abort, redirect, render_template, request, url_for
+from babel import Locale
+from flask import abort, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale, lazy_gettext
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from app.database import db, utcnow
@@ -20,17 +23,34 @@ from app.sandbox.blueprint import bp
 from app.sandbox.errors import ApiError
 from app.sandbox.identifiers import normalise_code, normalise_token
 from app.sandbox.models import SandboxInstitution, SandboxRequest, SandboxShareToken
-from app.sandbox.profiles import PERMISSIONS, PROFILES
+from app.sandbox.profiles import PERMISSIONS, PROFILES, Profile
 
+# Lazy: worded in the language of the request that shows them, not of the import.
 PERMISSION_WORDS = {
-    "full_score": "Your financial stability score (FSI) and its tier",
-    "income_verified": "Whether your income is verified, and its band",
-    "identity_verified": "Whether your identity is verified",
-    "sanctions_clear": "Whether you are clear of sanctions lists",
-    "payment_reliability": "How reliably you pay your bills",
-    "savings_consistency": "How consistently you save",
-    "fraud_risk": "Your fraud risk level (low, medium or high)",
+    "full_score": lazy_gettext("Your financial stability score (FSI) and its tier"),
+    "income_verified": lazy_gettext("Whether your income is verified, and its band"),
+    "identity_verified": lazy_gettext("Whether your identity is verified"),
+    "sanctions_clear": lazy_gettext("Whether you are clear of sanctions lists"),
+    "payment_reliability": lazy_gettext("How reliably you pay your bills"),
+    "savings_consistency": lazy_gettext("How consistently you save"),
+    "fraud_risk": lazy_gettext("Your fraud risk level (low, medium or high)"),
 }
+
+
+def profile_label(profile: Profile) -> str:
+    """A sandbox person as the phone lists them ("Amani (Kenya → United Kingdom), tier A"): the countries of
+    their corridor in the page's language, from Babel's names."""
+    origin, destination = profile.corridor.split("→")
+    names = (get_locale() or Locale("en")).territories
+    return _("%(name)s (%(origin)s → %(destination)s), tier %(tier)s", name=profile.display_name.split(" ")[0],
+             origin=names.get(origin, origin), destination=names.get(destination, destination), tier=profile.tier)
+
+
+@bp.context_processor
+def _phone_words() -> dict[str, object]:
+    return {"profile_label": profile_label}
+
+
 _DEEP_LINK_REQUEST = re.compile(r"[?&]r=(req_[A-Za-z0-9]+)")
 
 
@@ -51,11 +71,11 @@ def phone_open() -> ResponseReturnValue:
         return redirect(url_for("sandbox.phone_request", request_id=deep_link.group(1)))
     code = normalise_code(entered)
     if code is None:
-        return _home_error(entered, "Type the 8-character code shown beside the QR, like AB3X-7YQM.")
+        return _home_error(entered, _("Type the 8-character code shown beside the QR, like AB3X-7YQM."))
     try:
         request_row = bridge.find_request_by_code(code)
     except ApiError:
-        return _home_error(entered, "No verification request has that code. Check it and try again.")
+        return _home_error(entered, _("No verification request has that code. Check it and try again."))
     return redirect(url_for("sandbox.phone_request", request_id=request_row.id))
 
 
@@ -99,7 +119,7 @@ def phone_answer(request_id: str) -> str | tuple[str, int]:
                     view=bridge.public_view(request_row),
                     profiles=PROFILES,
                     words=PERMISSION_WORDS,
-                    error="Choose at least one thing to share, or decline.",
+                    error=_("Choose at least one thing to share, or decline."),
                 ), 400
             bridge.fulfil_request(request_row, profile, chosen)
             webhooks.commit_and_wake()
@@ -111,7 +131,7 @@ def phone_answer(request_id: str) -> str | tuple[str, int]:
             "sandbox/phone_done.html",
             request_row=request_row,
             status=request_row.effective_status(utcnow()),
-            note=gone.message,
+            note=_("This request was already answered or has run out, so your answer was not recorded."),
         ), gone.status
     return render_template("sandbox/phone_done.html", request_row=request_row, status=status)
 
@@ -120,7 +140,12 @@ def _request_or_404(request_id: str) -> SandboxRequest:
     try:
         return bridge.find_request(request_id)
     except ApiError:
-        abort(404)
+        abort(_missing())
+
+
+def _missing() -> Response:
+    """A link or token the sandbox does not know: a phone page in the customer's language, not Werkzeug's."""
+    return make_response(render_template("sandbox/phone_missing.html"), 404)
 
 
 @bp.route("/phone/share", methods=["GET", "POST"])
@@ -144,9 +169,10 @@ def phone_share() -> str | tuple[str, int]:
         institution = None if "\x00" in entered or not entered else db.session.get(SandboxInstitution, entered)
         chosen = [p for p in request.form.getlist("permissions") if p in PERMISSIONS]
         if profile not in PROFILES or institution is None or not chosen:
-            error, status = "Choose a profile, an institution and at least one thing to share.", 400
+            error, status = _("Choose a profile, an institution and at least one thing to share."), 400
             if entered and institution is None:
-                error += " No institution has the id you typed."
+                error = _("Choose a profile, an institution and at least one thing to share. No institution has "
+                          "the id you typed.")
         else:
             minted = bridge.mint_share_token(profile, institution, chosen, None)
             db.session.commit()
@@ -167,7 +193,7 @@ def phone_revoke() -> tuple[str, int]:
     token = normalise_token(request.form.get("token", "")) or ""
     share = db.session.get(SandboxShareToken, token)
     if share is None:
-        abort(404)
+        abort(_missing())
     bridge.revoke_share_token(share.profile, token)
     db.session.commit()
     return render_template("sandbox/phone_revoked.html", token=token), 200

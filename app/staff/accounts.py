@@ -12,6 +12,8 @@ by whoever holds the server, may do either (it is also how a locked-out bank get
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from app import audit
 from app.database import db, utcnow
 from app.staff.models import StaffUser, find_staff
@@ -30,24 +32,24 @@ def clean_name(raw: str) -> str:
     """The name as stored (trimmed, lower case), or AccountRefused saying what a name must be."""
     name = raw.strip().lower()
     if not 1 <= len(name) <= MAX_NAME_LENGTH:
-        raise AccountRefused(f"A staff name has 1 to {MAX_NAME_LENGTH} characters.")
+        raise AccountRefused(_("A staff name has 1 to %(max)d characters.", max=MAX_NAME_LENGTH))
     if not name.isprintable():
-        raise AccountRefused("A staff name cannot hold control characters or line breaks.")
+        raise AccountRefused(_("A staff name cannot hold control characters or line breaks."))
     return name
 
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountRefused(f"A password has at least {MIN_PASSWORD_LENGTH} characters.")
+        raise AccountRefused(_("A password has at least %(num)d characters.", num=MIN_PASSWORD_LENGTH))
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise AccountRefused(f"A password has at most {MAX_PASSWORD_LENGTH} characters.")
+        raise AccountRefused(_("A password has at most %(num)d characters.", num=MAX_PASSWORD_LENGTH))
 
 
 def parse_role(raw: str | None) -> Role:
     try:
         return Role((raw or "").strip().lower())
     except ValueError:
-        raise AccountRefused(f"A role is one of {', '.join(role.value for role in Role)}.") from None
+        raise AccountRefused(_("A role is one of %(roles)s.", roles=", ".join(role.value for role in Role))) from None
 
 
 def _actor(by: StaffUser | None) -> str | None:
@@ -59,7 +61,7 @@ def create_account(name: str, role: Role, password: str, *, by: StaffUser | None
     name = clean_name(name)
     check_password(password)
     if find_staff(name) is not None:
-        raise AccountRefused(f"There is already a staff account named {name}.")
+        raise AccountRefused(_("There is already a staff account named %(name)s.", name=name))
     user = StaffUser(username=name, role=Role(role).value)
     user.set_password(password)
     db.session.add(user)
@@ -83,7 +85,7 @@ def change_role(user: StaffUser, role: Role, *, by: StaffUser | None) -> bool:
     if user.role == role:
         return False
     if by is not None and by.id == user.id and user.role == Role.ADMIN:
-        raise AccountRefused("You cannot remove your own admin role: ask another admin to do it.")
+        raise AccountRefused(_("You cannot remove your own admin role: ask another admin to do it."))
     before = user.role
     user.role = role.value
     user.end_sessions()  # signed in again, the account lands on its new role's pages
@@ -98,7 +100,7 @@ def disable(user: StaffUser, *, by: StaffUser | None) -> bool:
     if user.disabled_at is not None:
         return False
     if by is not None and by.id == user.id:
-        raise AccountRefused("You cannot disable your own account: ask another admin to do it.")
+        raise AccountRefused(_("You cannot disable your own account: ask another admin to do it."))
     user.disabled_at = utcnow()
     user.end_sessions()
     audit.note(audit.Action.STAFF_DISABLED, subject=user.username, actor=_actor(by))
@@ -123,6 +125,6 @@ def all_accounts() -> list[StaffUser]:
 
 def role_name(role: str) -> str:
     try:
-        return ROLE_NAMES[Role(role)]
+        return str(ROLE_NAMES[Role(role)])
     except ValueError:
         return role

@@ -12,6 +12,7 @@ from datetime import timedelta
 import click
 from flask import Flask, render_template, session
 from flask.sansio.blueprints import Blueprint
+from flask_babel import gettext
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -38,6 +39,7 @@ def init_staff(app: Flask, *, csrf_exempt: tuple[Blueprint, ...]) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "staff.sign_in"
     login_manager.login_message = "Please sign in to continue."
+    login_manager.localize_callback = gettext  # flashed in the staff member's language
     login_manager.session_protection = "strong"
     csrf.init_app(app)
     for blueprint in csrf_exempt:

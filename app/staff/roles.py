@@ -14,6 +14,7 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from flask import abort, current_app, render_template, url_for
+from flask_babel import LazyString, lazy_gettext
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -27,10 +28,10 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-ROLE_NAMES: dict[Role, str] = {
-    Role.COUNTER: "Counter staff",
-    Role.ANALYST: "Analyst",
-    Role.ADMIN: "Administrator",
+ROLE_NAMES: dict[Role, LazyString] = {
+    Role.COUNTER: lazy_gettext("Counter staff"),
+    Role.ANALYST: lazy_gettext("Analyst"),
+    Role.ADMIN: lazy_gettext("Administrator"),
 }
 
 

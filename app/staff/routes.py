@@ -6,6 +6,8 @@ import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException
@@ -30,13 +32,13 @@ def _speak_a_staff_language() -> None:
 
 
 class SignInForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=80)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=256)])
+    username = StringField(lazy_gettext("Username"), validators=[DataRequired(), Length(max=80)])
+    password = PasswordField(lazy_gettext("Password"), validators=[DataRequired(), Length(max=256)])
 
 
 @bp.errorhandler(429)
 def too_many_sign_ins(error: Exception) -> tuple[str, int]:
-    message = "Too many sign-in attempts from this device. Wait a minute and try again."
+    message = _("Too many sign-in attempts from this device. Wait a minute and try again.")
     return render_template("staff/sign_in.html", form=SignInForm(), error=message), 429
 
 
@@ -46,7 +48,7 @@ def _landing(target: str | None, role: str) -> str:
     if path is None:
         return home_for(role)
     try:
-        endpoint, _ = current_app.url_map.bind("localhost").match(urlsplit(path).path, method="GET")
+        endpoint, _arguments = current_app.url_map.bind("localhost").match(urlsplit(path).path, method="GET")
     except HTTPException:  # no such page (or a redirect to one): home instead
         return home_for(role)
     return path if may_open(str(endpoint), role) else home_for(role)
@@ -89,7 +91,7 @@ def sign_in() -> str | Response | tuple[str, int]:
         # The name tried (it may be a typo of a real one, or a password typed in the wrong box: it is kept
         # only in the audit log, which admins alone read); never the password.
         audit.record(audit.Action.SIGN_IN_FAILED, actor=tried.strip().lower() or "(blank)", detail=check.refusal)
-        return render_template("staff/sign_in.html", form=form, error="Wrong username or password."), 401
+        return render_template("staff/sign_in.html", form=form, error=_("Wrong username or password.")), 401
     status = 400 if request.method == "POST" else 200
     return render_template("staff/sign_in.html", form=form, error=None), status
 

@@ -7,8 +7,11 @@ institution's backend still get the real reason from the result record.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from babel.numbers import format_compact_currency
+from flask_babel import format_decimal, format_percent, get_locale, ngettext
 from flask_babel import gettext as _
 
 from app.passid import DenyReason
@@ -50,8 +53,30 @@ def request_end_message(status: FinalStatus) -> str:
     return _("The request was declined in the PASSID app. You can start again whenever you're ready.")
 
 
-def _percent(value: Any) -> str:
-    return f"{round(float(value) * 100)}%"
+# PASSID's income bands: "GBP 40k-60k" (docs: passid-api.md, claims table).
+_INCOME_BAND = re.compile(r"^([A-Z]{3}) (\d{1,6})k-(\d{1,6})k$")
+
+
+def income_band_text(band: str) -> str:
+    """An income band's amounts as the customer's locale writes money ("£40K–£60K", "40 k £GB – 60 k £GB");
+    a band in another shape is shown as PASSID sent it rather than guessed at."""
+    match = _INCOME_BAND.match(band.strip())
+    if match is None:
+        return band
+    currency, low, high = match.group(1), int(match.group(2)) * 1000, int(match.group(3)) * 1000
+    locale = get_locale() or "en"
+    return _("%(low)s to %(high)s", low=format_compact_currency(low, currency, locale=locale),
+             high=format_compact_currency(high, currency, locale=locale))
+
+
+def minutes_left_sentences(seconds_remaining: int) -> dict[str, str]:
+    """What the countdown's screen-reader line says as each whole minute begins, keyed by minutes left.
+
+    widget.js cannot choose a plural form (Arabic has six, Polish three), so the server renders every
+    sentence the countdown can need, from the request's time to live down to one minute: a handful,
+    since a request lasts minutes. The script announces `sentences[m]` when m minutes are left."""
+    return {str(minutes): ngettext("%(num)d minute left", "%(num)d minutes left", minutes)
+            for minutes in range(seconds_remaining // 60, 0, -1)}
 
 
 def claim_lines(claims: dict[str, Any]) -> list[tuple[str, bool | None]]:
@@ -60,7 +85,8 @@ def claim_lines(claims: dict[str, Any]) -> list[tuple[str, bool | None]]:
     if "income_verified" in claims:
         if claims["income_verified"]:
             band = claims.get("income_band")
-            lines.append((_("Income verified (%(band)s)", band=band) if band else _("Income verified"), True))
+            lines.append((_("Income verified (%(band)s)", band=income_band_text(str(band))) if band
+                          else _("Income verified"), True))
         else:
             lines.append((_("Income not verified"), False))
     if "identity_verified" in claims:
@@ -70,12 +96,11 @@ def claim_lines(claims: dict[str, Any]) -> list[tuple[str, bool | None]]:
         ok = bool(claims["sanctions_clear"])
         lines.append((_("Clear of sanctions lists") if ok else _("Sanctions check needs review"), ok))
     if "payment_reliability" in claims:
-        lines.append(
-            (_("Pays on time %(percent)s of the time", percent=_percent(claims["payment_reliability"])), None)
-        )
+        percent = format_percent(float(claims["payment_reliability"]))
+        lines.append((_("Pays on time %(percent)s of the time", percent=percent), None))
     if "savings_consistency" in claims:
         lines.append(
-            (_("Savings consistency %(score)s out of 100", score=claims["savings_consistency"]), None)
+            (_("Savings consistency %(score)s out of 100", score=format_decimal(claims["savings_consistency"])), None)
         )
     if "fraud_risk" in claims:
         risk = {"low": _("low"), "medium": _("medium"), "high": _("high")}.get(

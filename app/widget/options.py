@@ -27,6 +27,12 @@ from app.i18n import supported_locale
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
+# The page backgrounds of static/widget/widget.css (`--bg`), light and dark: keep them in step.
+LIGHT_BACKGROUND = "#ffffff"
+DARK_BACKGROUND = "#121418"
+TEXT_CONTRAST = 4.5  # WCAG 1.4.3, normal text
+UI_CONTRAST = 3.0  # WCAG 1.4.11, focus rings and component borders
+
 
 @dataclass(frozen=True)
 class WidgetOptions:
@@ -45,6 +51,19 @@ class WidgetOptions:
     def theme_text(self) -> str:
         """Black or white, whichever reads better on the primary colour (WCAG contrast)."""
         return text_colour_on(self.theme_primary)
+
+    def theme_accents(self) -> dict[str, str]:
+        """The primary colour as text (links) and as a focus ring or border on each scheme's background.
+
+        A bank may configure any colour, yellow or navy; where the primary sits on the page background
+        rather than under its own text, it is shifted just enough to keep WCAG AA in both schemes.
+        """
+        return {
+            "link-light": readable_on(self.theme_primary, LIGHT_BACKGROUND, TEXT_CONTRAST),
+            "ring-light": readable_on(self.theme_primary, LIGHT_BACKGROUND, UI_CONTRAST),
+            "link-dark": readable_on(self.theme_primary, DARK_BACKGROUND, TEXT_CONTRAST),
+            "ring-dark": readable_on(self.theme_primary, DARK_BACKGROUND, UI_CONTRAST),
+        }
 
     def as_query(self) -> dict[str, str]:
         query = {
@@ -157,3 +176,22 @@ def text_colour_on(hex_colour: str) -> str:
     on_white = 1.05 / (luminance + 0.05)
     on_black = (luminance + 0.05) / 0.05
     return "#ffffff" if on_white >= on_black else "#000000"
+
+
+def contrast_ratio(first: str, second: str) -> float:
+    """WCAG contrast ratio of two #rrggbb colours, from 1 (same) to 21 (black on white)."""
+    lighter, darker = sorted((_luminance(first), _luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def readable_on(colour: str, background: str, ratio: float) -> str:
+    """`colour` itself when it reaches `ratio` against `background`; otherwise the least shift of it toward
+    black (on a light background) or white (on a dark one) that does, so the brand hue stays recognisable."""
+    target = 0 if text_colour_on(background) == "#000000" else 255
+    channels = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    for step in range(101):  # step 100 is pure black or white: at least 15:1 on either background
+        mix = step / 100
+        shifted = "#" + "".join(f"{round(c + (target - c) * mix):02x}" for c in channels)
+        if contrast_ratio(shifted, background) >= ratio:
+            return shifted
+    return "#000000" if target == 0 else "#ffffff"

@@ -20,6 +20,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
+from flask_babel import gettext as _
 
 from app import i18n, verifications
 from app.database import utcnow
@@ -146,8 +147,14 @@ def session_page() -> Response:
     """
     session = records.find(request.args.get("id"))
     if session is None:
-        return Response("Unknown verification session.", status=404, mimetype="text/plain")
+        return unknown_session()
     return idle(sessions.session_options(session, request.args))
+
+
+def unknown_session() -> Response:
+    """A link or poll that names no session we know: one translated sentence (404), nothing about why."""
+    return Response(_("Unknown verification session. Return to the page you came from and start again."),
+                    status=404, mimetype="text/plain")
 
 
 def session_closed(options: WidgetOptions) -> Response | None:
@@ -228,9 +235,10 @@ def awaiting(options: WidgetOptions, handle: str) -> Response:
         options,
         handle=handle,
         code=session["c"],
-        qr=qr_svg(session["d"], "QR code to scan with the PASSID app"),
+        qr=qr_svg(session["d"], _("QR code to scan with the PASSID app")),
         deep_link=deep_link,
         seconds_remaining=seconds,
+        minutes_left=messages.minutes_left_sentences(seconds),
         phone_url=phone_url,
     )
 
@@ -241,7 +249,7 @@ def poll() -> Response:
     try:
         session = handles.unsign("request", request.args.get("h"))
     except handles.InvalidHandle:
-        return Response("Unknown verification session.", status=404, mimetype="text/plain")
+        return unknown_session()
     outcome = poll_outcome(session)
     return still_pending() if outcome is None else outcome
 

@@ -19,16 +19,30 @@
     post({ type: "passid:resize", height: document.documentElement.scrollHeight });
   }
 
-  // From seconds remaining, not the expiry time: the customer's clock may be wrong.
+  function announce(text) {
+    announcer.textContent = "";
+    setTimeout(function () { announcer.textContent = text; }, 50);
+  }
+
+  // From seconds remaining, not the expiry time: the customer's clock may be wrong. The clock shows
+  // m:ss; a screen reader hears a sentence as each whole minute begins. The server rendered those
+  // sentences (data-minutes-left, {"4": "4 minutes left", ...}) in the page's language and plural
+  // form, which a script cannot choose.
   function countdown(view) {
     clearTimeout(timer);
     var node = view.querySelector("[data-seconds-remaining]");
     if (!node) return;
     var deadline = Date.now() + Number(node.getAttribute("data-seconds-remaining")) * 1000;
+    var sentences = {};
+    try { sentences = JSON.parse(node.getAttribute("data-minutes-left") || "{}"); } catch (ignored) { /* none */ }
+    var said = null;
     (function tick() {
       if (!node.isConnected) return;
       var left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
       node.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+      var minute = left % 60 === 0 ? sentences[left / 60] : null;
+      if (minute && said !== null && said !== minute) announce(minute);
+      said = minute || said || "";
       if (left === 0) {
         document.body.dispatchEvent(new Event("passid:expired"));
         return;
@@ -42,10 +56,7 @@
     if (!view) return;
     root.setAttribute("data-state", view.getAttribute("data-view"));
     var text = view.getAttribute("data-announce");
-    if (!initial && text) {
-      announcer.textContent = "";
-      setTimeout(function () { announcer.textContent = text; }, 50);
-    }
+    if (!initial && text) announce(text);
     if (!initial) {
       var focus = view.querySelector("[autofocus], .passid-view__title");
       if (focus) focus.focus();

@@ -124,7 +124,7 @@ def test_the_qr_flow_is_one_tap_away(tablet: Page, sandbox_phone: Page) -> None:
     widget = tablet.frame_locator("[data-branch-widget]")
     widget.get_by_role("button", name="Generate QR").click()
     sandbox_phone.goto(widget.locator("[data-phone-link]").get_attribute("href"))
-    sandbox_phone.get_by_label("Kofi (Ghana → EU), tier C").check()
+    sandbox_phone.get_by_label("Kofi (Ghana → European Union), tier C").check()
     sandbox_phone.get_by_role("button", name="Share & Verify").click()
     result = tablet.locator("[data-branch-view=result]")
     expect(result).to_have_attribute("data-verdict", "do_not_proceed", timeout=10_000)

@@ -55,7 +55,7 @@ def test_the_qr_flow_completes_when_the_customer_approves_on_the_phone(
 
     sandbox_phone.goto(page.locator("[data-phone-link]").get_attribute("href"))
     expect(sandbox_phone.get_by_role("heading")).to_contain_text("Demo Bank asks to verify you")
-    sandbox_phone.get_by_label("Chidi (Nigeria → US), tier B").check()
+    sandbox_phone.get_by_label("Chidi (Nigeria → United States), tier B").check()
     sandbox_phone.get_by_role("button", name="Share & Verify").click()
     expect(sandbox_phone.locator("[data-outcome=completed]")).to_be_visible()
 
@@ -63,7 +63,7 @@ def test_the_qr_flow_completes_when_the_customer_approves_on_the_phone(
     expect(page.locator(".passid-score__value")).to_have_text("743")
     expect(page.locator(".passid-score__tier")).to_have_text("Tier B")
     expect(page.locator(".passid-claims")).to_contain_text("Identity verified")
-    expect(page.locator(".passid-claims")).to_contain_text("Income verified (USD 50k-75k)")
+    expect(page.locator(".passid-claims")).to_contain_text("Income verified ($50K to $75K)")
     expect(page.locator(".passid-claims")).to_contain_text("Fraud risk: low")
 
     # Polling stops once the widget has its answer.

@@ -176,7 +176,7 @@ def test_the_history_lists_only_what_is_clear_and_each_detail_page_is_a_recorded
                                    (declined, ["AB3X7YQM", "USER_DECLINED"]),
                                    (advised, ["GH2P-ABCD-56KL", "PASSID recommends decline", "fraud risk medium"]),
                                    (approved, [token, "812 · tier A · identity verified · fraud risk low",
-                                               "Clear of sanctions lists", "4321.77", NOTES])):
+                                               "Clear of sanctions lists", "$4,321.77", NOTES])):
         detail = browser.get(f"/console/verifications/{result_id}").text
         assert all(shown in detail for shown in shown_there), (result_id, detail)
     browser.get(f"/console/verifications/{approved}")

@@ -68,7 +68,7 @@ def test_an_outcome_is_reported_end_to_end_then_shown_as_already_reported(
     assert "personal_loan" in shown and "tier A" in shown
     # Claims beyond the tier, and the amount and notes: on the verification's page, where views are audited.
     assert "score 812" not in shown and "2500.50" not in shown
-    assert "Delinquent · personal_loan · 2500.50 GBP" in staff.get(f"/console/verifications/{result_id}").text
+    assert "Delinquent · personal_loan · £2,500.50" in staff.get(f"/console/verifications/{result_id}").text
 
     row = staff.get("/console/", query_string={"q": token}).text
     assert "Delinquent" in row and "2500.50" not in row and "Report outcome" not in row

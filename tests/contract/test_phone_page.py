@@ -174,7 +174,7 @@ def test_the_consent_page_shows_who_asks_for_what_in_plain_words_and_the_time_le
     page = Page(response)
     assert "Kisumu Credit & Savings asks to verify you" in page.text
     for permission, words in PERMISSION_WORDS.items():
-        assert (words in page.text) == (permission in ("full_score", "fraud_risk")), permission
+        assert (str(words) in page.text) == (permission in ("full_score", "fraud_risk")), permission
     seconds = int(page.attribute("data-seconds-remaining"))
     assert 100 <= seconds <= 120
     assert f"expires in {seconds // 60}:{seconds % 60:02d}" in page.text
