@@ -86,11 +86,10 @@ WIDGET_TEXTS = """() => {
 
 @pytest.fixture(scope="module")
 def short_lived(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    """A widget whose QR requests live three seconds: the "Code expired" state without a long wait."""
+    """A widget whose QR requests live two seconds: the "Code expired" state without a long wait."""
     directory = tmp_path_factory.mktemp("short-lived")
     env = base_env(f"sqlite:///{directory / 'passid.db'}", PASSID_SANDBOX_MIN_TTL_SECONDS="1",
-                   PASSID_POLL_CHECK_SECONDS="1",
-                   PASSID_REQUEST_TTL_SECONDS="3")
+                   PASSID_POLL_CHECK_SECONDS="1", PASSID_REQUEST_TTL_SECONDS="2")
     migrate(env)
     server = AppServer(env, directory / "app.log").start()
     yield server
@@ -430,7 +429,7 @@ def test_the_pseudo_locale_fits_320px_in_every_widget_state(
             return
         if state == "expired":
             open_widget(page, request.getfixturevalue("short_lived"), query)
-            reach_awaiting(page)
+            generate_qr(page)
             expect(widget(page)).to_have_attribute("data-state", "declined", timeout=20_000)
             expect(page.locator('#passid-state form[action$="/verify/qr"] button')).to_be_visible()  # Generate new code
         elif state == "error":  # PASSID answering 500
@@ -510,6 +509,9 @@ def test_each_locale_fits_320px_in_every_state(
         open_widget(expiring, short_lived)
         generate_qr(expiring)
 
+        # Each page in front while it is used: a page behind others gets no animation frames, which
+        # Playwright's click waits on.
+        declined_on_phone.bring_to_front()
         open_widget(declined_on_phone, widget_server)
         with held(declined_on_phone, "**/verify/qr/session") as wait_until_held:
             generate_qr(declined_on_phone)
@@ -518,6 +520,7 @@ def test_each_locale_fits_320px_in_every_state(
             fits(declined_on_phone, "requesting")
         expect(declined_on_phone.locator("svg.passid-qr")).to_be_visible()
         fits(declined_on_phone, "awaiting")
+        phone.bring_to_front()
         phone.goto(phone_request_url(declined_on_phone, widget_server))
         fits(phone, "phone consent")
         phone.locator("button[value=decline]").click()
@@ -526,6 +529,7 @@ def test_each_locale_fits_320px_in_every_state(
         phone.goto(f"{widget_server.sandbox_url}/phone")
         fits(phone, "phone home")
 
+        page.bring_to_front()
         open_widget(page, widget_server)
         fits(page, "idle")
         submit_token(page, "KE8V")
