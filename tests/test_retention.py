@@ -30,6 +30,7 @@ from app.webhooks.models import WebhookReceipt
 from tests.conftest import provisioned_database
 from tests.support.erasure import (
     Person,
+    an_hour_ago,
     api,
     claims,
     deliver,
@@ -330,7 +331,7 @@ def test_a_webhook_about_the_person_still_waiting_is_not_recorded_after_the_reda
                 token="QZ7K-W4PM-R8TX", idempotency_key="pvw-waiting", claims=claims("band-WOMBAT-4471"))
         event_id, body = signed_event("verification.completed", {
             "token": "QZ7K-W4PM-R8TX", "claims": claims("band-WOMBAT-4471"), "permissions": ["full_score"],
-            "verifiedAt": "2026-11-25T22:18:00Z", "recommendation": "approve"})
+            "verifiedAt": an_hour_ago(), "recommendation": "approve"})
         assert deliver(app.test_client(), body, event_id).status_code == 200
         handle_all(app)  # deferred: the grace period has not passed
         assert redact(app, manual.result_id)[0] == 0
@@ -381,11 +382,11 @@ def test_between_a_new_key_and_the_rotation_a_redaction_finds_what_either_key_ha
                      PASSID_DATA_KEY=f"{Fernet.generate_key().decode()},{old_key}") as rotating:
         events = [signed_event("verification.completed", {
             "token": token, "claims": claims(band), "permissions": ["full_score"],
-            "verifiedAt": "2026-11-25T22:18:00Z", "recommendation": "approve"}),
+            "verifiedAt": an_hour_ago(), "recommendation": "approve"}),
             signed_event("outcome.reported", {
                 "token": token, "outcome": "repaid", "productType": "personal_loan", "amount": 7777.77,
                 "currency": "USD", "notes": notes, "fsiScoreAtDecision": 733, "tier": "B",
-                "reportedAt": "2026-11-25T23:00:00Z"})]
+                "reportedAt": an_hour_ago()})]
         for event_id, body in events:
             assert deliver(rotating.test_client(), body, event_id).status_code == 200
         handle_all(rotating)

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,11 @@ from app.sessions import records as session_records
 from app.webhooks.handling import handle_pending
 from tests.support.in_process import serving_in_process
 
+
+def an_hour_ago() -> str:
+    """A time inside any retention period, whenever the test runs (a fixed date turns old one day)."""
+    return (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 WEBHOOK_SECRET = "whsec_erasure_tests_0123456789"
 FERNET_TOKEN = re.compile(rb"gAAAAA[A-Za-z0-9_=-]+")
 
@@ -47,7 +53,7 @@ def erasing_app(url: str, directory: Path, **settings: str) -> Iterator[Flask]:
 
 def signed_event(event_type: str, data: dict[str, Any]) -> tuple[str, bytes]:
     event_id = f"evt_{uuid.uuid4().hex}"
-    envelope = {"id": event_id, "type": event_type, "createdAt": "2026-11-25T22:18:00Z", "apiVersion": 1,
+    envelope = {"id": event_id, "type": event_type, "createdAt": an_hour_ago(), "apiVersion": 1,
                 "livemode": False, "data": data}
     return event_id, json.dumps(envelope).encode()
 
@@ -88,11 +94,11 @@ def token_person(app: Flask, token: str, band: str, notes: str) -> Person:
                                       permissions=["full_score"], recommendation="approve", corridor="KE→GB")
     events = [signed_event("verification.completed", {
         "token": token, "claims": claims(band), "permissions": ["full_score"], "proofType": "passid.share.v1",
-        "verifiedAt": "2026-11-25T22:18:00Z", "corridor": "KE→GB", "recommendation": "approve"})]
+        "verifiedAt": an_hour_ago(), "corridor": "KE→GB", "recommendation": "approve"})]
     events.append(signed_event("outcome.reported", {
         "token": token, "outcome": "repaid", "productType": "personal_loan", "amount": 7777.77,
         "currency": "USD", "notes": notes, "fsiScoreAtDecision": 733, "tier": "B",
-        "reportedAt": "2026-11-25T23:00:00Z"}))
+        "reportedAt": an_hour_ago()}))
     for event_id, body in events:
         assert deliver(client, body, event_id).status_code == 200
     handle_all(app)
@@ -124,7 +130,7 @@ def session_person(app: Flask, request_id: str, token: str, code: str, band: str
         session_records.note_request(request_id, session)
     event = signed_event("verification.completed", {
         "requestId": request_id, "token": token, "claims": claims(band, "A"), "permissions": ["full_score"],
-        "proofType": "passid.request.v1", "verifiedAt": "2026-11-25T22:18:00Z", "recommendation": "approve"})
+        "proofType": "passid.request.v1", "verifiedAt": an_hour_ago(), "recommendation": "approve"})
     assert deliver(client, event[1], event[0]).status_code == 200
     handle_all(app)
     with app.app_context():
