@@ -33,7 +33,7 @@ from flask_babel import Babel, get_locale
 
 from app.config import LOCALES
 
-__all__ = ["LOCALES", "STAFF_LOCALES", "chosen_locale", "prefer", "speak_only", "supported_locale"]
+__all__ = ["LOCALES", "STAFF_LOCALES", "chosen_locale", "prefer", "supported_locale"]
 STAFF_LOCALES = ("en", "fr", "de", "es")
 RIGHT_TO_LEFT = frozenset({"ar"})
 SOURCE_LOCALE = "en"
@@ -63,21 +63,35 @@ def prefer(locale: str | None) -> None:
         g.passid_locale = locale
 
 
-def speak_only(choices: tuple[str, ...]) -> None:
-    """Limit this request to `choices` (staff pages: the languages their whole catalogue is in)."""
-    g.passid_locales = choices
+STAFF_BLUEPRINTS = frozenset({"staff", "console", "branch"})
+
+
+def locales_of_this_request() -> tuple[str, ...]:
+    """The languages this request may speak. A staff page is known by its blueprint, so every answer it
+    gives speaks a staff language, even one made before its views run (a stale form's CSRF answer)."""
+    return STAFF_LOCALES if request.blueprint in STAFF_BLUEPRINTS else LOCALES
+
+
+def accepted_locale(choices: tuple[str, ...]) -> str | None:
+    """The browser's first language, by its order of preference, that we speak; a region counts as its
+    language ("de-DE, en;q=0.5" is German: Werkzeug's best_match would take the exact "en")."""
+    for tag, _quality in request.accept_languages:  # already sorted by quality
+        locale = supported_locale(tag, choices)
+        if locale is not None and locale != PSEUDO_LOCALE:
+            return locale
+    return None
 
 
 def chosen_locale() -> str:
     """The request's locale, by the order in the module docstring."""
-    choices: tuple[str, ...] = getattr(g, "passid_locales", LOCALES)
+    choices = locales_of_this_request()
     preferred = supported_locale(getattr(g, "passid_locale", None), choices)
     if preferred:
         return preferred
     asked = supported_locale(request.args.get("locale"), choices)
     if asked:
         return asked
-    accepted = request.accept_languages.best_match(choices)
+    accepted = accepted_locale(choices)
     if accepted:
         return accepted
     default = current_app.config.get("PASSID_DEFAULT_LOCALE") or SOURCE_LOCALE

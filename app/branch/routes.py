@@ -12,7 +12,7 @@ import secrets
 from flask import Blueprint, Response, current_app, render_template
 from flask_babel import gettext as _
 
-from app import audit, i18n, verifications
+from app import audit, verifications
 from app.decision import counter_decision
 from app.htmx import htmx
 from app.passid import PassidError, ValidationError
@@ -23,12 +23,6 @@ from app.widget.messages import claim_lines
 from app.widget.options import own_origin
 
 bp = Blueprint("branch", __name__, url_prefix="/branch")
-
-
-@bp.before_request
-def _speak_a_staff_language() -> None:
-    """Staff pages speak only a language their whole catalogue is in (app.i18n.STAFF_LOCALES)."""
-    i18n.speak_only(i18n.STAFF_LOCALES)
 
 
 @bp.after_request

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from app import audit, i18n, verifications
+from app import audit, verifications
 from app.console import checklist as go_live
 from app.console import records
 from app.console.chart import cohort_chart_svg, has_observations, percent
@@ -34,12 +34,6 @@ from app.verifications import Verification
 from app.widget.messages import claim_lines
 
 bp = Blueprint("console", __name__, url_prefix="/console")
-
-
-@bp.before_request
-def _speak_a_staff_language() -> None:
-    """Staff pages speak only a language their whole catalogue is in (app.i18n.STAFF_LOCALES)."""
-    i18n.speak_only(i18n.STAFF_LOCALES)
 
 
 @bp.after_request

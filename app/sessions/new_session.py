@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.config import ALL_PERMISSIONS, LOCALES, SESSION_TTL_MAX_SECONDS, SESSION_TTL_MIN_SECONDS
+from app.i18n import supported_locale
 from app.sessions.return_urls import UnusableReturnUrl, checked_return_url
 from app.widget.options import listed_institution_name
 
@@ -111,6 +112,7 @@ def _locale(value: Any) -> str | None:
     """The language the customer's page speaks, chosen by the institution (it knows its customer)."""
     if value is None:
         return None
-    if not isinstance(value, str) or value not in LOCALES:
-        raise InvalidField("locale", f"Must be one of {', '.join(LOCALES)}.")
-    return value
+    locale = supported_locale(value) if isinstance(value, str) else None
+    if locale is None or locale not in LOCALES:  # never the pseudo-locale: it is for layout tests only
+        raise InvalidField("locale", f"Must be one of {', '.join(LOCALES)} (a region such as pt-BR is fine).")
+    return locale

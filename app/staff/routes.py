@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from app import audit, i18n
+from app import audit
 from app.database import db, utcnow
 from app.rate_limits import limiter, sign_in_limit
 from app.staff.auth import SIGNED_IN_AT
@@ -23,12 +23,6 @@ from app.staff.models import check_sign_in
 from app.staff.roles import home_for, may_open
 
 bp = Blueprint("staff", __name__)
-
-
-@bp.before_request
-def _speak_a_staff_language() -> None:
-    """Staff pages speak only a language their whole catalogue is in (app.i18n.STAFF_LOCALES)."""
-    i18n.speak_only(i18n.STAFF_LOCALES)
 
 
 class SignInForm(FlaskForm):

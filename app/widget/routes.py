@@ -55,19 +55,22 @@ def _speak_the_widget_s_language() -> None:
     """The locale its options carry (the session's, or the embed's `locale`) comes before the browser's.
 
     Read before anything is translated: messages are worded before the state that shows them."""
-    i18n.prefer(options_of_this_request().locale)
+    i18n.prefer(locale_of_this_request())
 
 
-def options_of_this_request() -> WidgetOptions:
-    """The options any widget URL stands for: the signed ones its forms and polls carry, a hosted
-    session's, or the embed's query."""
+def locale_of_this_request() -> str | None:
+    """The locale the widget's signed options carry (a session's options carry the session's, signed
+    when its page was drawn), or a hosted session's own; None leaves the choice to `?locale=` and the
+    browser. Read from the handle itself: a pending poll must cost no database query."""
     if "o" in request.values:
-        return signed_options()
+        try:
+            return handles.unsign("options", request.values.get("o")).get("locale")
+        except handles.InvalidHandle:
+            return None
     if request.endpoint == "widget.session_page":
         session = records.find(request.args.get("id"))
-        if session is not None:
-            return sessions.session_options(session, request.args)
-    return options_from(request.args)
+        return session.locale if session is not None else None
+    return None
 
 
 # --- rendering ----------------------------------------------------------------------
@@ -205,7 +208,7 @@ def start_session(options: WidgetOptions) -> Response:
         )
     except PassidError:
         current_app.logger.warning("create_request failed", exc_info=True)
-        return error_state(options, retry=Retry("post", url_for("widget.requesting")))
+        return error_state(options, retry=Retry("post", url_for("widget.requesting", locale=options.locale)))
     handle = handles.sign(
         "request",
         {

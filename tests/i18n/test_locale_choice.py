@@ -15,8 +15,10 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import event
 from werkzeug.test import TestResponse
 
+from app.database import db
 from app.passid_connection import passid_connection
 from tests.support.html_fields import hidden
 
@@ -38,6 +40,11 @@ def lang_of(response: TestResponse) -> str:
 
 def test_accept_language_chooses_among_the_ten(client: FlaskClient) -> None:
     assert lang_of(client.get("/verify", headers={"Accept-Language": "sw-KE,sw;q=0.9,en;q=0.5"})) == "sw"
+    # What phones send: a regional tag first, English as a fallback. The region's language wins.
+    assert lang_of(client.get("/verify", headers={"Accept-Language": "de-DE,en;q=0.5"})) == "de"
+    assert lang_of(client.get("/verify", headers={"Accept-Language": "sw-KE,en-US;q=0.9,en;q=0.8"})) == "sw"
+    assert lang_of(client.get("/verify", headers={"Accept-Language": "ar-EG,en;q=0.1"})) == "ar"
+    assert lang_of(client.get("/verify", headers={"Accept-Language": "en-GB,fr;q=0.9"})) == "en"
     assert lang_of(client.get("/verify", headers={"Accept-Language": "ja, pl;q=0.7, en;q=0.3"})) == "pl"
     assert lang_of(client.get("/verify", headers={"Accept-Language": "ja"})) == "en"
 
@@ -84,6 +91,10 @@ def test_a_session_s_locale_beats_the_url_and_the_browser(app: Flask, client: Fl
     session_id = made.get_json()["id"]
     page = client.get(f"/verify/session?id={session_id}&locale=de", headers={"Accept-Language": "fr"})
     assert lang_of(page) == "sw"
+    regional = client.post("/api/sessions", json={"reference": "loan-9", "locale": "pt-BR"},
+                           headers={"X-Institution-Key": key})
+    assert regional.status_code == 201
+    assert lang_of(client.get(f"/verify/session?id={regional.get_json()['id']}")) == "pt"
     plain = client.post("/api/sessions", json={"reference": "loan-8"}, headers={"X-Institution-Key": key})
     other = client.get(f"/verify/session?id={plain.get_json()['id']}&locale=de", headers={"Accept-Language": "fr"})
     assert lang_of(other) == "de"
@@ -93,6 +104,12 @@ def test_staff_pages_speak_only_a_language_their_catalogue_is_complete_in(client
     assert lang_of(client.get("/staff/sign-in", headers={"Accept-Language": "ar"})) == "en"
     assert lang_of(client.get("/staff/sign-in", headers={"Accept-Language": "ar, es;q=0.8"})) == "es"
     assert lang_of(client.get("/staff/sign-in?locale=sw", headers={"Accept-Language": "de"})) == "de"
+    # Pages answered before the staff blueprint's own code runs: a stale sign-in form (CSRF), an impossible id.
+    stale = client.post("/staff/sign-in", data={"username": "x", "password": "y", "csrf_token": "stale"},
+                        headers={"Accept-Language": "ar"})
+    assert stale.status_code == 400 and lang_of(stale) == "en"
+    impossible = client.get("/console/verifications/a%00b", headers={"Accept-Language": "ar, es;q=0.5"})
+    assert impossible.status_code in (400, 404) and lang_of(impossible) == "es"
     # The customer's widget on the same server still speaks Arabic.
     assert lang_of(client.get("/verify", headers={"Accept-Language": "ar"})) == "ar"
 
@@ -103,3 +120,33 @@ def test_the_pseudo_locale_exists_only_where_it_is_switched_on(build_app: Callab
     page = client.get("/verify?locale=en-XA", headers={"Accept-Language": "it"})
     assert lang_of(page) == "en"
     assert "Verify with PASSID" in page.get_data(as_text=True)
+
+
+def test_a_session_widget_s_pending_poll_keeps_its_language_without_a_database_query(
+        app: Flask, client: FlaskClient) -> None:
+    """Waiting widgets poll every 2.5 s: the locale comes from the signed handle, never from a lookup."""
+    with app.app_context():
+        key = passid_connection().api_key
+        engine = db.engine
+    made = client.post("/api/sessions", json={"reference": "loan-10", "locale": "sw"},
+                       headers={"X-Institution-Key": key})
+    page = client.get(f"/verify/session?id={made.get_json()['id']}", headers={"Accept-Language": "en"})
+    awaiting = client.post("/verify/qr", data={"o": hidden(page.get_data(as_text=True), "o")},
+                           headers={"Accept-Language": "en"})
+    assert lang_of(awaiting) == "sw"
+    poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', awaiting.get_data(as_text=True))
+    assert poll
+    url = poll.group(1).replace("&amp;", "&")
+    client.get(url, headers={"HX-Request": "true"})  # the first poll may ask PASSID and look back
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        answers = [client.get(url, headers={"HX-Request": "true", "Accept-Language": "en"}).status_code
+                   for _ in range(3)]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert answers == [204, 204, 204] and statements == [], statements
