@@ -39,6 +39,22 @@ STAFF_DENY_REASONS: dict[str, LazyString] = {
 }
 
 
+# The verdicts as staff read them. PASSID's own `recommendation` uses the same codes ("approve", "review"),
+# so a verification's page names it with these words too.
+VERDICT_NAMES: dict[str, LazyString] = {
+    "approve": lazy_gettext("Approve"),
+    "review": lazy_gettext("Review"),
+    "do_not_proceed": lazy_gettext("Do not proceed"),
+}
+
+
+def recommendation_name(code: str) -> str | None:
+    """PASSID's recommendation in the staff member's language; None for a code this app has no word for
+    (the page then shows the code itself, marked as a code)."""
+    name = VERDICT_NAMES.get(code)
+    return str(name) if name is not None else None
+
+
 @dataclass(frozen=True)
 class Decision:
     verdict: Verdict
@@ -47,7 +63,7 @@ class Decision:
     @property
     def headline(self) -> str:
         """The verdict in the staff member's language (`verdict` itself is a stable code)."""
-        return {"approve": _("Approve"), "review": _("Review"), "do_not_proceed": _("Do not proceed")}[self.verdict]
+        return str(VERDICT_NAMES[self.verdict])
 
 
 def counter_decision(
@@ -74,9 +90,25 @@ def counter_decision(
         review.append(_("Fraud risk is medium."))
     if claims.get("income_verified") is False:
         review.append(_("Income is not verified."))
+    # A claim PASSID sent in a shape the contract does not allow ("false" as text, null, "very high") is
+    # never read as a pass: a person is approved only on values that say so.
+    for name in unreadable_claims(claims):
+        review.append(_("PASSID sent a value for %(claim)s that cannot be read.", claim=name))
     if review:
         return Decision("review", tuple(review))
     return Decision("approve", (_("Verified with PASSID; no warning signs."),))
+
+
+YES_NO_CLAIMS = ("identity_verified", "sanctions_clear", "income_verified")
+FRAUD_RISKS = ("low", "medium", "high")
+
+
+def unreadable_claims(claims: dict[str, Any]) -> list[str]:
+    """The claims present whose value is not one the contract allows (true/false; low, medium or high)."""
+    names = [name for name in YES_NO_CLAIMS if name in claims and not isinstance(claims[name], bool)]
+    if "fraud_risk" in claims and claims["fraud_risk"] not in FRAUD_RISKS:
+        names.append("fraud_risk")
+    return names
 
 
 class ReviewStatus(StrEnum):
