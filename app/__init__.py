@@ -17,6 +17,7 @@ from app.access_log import init_access_log
 from app.background import register_job, start_background_jobs
 from app.config import PROJECT_ROOT, ConfigError, exit_with, load_settings, load_settings_or_exit
 from app.database import db, migrate, prepare_sqlite_file
+from app.error_pages import init_error_pages
 from app.file_modes import tighten_instance_dir
 from app.htmx import htmx
 from app.i18n import init_i18n
@@ -55,6 +56,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     init_i18n(app)
     init_security(app)
+    init_error_pages(app)  # before the sandbox mounts: its handlers pass non-API errors on to these
     htmx.init_app(app)
     init_rate_limits(app)
 

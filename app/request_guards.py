@@ -62,7 +62,8 @@ def init_request_guards(app: Flask) -> None:
 
 def busy_text(app: Flask, environ: dict[str, Any]) -> bytes:
     """The 503 sentence in the customer's language: a widget's form post may meet it, and htmx shows it in
-    the widget. Chosen from the URL and Accept-Language (`app.i18n`); the body stays unread."""
+    the widget. Chosen from the URL and Accept-Language (`app.i18n`); the body stays unread, so the widget's
+    forms carry an embed's `locale` in their URLs as well as in the signed `o` of their bodies."""
     try:
         with app.request_context(environ):
             return (_("The service is busy. Please try again in a moment.") + "\n").encode()

@@ -1,8 +1,8 @@
 """Response headers every page gets, compression, static files, and which hosts we answer for.
 
 CSP allows no inline script at all; the one inline `<style>` (the theme
-colour) carries a per-response nonce. Framing: only the widget's pages may be
-framed, by our own pages (branch mode's QR flow) and by the embed allow-list
+colour) carries a per-response nonce. Framing: only the widget's pages (and
+the error pages its URLs answer) may be framed, by our own pages (branch mode's QR flow) and by the embed allow-list
 (`frame-ancestors`); every other page (staff sign-in, console, branch, the
 sandbox) says `frame-ancestors 'none'` and `X-Frame-Options: DENY`, so a partner
 site cannot frame a staff page and trick a click. HSTS is sent on HTTPS
@@ -20,10 +20,9 @@ from flask_compress import Compress
 from flask_talisman import Talisman
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
-from whitenoise import WhiteNoise
 
 from app.config import PROJECT_ROOT
-from app.static_assets import IMMUTABLE, fingerprinted_names, install_fingerprints
+from app.static_assets import IMMUTABLE, FreshCopiesOnly, fingerprinted_names, install_fingerprints
 
 compress = Compress()
 
@@ -46,7 +45,7 @@ class FramingTalisman(Talisman):
 
     def _get_local_options(self) -> dict[str, Any]:
         options = dict(super()._get_local_options())
-        if request.blueprint in FRAMEABLE_BLUEPRINTS:
+        if request.blueprint in FRAMEABLE_BLUEPRINTS or _unrouted_widget_url():
             options.update(self.widget_options)
         return options
 
@@ -57,6 +56,12 @@ class FramingTalisman(Talisman):
         super()._set_content_security_policy_headers(headers, options)
         if own:
             headers["Content-Security-Policy"] = own
+
+
+def _unrouted_widget_url() -> bool:
+    """A /verify URL that matched no route (a 404, or a 405 such as GET /verify/qr): no blueprint, but its
+    error page (app/error_pages.py) shows in the partner's iframe like the widget's own pages."""
+    return request.blueprint is None and (request.path == "/verify" or request.path.startswith("/verify/"))
 
 
 def init_security(app: Flask) -> None:
@@ -114,7 +119,8 @@ def untrusted_host(error: SecurityError) -> Response:
 
 def serve_static_files(app: Flask) -> None:
     """Static files through WhiteNoise: the gzip and brotli copies made at build time
-    (`make assets`) go out as they are, so a first visit costs the compressed bytes.
+    (`make assets`) go out as they are, so a first visit costs the compressed bytes (those that still
+    hold the file's current bytes: app/static_assets.py).
 
     Templates link the fingerprinted names (app/static_assets.py), kept for a year; the plain
     names answer too, for an hour."""
@@ -128,7 +134,7 @@ def serve_static_files(app: Flask) -> None:
         if url in hashed_urls:
             headers["Cache-Control"] = IMMUTABLE
 
-    static_files = WhiteNoise(
+    static_files = FreshCopiesOnly(
         app.wsgi_app,
         root=str(root),
         prefix="static/",

@@ -12,6 +12,7 @@ table beneath it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 from babel.numbers import format_percent
@@ -38,7 +39,12 @@ def percent(rate: float | None) -> str:
     (English outside a request, as in unit tests)."""
     if rate is None:
         return "—"
-    return format_percent(rate, "#,##0.##%", locale=console_locale())
+    locale = console_locale()
+    # The locale's own percent pattern (French and German put a space before the sign), with up to
+    # two decimals so a small tier's 6.67% does not read as 7%.
+    pattern = copy.copy(locale.percent_formats[None])
+    pattern.frac_prec = (0, 2)
+    return format_percent(rate, pattern, locale=locale)
 
 
 def has_observations(report: CohortReport) -> bool:
@@ -94,11 +100,12 @@ def cohort_chart_svg(report: CohortReport, *, chart_id: str = "cohort-chart") ->
         return base_y - plot_h * min(max(rate, 0.0), top) / top
 
     title_id, desc_id = f"{chart_id}-title", f"{chart_id}-desc"
+    title = _("Default rate by tier: observed against expected")  # outside the f-string, so Babel extracts it
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" id="{escape(chart_id)}" class="console-chart" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" width="100%" role="img" '
         f'aria-labelledby="{escape(title_id)} {escape(desc_id)}" font-family="{FONT}">',
-        f'<title id="{escape(title_id)}">{escape(_("Default rate by tier: observed against expected"))}</title>',
+        f'<title id="{escape(title_id)}">{escape(title)}</title>',
         f'<desc id="{escape(desc_id)}">{escape(describe(report))}</desc>',
     ]
     # Legend: shape and outline differ as well as colour, so it reads in grey scale too.

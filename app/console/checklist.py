@@ -440,7 +440,8 @@ def render_final_state(status: str, deny_reason: str | None = None, *, embedded:
 
     finished = Finished(result_id="checklist-result", status=FinalStatus(status), claims=None, token=None,
                         request_id="req_checklist", deny_reason=deny_reason, decline_reason=None)
-    # A fresh app context too: the widget sets its own locale in `g`, which must not leak into this page.
+    # A fresh app context too: a request context alone shares this page's `g`, where the customer's request would
+    # leave its locale and Flask-Babel its cached translations, and the page around the states would speak English.
     with current_app.app_context(), current_app.test_request_context(
             "/verify/qr/status", base_url=current_app.config["PUBLIC_BASE_URL"], headers={"HX-Request": "true"}):
         options = options_from({})

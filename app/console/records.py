@@ -60,6 +60,14 @@ def status_name(status: str) -> str:
         return status
 KNOWN_EVENT_TYPES = CONTRACT_EVENT_TYPES
 
+# PASSID's `fraud_risk` claim, as whole phrases: the adjective agrees with "risk" in the staff languages
+# ("risque de fraude élevé", "riesgo de fraude alto"). Any other value is shown as it came.
+FRAUD_RISK_PHRASES: dict[str, LazyString] = {
+    "low": lazy_gettext("fraud risk low"),
+    "medium": lazy_gettext("fraud risk medium"),
+    "high": lazy_gettext("fraud risk high"),
+}
+
 _PASSID_PREFIX = re.compile(r"^\s*passid[\s-]+", re.IGNORECASE)
 
 
@@ -89,7 +97,9 @@ def claims_summary(claims: dict[str, Any] | None) -> str:
     if "identity_verified" in claims:
         parts.append(_("identity verified") if claims["identity_verified"] else _("identity NOT verified"))
     if "fraud_risk" in claims:
-        parts.append(_("fraud risk %(risk)s", risk=claims["fraud_risk"]))
+        risk = claims["fraud_risk"]
+        phrase = FRAUD_RISK_PHRASES.get(risk) if isinstance(risk, str) else None
+        parts.append(str(phrase) if phrase is not None else _("fraud risk %(risk)s", risk=risk))
     return " · ".join(parts)
 
 

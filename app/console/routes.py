@@ -26,6 +26,7 @@ from app.console.formatting import console_time
 from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm, outcome_label
 from app.console.history_filters import FILTER_CHOICES, REVIEW_NAMES, BadFilter, parse_filters
 from app.console.reporting import AlreadyReported, OutcomeEntry, report_outcome
+from app.decision import recommendation_name
 from app.outcomes import OUTCOME_MEANINGS, OutcomeReport, find_report
 from app.passid import NotFound, PassidError, ValidationError
 from app.passid_connection import passid_client
@@ -130,6 +131,7 @@ def verification(result_id: str) -> str:
         claims=claims,
         lines=claim_lines(claims or {}),
         summary=records.claims_summary(claims),
+        recommendation=recommendation_name(row.recommendation) if row.recommendation else None,
         report=report,
         sources=records.SOURCE_NAMES,
         outcome_label=outcome_label,

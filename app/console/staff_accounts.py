@@ -20,7 +20,7 @@ from app.database import db
 from app.staff import accounts
 from app.staff.accounts import AccountRefused
 from app.staff.models import StaffUser
-from app.staff.roles import ROLE_NAMES, Role, require_role
+from app.staff.roles import ROLE_NAMES, Role, require_role, role_name
 
 ROLE_CHOICES = [(role.value, ROLE_NAMES[role]) for role in Role]
 
@@ -50,7 +50,6 @@ def _page(status: int = 200, *, new_account: NewAccountForm | None = None,
         accounts=accounts.all_accounts(),
         new_account=new_account or NewAccountForm(formdata=None),
         role_choices=ROLE_CHOICES,
-        role_name=accounts.role_name,
         min_password=accounts.MIN_PASSWORD_LENGTH,
         problem=problem,
     ), status
@@ -90,7 +89,7 @@ def create_staff_account() -> tuple[str, int] | Response:
                                        form.password.data or "", by=current_user)
     except AccountRefused as error:
         return _page(422, new_account=form, problem=str(error))
-    return _done(_("Created %(name)s (%(role)s).", name=user.username, role=accounts.role_name(user.role)))
+    return _done(_("Created %(name)s (%(role)s).", name=user.username, role=role_name(user.role)))
 
 
 @bp.post("/staff/<int:staff_id>/password")
@@ -121,9 +120,9 @@ def change_staff_role(staff_id: int) -> tuple[str, int] | Response:
     except AccountRefused as error:
         return _page(409, problem=str(error))
     if not changed:
-        return _done(_("%(name)s already is %(role)s.", name=user.username, role=accounts.role_name(user.role)))
+        return _done(_("%(name)s already is %(role)s.", name=user.username, role=role_name(user.role)))
     return _done(_("%(name)s is now %(role)s; their sessions have ended.", name=user.username,
-                   role=accounts.role_name(user.role)))
+                   role=role_name(user.role)))
 
 
 @bp.post("/staff/<int:staff_id>/disable")

@@ -13,7 +13,7 @@ from typing import cast
 
 from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
 
@@ -109,4 +109,6 @@ def register_error_handlers(app: Flask, api_prefix: str) -> None:
         log.exception("unhandled error")
         if is_api_request():
             return error_response(500, "INTERNAL_ERROR", "Something went wrong on our side.")
+        if previous_http_handler is not None:  # the app's own 500 page (mounted), in the reader's language
+            return cast(ResponseReturnValue, previous_http_handler(InternalServerError(original_exception=error)))
         return Response("Something went wrong on our side.", status=500, mimetype="text/plain")

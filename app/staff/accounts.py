@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from app import audit
 from app.database import db, utcnow
 from app.staff.models import StaffUser, find_staff
-from app.staff.roles import ROLE_NAMES, Role
+from app.staff.roles import Role
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256  # what the sign-in form accepts
@@ -123,8 +123,3 @@ def all_accounts() -> list[StaffUser]:
     return list(db.session.execute(db.select(StaffUser).order_by(StaffUser.username)).scalars())
 
 
-def role_name(role: str) -> str:
-    try:
-        return str(ROLE_NAMES[Role(role)])
-    except ValueError:
-        return role

@@ -20,7 +20,7 @@ from app.database import db
 from app.staff import accounts
 from app.staff.accounts import AccountRefused
 from app.staff.models import StaffUser, find_staff, parse_session_id
-from app.staff.roles import Role, may_open
+from app.staff.roles import Role, may_open, role_name
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -46,6 +46,7 @@ def init_staff(app: Flask, *, csrf_exempt: tuple[Blueprint, ...]) -> None:
         csrf.exempt(blueprint)
     app.register_error_handler(CSRFError, _csrf_failed)
     app.add_template_global(_may_open, "may_open")
+    app.add_template_global(role_name, "role_name")  # the staff list, the audit log, the 403 page
     app.cli.add_command(staff_group)
 
 

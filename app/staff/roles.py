@@ -8,13 +8,14 @@ open every page, so a route lists only the least role that may use it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
+from babel.lists import format_list
 from flask import abort, current_app, render_template, url_for
-from flask_babel import LazyString, lazy_gettext
+from flask_babel import LazyString, get_locale, lazy_gettext
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
@@ -35,6 +36,19 @@ ROLE_NAMES: dict[Role, LazyString] = {
 }
 
 
+def role_name(role: str) -> str:
+    """A role as staff read it, in their language; a code this app does not know stays as it is."""
+    try:
+        return str(ROLE_NAMES[Role(role)])
+    except ValueError:
+        return role
+
+
+def role_names(roles: Iterable[Role]) -> str:
+    """Roles as one list in the page's language ("Analyst and Administrator", "Analyste et Administrateur")."""
+    return format_list([role_name(role) for role in roles], locale=get_locale() or "en")
+
+
 def may_use(role: str | None, allowed: tuple[Role, ...]) -> bool:
     """Whether an account with `role` may use a page open to `allowed` (admins may use every page)."""
     return role == Role.ADMIN or role in allowed
@@ -47,7 +61,8 @@ def require_role(*allowed: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @wraps(view)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             if not may_use(current_user.role, allowed):
-                abort(Response(render_template("staff/forbidden.html", allowed=allowed), status=403))
+                open_to = allowed if Role.ADMIN in allowed else (*allowed, Role.ADMIN)
+                abort(Response(render_template("staff/forbidden.html", open_to=role_names(open_to)), status=403))
             return view(*args, **kwargs)
 
         # Read by `may_open` (the staff nav, the page after sign-in); copied onto login_required's wrapper.

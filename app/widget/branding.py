@@ -19,7 +19,8 @@ from app.config import LOGO_SUFFIXES
 from app.static_assets import IMMUTABLE, asset_url
 from app.widget.routes import bp
 
-LOGO_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+# An image, loaded by <img> and never framed: no page may frame it (the page's own frame-ancestors is replaced).
+LOGO_POLICY = "default-src 'none'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
 _EXTENSION = "passid_logo"
 
 

@@ -7,13 +7,17 @@ institution's backend still get the real reason from the result record.
 
 from __future__ import annotations
 
+import copy
+import math
 import re
 from typing import Any
 
-from babel.numbers import format_compact_currency
+from babel import Locale
+from babel.numbers import NumberPattern, format_currency
 from flask_babel import format_decimal, format_percent, get_locale, ngettext
 from flask_babel import gettext as _
 
+from app.i18n import SOURCE_LOCALE
 from app.passid import DenyReason
 from app.verifications import FinalStatus
 
@@ -57,16 +61,47 @@ def request_end_message(status: FinalStatus) -> str:
 _INCOME_BAND = re.compile(r"^([A-Z]{3}) (\d{1,6})k-(\d{1,6})k$")
 
 
+def _whole_currency_pattern(locale: Locale) -> NumberPattern:
+    """The locale's own currency pattern (symbol side, spacing, grouping) without the decimals.
+
+    A band's amounts are whole thousands, so "£1,500,000.00" would only add noise; a compact
+    format ("£2M") would round the verified band until it is wrong, and "¤#,##0" would put the
+    symbol first where the locale puts it last ("1.500.000 £" in German)."""
+    pattern = copy.copy(locale.currency_formats["standard"])
+    pattern.frac_prec = (0, 0)
+    return pattern
+
+
 def income_band_text(band: str) -> str:
-    """An income band's amounts as the customer's locale writes money ("£40K–£60K", "40 k £GB – 60 k £GB");
-    a band in another shape is shown as PASSID sent it rather than guessed at."""
+    """An income band's amounts written in full as the customer's locale writes money
+    ("£1,500,000 to £2,000,000", "1 500 000 £GB à 2 000 000 £GB"): the customer sees exactly the band
+    PASSID verified. A band in another shape is shown as PASSID sent it rather than guessed at."""
     match = _INCOME_BAND.match(band.strip())
     if match is None:
         return band
     currency, low, high = match.group(1), int(match.group(2)) * 1000, int(match.group(3)) * 1000
-    locale = get_locale() or "en"
-    return _("%(low)s to %(high)s", low=format_compact_currency(low, currency, locale=locale),
-             high=format_compact_currency(high, currency, locale=locale))
+    locale = get_locale() or Locale.parse(SOURCE_LOCALE)
+    pattern = _whole_currency_pattern(locale)
+
+    def money(amount: int) -> str:
+        return format_currency(amount, currency, format=pattern, locale=locale, currency_digits=False)
+
+    return _("%(low)s to %(high)s", low=money(low), high=money(high))
+
+
+def _score(value: Any, highest: float) -> float | None:
+    """A claim's score if it is a finite number from 0 to `highest` (passid-api.md), else None.
+
+    Claims are not validated on the way in, and PASSID answering nonsense (None, "n/a", NaN, 1e300)
+    must cost the customer one line, not a 500 from Babel. A number sent as a string still counts;
+    a bool does not, though Python calls it an int."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):  # "n/a"; an int too large for a float
+        return None
+    return number if math.isfinite(number) and 0 <= number <= highest else None
 
 
 def minutes_left_sentences(seconds_remaining: int) -> dict[str, str]:
@@ -82,26 +117,27 @@ def minutes_left_sentences(seconds_remaining: int) -> dict[str, str]:
 def claim_lines(claims: dict[str, Any]) -> list[tuple[str, bool | None]]:
     """One line per claim the institution received, with True/False for a tick or a cross."""
     lines: list[tuple[str, bool | None]] = []
-    if "income_verified" in claims:
+    # Yes/no claims only when PASSID sent true or false: the text "false" must not read as a tick.
+    if isinstance(claims.get("income_verified"), bool):
         if claims["income_verified"]:
             band = claims.get("income_band")
             lines.append((_("Income verified (%(band)s)", band=income_band_text(str(band))) if band
                           else _("Income verified"), True))
         else:
             lines.append((_("Income not verified"), False))
-    if "identity_verified" in claims:
-        ok = bool(claims["identity_verified"])
+    if isinstance(claims.get("identity_verified"), bool):
+        ok = claims["identity_verified"]
         lines.append((_("Identity verified") if ok else _("Identity not verified"), ok))
-    if "sanctions_clear" in claims:
-        ok = bool(claims["sanctions_clear"])
+    if isinstance(claims.get("sanctions_clear"), bool):
+        ok = claims["sanctions_clear"]
         lines.append((_("Clear of sanctions lists") if ok else _("Sanctions check needs review"), ok))
-    if "payment_reliability" in claims:
-        percent = format_percent(float(claims["payment_reliability"]))
-        lines.append((_("Pays on time %(percent)s of the time", percent=percent), None))
-    if "savings_consistency" in claims:
-        lines.append(
-            (_("Savings consistency %(score)s out of 100", score=format_decimal(claims["savings_consistency"])), None)
-        )
+    # A score outside its range is left out: there is no true sentence to say about it.
+    reliability = _score(claims.get("payment_reliability"), 1)
+    if reliability is not None:
+        lines.append((_("Pays on time %(percent)s of the time", percent=format_percent(reliability)), None))
+    savings = _score(claims.get("savings_consistency"), 100)
+    if savings is not None:
+        lines.append((_("Savings consistency %(score)s out of 100", score=format_decimal(savings)), None))
     if "fraud_risk" in claims:
         risk = {"low": _("low"), "medium": _("medium"), "high": _("high")}.get(
             str(claims["fraud_risk"]), str(claims["fraud_risk"])

@@ -174,7 +174,8 @@ def test_the_history_lists_only_what_is_clear_and_each_detail_page_is_a_recorded
 
     for result_id, shown_there in ((denied, ["TEST-SANC-0005", "HARD_DENY_SANCTIONS_MATCH"]),
                                    (declined, ["AB3X7YQM", "USER_DECLINED"]),
-                                   (advised, ["GH2P-ABCD-56KL", "PASSID recommends decline", "fraud risk medium"]),
+                                   (advised, ["GH2P-ABCD-56KL", "fraud risk medium",
+                                              'PASSID recommends: <code translate="no">decline</code>']),
                                    (approved, [token, "812 · tier A · identity verified · fraud risk low",
                                                "Clear of sanctions lists", "$4,321.77", NOTES])):
         detail = browser.get(f"/console/verifications/{result_id}").text

@@ -18,7 +18,9 @@ from typing import Any
 import jinja2
 import pytest
 import requests
-from flask import Flask, render_template
+from flask import Flask, g, render_template
+from flask.testing import FlaskCliRunner
+from flask_babel import get_locale, gettext
 from flask_wtf import FlaskForm
 
 from app import create_app
@@ -27,7 +29,7 @@ from app.console.checklist import Facts, Item, committed_secret_files, evaluate_
 from app.database import db
 from app.passid import PassidClient
 from app.webhooks.models import WebhookReceipt
-from tests.console.conftest import hidden
+from tests.console.conftest import add_staff, hidden, signed_in
 from tests.support.servers import AppServer, base_env
 
 LIVE_KEY = "sk_" + "live_" + "Zx9" * 12
@@ -306,6 +308,35 @@ def test_the_page_labels_a_guarantee_by_construction_as_such(offline_app: Flask)
     assert 'data-verdict="by_construction"' in page
     assert ">Guaranteed by construction</span>" in page and ">Pass</span>" not in page
     assert "never shown" not in page
+
+
+def staff_word(app: Flask, english: str, locale: str) -> str:
+    """`english` as the staff catalogue has it in `locale`, read through Flask-Babel the way a page reads it."""
+    with app.test_request_context("/console/", query_string={"locale": locale}):
+        return gettext(english)
+
+
+def test_the_page_stays_in_the_staff_language_around_the_states_it_draws(app: Flask, runner: FlaskCliRunner) -> None:
+    """The checklist draws the widget's states (a customer's request, in English) while building the page: the
+    page around them, navigation included, still speaks the staff member's language."""
+    review_queue, checklist_heading = (staff_word(app, text, "es") for text in ("Review queue", "Go-live checklist"))
+    assert (review_queue, checklist_heading) != ("Review queue", "Go-live checklist")  # the catalogue has them
+    client = signed_in(app.test_client(), add_staff(runner, role="admin"))
+    page = client.get("/console/go-live", query_string={"locale": "es"}).text
+    assert 'data-verdict="' in page  # the states were drawn (the expiry and sanctions items)
+    assert '<html lang="es"' in page
+    nav = re.search(r"<nav\b.*?</nav>", page, flags=re.S)
+    assert nav and f">{review_queue}</a>" in nav.group(0), nav
+    assert f"<h1>{checklist_heading}</h1>" in page
+
+
+def test_drawing_a_state_leaves_the_page_s_context_untouched(offline_app: Flask) -> None:
+    """Nothing the customer's request sets or caches in `g` (its locale above all) is left for the page."""
+    with offline_app.test_request_context("/console/go-live", query_string={"locale": "de"}):
+        kept = dict(vars(g))
+        checklist.render_final_state("expired")
+        assert dict(vars(g)) == kept
+        assert str(get_locale()) == "de"
 
 
 def test_committed_secrets_are_found_by_git(tmp_path: Path) -> None:

@@ -66,6 +66,14 @@ def test_axis_and_labels_are_round() -> None:
     assert scale_top(report({"E": (4, 4)}).tiers) == 1.0
 
 
+def test_percentages_follow_the_staff_language(app: Flask) -> None:
+    """The locale's own percent format: French and German put a no-break space before the sign."""
+    for language in ("fr", "de", "es"):
+        with app.test_request_context("/console/performance", headers={"Accept-Language": language}):
+            assert [percent(0.0425), percent(2 / 30), percent(0.2)] == [
+                "4,25\N{NO-BREAK SPACE}%", "6,67\N{NO-BREAK SPACE}%", "20\N{NO-BREAK SPACE}%"], language
+
+
 def test_the_page_shows_the_chart_and_table_with_data(
     app: Flask, staff_client: FlaskClient, widget: WidgetActions, app_demo: tuple[str, str], app_passid: PassidClient
 ) -> None:

@@ -142,7 +142,7 @@ def test_a_forbidden_page_says_whose_it_is(app: Flask, runner: FlaskCliRunner) -
     counter = signed_in(app.test_client(), add_staff(runner, role="counter"))
     answer = counter.get("/console/")
     assert answer.status_code == 403
-    assert "This page is not open to your role" in answer.text and "(counter)" in answer.text
+    assert "This page is not open to your role" in answer.text and "(Counter staff)" in answer.text
 
 
 NAV = {"Branch": "/branch/", "History": "/console/", "Review queue": "/console/review",

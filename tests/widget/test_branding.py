@@ -107,7 +107,10 @@ def test_the_logo_is_served_sandboxed_nosniff_and_cached_under_its_hash(
     assert answer.status_code == 200 and answer.data == SVG_LOGO
     assert answer.headers["Content-Type"] == "image/svg+xml"
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
-    assert answer.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    # Its own policy replaces the page's, frame-ancestors included: an image no site may frame.
+    assert answer.headers["Content-Security-Policy"] == (
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
+    )
     assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
 
 

@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
@@ -219,6 +220,37 @@ def test_the_busy_answer_to_a_form_post_speaks_the_customers_language(app: Flask
             bodies.slots.release()
     assert busy.status_code == 503 and busy.text.startswith("[") and english_left(busy.text) == []
     assert english.text == "The service is busy. Please try again in a moment.\n"
+
+
+def test_every_widget_post_names_the_embeds_locale_so_a_busy_answer_speaks_it(app: Flask, client: FlaskClient) -> None:
+    """An embed in French, a browser in English: the 503 is worded before the body (and the signed `o`
+    that says French) is read, so each form's URL carries the embed's locale too."""
+    english_browser = {"Accept-Language": "en"}
+    idle = client.get("/verify", query_string={"locale": "fr"}, headers=english_browser).text
+    requesting = client.post("/verify/qr", query_string={"locale": "fr"}, data={"o": hidden(idle, "o")},
+                             headers={**english_browser, "HX-Request": "true"}).text
+    verifying = client.post("/verify/token", data={"o": hidden(idle, "o"), "n": hidden(idle, "n"),
+                                                   "token": "PASSID-AB3X-7YQM-K9PQ-3MNX"},
+                            headers={**english_browser, "HX-Request": "true"}).text
+    posts = [unescape(url) for page in (idle, requesting, verifying)
+             for url in re.findall(r'(?:action|hx-post)="([^"]+)"', page)]
+    assert len(posts) == 6 and all("locale=fr" in url for url in posts), posts
+    plain = client.get("/verify", headers=english_browser).text  # no embed locale: the browser's, unpinned
+    assert not [url for url in re.findall(r'(?:action|hx-post)="([^"]+)"', plain) if "locale=" in url]
+
+    bodies: Any = app.wsgi_app
+    while not isinstance(bodies, BodiesInFlight):
+        bodies = bodies.app
+    taken = 0
+    while bodies.slots.acquire(blocking=False):
+        taken += 1
+    try:
+        busy = client.post(posts[0], data={"o": hidden(idle, "o")}, headers=english_browser)
+    finally:
+        for _ in range(taken):
+            bodies.slots.release()
+    assert busy.status_code == 503
+    assert busy.text == "Le service est très sollicité. Veuillez réessayer dans un instant.\n"
 
 
 def test_an_unknown_session_link_or_poll_answers_in_the_customers_language(client: FlaskClient) -> None:

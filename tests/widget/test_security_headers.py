@@ -69,8 +69,9 @@ def test_frame_ancestors_is_the_allow_list(behind_proxy: FlaskClient) -> None:
     assert policy["frame-ancestors"] == ["'self'", "https://bank.example", "https://partner.example:8443"]
 
 
-@pytest.mark.parametrize("path", ["/verify", "/verify/reset"])
+@pytest.mark.parametrize("path", ["/verify", "/verify/reset", "/verify/nothing", "/verify/qr"])
 def test_partner_origins_may_frame_the_widget_pages(behind_proxy: FlaskClient, path: str) -> None:
+    """The widget's error pages too (a 404, a GET on a post-only URL's 405): shown in the iframe, not refused."""
     answer = behind_proxy.get(path)
     assert _csp(answer.headers)["frame-ancestors"] == [
         "'self'", "https://bank.example", "https://partner.example:8443",
@@ -78,7 +79,8 @@ def test_partner_origins_may_frame_the_widget_pages(behind_proxy: FlaskClient, p
     assert "X-Frame-Options" not in answer.headers  # it cannot list partners; frame-ancestors does
 
 
-@pytest.mark.parametrize("path", ["/staff/sign-in", "/console/", "/branch/", "/sandbox/phone", "/healthz"])
+@pytest.mark.parametrize("path", ["/staff/sign-in", "/console/", "/branch/", "/sandbox/phone", "/healthz", "/verifyx",
+                                  "/no-such-page"])
 def test_no_partner_may_frame_any_other_page(behind_proxy: FlaskClient, path: str) -> None:
     """Sign-in, console, branch and the sandbox phone page are never framed, not even by us."""
     answer = behind_proxy.get(path)
