@@ -38,6 +38,9 @@ from tests.browser.test_widget_accessibility import held
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.servers import AppServer, base_env, migrate
 
+# "Generate QR" / "Generate new code": the form posting to /verify/qr (with ?locale= when the embed chose one).
+GENERATE_BUTTON = 'form:is([action$="/verify/qr"], [action*="/verify/qr?"]) button'
+
 SUCCESS_TOKEN = "KE8V-3TXY-Z72L"
 DECLINE_TOKEN = "TEST-EXPD-0001"  # declined: the token has expired
 PSEUDO = "en-XA"
@@ -136,7 +139,7 @@ def open_widget(page: Page, server: AppServer, query: str = "") -> None:
 
 # Locale-independent ways through the widget (the labels are in whichever language the page speaks).
 def generate_qr(page: Page) -> None:
-    page.locator('#passid-state form[action$="/verify/qr"] button').click()
+    page.locator(f"#passid-state {GENERATE_BUTTON}").click()
 
 
 def submit_token(page: Page, token: str) -> None:
@@ -402,7 +405,7 @@ def pseudo_state(page: Page, state: str, request: pytest.FixtureRequest) -> None
     elif state == "declined":
         reach_declined(page)
     elif state == "offline":  # our own server unreachable: widget.js's error view
-        page.route("**/verify/qr/session", lambda route: route.abort())
+        page.route("**/verify/qr/session*", lambda route: route.abort())
         generate_qr(page)
         expect(widget(page)).to_have_attribute("data-state", "error")
 
@@ -420,7 +423,7 @@ def test_the_pseudo_locale_fits_320px_in_every_widget_state(
         if state in ("requesting", "verifying"):
             widget_server: AppServer = request.getfixturevalue("widget_server")
             open_widget(page, widget_server, query)
-            pattern = "**/verify/qr/session" if state == "requesting" else "**/verify/token/check"
+            pattern = "**/verify/qr/session*" if state == "requesting" else "**/verify/token/check*"
             with held(page, pattern) as wait_until_held:
                 generate_qr(page) if state == "requesting" else submit_token(page, SUCCESS_TOKEN)
                 wait_until_held()
@@ -431,7 +434,7 @@ def test_the_pseudo_locale_fits_320px_in_every_widget_state(
             open_widget(page, request.getfixturevalue("short_lived"), query)
             generate_qr(page)
             expect(widget(page)).to_have_attribute("data-state", "declined", timeout=20_000)
-            expect(page.locator('#passid-state form[action$="/verify/qr"] button')).to_be_visible()  # Generate new code
+            expect(page.locator(f"#passid-state {GENERATE_BUTTON}")).to_be_visible()  # Generate new code
         elif state == "error":  # PASSID answering 500
             server, proxy = request.getfixturevalue("upstream")
             open_widget(page, server, query)
@@ -513,7 +516,7 @@ def test_each_locale_fits_320px_in_every_state(
         # Playwright's click waits on.
         declined_on_phone.bring_to_front()
         open_widget(declined_on_phone, widget_server)
-        with held(declined_on_phone, "**/verify/qr/session") as wait_until_held:
+        with held(declined_on_phone, "**/verify/qr/session*") as wait_until_held:
             generate_qr(declined_on_phone)
             wait_until_held()
             expect(widget(declined_on_phone)).to_have_attribute("data-state", "requesting")
@@ -535,7 +538,7 @@ def test_each_locale_fits_320px_in_every_state(
         submit_token(page, "KE8V")
         expect(page.locator("#passid-token-error")).to_be_visible()
         fits(page, "idle with an error")
-        with held(page, "**/verify/token/check") as wait_until_held:
+        with held(page, "**/verify/token/check*") as wait_until_held:
             submit_token(page, SUCCESS_TOKEN)
             wait_until_held()
             expect(widget(page)).to_have_attribute("data-state", "verifying")
@@ -553,7 +556,7 @@ def test_each_locale_fits_320px_in_every_state(
         expect(widget(page)).to_have_attribute("data-state", "error")
         fits(page, "error")
         open_widget(page, widget_server)
-        page.route("**/verify/qr/session", lambda route: route.abort())
+        page.route("**/verify/qr/session*", lambda route: route.abort())
         generate_qr(page)
         expect(widget(page)).to_have_attribute("data-state", "error")
         fits(page, "offline")
@@ -561,7 +564,7 @@ def test_each_locale_fits_320px_in_every_state(
         expect(widget(declined_on_phone)).to_have_attribute("data-state", "declined", timeout=20_000)
         fits(declined_on_phone, "declined on the phone")
         expect(widget(expiring)).to_have_attribute("data-state", "declined", timeout=20_000)
-        expect(expiring.locator('#passid-state form[action$="/verify/qr"] button')).to_be_visible()
+        expect(expiring.locator(f"#passid-state {GENERATE_BUTTON}")).to_be_visible()
         fits(expiring, "expired")
 
 

@@ -63,7 +63,7 @@ def test_the_qr_flow_completes_when_the_customer_approves_on_the_phone(
     expect(page.locator(".passid-score__value")).to_have_text("743")
     expect(page.locator(".passid-score__tier")).to_have_text("Tier B")
     expect(page.locator(".passid-claims")).to_contain_text("Identity verified")
-    expect(page.locator(".passid-claims")).to_contain_text("Income verified ($50K to $75K)")
+    expect(page.locator(".passid-claims")).to_contain_text("Income verified ($50,000 to $75,000)")
     expect(page.locator(".passid-claims")).to_contain_text("Fraud risk: low")
 
     # Polling stops once the widget has its answer.

@@ -16,6 +16,9 @@ from playwright.sync_api import Page, expect
 
 from tests.support.servers import AppServer, base_env, migrate
 
+# "Generate QR" / "Generate new code": the form posting to /verify/qr (with ?locale= when the embed chose one).
+GENERATE_BUTTON = 'form:is([action$="/verify/qr"], [action*="/verify/qr?"]) button'
+
 SUCCESS_TOKEN = "KE8V-3TXY-Z72L"
 DECLINE_TOKEN = "TEST-EXPD-0001"
 LIGHT = "rgb(255, 255, 255)"
@@ -55,7 +58,7 @@ def assert_no_axe_violations(page: Page) -> None:
 def reach(page: Page, state: str) -> None:
     """From idle to `state` with locale-independent selectors (the labels may be in Arabic)."""
     if state == "awaiting":
-        page.locator('form[action$="/verify/qr"] button').click()
+        page.locator(GENERATE_BUTTON).click()
         expect(page.locator("svg.passid-qr")).to_be_visible()
     elif state in ("declined", "success"):
         page.locator("#passid-token").fill(DECLINE_TOKEN if state == "declined" else SUCCESS_TOKEN)
@@ -150,7 +153,7 @@ def test_axe_is_clean_in_each_scheme_locale_and_colour(
 
 def test_radius_and_font_come_from_the_lists(page: Page, bank: AppServer) -> None:
     open_widget(page, bank, "?radius=square&font=serif")
-    button = page.locator('form[action$="/verify/qr"] button')
+    button = page.locator(GENERATE_BUTTON)
     assert button.evaluate("el => getComputedStyle(el).borderTopLeftRadius") == "0px"
     assert "Georgia" in page.locator("#passid-widget").evaluate("el => getComputedStyle(el).fontFamily")
     open_widget(page, bank, "?radius=round&font=inherit")
