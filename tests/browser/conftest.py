@@ -66,9 +66,10 @@ def page(browser: Browser) -> Iterator[Page]:
 class EmbeddingSite:
     """A page on another origin that embeds the widget with the documented snippet."""
 
-    def __init__(self, widget_url: str, port: int, host: str = "localhost") -> None:
+    def __init__(self, widget_url: str, port: int, host: str = "localhost", attributes: str = "") -> None:
         self.widget_url = widget_url
         self.host = host
+        self.attributes = attributes  # more data- attributes on the snippet's <script>
         site = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -105,7 +106,7 @@ class EmbeddingSite:
   }});
 </script>
 <script src="{self.widget_url}/embed.js" data-target="#passid" data-permissions="full_score,identity_verified"
-        data-institution-name="Partner Bank"></script>
+        data-institution-name="Partner Bank" {self.attributes}></script>
 </body></html>"""
 
     def close(self) -> None:

@@ -7,8 +7,10 @@ from contextlib import suppress
 
 import pytest
 import requests
+from babel.messages.pofile import read_po
 from playwright.sync_api import Page, Response, expect
 
+from app.i18n import TRANSLATIONS
 from tests.browser.conftest import EmbeddingSite, demo_key, read_event_json
 from tests.support.servers import AppServer, free_port
 
@@ -136,3 +138,33 @@ def test_the_frame_ancestors_policy_lists_exactly_the_allowed_origins(
     ancestors = next(part for part in policy.split(";") if "frame-ancestors" in part).split()[1:]
     assert ancestors == ["'self'", f"http://localhost:{allowed_site_port}"]
     assert "unsafe-inline" not in policy and "*" not in ancestors
+
+
+def catalogue_text(locale: str, msgid: str) -> str:
+    with (TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po").open("rb") as source:
+        entry = read_po(source).get(msgid)
+    assert entry is not None and entry.string, msgid
+    return str(entry.string)
+
+
+def test_the_snippet_s_language_and_look_reach_the_widget_and_stay_through_its_later_answers(
+    page: Page, widget_server: AppServer, allowed_site_port: int
+) -> None:
+    """data-locale, data-color-scheme, data-radius and data-font, whatever the browser's own language
+    (English here): the iframe's page, and the awaiting state htmx swaps in after "Generate QR"."""
+    site = EmbeddingSite(widget_server.url, allowed_site_port,
+                         attributes='data-locale="ar" data-color-scheme="dark" data-radius="round" data-font="serif"')
+    try:
+        page.goto(site.origin)
+        frame = page.frame_locator("#passid iframe")
+        html = frame.locator("html")
+        expect(html).to_have_attribute("lang", "ar")
+        expect(html).to_have_attribute("dir", "rtl")
+        expect(html).to_have_attribute("data-color-scheme", "dark")
+        expect(html).to_have_attribute("data-radius", "round")
+        expect(html).to_have_attribute("data-font", "serif")
+        frame.get_by_role("button", name=catalogue_text("ar", "Generate QR")).click()
+        expect(frame.locator("#passid-widget")).to_have_attribute("data-state", "awaiting")
+        expect(frame.locator(".passid-view__title")).to_have_text(catalogue_text("ar", "Approve in the PASSID app"))
+    finally:
+        site.close()
