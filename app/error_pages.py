@@ -18,11 +18,13 @@ page names no exception and shows no trace (Flask, or the sandbox, logs the 500'
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, jsonify, render_template, request, url_for
+from flask import Flask, Response, current_app, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from app.i18n import html_lang
+from app.widget import messages
+from app.widget.results import api_error
 
 # Paths whose callers read JSON, never a page.
 MACHINE_PREFIXES = ("/api/", "/webhooks/")
@@ -63,11 +65,7 @@ def error_answer(error: HTTPException) -> Response | HTTPException:
 def _json_error(status: int, error: HTTPException) -> Response:
     code = _JSON_CODES.get(status, "ERROR" if status < 500 else "INTERNAL_ERROR")
     message = "Something went wrong on our side." if status >= 500 else (error.description or error.name)
-    # The shape of app.widget.results.api_error, which integrators already read; never cached.
-    answer = jsonify(error={"code": code, "message": message})
-    answer.status_code = status
-    answer.headers["Cache-Control"] = "no-store"
-    return answer
+    return api_error(status, code, message)  # the shape integrators already read, never cached
 
 
 def _error_page(status: int) -> Response:
@@ -88,7 +86,7 @@ def page_words(status: int) -> tuple[str, str]:
     if status == 413:
         return title, _("What you sent is too large. Please start again.")
     if status == 429:
-        return title, _("Too many attempts from this device. Please wait a minute, then try again.")
+        return title, messages.rate_limited_message()
     if status == 500:
         return title, _("Something went wrong on our side. Please try again in a moment.")
     if status > 500:

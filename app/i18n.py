@@ -105,6 +105,11 @@ def _babel_locale() -> str:
     return PSEUDO_CATALOGUE if locale == PSEUDO_LOCALE else locale
 
 
+def request_locale() -> Locale:
+    """The request's Babel locale for formatting, or the source language's outside a request (CLI, unit tests)."""
+    return get_locale() or Locale.parse(SOURCE_LOCALE)
+
+
 def html_lang() -> str:
     """`<html lang>`: the locale as a BCP 47 tag."""
     locale = str(get_locale() or SOURCE_LOCALE)

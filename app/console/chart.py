@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from markupsafe import Markup, escape
 
-from app.console.formatting import console_locale
+from app.i18n import request_locale
 from app.passid import CohortReport, CohortTier
 
 WIDTH, HEIGHT = 640, 340
@@ -39,7 +39,7 @@ def percent(rate: float | None) -> str:
     (English outside a request, as in unit tests)."""
     if rate is None:
         return "—"
-    locale = console_locale()
+    locale = request_locale()
     # The locale's own percent pattern (French and German put a space before the sign), with up to
     # two decimals so a small tier's 6.67% does not read as 7%.
     pattern = copy.copy(locale.percent_formats[None])

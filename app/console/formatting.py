@@ -9,23 +9,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from babel import Locale
 from babel.dates import format_datetime
 from babel.numbers import format_decimal
-from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from app.i18n import SOURCE_LOCALE
-
-
-def console_locale() -> Locale:
-    """The request's Babel locale, or English where there is no request."""
-    return get_locale() or Locale.parse(SOURCE_LOCALE)
+from app.i18n import request_locale
 
 
 def console_time_pattern(seconds: bool = False) -> str:
     """The CLDR pattern (or Babel format name) of a console time in the request's language."""
-    if console_locale().language == "en":
+    if request_locale().language == "en":
         return "yyyy-MM-dd HH:mm:ss" if seconds else "yyyy-MM-dd HH:mm"
     return "medium" if seconds else "short"
 
@@ -33,7 +26,7 @@ def console_time_pattern(seconds: bool = False) -> str:
 def console_moment(moment: datetime, pattern: str) -> str:
     """`moment` (naive means UTC) in `pattern`, without the zone's name."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return format_datetime(aware, pattern, tzinfo=UTC, locale=console_locale())
+    return format_datetime(aware, pattern, tzinfo=UTC, locale=request_locale())
 
 
 def console_time(moment: datetime | None, seconds: bool = False) -> str:
@@ -45,4 +38,4 @@ def console_time(moment: datetime | None, seconds: bool = False) -> str:
 
 def console_number(number: float | int) -> str:
     """1234 → "1,234" (German "1.234")."""
-    return format_decimal(number, locale=console_locale())
+    return format_decimal(number, locale=request_locale())

@@ -14,10 +14,10 @@ from typing import Any
 
 from babel import Locale
 from babel.numbers import NumberPattern, format_currency
-from flask_babel import format_decimal, format_percent, get_locale, ngettext
+from flask_babel import format_decimal, format_percent, ngettext
 from flask_babel import gettext as _
 
-from app.i18n import SOURCE_LOCALE
+from app.i18n import request_locale
 from app.passid import DenyReason
 from app.verifications import FinalStatus
 
@@ -80,7 +80,7 @@ def income_band_text(band: str) -> str:
     if match is None:
         return band
     currency, low, high = match.group(1), int(match.group(2)) * 1000, int(match.group(3)) * 1000
-    locale = get_locale() or Locale.parse(SOURCE_LOCALE)
+    locale = request_locale()
     pattern = _whole_currency_pattern(locale)
 
     def money(amount: int) -> str:

@@ -60,17 +60,15 @@ def _speak_the_widget_s_language() -> None:
 
 def locale_of_this_request() -> str | None:
     """The locale the widget's signed options carry (a session's options carry the session's, signed
-    when its page was drawn), or a hosted session's own; None leaves the choice to `?locale=` and the
-    browser. Read from the handle itself: a pending poll must cost no database query."""
-    if "o" in request.values:
-        try:
-            return handles.unsign("options", request.values.get("o")).get("locale")
-        except handles.InvalidHandle:
-            return None
-    if request.endpoint == "widget.session_page":
-        session = records.find(request.args.get("id"))
-        return session.locale if session is not None else None
-    return None
+    when its page was drawn); None leaves the choice to `?locale=` and the browser (the hosted page
+    prefers its session's own, `session_page`). Read from the handle itself: a pending poll must cost
+    no database query."""
+    if "o" not in request.values:
+        return None
+    try:
+        return handles.unsign("options", request.values.get("o")).get("locale")
+    except handles.InvalidHandle:
+        return None
 
 
 # --- rendering ----------------------------------------------------------------------
@@ -151,6 +149,7 @@ def session_page() -> Response:
     session = records.find(request.args.get("id"))
     if session is None:
         return unknown_session()
+    i18n.prefer(session.locale)  # before anything on the page is translated
     return idle(sessions.session_options(session, request.args))
 
 
