@@ -21,9 +21,9 @@ where TEMPLATE_FILE holds the captured body with the request id written as `{req
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
-import sys
 from pathlib import Path
 
 PATH = re.compile(rb"^/api/bridge/request/([A-Za-z0-9_]{1,64})(?:\?.*)?$")
@@ -132,9 +132,12 @@ async def serve(port: int, template: bytes, delay: float) -> None:
 
 
 def main() -> None:
-    port, template_file = int(sys.argv[1]), Path(sys.argv[2])
-    delay = float(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.0
-    asyncio.run(serve(port, template_file.read_bytes(), delay))
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("port", type=int, help="the API port (the control port is PORT + 1)")
+    parser.add_argument("template_file", type=Path, help="the captured body, with {request_id} for the id")
+    parser.add_argument("delay_ms", type=float, nargs="?", default=0.0, help="added before each answer")
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, args.template_file.read_bytes(), args.delay_ms / 1000))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Run: `make bench` (or `.venv/bin/python -m bench.weight`).
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import re
 import subprocess
@@ -90,6 +91,8 @@ def measure_react() -> dict[str, int] | None:
 
 
 def main() -> None:
+    # No options; `--help` says what the run does instead of starting it.
+    argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0]).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = base_env(f"sqlite:///{tmp}/bench.db", PASSID_BACKGROUND_JOBS="false")
         migrate(env)

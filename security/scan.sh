@@ -33,7 +33,7 @@ cleanup() { [[ -n "${SERVER:-}" ]] && kill -- -"$SERVER" 2>/dev/null; rm -rf "$W
 trap cleanup EXIT
 
 .venv/bin/flask --app app db upgrade >/dev/null 2>&1
-.venv/bin/flask --app app staff create scanner --password "$PASSWORD" >/dev/null
+.venv/bin/flask --app app staff create scanner --role admin --password "$PASSWORD" >/dev/null
 setsid make --no-print-directory run PORT="$PORT" >"$WORK/app.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 100); do
@@ -52,6 +52,16 @@ s.post(f"{base}/staff/sign-in", data={"csrf_token": token, "username": "scanner"
 print("; ".join(f"{c.name}={c.value}" for c in s.cookies))
 PY
 )"
+
+# The signed-in cookie must open the console, or the scan would only see the sign-in page.
+curl -fs -m 5 -o /dev/null -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT/console/" \
+  || { echo "the scanner's staff cookie does not open /console/"; tail -20 "$WORK/app.log"; exit 1; }
+# SCAN_SETUP_ONLY=1 stops here, with everything the scanner needs ready: the suite runs that much
+# (tests/test_documented_commands.py), so a changed command breaks `make test`, not a user's scan.
+if [[ -n "${SCAN_SETUP_ONLY:-}" ]]; then
+  echo "Scan setup ready on http://127.0.0.1:$PORT/ (signed in as staff); the scanner was not started."
+  exit 0
+fi
 
 # Left out: ssrf, xxe, log4shell, spring4shell (they call an outside endpoint), wapp, cms, nikto, takeover,
 # network_device (fingerprint databases fetched from outside), ssl and https_redirect (no TLS on loopback),
