@@ -1,20 +1,39 @@
 """Two guards around every request that come from how the app is served, not from what it does.
 
-**Slow request bodies.** Granian reads request headers without holding a thread, so clients
-that trickle headers cost nothing (tests/serving/test_slow_clients.py). It has no timeout for
-a request *body*, though, and the app reads bodies on its own threads: forty POSTs that send
-one byte every few seconds would hold every thread of every worker, and then nothing answers,
-`/healthz` included. So at most `PASSID_MAX_BODIES_IN_FLIGHT` requests per process may be
-reading or acting on a body at once. Past that a request with a body gets `503` with
-`Retry-After` (its body is never read), while requests without a body
-— the widget's poll, `/healthz`, every page — keep their threads. PASSID retries a webhook that
-met a 503 on its schedule; a person's form post says "try again".
+**Slow request bodies, and floods of cheap ones.** Granian reads request headers without holding
+a thread, so clients that trickle headers cost nothing (tests/serving/test_slow_clients.py). It
+has no timeout for a request *body*, though, and the app reads bodies on its own threads: forty
+POSTs that send one byte every few seconds would hold every thread of every worker, and then
+nothing answers, `/healthz` included. So a request with a body takes a *body slot* before the app
+sees it, and the slots are few. They come in pools, one per class of request, decided from the
+path alone (`request_class`): PASSID's webhooks, customers' forms (the widget and the branch
+counter), staff forms (console, sign-in), the API, and anything else. A flood in one class (junk
+posted at the webhook, say) takes that class's slots only: PASSID's signed deliveries, a
+customer's token check and a staff form each keep capacity of their own
+(tests/serving/test_flood.py). Webhooks and customer forms have `PASSID_MAX_BODIES_IN_FLIGHT` (2)
+slots per process each, the rest one each: seven at most, below the server's eight threads, so
+requests without a body — the widget's poll, `/healthz`, every page — always find a thread.
+
+A request whose pool is full waits up to `PASSID_BODY_SLOT_WAIT_SECONDS` (1) for a slot of its
+own pool, no more than the pool's size of them at once (each waiter holds a thread); then it gets
+`503` with `Retry-After`, its body never read. The short wait is what keeps a burst of PASSID's
+deliveries (a database pausing on a lock, say) from meeting 503s at a steady pace; PASSID retries
+a webhook that met a 503 on its schedule; a person's form post says "try again".
+
+Some requests need no slot because their answer does not depend on their body, and they are
+passed on with an empty one (`answered_unread`): a webhook without a well-formed
+`X-PASSID-Signature` header (the receiver refuses it 401 and counts it, or 429 past the failed-call
+limit, exactly as before, without a byte of the body read), and a body announced larger than the
+app or the receiver accepts (413 from its Content-Length). The failed-call limit itself cannot be
+checked before the slot: a validly signed delivery is exempt from it, and only the body can show
+that, so checking first would refuse PASSID's own deliveries from an address shared with junk.
 
 A request answered without reading its body (a 401 before the JSON is parsed, say) has the rest
 read and dropped before the answer goes out when it announced at most 64 KiB, as gunicorn did:
 left unread, Granian closes the keep-alive connection just after the answer, and a client that
 reuses it in that instant loses its next request ("connection closed without response"). A
-larger or chunked body is not waited for: its connection closes, as it should.
+larger or chunked body is not waited for: its connection closes, as it should. Nor is the body of
+a request passed on without a slot: draining it would hold a thread as long as its sender likes.
 
 **The process environment is not the request's.** Granian copies the whole process
 environment into every request's WSGI environ, `SECRET_KEY` and `PASSID_API_KEY` included,
@@ -25,8 +44,10 @@ request really has (the CGI variables, `HTTP_*` headers and dotted server extens
 
 from __future__ import annotations
 
+import io
+import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask
@@ -34,6 +55,8 @@ from flask_babel import gettext as _
 from werkzeug.wsgi import LimitedStream
 
 from app.access_log import CountedBody
+from app.config import MAX_CONTENT_LENGTH
+from app.webhooks.routes import MAX_BODY as MAX_WEBHOOK_BODY
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -48,15 +71,32 @@ _CGI_KEYS = frozenset({
 _BUSY_BODY = b"The service is busy. Please try again in a moment.\n"
 DRAIN_AT_MOST = 64 * 1024
 
+# Classes of request, each with body slots of its own.
+WEBHOOKS = "webhooks"
+CUSTOMER = "customer"
+STAFF = "staff"
+API = "api"
+SANDBOX = "sandbox"
+OTHER = "other"
+_CLASS_OF_PREFIX = (
+    ("/webhooks/", WEBHOOKS),
+    ("/verify/", CUSTOMER), ("/branch/", CUSTOMER),
+    ("/console/", STAFF), ("/staff/", STAFF),
+    ("/api/", API),
+)
+# The contract's header value, as app/passid/signing.py reads it: `sha256=` and 64 hex digits.
+_WELL_FORMED_SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}")
+
 
 def init_request_guards(app: Flask) -> None:
     """Wrap the app (call after every other WSGI layer, so these see each request first)."""
     # The embedded sandbox is PASSID's side of the wire served by this same process: a widget post
-    # that holds a slot calls it over HTTP, so its requests take slots of their own (as many again),
-    # or the widget would starve itself. It exists only on a developer's machine.
-    exempt = ("/sandbox/",) if app.config.get("PASSID_EMBEDDED_SANDBOX") else ()
-    bodies = BodiesInFlight(app.wsgi_app, int(app.config["PASSID_MAX_BODIES_IN_FLIGHT"]), exempt=exempt,
-                            busy=lambda environ: busy_text(app, environ))
+    # that holds a slot calls it over HTTP, so its requests take slots of their own, or the widget
+    # would starve itself. It exists only on a developer's machine.
+    sandbox = bool(app.config.get("PASSID_EMBEDDED_SANDBOX"))
+    pools = slot_pools(int(app.config["PASSID_MAX_BODIES_IN_FLIGHT"]),
+                       float(app.config["PASSID_BODY_SLOT_WAIT_SECONDS"]), sandbox=sandbox)
+    bodies = BodiesInFlight(app.wsgi_app, pools, sandbox=sandbox, busy=lambda environ: busy_text(app, environ))
     app.wsgi_app = RequestEnvironOnly(bodies)  # type: ignore[method-assign]
 
 
@@ -84,6 +124,72 @@ def has_body(environ: dict[str, Any]) -> bool:
     return "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
 
 
+def request_class(path: str, *, sandbox: bool = False) -> str:
+    """Which pool of body slots a request draws on, from its path alone (the body is not read yet)."""
+    if sandbox and path.startswith("/sandbox/"):
+        return SANDBOX
+    for prefix, kind in _CLASS_OF_PREFIX:
+        if path.startswith(prefix):
+            return kind
+    return OTHER
+
+
+def pool_sizes(per_busy_class: int, *, sandbox: bool = False) -> dict[str, int]:
+    """Slots per class: webhooks and customers' forms come in bursts, staff forms and the API one by one.
+
+    The sum (2 × `per_busy_class` + 3) is the most threads slow bodies can hold in a process; at the
+    default 2 that is 7 of the server's 8, so requests without a body always find one. The sandbox's
+    pool (a developer's machine only) mirrors the customers': each widget post calls it once.
+    """
+    sizes = {WEBHOOKS: per_busy_class, CUSTOMER: per_busy_class, STAFF: 1, API: 1, OTHER: 1}
+    if sandbox:
+        sizes[SANDBOX] = per_busy_class
+    return sizes
+
+
+def slot_pools(per_busy_class: int, wait_seconds: float, *, sandbox: bool = False) -> dict[str, SlotPool]:
+    return {kind: SlotPool(size, wait_seconds) for kind, size in pool_sizes(per_busy_class, sandbox=sandbox).items()}
+
+
+def announced_length(environ: dict[str, Any]) -> int | None:
+    """The Content-Length as a number; None when there is none or it is not one."""
+    length = (environ.get("CONTENT_LENGTH") or "").strip()
+    return int(length) if length.isascii() and length.isdigit() else None
+
+
+def has_well_formed_signature(environ: dict[str, Any]) -> bool:
+    """An `X-PASSID-Signature` shaped as PASSID sends it; whether it matches needs the body."""
+    return bool(_WELL_FORMED_SIGNATURE.fullmatch(environ.get("HTTP_X_PASSID_SIGNATURE", "").strip()))
+
+
+def is_oversized(environ: dict[str, Any], kind: str) -> bool:
+    """A body announced larger than the receiver (webhooks) or the app accepts: refused 413 on its length."""
+    limit = MAX_WEBHOOK_BODY if kind == WEBHOOKS else MAX_CONTENT_LENGTH
+    length = announced_length(environ)
+    return length is not None and length > limit
+
+
+def answered_unread(environ: dict[str, Any], kind: str) -> bool:
+    """True when the app's answer cannot depend on the body: it is refused on its headers alone.
+
+    A webhook without a well-formed signature is refused 401 whatever it says; an oversized body 413.
+    """
+    return (kind == WEBHOOKS and not has_well_formed_signature(environ)) or is_oversized(environ, kind)
+
+
+def without_body(environ: dict[str, Any], *, keep_length: bool) -> None:
+    """Hand the app an empty body in place of the sender's, which stays unread.
+
+    `keep_length` for an oversized body, which the app refuses on its Content-Length, reading nothing;
+    otherwise the request says it has no body, so nothing in the app can wait on the real one.
+    """
+    if not keep_length:
+        environ["CONTENT_LENGTH"] = "0"
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ["wsgi.input"] = io.BytesIO(b"")
+    environ["wsgi.input_terminated"] = True
+
+
 class RequestEnvironOnly:
     """Drops process environment variables that a server copied into the WSGI environ."""
 
@@ -96,23 +202,48 @@ class RequestEnvironOnly:
         return self.app(environ, start_response)
 
 
-class BodiesInFlight:
-    """At most `limit` requests with a body at once in this process; past that, 503 unread."""
+class SlotPool:
+    """`size` body slots; a request that finds them taken may wait `wait_seconds` for one, if fewer
+    than `size` others already wait (a waiter holds a server thread, so waiting is bounded too)."""
 
-    def __init__(self, app: WSGIApp, limit: int, *, exempt: tuple[str, ...] = (),
+    def __init__(self, size: int, wait_seconds: float = 0.0) -> None:
+        self.slots = threading.BoundedSemaphore(size)
+        self.waiters = threading.BoundedSemaphore(size)
+        self.wait_seconds = wait_seconds
+
+    def take(self) -> bool:
+        if self.slots.acquire(blocking=False):
+            return True
+        if self.wait_seconds <= 0 or not self.waiters.acquire(blocking=False):
+            return False
+        try:
+            return self.slots.acquire(timeout=self.wait_seconds)
+        finally:
+            self.waiters.release()
+
+    def give_back(self) -> None:
+        self.slots.release()
+
+
+class BodiesInFlight:
+    """Requests with a body take a slot of their class's pool first; a full pool means 503, unread."""
+
+    def __init__(self, app: WSGIApp, pools: Mapping[str, SlotPool], *, sandbox: bool = False,
                  busy: Callable[[dict[str, Any]], bytes] = lambda _environ: _BUSY_BODY) -> None:
         self.app = app
         self.busy = busy
-        self.slots = threading.BoundedSemaphore(limit)
-        # Paths in `exempt` count against slots of their own: bounded, but never starving the rest.
-        self.exempt = exempt
-        self.exempt_slots = threading.BoundedSemaphore(limit)
+        self.pools = pools
+        self.sandbox = sandbox
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not has_body(environ):
             return self.app(environ, start_response)
-        slots = self.exempt_slots if environ.get("PATH_INFO", "").startswith(self.exempt) else self.slots
-        if not slots.acquire(blocking=False):
+        kind = request_class(environ.get("PATH_INFO", ""), sandbox=self.sandbox)
+        if answered_unread(environ, kind):
+            without_body(environ, keep_length=is_oversized(environ, kind))
+            return self.app(environ, start_response)
+        pool = self.pools.get(kind) or self.pools[OTHER]
+        if not pool.take():
             body = self.busy(environ)
             start_response("503 Service Unavailable", [
                 ("Content-Type", "text/plain; charset=utf-8"),
@@ -124,11 +255,11 @@ class BodiesInFlight:
         try:
             answer = self._answer_then_drain(environ, start_response)
         except BaseException:
-            slots.release()
+            pool.give_back()
             raise
         # The slot is held until the answer has been sent and closed, not just produced, and freed even
         # if the answer's own close fails (Werkzeug's ClosingIterator would stop at that error).
-        return CountedBody(answer, lambda _sent: slots.release())
+        return CountedBody(answer, lambda _sent: pool.give_back())
 
     def _answer_then_drain(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         bound_to_content_length(environ)

@@ -1,18 +1,31 @@
 """Granian copies the process environment (SECRET_KEY, PASSID_API_KEY) into every request's
 WSGI environ; the app passes on only the request's own keys (app/request_guards.py).
 
-The other guard there, on slow request bodies, is proven in test_slow_clients.py.
+The other guard there, body slots in pools per class of request, is proven against the real server
+in test_slow_clients.py and test_flood.py; its decisions and its waiting are shown here.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from flask import request
 
 from app import create_app
-from app.request_guards import BodiesInFlight
+from app.request_guards import (
+    API,
+    CUSTOMER,
+    OTHER,
+    STAFF,
+    WEBHOOKS,
+    BodiesInFlight,
+    answered_unread,
+    request_class,
+    slot_pools,
+)
 from tests.support.servers import base_env
 
 
@@ -41,7 +54,7 @@ def test_a_body_slot_comes_back_even_when_the_answer_fails_to_close() -> None:
         start_response("200 OK", [])
         return FailsToClose([b"ok"])
 
-    guarded = BodiesInFlight(app, limit=1)
+    guarded = BodiesInFlight(app, slot_pools(1, 0))
     post = {"PATH_INFO": "/verify/token", "CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked"}
     for _ in range(3):
         answer = guarded(dict(post), lambda *args: None)
@@ -75,3 +88,90 @@ def test_a_post_answers_under_werkzeugs_own_server_which_hands_over_the_raw_sock
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.mark.parametrize(("path", "kind"), [
+    ("/webhooks/passid", WEBHOOKS),
+    ("/verify/token/check", CUSTOMER), ("/verify/qr/session", CUSTOMER), ("/branch/verify", CUSTOMER),
+    ("/console/staff", STAFF), ("/staff/sign-in", STAFF),
+    ("/api/sessions", API),
+    ("/sandbox/api/onboard", OTHER), ("/verify", OTHER), ("/nowhere", OTHER),
+])
+def test_each_request_draws_on_the_pool_of_its_class(path: str, kind: str) -> None:
+    assert request_class(path) == kind
+
+
+GOOD_SIGNATURE = "sha256=" + "ab" * 32
+
+
+@pytest.mark.parametrize(("path", "headers", "unread"), [
+    # A webhook without a well-formed signature: refused on its headers, whatever its body says.
+    ("/webhooks/passid", {"CONTENT_LENGTH": "2"}, True),
+    ("/webhooks/passid", {"CONTENT_LENGTH": "2", "HTTP_X_PASSID_SIGNATURE": "sha256=abc"}, True),
+    ("/webhooks/passid", {"HTTP_TRANSFER_ENCODING": "chunked", "HTTP_X_PASSID_SIGNATURE": "ab" * 32}, True),
+    ("/webhooks/passid", {"CONTENT_LENGTH": "2", "HTTP_X_PASSID_SIGNATURE": f" {GOOD_SIGNATURE} "}, False),
+    ("/webhooks/passid", {"CONTENT_LENGTH": str(256 * 1024 + 1), "HTTP_X_PASSID_SIGNATURE": GOOD_SIGNATURE}, True),
+    # Anything else only when announced larger than the app reads.
+    ("/verify/token/check", {"CONTENT_LENGTH": "50"}, False),
+    ("/verify/token/check", {"CONTENT_LENGTH": str(1024 * 1024 + 1)}, True),
+    ("/api/sessions", {"HTTP_TRANSFER_ENCODING": "chunked"}, False),
+])
+def test_what_is_refused_on_its_headers_takes_no_body_slot(path: str, headers: dict[str, str], unread: bool) -> None:
+    assert answered_unread({"PATH_INFO": path, **headers}, request_class(path)) is unread
+
+
+class Held:
+    """A WSGI app whose answers wait until released: requests that hold their body slot."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def __call__(self, environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
+        if environ["PATH_INFO"].startswith("/webhooks/"):
+            self.release.wait(10)
+        start_response("200 OK", [])
+        return [b"ok"]
+
+
+def post(guarded: BodiesInFlight, path: str, results: list[str] | None = None) -> str:
+    statuses: list[str] = []
+    environ = {"PATH_INFO": path, "CONTENT_LENGTH": "2", "HTTP_X_PASSID_SIGNATURE": GOOD_SIGNATURE}
+    answer = guarded(environ, lambda status, _headers: statuses.append(status))
+    list(answer)
+    getattr(answer, "close", lambda: None)()  # as a server does; a 503 is a plain list
+    if results is not None:
+        results.append(statuses[0])
+    return statuses[0]
+
+
+def test_a_class_whose_slots_are_all_taken_starves_no_other_class() -> None:
+    app = Held()
+    guarded = BodiesInFlight(app, slot_pools(2, 0))
+    holders = [threading.Thread(target=post, args=(guarded, "/webhooks/passid")) for _ in range(2)]
+    for holder in holders:
+        holder.start()
+    time.sleep(0.2)
+    try:
+        assert post(guarded, "/webhooks/passid").startswith("503")
+        assert post(guarded, "/verify/token/check") == "200 OK"
+        assert post(guarded, "/console/staff") == "200 OK"
+        assert post(guarded, "/api/sessions") == "200 OK"
+    finally:
+        app.release.set()
+        for holder in holders:
+            holder.join()
+
+
+def test_a_request_waits_briefly_for_a_slot_of_its_pool_rather_than_meeting_503_at_once() -> None:
+    """A burst one larger than the pool: the last in waits for a slot instead of being refused."""
+    app = Held()
+    guarded = BodiesInFlight(app, slot_pools(2, 2.0))
+    results: list[str] = []
+    senders = [threading.Thread(target=post, args=(guarded, "/webhooks/passid", results)) for _ in range(3)]
+    for sender in senders:
+        sender.start()
+    time.sleep(0.3)
+    app.release.set()
+    for sender in senders:
+        sender.join()
+    assert results == ["200 OK"] * 3
