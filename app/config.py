@@ -418,8 +418,11 @@ class Settings:
     poll_check_seconds: float = setting("PASSID_POLL_CHECK_SECONDS", Number(0, 60), "7")
     # Per process: a slow PASSID may hold this many threads, never all of them.
     max_calls_in_flight: int = setting("PASSID_MAX_CALLS_IN_FLIGHT", WholeNumber(1, 1000), "4")
-    # Per process: requests reading a body at once, so slow bodies can hold a few threads, never all.
-    max_bodies_in_flight: int = setting("PASSID_MAX_BODIES_IN_FLIGHT", WholeNumber(1, 1000), "4")
+    # Per process: webhooks, and customers' forms, reading a body at once (each class its own; staff forms,
+    # the API and the rest one each), so slow bodies or a flood in one class hold a few threads, never all.
+    max_bodies_in_flight: int = setting("PASSID_MAX_BODIES_IN_FLIGHT", WholeNumber(1, 1000), "2")
+    # How long a request with a body waits for a slot of its class before it is answered 503.
+    body_slot_wait_seconds: float = setting("PASSID_BODY_SLOT_WAIT_SECONDS", Number(0, 10), "1")
     # Tests lower this to see expiry in seconds; the contract's floor is 60.
     sandbox_min_ttl_seconds: int = setting(
         "PASSID_SANDBOX_MIN_TTL_SECONDS", WholeNumber(1, 60), "60", flask="SANDBOX_MIN_TTL_SECONDS")
