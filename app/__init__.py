@@ -21,6 +21,7 @@ from app.error_pages import init_error_pages
 from app.file_modes import tighten_instance_dir
 from app.htmx import htmx
 from app.i18n import init_i18n
+from app.json_bodies import init_json_bodies
 from app.rate_limits import init_rate_limits
 from app.request_guards import init_request_guards
 from app.security import init_security
@@ -43,6 +44,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
     )
     app.config.update(settings.to_flask())
+    init_json_bodies(app)  # every JSON body through one bounded parser
     # Owner-only secrets and database, before anything opens them (issue 9, finding 5).
     tighten_instance_dir(settings.instance_dir)
     prepare_sqlite_file(settings.database_url)

@@ -15,6 +15,7 @@ from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app import tombstones
 from app.database import Model, db, utcnow
 from app.encryption import EncryptedInteger, EncryptedText, hash_column, lookup_hashes, search_hash
 from app.passid import Outcome
@@ -58,6 +59,13 @@ class OutcomeReport(Model):
         return json.loads(self.amount)
 
 
+class ErasedToken(Exception):
+    """An outcome about a token whose person was erased: acknowledged, counted, and not kept."""
+
+    def __init__(self) -> None:
+        super().__init__("this token's person was erased: the outcome report is not kept")
+
+
 def find_report(token: str) -> OutcomeReport | None:
     return db.session.execute(
         db.select(OutcomeReport).where(OutcomeReport.token_hash.in_(lookup_hashes(token))).limit(1)
@@ -83,7 +91,11 @@ def save_report(
     `recorded` adds what records this save to the transaction (a staff report's audit entry), so it commits
     with the report, never apart from it; and alone when the report was saved a moment before (by the
     webhook about it), since the staff member's report was still made.
+
+    ErasedToken, with nothing stored, when the token's person was erased (`app.tombstones`).
     """
+    if tombstones.refused(token=token) is not None:
+        raise ErasedToken()
     existing = find_report(token)
     if existing is not None:
         return _recorded(existing, recorded)
@@ -121,15 +133,19 @@ def _recorded(report: OutcomeReport, recorded: Callable[[OutcomeReport], object]
 
 
 def record_outcome_event(data: dict[str, Any]) -> None:
+    """An `outcome.reported` webhook: kept, or (about an erased person) counted and dropped."""
     reported = data.get("reportedAt")
-    save_report(
-        token=str(data["token"]),
-        outcome=str(data["outcome"]),
-        product_type=str(data.get("productType", ""))[:80],
-        amount=float(data.get("amount", 0)),
-        currency=str(data.get("currency", "USD"))[:3],
-        notes=data.get("notes"),
-        fsi_score=data.get("fsiScoreAtDecision"),
-        tier=data.get("tier"),
-        reported_at=datetime.fromisoformat(reported.replace("Z", "+00:00")) if isinstance(reported, str) else None,
-    )
+    try:
+        save_report(
+            token=str(data["token"]),
+            outcome=str(data["outcome"]),
+            product_type=str(data.get("productType", ""))[:80],
+            amount=float(data.get("amount", 0)),
+            currency=str(data.get("currency", "USD"))[:3],
+            notes=data.get("notes"),
+            fsi_score=data.get("fsiScoreAtDecision"),
+            tier=data.get("tier"),
+            reported_at=datetime.fromisoformat(reported.replace("Z", "+00:00")) if isinstance(reported, str) else None,
+        )
+    except ErasedToken:
+        return

@@ -37,11 +37,11 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, delete, func, or_, select, update
 
-from app import audit, review
+from app import audit, review, tombstones
 from app.database import db, rows_changed, utcnow
 from app.encryption import lookup_hashes
 from app.outcomes import OutcomeReport
-from app.sessions.records import SessionRequest
+from app.sessions.records import SessionRequest, VerificationSession
 from app.verifications import Verification
 from app.webhooks.models import WebhookReceipt
 
@@ -61,7 +61,8 @@ _PERSONAL_COLUMNS = (
     "recommendation", "corridor",
 )
 # The tables an erase changes: what `forget_erased_bytes` cleans up after.
-_TABLES = ("verification", "webhook_receipt", "outcome_report", "session_request", "review_decision")
+_TABLES = ("verification", "webhook_receipt", "outcome_report", "session_request", "review_decision",
+           "verification_session")
 
 
 @dataclass(frozen=True)
@@ -73,19 +74,27 @@ class Erased:
     outcome_reports: int = 0
     session_links: int = 0
     review_notes: int = 0
+    sessions: int = 0  # erased by their reference (`redact_reference`)
+    expired_tombstones: int = 0  # tombstones whose time was up (`purge`): deleted, nothing personal in them
 
     @property
     def total(self) -> int:
         return sum(getattr(self, part.name) for part in fields(self))
 
     def describe(self) -> str:
-        """"2 verifications, 1 webhook body, 0 outcome reports, 0 session links": the CLI's line and the audit's."""
+        """"2 verifications, 1 webhook body, 0 outcome reports, 0 session links": the CLI's line and the audit's.
+
+        The sessions and expired tombstones are named only when there are some: most erasures reach neither.
+        """
         words = {"verifications": ("verification", "verifications"),
                  "webhook_bodies": ("webhook body", "webhook bodies"),
                  "outcome_reports": ("outcome report", "outcome reports"),
                  "session_links": ("session link", "session links"),
-                 "review_notes": ("review note", "review notes")}
-        return ", ".join(f"{getattr(self, name)} {words[name][getattr(self, name) != 1]}" for name in words)
+                 "review_notes": ("review note", "review notes"),
+                 "sessions": ("session", "sessions"),
+                 "expired_tombstones": ("expired tombstone", "expired tombstones")}
+        return ", ".join(f"{getattr(self, name)} {words[name][getattr(self, name) != 1]}" for name in words
+                         if getattr(self, name) or name not in ("sessions", "expired_tombstones"))
 
 
 class RedactionRefused(Exception):
@@ -95,6 +104,16 @@ class RedactionRefused(Exception):
 class UnknownResult(RedactionRefused):
     def __init__(self, result_id: str) -> None:
         super().__init__(f"no verification has the id {result_id[:80]!r}")
+
+
+class UnknownReference(RedactionRefused):
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"no verification or session has the reference {reference[:80]!r}")
+
+
+class ReferenceAlreadyErased(RedactionRefused):
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"every record of the reference {reference[:80]!r} was already erased")
 
 
 class AlreadyRedacted(RedactionRefused):
@@ -137,22 +156,9 @@ def redact(result_id: str, reason: str, *, actor: str | None = None) -> Redactio
         raise UnknownResult(result_id)
     if row.redacted_at is not None:
         raise AlreadyRedacted(row)
-    rows = _same_person(row)
+    rows = _same_person([row])
     now = utcnow()
-    tokens = _token_hashes(rows)
-    request_ids = {found.request_id for found in rows if found.request_id}
-    sessions = {found.session_id for found in rows if found.session_id}
-    chosen = Verification.id.in_([found.id for found in rows])
-    notes = review.erase_notes(chosen)  # selected by what the next step changes: first
-    erased = Erased(
-        verifications=_erase_verifications(chosen, now, reason),
-        webhook_bodies=_erase_receipts(or_(WebhookReceipt.request_id.in_(request_ids),
-                                           WebhookReceipt.token_hash.in_(tokens)), now),
-        outcome_reports=_erase_reports(OutcomeReport.token_hash.in_(tokens)),
-        session_links=_delete_links(or_(SessionRequest.request_id.in_(request_ids),
-                                        SessionRequest.session_id.in_(sessions))),
-        review_notes=notes,
-    )
+    erased = _erase_people(rows, [], now, reason)
     ids = (row.id, *sorted(found.id for found in rows if found.id != row.id))
     for erased_id in ids:
         detail = reason if erased_id == row.id else f"same person as {row.id}: {reason}"
@@ -162,9 +168,74 @@ def redact(result_id: str, reason: str, *, actor: str | None = None) -> Redactio
     return Redaction(ids, erased)
 
 
-def _same_person(row: Verification) -> list[Verification]:
-    """`row` and the unerased verifications tied to it by a token or a session, followed to the end."""
-    found = {row.id: row}
+def redact_reference(reference: str, reason: str, *, actor: str | None = None) -> Redaction:
+    """Erase every record of the institution's own `reference` now: each verification and session that carries
+    it, and every person they reach (by token and session, as `redact` does), with `reason` on each.
+
+    For an erasure request the bank files under its own reference (a loan, an application): one call, and
+    nothing of that customer is left in a second verification the request did not name.
+    """
+    reason = clean_reason(reason)
+    reference = reference.strip()
+    if not 1 <= len(reference) <= 64 or "\x00" in reference:
+        raise UnknownReference(reference)
+    sessions = list(db.session.execute(
+        select(VerificationSession).where(VerificationSession.reference == reference)).scalars())
+    session_ids = [session.id for session in sessions]
+    named = list(db.session.execute(select(Verification).where(
+        or_(Verification.reference == reference, Verification.session_id.in_(session_ids)))).scalars())
+    if not sessions and not named:
+        raise UnknownReference(reference)
+    rows = _same_person([found for found in named if found.redacted_at is None])
+    open_sessions = [session for session in sessions if session.redacted_at is None]
+    if not rows and not open_sessions:
+        raise ReferenceAlreadyErased(reference)
+    now = utcnow()
+    erased = _erase_people(rows, open_sessions, now, reason)
+    ids = tuple(sorted(found.id for found in rows))
+    for erased_id in ids:
+        audit.note(audit.Action.REDACTED, subject=erased_id, detail=f"every record of its reference: {reason}",
+                   actor=actor)
+    for session in open_sessions:
+        audit.note(audit.Action.REDACTED, subject=session.id, detail=f"every record of its reference: {reason}",
+                   actor=actor)
+    db.session.commit()
+    forget_erased_bytes()
+    return Redaction(ids, erased)
+
+
+def _erase_people(rows: list[Verification], sessions: list[VerificationSession], now: datetime,
+                  reason: str) -> Erased:
+    """Erase these verifications and sessions and all that hangs on them; tombstone each erased value.
+
+    In the caller's transaction. The tombstones (`app.tombstones`) are what keeps the erase permanent: the
+    token hashes it clears are what a later webhook about the person would otherwise have been matched by.
+    """
+    tokens = _token_hashes(rows)
+    session_ids = {found.session_id for found in rows if found.session_id} | {each.id for each in sessions}
+    request_ids = {found.request_id for found in rows if found.request_id} | set(db.session.execute(
+        select(SessionRequest.request_id).where(SessionRequest.session_id.in_(session_ids))).scalars())
+    tombstones.bury(tokens=[found.token for found in rows], request_ids=request_ids, session_ids=session_ids,
+                    now=now)
+    chosen = Verification.id.in_([found.id for found in rows])
+    notes = review.erase_notes(chosen)  # selected by what the next step changes: first
+    return Erased(
+        verifications=_erase_verifications(chosen, now, reason),
+        webhook_bodies=_erase_receipts(or_(WebhookReceipt.request_id.in_(request_ids),
+                                           WebhookReceipt.token_hash.in_(tokens)), now),
+        outcome_reports=_erase_reports(OutcomeReport.token_hash.in_(tokens)),
+        session_links=_delete_links(or_(SessionRequest.request_id.in_(request_ids),
+                                        SessionRequest.session_id.in_(session_ids))),
+        review_notes=notes,
+        sessions=_erase_sessions(VerificationSession.id.in_([each.id for each in sessions]), now),
+    )
+
+
+def _same_person(rows: list[Verification]) -> list[Verification]:
+    """`rows` and the unerased verifications tied to them by a token or a session, followed to the end."""
+    found = {row.id: row for row in rows}
+    if not found:
+        return []
     for _ in range(_LINK_STEPS):
         tokens = _token_hashes(found.values())
         sessions = {each.session_id for each in found.values() if each.session_id}
@@ -215,6 +286,8 @@ def purge(*, dry_run: bool = False, actor: str = audit.SYSTEM_ACTOR, now: dateti
     old_receipts = (WebhookReceipt.received_at < cutoff) & _unerased_receipt()
     old_reports = (OutcomeReport.reported_at < cutoff) & _unerased_report()
     old_links = SessionRequest.created_at < cutoff
+    # Every old verification's notes, erased or not: a note written about a row erased earlier is still about a person.
+    old_notes = Verification.created_at < cutoff
     if dry_run:
         erased = Erased(
             verifications=_count(select(func.count()).select_from(Verification).where(old_rows)),
@@ -223,17 +296,22 @@ def purge(*, dry_run: bool = False, actor: str = audit.SYSTEM_ACTOR, now: dateti
             session_links=_count(select(func.count()).select_from(SessionRequest).where(old_links)),
             review_notes=_count(select(func.count()).select_from(review.ReviewDecision).where(
                 review.ReviewDecision.note.is_not(None),
-                review.ReviewDecision.verification_id.in_(select(Verification.id).where(old_rows)))),
+                review.ReviewDecision.verification_id.in_(select(Verification.id).where(old_notes)))),
+            expired_tombstones=_count(select(func.count()).select_from(tombstones.ErasureTombstone).where(
+                tombstones.ErasureTombstone.keep_until <= now)),
         )
         db.session.rollback()
         return erased
-    notes = review.erase_notes(old_rows)  # selected by what the next step changes: first
+    expired = tombstones.expire(now)  # before new ones are added: a tombstone from this run is never due yet
+    _bury_old(old_rows, old_links, now)
+    notes = review.erase_notes(old_notes)  # selected by what the next step changes: first
     erased = Erased(
         verifications=_erase_verifications(old_rows, now, RETENTION_REASON),
         webhook_bodies=_erase_receipts(old_receipts, now),
         outcome_reports=_erase_reports(old_reports),
         session_links=_delete_links(old_links),
         review_notes=notes,
+        expired_tombstones=expired,
     )
     if erased.total:
         audit.note(audit.Action.RETENTION_PURGED, actor=actor,
@@ -242,6 +320,15 @@ def purge(*, dry_run: bool = False, actor: str = audit.SYSTEM_ACTOR, now: dateti
     if erased.total:
         forget_erased_bytes()
     return erased
+
+
+def _bury_old(old_rows: Any, old_links: Any, now: datetime) -> None:
+    """Tombstone what the purge is about to erase: a retried webhook or a late outcome must not restore it."""
+    rows = db.session.execute(select(Verification.token, Verification.request_id, Verification.session_id)
+                              .where(old_rows)).all()
+    links = db.session.execute(select(SessionRequest.request_id).where(old_links)).scalars().all()
+    tombstones.bury(tokens=[row.token for row in rows], request_ids=[*(row.request_id for row in rows), *links],
+                    session_ids=[row.session_id for row in rows], now=now)
 
 
 def purge_job() -> None:
@@ -327,6 +414,16 @@ def _erase_reports(where: Any) -> int:
         update(OutcomeReport)
         .where(where, _unerased_report())
         .values(token=None, token_hash=None, amount=None, notes=None, fsi_score=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _erase_sessions(where: Any, now: datetime) -> int:
+    """Mark sessions erased: they take no more attempts, the API answers only that; their return URL goes."""
+    return rows_changed(
+        update(VerificationSession)
+        .where(where, VerificationSession.redacted_at.is_(None))
+        .values(redacted_at=now, return_url=None)
         .execution_options(synchronize_session=False)
     )
 

@@ -61,6 +61,12 @@ class ReviewRefused(Exception):
     status = 400
 
 
+class ErasedVerification(ReviewRefused):
+    """The person's data was erased: no decision or note about them is taken any more."""
+
+    status = 410
+
+
 class NotWaiting(ReviewRefused):
     """Decided already (perhaps a moment ago by a colleague), or never queued."""
 
@@ -113,10 +119,14 @@ def _readable_claims(row: Verification) -> dict[str, Any] | None:
 
 
 def pending(page: int) -> Pagination:
-    """What is waiting, oldest first: the longest wait is the first one an analyst sees."""
+    """What is waiting, oldest first: the longest wait is the first one an analyst sees.
+
+    An erased verification leaves the queue: there is nothing left to decide on, and a note about it
+    would be new personal data about a person who asked to be forgotten.
+    """
     select = (
         db.select(Verification)
-        .where(Verification.review_status == ReviewStatus.PENDING.value)
+        .where(Verification.review_status == ReviewStatus.PENDING.value, Verification.redacted_at.is_(None))
         .order_by(Verification.created_at, Verification.id)
     )
     return db.paginate(select, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
@@ -160,19 +170,23 @@ def parse_decision(raw_decision: str | None, raw_note: str | None) -> DecisionEn
 def decide(result_id: str, entry: DecisionEntry, decided_by: str) -> ReviewDecision:
     """Record an analyst's decision, its history entry and its audit entry in one commit.
 
-    Raises NotWaiting when the item is not (or no longer) pending, ReviewRefused when the decision is
-    not one this item allows (a sanctions match can only be "do not proceed").
+    Raises NotWaiting when the item is not (or no longer) pending, ErasedVerification when its person was
+    erased, ReviewRefused when the decision is not one this item allows (a sanctions match can only be
+    "do not proceed").
     """
     row = db.session.get(Verification, result_id)
     if row is None or row.review_status is None:
         raise NotWaiting(_("This verification is not in the review queue."))
+    if row.redacted_at is not None:
+        raise ErasedVerification(_("This person's data was erased: no decision or note can be recorded about them."))
     if row.review_status != ReviewStatus.PENDING:
         raise NotWaiting(_("This verification has already been decided; the first decision stands."))
     if entry.decision not in allowed_decisions(row):
         raise ReviewRefused("A sanctions match can only be “do not proceed”.")
-    claimed = rows_changed(
+    claimed = rows_changed(  # still pending and not erased meanwhile: an erase racing the form wins
         update(Verification)
-        .where(Verification.id == result_id, Verification.review_status == ReviewStatus.PENDING.value)
+        .where(Verification.id == result_id, Verification.review_status == ReviewStatus.PENDING.value,
+               Verification.redacted_at.is_(None))
         .values(review_status=entry.decision.value)
         .execution_options(synchronize_session=False)
     )

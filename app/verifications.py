@@ -21,6 +21,7 @@ from sqlalchemy import DateTime, String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app import tombstones
 from app.database import Model, db, isoformat_z, utcnow
 from app.decision import review_status_at_record
 from app.encryption import EncryptedText, hash_column, lookup_hashes, search_hash
@@ -43,6 +44,7 @@ class FinalStatus(StrEnum):
 
 
 FINAL_STATUSES = tuple(FinalStatus)
+RESULT_ID_MAX_LENGTH = 40  # the id column's length (`res_` and 22 characters in practice)
 
 
 class Source(StrEnum):
@@ -58,7 +60,7 @@ class Source(StrEnum):
 class Verification(Model):
     __tablename__ = "verification"
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    id: Mapped[str] = mapped_column(String(RESULT_ID_MAX_LENGTH), primary_key=True)
     source: Mapped[str] = mapped_column(String(10))  # a Source
     status: Mapped[str] = mapped_column(String(10))  # a FinalStatus
     request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -172,7 +174,11 @@ def find_by_idempotency_key(key: str) -> Finished | None:
     return _finished(row) if row else None
 
 
-def find(result_id: str) -> Verification | None:
+def find(result_id: str | None) -> Verification | None:
+    """The row with this id, or None, also for an id no row can have: the API, the branch and the console
+    take ids from paths, and PostgreSQL refuses a NUL in any text it is asked to compare (a 500, not a 404)."""
+    if not result_id or "\x00" in result_id or len(result_id) > RESULT_ID_MAX_LENGTH:
+        return None
     return db.session.get(Verification, result_id)
 
 
@@ -200,9 +206,16 @@ def record(
     returns the first: two polls (or a poll and the webhook) may race here.
     Token-only webhooks never race the widget: they wait a grace period and
     are recorded only if the widget did not record that verify itself.
+
+    Nothing is stored about a token, request or session whose person was erased (`app.tombstones`):
+    a late webhook, a poll or a record racing the erase gets an erased `Finished` (no id, nothing of the
+    person, `redacted_at` set), which every caller already shows as erased.
     """
     if status not in FINAL_STATUSES:
         raise ValueError(f"not a final status: {status}")
+    erased = tombstones.erased_at(token=token, request_id=request_id, session_id=session_id)
+    if erased is not None:
+        return _refused(status, erased, token=token, request_id=request_id, session_id=session_id)
     row = Verification(
         id=f"res_{secrets.token_urlsafe(16)}",
         source=Source(source).value,
@@ -242,6 +255,15 @@ def record(
         return existing
     _note_finished(request_id)
     return _finished(row)
+
+
+def _refused(status: FinalStatus | RequestStatus, erased: datetime, *, token: str | None, request_id: str | None,
+             session_id: str | None) -> Finished:
+    """Record nothing, count it on the tombstone, and answer as for an erased row."""
+    tombstones.count_later_event(token=token, request_id=request_id, session_id=session_id)
+    db.session.commit()
+    return Finished(result_id="", status=FinalStatus(status), claims=None, token=None, request_id=None,
+                    deny_reason=None, decline_reason=None, redacted_at=erased)
 
 
 def tier_of(claims: dict[str, Any] | None) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from click.testing import Result
@@ -24,6 +25,7 @@ from app.database import db, utcnow
 from app.encryption import keyring
 from app.outcomes import OutcomeReport
 from app.passid import PassidClient
+from app.sessions import records as session_records
 from app.sessions.records import SessionRequest
 from app.verifications import Verification
 from app.webhooks.models import WebhookReceipt
@@ -37,6 +39,7 @@ from tests.support.erasure import (
     erasing_app,
     handle_all,
     is_sqlite,
+    open_session,
     remnants,
     session_person,
     signed_event,
@@ -44,6 +47,7 @@ from tests.support.erasure import (
     table_remnants,
     token_person,
 )
+from tests.support.html_fields import hidden
 from tests.support.in_process import serving_in_process
 from tests.support.postgres import refused_before_storage
 from tests.support.waiting import wait_until
@@ -343,7 +347,7 @@ def test_a_webhook_about_the_person_still_waiting_is_not_recorded_after_the_reda
         handle_all(app)
         with app.app_context():
             [receipt] = db.session.execute(db.select(WebhookReceipt)).scalars().all()
-            assert receipt.handling_status == "failed" and receipt.body is None
+            assert receipt.handling_status == "erased" and receipt.body is None
             assert db.session.execute(db.select(db.func.count()).select_from(Verification)).scalar_one() == 1
         assert table_remnants(database, app, ["QZ7K-W4PM-R8TX", "band-WOMBAT-4471"]) == set()
 
@@ -397,3 +401,197 @@ def test_between_a_new_key_and_the_rotation_a_redaction_finds_what_either_key_ha
         with rotating.app_context():
             row = db.session.get(Verification, manual.result_id)
             assert row is not None and row.reported_outcome == "repaid"
+
+
+# --- an erased person stays erased ---------------------------------------------------------------
+
+
+def tombstone_rows(url: str) -> list[dict[str, object]]:
+    """The tombstones as stored (raw SQL, so the test reads what the table holds, not what a model makes of it)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [dict(row) for row in connection.execute(text("SELECT * FROM erasure_tombstone")).mappings()]
+    finally:
+        engine.dispose()
+
+
+def receipts(app: Flask) -> list[WebhookReceipt]:
+    with app.app_context():
+        found = list(db.session.execute(db.select(WebhookReceipt).order_by(WebhookReceipt.id)).scalars())
+        db.session.expunge_all()
+        return found
+
+
+def test_webhooks_retried_after_the_redaction_are_acknowledged_counted_and_store_nothing(
+    app: Flask, database: str
+) -> None:
+    """PASSID's webhooks failed (our server was down for a deploy), the person was erased, then the retries came:
+    each is answered 2xx so PASSID stops, and neither the verification, the outcome nor the bodies come back."""
+    token, band, notes = "QZ7K-W4PM-R8TX", "band-WOMBAT-4471", "note-QUOKKA-9913"
+    with app.app_context():
+        manual = verifications.record(source=verifications.Source.MANUAL, status=verifications.FinalStatus.COMPLETED,
+                                      token=token, idempotency_key="pvw-before-the-deploy", claims=claims(band))
+    assert redact(app, manual.result_id)[0] == 0
+    retries = [
+        signed_event("verification.completed", {"token": token, "claims": claims(band), "permissions": ["full_score"],
+                                                "verifiedAt": an_hour_ago(), "recommendation": "approve"}),
+        signed_event("verification.denied", {"token": token, "deny_reason": "TOKEN_EXPIRED", "message": "expired"}),
+        signed_event("outcome.reported", {"token": token, "outcome": "repaid", "productType": "personal_loan",
+                                          "amount": 7777.77, "currency": "USD", "notes": notes,
+                                          "fsiScoreAtDecision": 733, "tier": "B", "reportedAt": an_hour_ago()}),
+    ]
+    for event_id, body in retries:
+        answer = deliver(app.test_client(), body, event_id)
+        assert answer.status_code == 200 and answer.json == {"received": True}
+    handle_all(app)
+
+    assert row_counts(app)[1:] == (1, 0)  # the erased verification alone; no outcome report
+    stored = receipts(app)
+    assert [receipt.event_id for receipt in stored] == [event_id for event_id, _ in retries]
+    assert all(receipt.body is None and receipt.token_hash is None and receipt.handling_status == "erased"
+               for receipt in stored)
+    assert table_remnants(database, app, [token, band, notes, "7777.77"]) == set()
+    assert api(app, f"/api/results/{manual.result_id}").json["redacted"] is True
+    # Counted where an operator sees it: on the tombstone, with nothing personal beside the count.
+    assert sum(int(str(row["later_events"])) for row in tombstone_rows(database)) == 3
+    again = deliver(app.test_client(), retries[0][1], retries[0][0])
+    assert again.status_code == 200 and again.json == {"received": True, "duplicate": True}
+
+
+def test_a_webhook_about_a_request_of_an_erased_session_stores_nothing(app: Flask, database: str) -> None:
+    """A second QR request was pending in the applicant's session when they were erased; its webhook then arrives."""
+    person = session_person(app, "req_erasure_numbat_01", "HV3N-T6QB-J2LZ", "KX4T-9WQZ", "band-NUMBAT-5582",
+                            "DQ8R-M3XW-P5KC")
+    with app.app_context():
+        session = session_records.find(person.session_id)
+        assert session is not None
+        session_records.note_request("req_erasure_numbat_02", session)
+    assert redact(app, person.result_ids[0])[0] == 0
+    event_id, body = signed_event("verification.completed", {
+        "requestId": "req_erasure_numbat_02", "token": "WX5C-Q8NB-T3RM", "claims": claims("band-DINGO-7001", "A"),
+        "permissions": ["full_score"], "verifiedAt": an_hour_ago(), "recommendation": "approve"})
+    assert deliver(app.test_client(), body, event_id).status_code == 200
+    handle_all(app)
+    with app.app_context():
+        assert verifications.find_by_request("req_erasure_numbat_02") is None
+    assert row_counts(app)[1] == 2
+    assert table_remnants(database, app, ["WX5C-Q8NB-T3RM", "band-DINGO-7001", *person.secrets]) == set()
+
+
+def test_an_erasure_inside_the_grace_window_beats_the_widgets_record_and_the_waiting_webhook(
+    database: str, tmp_path: Path
+) -> None:
+    """The webhook of a second verify waits out the grace period; the person is erased; then the widget's own
+    record of that verify lands: nothing of it is stored, and the webhook once due records nothing either."""
+    token, band = "QZ7K-W4PM-R8TX", "band-WOMBAT-4471"
+    with erasing_app(database, tmp_path, PASSID_WEBHOOK_GRACE_SECONDS="3600") as app:
+        with app.app_context():
+            earlier = verifications.record(source=verifications.Source.MANUAL,
+                                           status=verifications.FinalStatus.COMPLETED, token=token,
+                                           idempotency_key="pvw-first-visit", claims=claims(band))
+        event_id, body = signed_event("verification.completed", {
+            "token": token, "claims": claims(band), "permissions": ["full_score"], "verifiedAt": an_hour_ago(),
+            "recommendation": "approve"})
+        assert deliver(app.test_client(), body, event_id).status_code == 200
+        handle_all(app)  # deferred: inside the grace period
+        assert redact(app, earlier.result_id)[0] == 0
+        with app.app_context():  # the widget's record of the second verify, a moment after the erase
+            late = verifications.record(source=verifications.Source.MANUAL,
+                                        status=verifications.FinalStatus.COMPLETED, token=token,
+                                        idempotency_key="pvw-second-visit", claims=claims(band))
+        assert late.redacted_at is not None and late.claims is None and late.token is None
+        engine = create_engine(database)
+        with engine.begin() as connection:  # the grace period is over
+            connection.execute(text("UPDATE webhook_receipt SET lease_until = NULL, received_at = :past"),
+                               {"past": utcnow() - timedelta(hours=2)})
+        engine.dispose()
+        handle_all(app)
+        [receipt] = receipts(app)
+        assert receipt.handling_status == "erased" and receipt.body is None
+        assert row_counts(app)[1] == 1
+        assert table_remnants(database, app, [token, band]) == set()
+
+
+@refused_before_storage
+def test_a_poll_after_the_erasure_of_its_session_records_nothing_of_the_person(app: Flask) -> None:
+    """The applicant is erased while their QR request in the session is still open; they approve it anyway and
+    the widget's poll sees it finished: no verification with claims is recorded, and the widget shows none."""
+    created = open_session(app, "loan-erased-while-open").json
+    client = app.test_client()
+    parts = urlsplit(created["url"])
+    page = client.get(parts.path, query_string=dict(parse_qsl(parts.query))).text
+    with app.app_context():
+        session = session_records.find(created["id"])
+        denied = verifications.record(source=verifications.Source.MANUAL, status=verifications.FinalStatus.DENIED,
+                                      token="DQ8R-M3XW-P5KC", idempotency_key="pvw-denied-first",
+                                      deny_reason="TOKEN_EXPIRED", **session_records.recorded_for(session))
+    widget = WidgetActions(client)
+    qr = widget.generate_qr(hidden(page, "o"))
+    assert redact(app, denied.result_id)[0] == 0
+    phone = PassidClient(app.config["PASSID_BASE_URL"])
+    phone.fulfill_request(qr.request_id, phone.sandbox_login("KE8V-3TXY-Z72L"))
+    shown = widget.poll_until_final(qr)
+    assert shown.status_code == 410 and "812" not in shown.text
+    with app.app_context():
+        assert verifications.find_by_request(qr.request_id) is None
+        assert db.session.execute(db.select(db.func.count()).select_from(Verification)).scalar_one() == 1
+    assert set(api(app, f"/api/sessions/{created['id']}").json) == {"id", "redacted", "redactedAt"}
+
+
+def test_redact_by_reference_erases_every_verification_session_and_body_of_it(app: Flask, database: str) -> None:
+    skip_unless_superuser_files(database)
+    reference = "loan-ER-2026-300"
+    first = session_person(app, "req_reference_01", "HV3N-T6QB-J2LZ", "KX4T-9WQZ", "band-NUMBAT-5582",
+                           "DQ8R-M3XW-P5KC", reference=reference)
+    # The bank reopened a session for the same application: another token, another session, the same reference.
+    second = session_person(app, "req_reference_02", "WX5C-Q8NB-T3RM", "PL2M-7HQV", "band-DINGO-7001",
+                            "CJ6T-N9WR-B4XE", reference=reference)
+    unused = open_session(app, reference).json  # a third, never used
+    bystander = session_person(app, "req_reference_09", "MB2Z-C7RT-Y4NH", "ZR8K-3LPW", "band-KOALA-1234",
+                               "TY4V-K2QM-H8DS", reference="loan-someone-else")
+
+    assert flask_passid(app, "redact", first.result_ids[0], "--reference", reference, "--reason", REASON
+                        ).exit_code == 2  # one or the other
+    done = flask_passid(app, "redact", "--reference", reference, "--reason", REASON)
+    assert done.exit_code == 0, done.output
+    assert f"every record of the reference {reference!r}" in done.output
+    assert "4 verifications, 2 webhook bodies, 0 outcome reports, 2 session links, 0 review notes, 3 sessions" \
+        in done.output
+    for person in (first, second):
+        assert_erased(app, database, person)
+    for session_id in (first.session_id, second.session_id, unused["id"]):
+        answer = api(app, f"/api/sessions/{session_id}")
+        assert set(answer.json) == {"id", "redacted", "redactedAt"} and answer.json["id"] == session_id
+    subjects = {entry.subject for entry in audit_entries(app, audit.Action.REDACTED)}
+    assert subjects == {*first.result_ids, *second.result_ids, first.session_id, second.session_id, unused["id"]}
+    assert all(reference not in (entry.detail or "") for entry in audit_entries(app, audit.Action.REDACTED))
+
+    kept = api(app, f"/api/sessions/{bystander.session_id}").json
+    assert kept["reference"] == "loan-someone-else" and kept["status"] == "completed"
+    assert table_remnants(database, app, bystander.secrets) == set(bystander.secrets)
+
+    again = flask_passid(app, "redact", "--reference", reference, "--reason", REASON)
+    assert again.exit_code == 1 and "was already erased" in again.output
+    unknown = flask_passid(app, "redact", "--reference", "loan-nobody", "--reason", REASON)
+    assert unknown.exit_code == 1 and "no verification or session has the reference 'loan-nobody'" in unknown.output
+
+
+def test_tombstones_hold_no_personal_data_and_the_daily_purge_expires_them(app: Flask, database: str) -> None:
+    from app import tombstones
+
+    person = token_person(app, "QZ7K-W4PM-R8TX", "band-WOMBAT-4471", "note-QUOKKA-9913")
+    assert redact(app, person.result_ids[0])[0] == 0
+    rows = tombstone_rows(database)
+    assert {row["kind"] for row in rows} == {"token"}
+    assert not any(secret in str(row) for row in rows for secret in person.secrets)
+    # Kept past PASSID's retries (2 h 35 min) and a margin, never past PASSID_RETENTION_DAYS (1 here).
+    assert {_moment(row["keep_until"]) - _moment(row["erased_at"]) for row in rows} == {timedelta(days=1)}  # type: ignore[operator]
+    with app.app_context():
+        assert tombstones.keep_for(90) == timedelta(days=7, hours=2, minutes=35, seconds=30)
+
+    assert "expired tombstone" not in flask_passid(app, "purge").output  # not due yet: kept
+    assert len(tombstone_rows(database)) == len(rows)
+    with app.app_context():
+        erased = retention.purge(now=utcnow() + timedelta(days=1, minutes=1))
+    assert erased.expired_tombstones == len(rows) and tombstone_rows(database) == []

@@ -199,6 +199,7 @@ HANDLING_NAMES: dict[Handling, LazyString] = {
     Handling.PENDING: lazy_gettext("pending"),
     Handling.HANDLED: lazy_gettext("handled"),
     Handling.FAILED: lazy_gettext("failed"),
+    Handling.ERASED: lazy_gettext("about an erased person: nothing kept"),
 }
 
 

@@ -48,6 +48,9 @@ class VerificationSession(Model):
     locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
+    # Erased with every record of its reference (`app.retention.redact_reference`): it takes no more
+    # attempts, and the backend API answers only that it was erased, and when.
+    redacted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     @property
     def permissions(self) -> tuple[str, ...]:
@@ -100,7 +103,9 @@ def create(*, reference: str, institution_name: str, permissions: tuple[str, ...
 
 
 def find(session_id: str | None) -> VerificationSession | None:
-    if not session_id or len(session_id) > 64:
+    """The session with this id, or None, also for an id no row can have: it comes from a path or a query,
+    and PostgreSQL refuses a NUL in any text it is asked to compare (a 500, not a 404)."""
+    if not session_id or len(session_id) > 64 or "\x00" in session_id:
         return None
     return db.session.get(VerificationSession, session_id)
 
@@ -123,6 +128,8 @@ def session_of_request(request_id: str) -> VerificationSession | None:
 
 
 def state_of(session: VerificationSession, now: datetime | None = None) -> SessionState:
+    if session.redacted_at is not None:  # erased: closed, and nothing of its attempts is shown
+        return SessionState(SessionStatus.EXPIRED, None, closed=True)
     attempts = db.session.execute(
         select(Verification).where(Verification.session_id == session.id)
         .order_by(Verification.created_at, Verification.id)
@@ -141,9 +148,11 @@ def state_of(session: VerificationSession, now: datetime | None = None) -> Sessi
 def session_document(session: VerificationSession, state: SessionState) -> dict[str, object]:
     """The institution backend's view of a session (`GET /api/sessions/<id>`).
 
-    Once the verification that decided it is erased (`app.retention`), only that: the session's own
+    Once the session or the verification that decided it is erased (`app.retention`), only that: the session's own
     id, and when. Its status and reference would say what became of the person, so they go too.
     """
+    if session.redacted_at is not None:
+        return redacted_document(session.id, session.redacted_at)
     if state.result is not None and state.result.redacted_at is not None:
         return redacted_document(session.id, state.result.redacted_at)
     return {

@@ -22,7 +22,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import or_, update
 
-from app import verifications
+from app import tombstones, verifications
 from app.database import db, rows_changed, utcnow
 from app.outcomes import record_outcome_event
 from app.passid import EventType, MalformedResponse, read_webhook_event, restrict_claims
@@ -81,6 +81,9 @@ def _handle(receipt_id: int) -> None:
     receipt = db.session.get(WebhookReceipt, receipt_id)
     if receipt is None:
         return
+    if receipt.body is None and receipt.body_erased_at is not None:  # its person was erased while it waited
+        _drop_erased(receipt, {})
+        return
     if receipt.body is None:  # left pending, it would be claimed again every lease, for ever
         _give_up(receipt, "no body was stored with this event")
         return
@@ -89,6 +92,9 @@ def _handle(receipt_id: int) -> None:
     except Exception as problem:  # the same bytes fail the same way every time: no retry
         reason = problem if isinstance(problem, MalformedResponse) else f"{type(problem).__name__}: {problem}"
         _give_up(receipt, f"not a PASSID event: {reason}")
+        return
+    if not receipt.test and erased_subject(data) is not None:  # erased after it was stored: the race
+        _drop_erased(receipt, data)
         return
     try:
         apply_event(receipt.event_type, data, test=receipt.test, received_at=receipt.received_at)
@@ -125,6 +131,34 @@ def _give_up(receipt: WebhookReceipt, error: str) -> None:
     receipt.lease_until = None
     db.session.commit()
     log.warning("webhook %s cannot be handled: %s", receipt.event_id, receipt.handling_error)
+
+
+def erased_subject(data: dict[str, Any]) -> datetime | None:
+    """When the person an event's data is about (its token, or its QR request) was erased; None if not."""
+    return tombstones.erased_at(**_subject_of(data))
+
+
+def count_erased_event(data: dict[str, Any]) -> None:
+    """One more event about an erased person, on its tombstone (in the caller's transaction)."""
+    tombstones.count_later_event(**_subject_of(data))
+
+
+def _subject_of(data: dict[str, Any]) -> dict[str, str | None]:
+    token, request_id = data.get("token"), data.get("requestId")
+    return {"token": token if isinstance(token, str) else None,
+            "request_id": request_id if isinstance(request_id, str) else None}
+
+
+def _drop_erased(receipt: WebhookReceipt, data: dict[str, Any]) -> None:
+    """Handled as about an erased person: its body and what pointed at the person go, nothing is recorded."""
+    now = utcnow()
+    receipt.body, receipt.token_hash, receipt.request_id, receipt.handling_error = None, None, None, None
+    receipt.body_erased_at = receipt.body_erased_at or now
+    receipt.handling_status = Handling.ERASED
+    receipt.handled_at, receipt.lease_until = now, None
+    count_erased_event(data)
+    db.session.commit()
+    log.info("webhook %s is about an erased person: nothing of it was kept", receipt.event_id)
 
 
 class Deferred(Exception):

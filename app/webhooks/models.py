@@ -46,6 +46,9 @@ class Handling(StrEnum):
     PENDING = "pending"
     HANDLED = "handled"
     FAILED = "failed"
+    # About a person erased before it arrived or was handled (`app.tombstones`): acknowledged, counted, its
+    # body never kept (or dropped), nothing recorded from it.
+    ERASED = "erased"
 
 
 # Why a call was rejected: the signing module's verdict, or a body too large to check.

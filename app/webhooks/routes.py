@@ -14,7 +14,10 @@ order:
 3. A rate limit on failed calls per client address. A validly signed call is
    exempt, so PASSID's deliveries and retries always get through, however
    much junk arrives from the same address (a proxy, a NAT).
-4. Store the typed event's fields with the raw body, answer; a test event also keeps
+4. An event about a person erased since (its token or request id has a tombstone, `app.tombstones`) is
+   acknowledged and counted, and stored as a receipt without its body: PASSID stops retrying, and
+   nothing of the person comes back.
+5. Store the typed event's fields with the raw body, answer; a test event also keeps
    how long the answer took (arrival to commit), which the go-live checklist reads.
    Rejected calls leave no row of their own: they add one to a counter for
    their hour (app/webhooks/rejections.py).
@@ -32,7 +35,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.access_log import ARRIVED_AT
 from app.background import wake_job
-from app.database import db
+from app.database import db, utcnow
 from app.encryption import search_hash
 from app.passid import (
     SIGNATURE_HEADER,
@@ -43,7 +46,7 @@ from app.passid import (
 )
 from app.passid_connection import passid_connection
 from app.rate_limits import limiter
-from app.webhooks.handling import HANDLING_JOB
+from app.webhooks.handling import HANDLING_JOB, count_erased_event, erased_subject
 from app.webhooks.models import Handling, SignatureResult, WebhookReceipt
 from app.webhooks.rejections import clean_claimed_id, count_rejection
 
@@ -93,6 +96,7 @@ def receive() -> tuple[Response, int]:
     unstorable = storage_problem(event)
     if unstorable:
         return _error("VALIDATION_ERROR", f"The body is not a PASSID event: {unstorable}."), 400
+    erased = None if event.test else erased_subject(event.data)
     receipt = WebhookReceipt(
         event_id=event.id,
         claimed_event_id=clean_claimed_id(request.headers.get("X-PASSID-Event-Id")),
@@ -100,16 +104,19 @@ def receive() -> tuple[Response, int]:
         signature_result=SignatureResult.VALID,
         delivery_attempt=delivery_attempt(request.headers.get("X-PASSID-Delivery-Attempt")),
         test=event.test,
-        body=inbound.raw,
-        handling_status=Handling.PENDING,
-        **event_subject(event),
+        **(erased_receipt() if erased else {"body": inbound.raw, "handling_status": Handling.PENDING,
+                                            **event_subject(event)}),
     )
     db.session.add(receipt)
     try:
+        if erased:
+            count_erased_event(event.data)  # in this commit: a duplicate delivery is not counted twice
         db.session.commit()
     except IntegrityError:  # delivered before: acknowledge, do nothing twice
         db.session.rollback()
         return jsonify(received=True, duplicate=True), 200
+    if erased:  # acknowledged, so PASSID stops retrying; nothing to handle
+        return jsonify(received=True), 200
     if event.test:
         record_answer_time(receipt, request.environ[ARRIVED_AT])
     wake_job(current_app._get_current_object(), HANDLING_JOB)  # type: ignore[attr-defined]
@@ -188,6 +195,14 @@ def record_answer_time(receipt: WebhookReceipt, arrived_at: float) -> None:
     """
     receipt.answered_ms = max(0, int((time.perf_counter() - arrived_at) * 1000))
     db.session.commit()
+
+
+def erased_receipt() -> dict[str, object]:
+    """The receipt of an event about an erased person (`app.tombstones`): its event id, type and times only.
+
+    Its body is never stored, nor its token's hash or request id: what the person left is nothing."""
+    now = utcnow()
+    return {"body": None, "handling_status": Handling.ERASED, "body_erased_at": now, "handled_at": now}
 
 
 def event_subject(event: WebhookEvent) -> dict[str, str | None]:

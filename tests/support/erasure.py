@@ -112,13 +112,12 @@ def token_person(app: Flask, token: str, band: str, notes: str) -> Person:
     return Person([manual.result_id, *webhook_rows], [token, band, notes], events)
 
 
-def session_person(app: Flask, request_id: str, token: str, code: str, band: str, denied_token: str) -> Person:
-    """A session the institution's server opened: a denied attempt, then a QR request its webhook finished."""
+def session_person(app: Flask, request_id: str, token: str, code: str, band: str, denied_token: str,
+                   reference: str | None = None) -> Person:
+    """A session the institution's server opened (for `reference`, or a new one): a denied attempt, then a QR
+    request its webhook finished."""
     client = app.test_client()
-    with app.app_context():
-        key = passid_connection().api_key
-    created = client.post("/api/sessions", json={"reference": f"loan-{uuid.uuid4().hex[:8]}"},
-                          headers={"X-Institution-Key": key})
+    created = open_session(app, reference or f"loan-{uuid.uuid4().hex[:8]}")
     assert created.status_code == 201, created.text
     session_id = created.json["id"]
     with app.app_context():
@@ -138,6 +137,13 @@ def session_person(app: Flask, request_id: str, token: str, code: str, band: str
         finished = verifications.find_by_request(request_id)
         assert finished is not None and finished.code == code
     return Person([finished.result_id, denied.result_id], [token, code, band, denied_token], [event], session_id)
+
+
+def open_session(app: Flask, reference: str) -> Any:
+    """`POST /api/sessions` as the institution's server makes it: the answer (201, with its id and url)."""
+    with app.app_context():
+        key = passid_connection().api_key
+    return app.test_client().post("/api/sessions", json={"reference": reference}, headers={"X-Institution-Key": key})
 
 
 def api(app: Flask, path: str) -> Any:
