@@ -7,6 +7,13 @@ switched off and this one is written instead. It holds the client address, the
 method, the path (no query string), the status, the bytes sent and the time taken:
 never a query string, a handle, a token, claims, a header or a cookie.
 
+Some paths carry a bearer secret of their own: a session id opens its hosted page (`/api/sessions/<id>`),
+a result id is the other half of what reads a person's result (`/api/results/<id>`), and the embedded
+sandbox's paths hold request ids, approval codes and share tokens. Those segments are written as the kind
+of id they are (`"GET /api/sessions/<session-id>" 200`), so a log reader learns the call and its answer,
+never the id. Staff pages keep theirs: opening one takes a signed-in role, and the audit log names the
+same id.
+
 It is WSGI middleware wrapped around everything (static files included), writing
 through Python logging to the "passid.access" logger; with no logging configured it
 prints to stderr, which is where `make run` shows it. Werkzeug's development server
@@ -28,6 +35,18 @@ ACCESS_LOGGER = "passid.access"
 # The environ key holding perf_counter() when the app first saw the request (the outermost layer).
 ARRIVED_AT = "passid.arrived_at"
 _MAX_PATH = 300
+
+# (pattern, what the masked segment is called): the first that matches the path (with runs of `/` made one)
+# masks its one id segment. `(?:/sandbox)?`: the sandbox answers under /sandbox in the app, at / on its own.
+_BEARER_SEGMENTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(/api/sessions/)[^/]+"), "session-id"),
+    (re.compile(r"(/api/results/)[^/]+"), "result-id"),
+    (re.compile(r"((?:/sandbox)?/api/bridge/request/code/)[^/]+"), "code"),
+    (re.compile(r"((?:/sandbox)?/api/bridge/request/)[^/]+"), "request-id"),
+    (re.compile(r"((?:/sandbox)?/api/bridge/share/)[^/]+"), "token"),
+    (re.compile(r"((?:/sandbox)?/phone/request/)[^/]+"), "request-id"),
+)
+_SLASHES = re.compile(r"/{2,}")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -57,8 +76,17 @@ def access_logger() -> logging.Logger:
 def log_line(client: str, method: str, path: str, status: int, sent: int | None, milliseconds: float) -> str:
     """`127.0.0.1 "GET /verify/qr/status" 204 0 1.8ms`: quoted, so a path cannot forge a second field."""
     size = "-" if sent is None else str(sent)
-    return f'{printable(client, 64)} "{printable(method, 16)} {printable(path, _MAX_PATH)}" {status} {size} ' \
-           f"{milliseconds:.1f}ms"
+    shown = printable(masked_path(path), _MAX_PATH)
+    return f'{printable(client, 64)} "{printable(method, 16)} {shown}" {status} {size} {milliseconds:.1f}ms'
+
+
+def masked_path(path: str) -> str:
+    """`path` with a bearer id in it written as its kind (`/api/sessions/<session-id>`); any other as it is."""
+    single = _SLASHES.sub("/", path)
+    for pattern, kind in _BEARER_SEGMENTS:
+        if pattern.match(single):
+            return pattern.sub(rf"\1<{kind}>", single, count=1)
+    return path
 
 
 def printable(text: str, limit: int) -> str:
@@ -69,14 +97,18 @@ def printable(text: str, limit: int) -> str:
 
 
 class WithoutQueryString(logging.Filter):
-    """Cuts the query string out of Werkzeug's development-server request lines (`"GET /path?h=… HTTP/1.1"`)."""
+    """Cuts the query string out of Werkzeug's development-server request lines (`"GET /path?h=… HTTP/1.1"`)
+    and masks a bearer id in the path as our own log does."""
 
     _QUERY = re.compile(r"\?[^\s\x1b]*")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and record.args and isinstance(record.args[0], str) \
                 and '"%s"' in str(record.msg):
-            record.args = (self._QUERY.sub("", record.args[0]), *record.args[1:])
+            words = self._QUERY.sub("", record.args[0]).split(" ")
+            if len(words) == 3:
+                words[1] = masked_path(words[1])
+            record.args = (" ".join(words), *record.args[1:])
         return True
 
 

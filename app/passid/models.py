@@ -9,13 +9,13 @@ granted.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum, StrEnum
 from typing import Any, TypeVar
 
+from .bounded_json import loads_bounded
 from .errors import MalformedResponse
 
 
@@ -221,17 +221,14 @@ class WebhookEvent:
 _E = TypeVar("_E", bound=Enum)
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def decode_json(content: bytes) -> object:
-    """Decode a body; NaN/Infinity are rejected because they would pass number checks."""
+    """Decode a body through the bounded parser (no NaN/Infinity, which would pass number checks; no
+    nesting deep enough to fail whatever walks it)."""
     if not content:
         return None
     try:
-        return json.loads(content, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+        return loads_bounded(content)
+    except ValueError as exc:
         raise MalformedResponse(f"answer is not valid JSON: {exc}") from None
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Iterable
 
+from .bounded_json import MAX_NESTING, TooDeep, loads_bounded
 from .errors import MalformedResponse, SignatureFailure, WebhookSignatureError
 from .models import WebhookEvent, parse_webhook_envelope
 
@@ -26,9 +26,8 @@ SIGNATURE_HEADER = "X-PASSID-Signature"
 _PREFIX = "sha256="
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
-#: The deepest nesting an event may have. PASSID's deepest is 3 (envelope, data, claims); the
-#: margin leaves room for new fields without letting a body reach the interpreter's recursion limit.
-MAX_EVENT_NESTING = 32
+#: The deepest nesting an event may have: the bound every JSON body the app reads shares (`bounded_json`).
+MAX_EVENT_NESTING = MAX_NESTING
 
 
 def sign_payload(raw_body: bytes, secret: str) -> str:
@@ -93,33 +92,10 @@ def read_webhook_event(raw_body: bytes) -> WebhookEvent:
     return parse_webhook_envelope(_decode_bounded(bytes(raw_body)))
 
 
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def _decode_bounded(raw_body: bytes) -> object:
-    too_deep = MalformedResponse(f"webhook body nests deeper than {MAX_EVENT_NESTING} levels")
     try:
-        payload = json.loads(raw_body, parse_constant=_reject_constant)
-    except RecursionError:
-        raise too_deep from None
+        return loads_bounded(raw_body, MAX_EVENT_NESTING)
+    except TooDeep:
+        raise MalformedResponse(f"webhook body nests deeper than {MAX_EVENT_NESTING} levels") from None
     except ValueError as exc:  # includes bytes that are not UTF-8
         raise MalformedResponse(f"webhook body is not valid JSON: {exc}") from None
-    if _nesting(payload) > MAX_EVENT_NESTING:
-        raise too_deep
-    return payload
-
-
-def _nesting(value: object) -> int:
-    """How deep objects and arrays nest in `value`, counted without recursion (so without its limit)."""
-    deepest = 0
-    pending: list[tuple[object, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is None:
-            continue
-        deepest = max(deepest, depth)
-        if depth <= MAX_EVENT_NESTING:  # one level past the bound is enough to refuse
-            pending.extend((child, depth + 1) for child in children)
-    return deepest

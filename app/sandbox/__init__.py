@@ -95,6 +95,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
     from app.config import PROJECT_ROOT, load_settings, load_settings_or_exit
     from app.database import migrate
     from app.i18n import init_i18n
+    from app.json_bodies import init_json_bodies
     from app.static_assets import install_fingerprints
 
     settings = load_settings(environ) if environ is not None else load_settings_or_exit()
@@ -104,6 +105,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
     )
     app.config.update(settings.to_flask())
+    init_json_bodies(app)  # the same bounded JSON parser as the app's
     db.init_app(app)
     migrate.init_app(app, db)
     init_i18n(app)  # the phone page speaks the customer's language here too

@@ -8,6 +8,7 @@ the result for PASSID_RESULT_VIEW_SECONDS only.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -16,8 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from flask import Flask
 
+from app.access_log import ACCESS_LOGGER, masked_path
 from app.passid import PassidClient
+from app.passid_connection import passid_connection
 from tests.support.servers import AppServer, base_env, migrate
 from tests.support.widget_http import HTMX, open_qr_session, poll, poll_until_final, wait_recorded, widget_fields
 
@@ -124,8 +128,65 @@ def test_the_development_server_logs_no_query_string_either(tmp_path: Path, capl
         with caplog.at_level("INFO", logger="werkzeug"):
             url = f"http://127.0.0.1:{server.server_port}/verify/qr/status"
             assert requests.get(url, params={"h": "secret-handle-value"}, timeout=10).status_code == 404
+            # Whatever it answers (this app has no database tables), the line must not hold the id.
+            requests.get(f"http://127.0.0.1:{server.server_port}/api/sessions/vs_secret-session-id", timeout=10)
     finally:
         server.shutdown()
     lines = [record.getMessage() for record in caplog.records if record.name == "werkzeug"]
     assert any("/verify/qr/status" in line and "404" in line for line in lines), lines
     assert not any("secret-handle-value" in line or "h=" in line for line in lines), lines
+    assert any("/api/sessions/<session-id>" in line for line in lines), lines
+    assert not any("secret-session-id" in line for line in lines), lines
+
+
+class _Lines(logging.Handler):
+    """Every line the access logger writes while attached."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def access_lines() -> Iterator[list[str]]:
+    handler = _Lines()
+    logger = logging.getLogger(ACCESS_LOGGER)
+    logger.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_the_access_log_masks_a_session_or_result_id_in_a_path(app: Flask, access_lines: list[str]) -> None:
+    """A session id opens its hosted page, so a log reader could verify into an open session; a result id is
+    the other half of what reads a person's result. Neither reaches the log; the kind of id and the status do."""
+    with app.app_context():
+        key = passid_connection().api_key
+    client = app.test_client()
+    created = client.post("/api/sessions", json={"reference": "loan-1"}, headers={"X-Institution-Key": key})
+    session_id = created.get_json()["id"]
+    assert client.get(f"/api/sessions/{session_id}", headers={"X-Institution-Key": key}).status_code == 200
+    assert client.get("/api/results/res_not-a-real-one", headers={"X-Institution-Key": key}).status_code == 404
+    assert client.get(f"/api/sessions/{session_id}/", headers={"X-Institution-Key": key}).status_code == 404
+
+    log = "\n".join(access_lines)
+    assert session_id not in log and session_id[3:] not in log and "res_not-a-real-one" not in log, log
+    assert '"GET /api/sessions/<session-id>" 200 ' in log, log
+    assert '"GET /api/results/<result-id>" 404 ' in log, log
+    assert '"POST /api/sessions" 201 ' in log, log
+
+
+def test_masking_keeps_every_other_path_as_it_was() -> None:
+    assert masked_path("/verify/qr/status") == "/verify/qr/status"
+    assert masked_path("/console/verifications/res_abc") == "/console/verifications/res_abc"
+    assert masked_path("/api/sessions") == "/api/sessions"
+    assert masked_path("//api//sessions/vs_1") == "/api/sessions/<session-id>"
+    assert masked_path("/sandbox/api/bridge/share/KE8V-3TXY-Z72L") == "/sandbox/api/bridge/share/<token>"
+    assert masked_path("/sandbox/api/bridge/request/req_1/fulfill") == \
+        "/sandbox/api/bridge/request/<request-id>/fulfill"
+    assert masked_path("/sandbox/api/bridge/request/code/AB12CD34") == "/sandbox/api/bridge/request/code/<code>"
+    assert masked_path("/sandbox/phone/request/req_1") == "/sandbox/phone/request/<request-id>"
