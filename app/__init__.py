@@ -50,7 +50,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     prepare_sqlite_file(settings.database_url)
     db.init_app(app)
     migrate.init_app(app, db)
-    _install_data_keys(app, settings.data_keys, exit_on_error=environ is None)
+    _install_data_keys(app, settings.data_keys + settings.data_keys_decrypt_only, exit_on_error=environ is None)
     from app import audit, outcomes, verifications  # noqa: F401  (tables must be known to migrations)
     from app.sessions import records as session_records  # noqa: F401
     from app.staff import models as staff_models  # noqa: F401
@@ -96,8 +96,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
 
 def _install_data_keys(app: Flask, keys: tuple[str, ...], *, exit_on_error: bool) -> None:
-    """The keyring on the app, refused at start-up (one sentence, non-zero exit) when it cannot read
-    what the database already holds, rather than failing later on a page."""
+    """The keyring on the app (PASSID_DATA_KEY's keys, then the decrypt-only ones: only the first encrypts),
+    refused at start-up (one sentence, non-zero exit) when it cannot read what the database already holds,
+    rather than failing later on a page."""
     from app import encryption
 
     encryption.init_app(app, keys)

@@ -333,7 +333,8 @@ def redact_command(result_id: str | None, reference: str | None, reason: str) ->
 def rotate_data_key_command() -> None:
     """Re-encrypt every stored claim, token, code and webhook body under the first key of PASSID_DATA_KEY.
 
-    Put the new key first (PASSID_DATA_KEY=NEW,OLD), restart, run this, then drop OLD.
+    Run once every server encrypts with NEW (PASSID_DATA_KEY=NEW, PASSID_DATA_KEYS_DECRYPT_ONLY=OLD), then
+    drop OLD everywhere (README, "Rotating it").
     """
     from app import audit, encryption
 
@@ -350,5 +351,6 @@ def rotate_data_key_command() -> None:
     db.session.commit()
     for table, rows in counts.items():
         click.echo(f"re-encrypted  {table}: {rows} rows")
-    click.echo(f"done: every encrypted value is now under the first of {len(ring.keys)} key(s); "
-               "an older key can be removed from PASSID_DATA_KEY")
+    click.echo(f"done: every encrypted value is now under the first of {len(ring.keys)} key(s); once every "
+               "server encrypts with that key, the others can be removed from PASSID_DATA_KEY and "
+               "PASSID_DATA_KEYS_DECRYPT_ONLY")

@@ -462,6 +462,9 @@ class Settings:
     sandbox_jwt_secret: str = setting("PASSID_SANDBOX_JWT_SECRET", Text(optional=True), flask="SANDBOX_JWT_SECRET")
     # Encrypts claims, tokens, codes and webhook bodies at rest (app/encryption.py); kept out of Flask's config.
     data_keys: tuple[str, ...] = setting("PASSID_DATA_KEY", DataKeys(), flask=False)
+    # Keys that only decrypt (and find by their hashes): a rotation's new key before every server has it, then
+    # the old one until `rotate-data-key` has run.
+    data_keys_decrypt_only: tuple[str, ...] = setting("PASSID_DATA_KEYS_DECRYPT_ONLY", DataKeys(), flask=False)
 
     @property
     def embedded_sandbox(self) -> bool:
@@ -571,6 +574,17 @@ def _check_data_key(values: Mapping[str, Any], problems: list[str]) -> None:
                         "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`)")
 
 
+def _check_decrypt_only_keys(values: Mapping[str, Any], problems: list[str]) -> None:
+    """A key either encrypts (PASSID_DATA_KEY) or only decrypts: listed in both, which one the operator meant
+    cannot be told, so the start stops rather than guess."""
+    decrypt_only = values["data_keys_decrypt_only"]
+    for number, key in enumerate(decrypt_only, start=1):
+        if key in values["data_keys"]:
+            problems.append(f"PASSID_DATA_KEYS_DECRYPT_ONLY key {number} of {len(decrypt_only)} is also in "
+                            "PASSID_DATA_KEY: list a key in one of them only (PASSID_DATA_KEY's first key "
+                            "encrypts; a decrypt-only key only reads)")
+
+
 def _check_passid_connection(values: Mapping[str, Any], problems: list[str]) -> None:
     """A live (or hosted sandbox) PASSID needs its key; with neither it nor the embedded sandbox, nothing answers."""
     if values["passid_base_url"] and not values["passid_api_key"]:
@@ -618,6 +632,7 @@ def load_settings(
     values = {name: row.read(env, problems) for name, row in SETTINGS.items()}
     _check_passid_connection(values, problems)
     _check_data_key(values, problems)
+    _check_decrypt_only_keys(values, problems)
     values["trusted_hosts"] = _trusted_hosts(values["trusted_hosts"], values["host"], values["public_url"],
                                              problems)
     if problems:

@@ -6,10 +6,17 @@ with HMAC-SHA256, from `cryptography`), so a copied database file, a backup or a
 shows ciphertext only. The columns say so in their type (`EncryptedText`, `EncryptedBytes`,
 `EncryptedInteger`): the rest of the app reads and writes plain values and never sees a ciphertext.
 
-Keys: PASSID_DATA_KEY is a comma-separated list of Fernet keys, newest first. The first encrypts;
-every one decrypts (MultiFernet), so a new key can be put in front while rows written under the old
-one still read; `flask passid rotate-data-key` then rewrites every row under the new key
-(`rotate_all`), after which the old key can go.
+Keys: PASSID_DATA_KEY is a comma-separated list of Fernet keys, newest first, and
+PASSID_DATA_KEYS_DECRYPT_ONLY more keys that only read. The first of PASSID_DATA_KEY encrypts; every
+key decrypts (MultiFernet). Several servers share one database, and are restarted one after another,
+so a rotation goes in stages that each leave every server able to read what any other writes: the
+new key is added as decrypt-only everywhere, then promoted to encrypt (the old one decrypt-only), then
+`flask passid rotate-data-key` rewrites every row under it (`rotate_all`), then the old key goes.
+
+A row no key of this server reads (a server left a stage behind) raises DataKeyError, answered by
+`app.error_pages` as a 500 that names the fix to the operator, never to a customer. A list is the
+exception: it reads under `listing_unreadable_rows`, where such a value reads as an empty `Unreadable`
+marker, so one row (marked, `unreadable`) cannot take every other row of the page down with it.
 
 Search: an encrypted value cannot be compared in SQL (each encryption is different), so a token or
 code also gets an HMAC-SHA256 of its canonical form (`search_hash`), under a key derived (HKDF) from
@@ -24,14 +31,17 @@ No Flask at import: the keyring lives on the app (`app.extensions[EXTENSION]`), 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives.hashes import SHA256
@@ -41,7 +51,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
-    from flask import Flask, Response
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +65,7 @@ ENCRYPTED_FROM_REVISION = "0011_encryption_at_rest"
 
 
 class DataKeyError(RuntimeError):
-    """A stored value that no key of PASSID_DATA_KEY decrypts (a wrong key, or an old one removed too soon)."""
+    """A stored value that no key of this server decrypts (a wrong key, or an old one removed too soon)."""
 
 
 def canonical(value: str) -> str:
@@ -129,6 +139,90 @@ def lookup_hashes(value: str | None) -> list[str]:
     return keyring().lookup_hashes(value)
 
 
+# --- values no key reads, in a list --------------------------------------------------------------
+
+
+class Unreadable:
+    """A stored value no key of this server decrypts, as a list reads it: empty, so the row shows nothing of it.
+
+    Only ever made under `listing_unreadable_rows`; never written back (`_storable` refuses it), so an
+    empty marker cannot replace the ciphertext another server's key still reads.
+    """
+
+    __slots__ = ()
+
+
+class UnreadableText(Unreadable, str):
+    __slots__ = ()
+
+
+class UnreadableBytes(Unreadable, bytes):
+    __slots__ = ()
+
+
+class UnreadableNumber(Unreadable, int):
+    __slots__ = ()
+
+
+# The values met while unreadable values are tolerated (a list), else None: a miss then raises DataKeyError.
+_tolerated: ContextVar[list[str] | None] = ContextVar("passid_unreadable_tolerated", default=None)
+
+
+@contextmanager
+def unreadable_values_tolerated(where: str) -> Iterator[None]:
+    """Within: a value no key reads loads as an `Unreadable` marker instead of raising; one log line after."""
+    met: list[str] = []
+    token = _tolerated.set(met)
+    try:
+        yield
+    finally:
+        _tolerated.reset(token)
+        if met:
+            log.error("%s: %d stored values cannot be decrypted with any key of this server (PASSID_DATA_KEY, "
+                      "PASSID_DATA_KEYS_DECRYPT_ONLY); listed as unreadable", where, len(met))
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def listing_unreadable_rows(view: Callable[P, R]) -> Callable[P, R]:
+    """A list view (and its template) reads a row no key decrypts as marked, not as the whole page's 500."""
+
+    @functools.wraps(view)
+    def listing(*args: P.args, **kwargs: P.kwargs) -> R:
+        from flask import request
+
+        with unreadable_values_tolerated(f"{request.method} {request.path}"):
+            return view(*args, **kwargs)
+
+    return listing
+
+
+def _decrypted(stored: bytes) -> bytes | None:
+    """The clear value; None for one no key reads while a list tolerates it (DataKeyError anywhere else)."""
+    try:
+        return keyring().decrypt(stored)
+    except DataKeyError:
+        met = _tolerated.get()
+        if met is None:
+            raise
+        met.append("value")
+        return None
+
+
+def _storable(value: object) -> None:
+    if isinstance(value, Unreadable):
+        raise DataKeyError("an unreadable value cannot be stored back: it would erase what another key still reads")
+
+
+def unreadable(row: object) -> bool:
+    """Whether any encrypted column of `row` (a loaded model) could not be decrypted when a list read it."""
+    state = inspect(row, raiseerr=True)
+    return any(isinstance(getattr(row, attribute.key), Unreadable) for attribute in state.mapper.column_attrs
+               if isinstance(attribute.columns[0].type, EncryptedText | EncryptedInteger | EncryptedBytes))
+
+
 # --- column types ------------------------------------------------------------------------------
 
 
@@ -139,10 +233,14 @@ class EncryptedText(TypeDecorator[str]):
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        _storable(value)
         return None if value is None else keyring().encrypt(value.encode()).decode()
 
     def process_result_value(self, value: str | None, dialect: Any) -> str | None:
-        return None if value is None else keyring().decrypt(value.encode()).decode()
+        if value is None:
+            return None
+        clear = _decrypted(value.encode())
+        return UnreadableText() if clear is None else clear.decode()
 
 
 class EncryptedInteger(TypeDecorator[int]):
@@ -152,10 +250,14 @@ class EncryptedInteger(TypeDecorator[int]):
     cache_ok = True
 
     def process_bind_param(self, value: int | None, dialect: Any) -> str | None:
+        _storable(value)
         return None if value is None else keyring().encrypt(str(int(value)).encode()).decode()
 
     def process_result_value(self, value: str | None, dialect: Any) -> int | None:
-        return None if value is None else int(keyring().decrypt(value.encode()))
+        if value is None:
+            return None
+        clear = _decrypted(value.encode())
+        return UnreadableNumber() if clear is None else int(clear)
 
 
 class EncryptedBytes(TypeDecorator[bytes]):
@@ -165,10 +267,14 @@ class EncryptedBytes(TypeDecorator[bytes]):
     cache_ok = True
 
     def process_bind_param(self, value: bytes | None, dialect: Any) -> bytes | None:
+        _storable(value)
         return None if value is None else keyring().encrypt(bytes(value))
 
     def process_result_value(self, value: bytes | None, dialect: Any) -> bytes | None:
-        return None if value is None else keyring().decrypt(bytes(value))
+        if value is None:
+            return None
+        clear = _decrypted(bytes(value))
+        return UnreadableBytes() if clear is None else clear
 
 
 def hash_column() -> Any:
@@ -234,30 +340,16 @@ ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = (
 
 
 def init_app(app: Flask, keys: Sequence[str]) -> None:
-    """Install the keyring on `app`; the caller then runs `unreadable_data` to refuse a wrong key."""
+    """Install the keyring on `app` (PASSID_DATA_KEY's keys, then the decrypt-only ones); the caller then runs
+    `unreadable_data` to refuse a wrong key. A DataKeyError on a page is answered by `app.error_pages`."""
     app.extensions[EXTENSION] = Keyring(keys)
-    app.register_error_handler(DataKeyError, _undecryptable)
 
 
-UNDECRYPTABLE = ("Stored data cannot be decrypted with PASSID_DATA_KEY. The operator should restore the missing "
-                 "key (after the current one) and run `flask passid rotate-data-key` before removing it again.")
-
-
-def _undecryptable(_error: DataKeyError) -> Response:
-    """A row no key decrypts, met on a page (the start-up check reads only the newest and oldest rows: an
-    old key removed after an interrupted rotation shows here). One line in the log and one sentence for the
-    operator, not a traceback: the fix is a setting, not a bug."""
-    from flask import Response, request
-
-    log.error("%s %s: a stored value cannot be decrypted with any key in PASSID_DATA_KEY; restore the key "
-              "it was encrypted with", request.method, request.path)
-    if request.path.startswith("/api/"):  # the backend APIs' error shape (app/widget/results.py)
-        response = Response(json.dumps({"error": {"code": "DATA_KEY", "message": UNDECRYPTABLE}}),
-                            status=500, mimetype="application/json")
-    else:
-        response = Response(UNDECRYPTABLE, status=500, mimetype="text/plain")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+# What the operator reads (a console page, the backend API's answer): never shown to a customer.
+UNDECRYPTABLE = ("Stored data cannot be decrypted with PASSID_DATA_KEY or PASSID_DATA_KEYS_DECRYPT_ONLY on this "
+                 "server. The operator should restore the key it was encrypted with (in "
+                 "PASSID_DATA_KEYS_DECRYPT_ONLY, if it is no longer the one that encrypts), and retire a key only "
+                 "after every server encrypts with the new one and `flask passid rotate-data-key` has run.")
 
 
 def _schema_is_encrypted(connection: Connection) -> bool:
@@ -297,8 +389,8 @@ def unreadable_data(ring: Keyring, connection: Connection) -> str | None:
 
 def wrong_key_sentence(table_name: str) -> str:
     return (f"PASSID_DATA_KEY cannot decrypt the data already stored in the {table_name} table: start with the key "
-            "it was encrypted with (after a new one, if you are rotating), and remove an old key only after "
-            "`flask passid rotate-data-key` has run")
+            "it was encrypted with (in PASSID_DATA_KEYS_DECRYPT_ONLY, if you are rotating), and remove an old key "
+            "only after `flask passid rotate-data-key` has run")
 
 
 # --- rewriting stored rows: rotation, and the migration that first encrypts ----------------------

@@ -14,17 +14,26 @@ handlers (app/sandbox/errors.py) and hands everything else on to these.
 
 Status codes and the headers an error carries (`Allow` on a 405, `Retry-After`) are kept; the
 page names no exception and shows no trace (Flask, or the sandbox, logs the 500's cause).
+
+A stored value no key of this server decrypts (`app.encryption.DataKeyError`: a server left behind in a
+key rotation) is a 500 whose fix is a setting: the operator's sentence on a staff page and in the
+backend API's JSON, one line in the log, and for a customer the same translated page as any 500.
 """
 
 from __future__ import annotations
+
+import logging
 
 from flask import Flask, Response, current_app, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
+from app.encryption import UNDECRYPTABLE, DataKeyError
 from app.i18n import html_lang
 from app.widget import messages
 from app.widget.results import api_error
+
+log = logging.getLogger(__name__)
 
 # Paths whose callers read JSON, never a page.
 MACHINE_PREFIXES = ("/api/", "/webhooks/")
@@ -48,6 +57,27 @@ _KEPT_HEADERS = frozenset({"allow", "retry-after", "www-authenticate"})
 def init_error_pages(app: Flask) -> None:
     """Register before the sandbox mounts: its handlers pass non-API errors on to this one."""
     app.register_error_handler(HTTPException, error_answer)
+    app.register_error_handler(DataKeyError, undecryptable_answer)
+
+
+def undecryptable_answer(_error: DataKeyError) -> Response:
+    """A row no key of this server decrypts, met on its own page or API answer (a list marks it instead).
+
+    One line in the log, not a traceback: the fix is a setting, not a bug. The operator's sentence goes
+    only where the bank's own people or servers read it (staff pages, the backend API); PASSID's webhook
+    calls get the plain JSON 500, and a customer the translated page (`_error_page`).
+    """
+    log.error("%s %s: a stored value cannot be decrypted with any key of this server (PASSID_DATA_KEY, "
+              "PASSID_DATA_KEYS_DECRYPT_ONLY); restore the key it was encrypted with", request.method, request.path)
+    if request.path.startswith("/api/"):
+        return api_error(500, "DATA_KEY", UNDECRYPTABLE)
+    if request.path.startswith(MACHINE_PREFIXES):
+        return api_error(500, "INTERNAL_ERROR", "Something went wrong on our side.")
+    if request.path.startswith(STAFF_PREFIXES):
+        response = Response(UNDECRYPTABLE, status=500, mimetype="text/plain")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    return _error_page(500)
 
 
 def error_answer(error: HTTPException) -> Response | HTTPException:

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app import audit, review
+from app import audit, encryption, review
 from app.console import records
 from app.console.routes import bp, page_number
 from app.database import utcnow
@@ -30,6 +30,7 @@ def shown_detail(result_ids: list[str], limit: int = 500) -> str:
     return detail
 
 
+@encryption.listing_unreadable_rows
 def _queue_page(status: int = 200, problem: str | None = None, problem_for: str | None = None) -> tuple[str, int]:
     waiting = review.pending(page_number())
     page = render_template(

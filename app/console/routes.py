@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from app import audit, verifications
+from app import audit, encryption, verifications
 from app.console import checklist as go_live
 from app.console import records
 from app.console.chart import cohort_chart_svg, has_observations, percent
@@ -57,6 +57,12 @@ def console_time_filter(moment: datetime | None, seconds: bool = False) -> str:
     return console_time(moment, seconds)
 
 
+@bp.app_template_global("unreadable_row")
+def unreadable_row(row: object) -> bool:
+    """A listed row this server's keys cannot decrypt (`encryption.listing_unreadable_rows`): marked, not shown."""
+    return encryption.unreadable(row)
+
+
 # Past any real history (25 million rows in), and well inside the 64-bit OFFSET every database takes.
 MAX_PAGE = 1_000_000
 
@@ -82,6 +88,7 @@ def _no_impossible_ids(endpoint: str | None, values: dict[str, Any] | None) -> N
 
 @bp.get("/")
 @require_role(Role.ANALYST)
+@encryption.listing_unreadable_rows
 def history() -> str:
     query = request.args.get("q", "")[:100]
     try:
@@ -232,6 +239,7 @@ def performance() -> tuple[str, int]:
 
 @bp.get("/webhooks")
 @require_role(Role.ANALYST)
+@encryption.listing_unreadable_rows
 def webhook_log() -> str:
     event_type = records.clean_filter(request.args.get("type"))
     signature = records.clean_filter(request.args.get("signature"), records.SIGNATURE_RESULTS)

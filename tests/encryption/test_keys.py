@@ -128,8 +128,8 @@ def test_a_wrong_key_stops_start_up_with_one_sentence(fresh_database_url: str) -
     assert wrong.returncode == 4
     assert wrong.stderr.strip().splitlines() == [
         "Configuration error: PASSID_DATA_KEY cannot decrypt the data already stored in the verification table: "
-        "start with the key it was encrypted with (after a new one, if you are rotating), and remove an old key "
-        "only after `flask passid rotate-data-key` has run."
+        "start with the key it was encrypted with (in PASSID_DATA_KEYS_DECRYPT_ONLY, if you are rotating), and "
+        "remove an old key only after `flask passid rotate-data-key` has run."
     ]
     # The same key behind a new one starts (the first step of a rotation).
     rotating = subprocess.run([str(BIN / "flask"), "--app", "app", "passid", "demo"], cwd=ROOT,
