@@ -78,6 +78,7 @@ bench: venv assets
 	$(BIN)/python -m bench.poll
 	$(BIN)/python -m bench.approval
 	$(BIN)/python -m bench.webhook_ack
+	$(BIN)/python -m bench.flood
 	$(BIN)/python -m bench.qr_render
 
 # Under load (about 20 minutes): the serving setups compared (capacity and slow clients, about 10 minutes),

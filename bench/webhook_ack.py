@@ -106,6 +106,10 @@ def deliver_all(url: str, events: list[tuple[str, bytes, str]], threads: int,
     return timings, failures, time.perf_counter() - started
 
 
+def count_503(failures: list[str]) -> int:
+    return sum(1 for failure in failures if failure.startswith("503 "))
+
+
 def run(label: str, database_url: str, tmp: Path, args: argparse.Namespace, workers: int) -> list[list[object]]:
     env = base_env(database_url, PASSID_WEBHOOK_SECRET=WEBHOOK_SECRET, **PRODUCTION_LIKE)
     migrate(env)
@@ -118,12 +122,14 @@ def run(label: str, database_url: str, tmp: Path, args: argparse.Namespace, work
     finally:
         server.stop()
     shape = f"{workers} worker{'s' if workers > 1 else ''} × 8 threads"
+    print(f"{label}: 503s at a steady {args.rate:g}/s: {count_503(steady[1])} of {args.events}")
     rows = []
     for load, (timings, failures, wall) in ((f"steady {args.rate:g}/s", steady),
                                            (f"flood, {args.threads} senders", flood)):
         for failure in failures[:5]:
             print(f"FAILED ({label}, {load}) {failure}")
-        rows.append([f"{label} ({shape})", load, len(timings), len(failures), ms(percentile(timings, 50)),
+        rows.append([f"{label} ({shape})", load, len(timings), len(failures), count_503(failures),
+                     ms(percentile(timings, 50)),
                      ms(percentile(timings, 99)), f"{len(timings) / wall:.0f}"])
     return rows
 
@@ -150,7 +156,7 @@ def main() -> None:
     print_table(
         f"Webhook acknowledgement, {args.events} signed events per load, signature checks on, handling running "
         f"(ms; {note}); target p99 < 20 ms",
-        ["receiver", "load", "acked", "failed", "p50", "p99", "events/s"], rows,
+        ["receiver", "load", "acked", "failed", "503s", "p50", "p99", "events/s"], rows,
     )
     print("steady: events sent on a fixed schedule, latency from each one's due time; "
           "flood: senders back to back, the most the receiver sustains (its p99 is queueing).")
