@@ -15,7 +15,7 @@ slots per process each, the rest one each: seven at most, below the server's eig
 requests without a body — the widget's poll, `/healthz`, every page — always find a thread.
 
 A request whose pool is full waits up to `PASSID_BODY_SLOT_WAIT_SECONDS` (1) for a slot of its
-own pool, no more than the pool's size of them at once (each waiter holds a thread); then it gets
+own pool, no more than one per slot at once (each waiter holds a thread); then it gets
 `503` with `Retry-After`, its body never read. The short wait is what keeps a burst of PASSID's
 deliveries (a database pausing on a lock, say) from meeting 503s at a steady pace; PASSID retries
 a webhook that met a 503 on its schedule; a person's form post says "try again".
@@ -70,6 +70,7 @@ _CGI_KEYS = frozenset({
 })
 _BUSY_BODY = b"The service is busy. Please try again in a moment.\n"
 DRAIN_AT_MOST = 64 * 1024
+WAITERS_PER_SLOT = 1
 
 # Classes of request, each with body slots of its own.
 WEBHOOKS = "webhooks"
@@ -204,11 +205,12 @@ class RequestEnvironOnly:
 
 class SlotPool:
     """`size` body slots; a request that finds them taken may wait `wait_seconds` for one, if fewer
-    than `size` others already wait (a waiter holds a server thread, so waiting is bounded too)."""
+    than WAITERS_PER_SLOT × `size` others already wait (a waiter holds a server thread, so their
+    number is bounded as well as their time)."""
 
     def __init__(self, size: int, wait_seconds: float = 0.0) -> None:
         self.slots = threading.BoundedSemaphore(size)
-        self.waiters = threading.BoundedSemaphore(size)
+        self.waiters = threading.BoundedSemaphore(WAITERS_PER_SLOT * size)
         self.wait_seconds = wait_seconds
 
     def take(self) -> bool:
