@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy.exc import StatementError
 
 from app import verifications
 from app.config import ConfigError, load_settings
 from app.database import db
+from app.encryption import DataKeyError, unreadable, unreadable_values_tolerated
 from app.sessions import records as sessions
 from app.webhooks.models import Handling, SignatureResult, WebhookReceipt
 from tests.console.conftest import add_staff, signed_in
@@ -213,3 +215,27 @@ def test_a_decrypt_only_key_is_read_and_checked(tmp_path: Path) -> None:
         settings_for(tmp_path, PASSID_DATA_KEY=K1, PASSID_DATA_KEYS_DECRYPT_ONLY="not-a-key")
     [problem] = malformed.value.problems
     assert "PASSID_DATA_KEYS_DECRYPT_ONLY key 1 of 1 is not a Fernet key" in problem and "not-a-key" not in problem
+
+
+def test_an_unreadable_value_a_list_read_is_never_written_back(fresh_database_url: str, tmp_path: Path) -> None:
+    """What a list reads in place of a value it cannot decrypt is empty: stored back, it would erase the ciphertext
+    the other server's key still reads. Writing it is refused, and the row keeps its ciphertext."""
+    with server(fresh_database_url, tmp_path / "old", K1) as old, \
+            server(fresh_database_url, tmp_path / "new", f"{K2},{K1}") as new:
+        person = write_a_person(new, "b")
+        with old.app_context():
+            stored_before = db.session.execute(db.text("SELECT claims_json FROM verification WHERE id = :id"),
+                                               {"id": person.result_id}).scalar_one()
+            with unreadable_values_tolerated("test"):
+                row = db.session.get(verifications.Verification, person.result_id)
+                assert row is not None and unreadable(row) and not row.claims_json
+                row.corridor = row.claims_json  # a careless copy of what the list showed
+                with pytest.raises(StatementError) as refused:
+                    db.session.commit()
+                assert isinstance(refused.value.orig, DataKeyError)
+            db.session.rollback()
+        with new.app_context():
+            assert db.session.execute(db.text("SELECT claims_json FROM verification WHERE id = :id"),
+                                      {"id": person.result_id}).scalar_one() == stored_before
+            kept = verifications.find(person.result_id)
+            assert kept is not None and kept.claims == REVIEW_CLAIMS and kept.corridor is None
