@@ -12,7 +12,7 @@ claim: it names the subject by id (a result id, a staff name, an event id) and s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 
 from flask import has_request_context, request
@@ -21,7 +21,7 @@ from flask_login import current_user
 from sqlalchemy import DateTime, Integer, Select, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Model, db, utcnow
+from app.database import Model, db, end_of, start_of, utcnow
 
 
 class Action(StrEnum):
@@ -80,6 +80,12 @@ def action_name(code: str) -> str:
 # Who acted when no staff member did: an operator's `flask` command, or the app's own schedule.
 CLI_ACTOR = "cli"
 SYSTEM_ACTOR = "system"
+# Who tried to sign in and failed: nobody the app knows, whatever name was typed (that is data, in the
+# detail). So the actor column only ever holds a real account, the CLI or the system, and a typed
+# "system" or "=HYPERLINK(…)" cannot pose as one.
+UNKNOWN_ACTOR = "(unknown user)"
+# Names no staff account may take (`app.staff.accounts.clean_name`), so an actor always means one thing.
+RESERVED_ACTORS = frozenset({CLI_ACTOR, SYSTEM_ACTOR, UNKNOWN_ACTOR})
 
 
 class AuditEntry(Model):
@@ -99,8 +105,8 @@ def note(action: Action, *, subject: str | None = None, detail: str | None = Non
          actor: str | None = None) -> AuditEntry:
     """Add an entry to the current transaction; the caller's commit stores it with the act it records.
 
-    The actor is the signed-in staff member unless `actor` names another (a sign-in attempt's name,
-    CLI_ACTOR, SYSTEM_ACTOR); the address is the request's, when there is one.
+    The actor is the signed-in staff member unless `actor` names another (CLI_ACTOR, SYSTEM_ACTOR,
+    UNKNOWN_ACTOR); the address is the request's, when there is one.
     """
     staff = current_user if has_request_context() and current_user.is_authenticated else None
     entry = AuditEntry(
@@ -119,8 +125,8 @@ def note(action: Action, *, subject: str | None = None, detail: str | None = Non
 def _printable(text: str | None, limit: int) -> str:
     """At most `limit` characters, control characters shown as "?".
 
-    A failed sign-in's actor is whatever was typed: PostgreSQL refuses NUL in text, and a line
-    break would let a typed name forge a second line in a log viewer or an export.
+    A failed sign-in's detail holds whatever name was typed: PostgreSQL refuses NUL in text, and a
+    line break would let a typed name forge a second line in a log viewer or an export.
     """
     return "".join(char if char.isprintable() else "?" for char in (text or "")[:limit])
 
@@ -161,7 +167,8 @@ def matching(filters: Filters) -> Select[tuple[AuditEntry]]:
     if filters.subject:
         select = select.where(AuditEntry.subject == filters.subject)
     if filters.since:
-        select = select.where(AuditEntry.at >= datetime.combine(filters.since, datetime.min.time()))
-    if filters.until:
-        select = select.where(AuditEntry.at < datetime.combine(filters.until + timedelta(days=1), datetime.min.time()))
+        select = select.where(AuditEntry.at >= start_of(filters.since))
+    stop = end_of(filters.until) if filters.until else None
+    if stop is not None:
+        select = select.where(AuditEntry.at < stop)
     return select

@@ -5,6 +5,9 @@ reading the formula) is run as a formula when the file is opened: an institution
 staff name typed as `=HYPERLINK(...)` would reach the analyst's machine as live code (CSV or
 "formula" injection, OWASP). Every such cell gets a leading apostrophe, which spreadsheets show as
 text and which a reader of the raw file can still recognise.
+
+Every cell is also quoted, header included: a spreadsheet set to split on ";" would otherwise cut an
+unquoted `a;=1+1` into a cell of its own that starts with `=`, where the apostrophe is out of reach.
 """
 
 from __future__ import annotations
@@ -28,9 +31,9 @@ def cell(value: object) -> str:
 
 
 def csv_text(header: list[str], rows: Iterable[Iterable[object]]) -> str:
-    """The whole document (header first), every cell through `cell`."""
+    """The whole document (header first), every cell through `cell` and in quotes."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow([cell(name) for name in header])
     for row in rows:
         writer.writerow([cell(value) for value in row])

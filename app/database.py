@@ -7,7 +7,7 @@ both databases is simpler than two.
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,17 @@ def prepare_sqlite_file(database_url: str) -> None:
 def utcnow() -> datetime:
     """Naive UTC now, the form every DateTime column holds."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def start_of(day: date) -> datetime:
+    """Midnight UTC opening `day`, as a DateTime column holds it: where a "from" filter starts."""
+    return datetime.combine(day, time.min)
+
+
+def end_of(day: date) -> datetime | None:
+    """Midnight UTC after `day`, where a "to" filter (that day included) stops; None after the last day a
+    date can name (9999-12-31), which has no day after it: such a filter stops at nothing."""
+    return None if day == date.max else datetime.combine(day + timedelta(days=1), time.min)
 
 
 def isoformat_z(moment: datetime) -> str:

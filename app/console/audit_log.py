@@ -1,7 +1,8 @@
 """The console's audit log (admins only): read it, filter it, export it as CSV.
 
 Reading only: nothing here (nor anywhere in the app) changes or removes an entry. Exporting is
-itself an act an auditor asks about (the file leaves the app), so it adds an entry of its own.
+itself an act an auditor asks about (the file leaves the app), so it adds an entry of its own, and
+is a POST with the CSRF token, as the history export is.
 """
 
 from __future__ import annotations
@@ -75,11 +76,13 @@ def audit_log() -> tuple[str, int]:
                            pagination=entries), 200
 
 
-@bp.get("/audit.csv")
+@bp.post("/audit.csv")
 @require_role(Role.ADMIN)
 def audit_csv() -> Response | tuple[str, int]:
+    """The page's export form, posted with its CSRF token (a GET is 405): a link would let another site make
+    an admin's browser download the log, and write the words of its choosing into it as filters."""
     try:
-        filters = parse_filters(request.args)
+        filters = parse_filters(request.form)
     except FilterProblem as problem:
         return render_template("console/message.html", message=str(problem)), 400
     rows = [

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date
 from typing import Any
 
 from flask_babel import LazyString, lazy_gettext
 from flask_babel import gettext as _
 
+from app.database import end_of, start_of
 from app.decision import ReviewStatus
 from app.verifications import FINAL_STATUSES, FinalStatus, Source, Verification
 
@@ -77,10 +78,10 @@ class HistoryFilters:
         if self.source:
             select = select.where(Verification.source == self.source)
         if self.date_from:
-            select = select.where(Verification.created_at >= datetime.combine(self.date_from, time.min))
-        if self.date_to:
-            day_after = datetime.combine(self.date_to + timedelta(days=1), time.min)
-            select = select.where(Verification.created_at < day_after)
+            select = select.where(Verification.created_at >= start_of(self.date_from))
+        stop = end_of(self.date_to) if self.date_to else None
+        if stop is not None:
+            select = select.where(Verification.created_at < stop)
         if self.review:
             select = select.where(Verification.review_status == self.review)
         return select

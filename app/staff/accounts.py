@@ -35,6 +35,8 @@ def clean_name(raw: str) -> str:
         raise AccountRefused(_("A staff name has 1 to %(max)d characters.", max=MAX_NAME_LENGTH))
     if not name.isprintable():
         raise AccountRefused(_("A staff name cannot hold control characters or line breaks."))
+    if name in audit.RESERVED_ACTORS:  # the audit log's actor column must mean one thing
+        raise AccountRefused(_("The name %(name)s is kept for the audit log; choose another.", name=name))
     return name
 
 

@@ -6,6 +6,7 @@ version it was signed in with (through `get_id`), and bumping it makes every old
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -82,6 +83,13 @@ UNMATCHABLE_HASH = (
 class SignInCheck:
     user: StaffUser | None  # the account signed in, or None
     refusal: str | None = None  # why not, for the audit log only: the person signing in is told nothing more
+    account: str | None = None  # the existing account a refused attempt named, if it named one
+
+    def audit_detail(self, tried: str) -> str:
+        """The refusal and the name typed, as data: quoted and escaped (a typed quote or line break cannot
+        pass for the end of the entry), trimmed and lower-cased as names are looked up, never the password."""
+        name = json.dumps(tried.strip().lower()[:80], ensure_ascii=False)
+        return f"{self.refusal}; name tried: {name}"
 
 
 def check_sign_in(username: str, password: str) -> SignInCheck:
@@ -97,7 +105,7 @@ def check_sign_in(username: str, password: str) -> SignInCheck:
         check_password_hash(UNMATCHABLE_HASH, password)
         return SignInCheck(None, "no such account")
     if not user.check_password(password):
-        return SignInCheck(None, "wrong password")
+        return SignInCheck(None, "wrong password", user.username)
     if user.disabled_at is not None:
-        return SignInCheck(None, "account disabled")
+        return SignInCheck(None, "account disabled", user.username)
     return SignInCheck(user)

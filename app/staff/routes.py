@@ -82,9 +82,11 @@ def sign_in() -> str | Response | tuple[str, int]:
             audit.note(audit.Action.SIGN_IN, subject=user.username)
             db.session.commit()
             return redirect(_landing(request.args.get("next"), user.role))
-        # The name tried (it may be a typo of a real one, or a password typed in the wrong box: it is kept
-        # only in the audit log, which admins alone read); never the password.
-        audit.record(audit.Action.SIGN_IN_FAILED, actor=tried.strip().lower() or "(blank)", detail=check.refusal)
+        # Nobody proved who they are, so the actor is "an unknown user" (a typed "system" must not pose as the
+        # app); an account the attempt named is its subject. The name tried (a typo of a real one, or a
+        # password typed in the wrong box) is kept as data in the detail, which admins alone read.
+        audit.record(audit.Action.SIGN_IN_FAILED, actor=audit.UNKNOWN_ACTOR, subject=check.account,
+                     detail=check.audit_detail(tried))
         return render_template("staff/sign_in.html", form=form, error=_("Wrong username or password.")), 401
     status = 400 if request.method == "POST" else 200
     return render_template("staff/sign_in.html", form=form, error=None), status

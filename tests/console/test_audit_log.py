@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
+from werkzeug.test import TestResponse
 
 from app import audit
 from app.csv_export import cell, csv_response
@@ -41,6 +42,12 @@ def entries(app: Flask, action: audit.Action | None = None) -> list[audit.AuditE
         found = list(db.session.execute(select).scalars())
         db.session.expunge_all()
         return found
+
+
+def export_audit(admin: FlaskClient, **filters: str) -> TestResponse:
+    """The audit page's export form, as the admin's browser posts it: the filters and the page's CSRF token."""
+    token = hidden(admin.get("/console/audit").text, "csrf_token")
+    return admin.post("/console/audit.csv", data={"csrf_token": token, **filters})
 
 
 def sign_in_attempt(app: Flask, username: str, password: str) -> int:
@@ -87,7 +94,10 @@ def test_sign_in_sign_out_and_failures_are_recorded_without_the_password(app: Fl
     browser.post("/staff/sign-out", data={"csrf_token": hidden(page, "csrf_token")})
 
     failed = [(e.actor, e.actor_role, e.subject, e.detail) for e in entries(app, audit.Action.SIGN_IN_FAILED)]
-    assert failed == [(name, None, None, "wrong password"), ("nobody-here", None, None, "no such account")]
+    assert failed == [
+        (audit.UNKNOWN_ACTOR, None, name, f'wrong password; name tried: "{name}"'),
+        (audit.UNKNOWN_ACTOR, None, None, 'no such account; name tried: "nobody-here"'),
+    ]
     [signed] = entries(app, audit.Action.SIGN_IN)
     assert (signed.actor, signed.actor_role, signed.subject, signed.address) == (name, "analyst", name, "127.0.0.1")
     [out] = entries(app, audit.Action.SIGN_OUT)
@@ -103,7 +113,30 @@ def test_a_disabled_account_s_attempt_is_recorded_as_such(app: Flask, runner: Fl
         runner.invoke(args=["staff", "disable", name])
     assert sign_in_attempt(app, name, PASSWORD) == 401
     [failed] = entries(app, audit.Action.SIGN_IN_FAILED)
-    assert (failed.actor, failed.detail) == (name, "account disabled")
+    assert (failed.actor, failed.subject, failed.detail) == (
+        audit.UNKNOWN_ACTOR, name, f'account disabled; name tried: "{name}"')
+
+
+@pytest.mark.parametrize("tried", ["system", "cli", "(unknown user)", "  System ", "=cmd|' /C calc'!A0"])
+def test_a_failed_sign_in_never_puts_the_name_tried_in_the_actor_column(
+    app: Flask, runner: FlaskCliRunner, tried: str
+) -> None:
+    """Whatever is typed, the actor of a failed sign-in is the fixed marker: the column holds only real
+    accounts, the CLI and the system; the name tried is data in the detail."""
+    real = add_staff(runner, role="admin")
+    assert sign_in_attempt(app, tried, "guess guess guess") == 401
+    [failed] = entries(app, audit.Action.SIGN_IN_FAILED)
+    assert (failed.actor, failed.actor_role, failed.subject) == (audit.UNKNOWN_ACTOR, None, None)
+    assert failed.detail == f'no such account; name tried: "{tried.strip().lower()}"'
+    actors = {entry.actor for entry in entries(app)}
+    assert actors <= {real, audit.CLI_ACTOR, audit.UNKNOWN_ACTOR}, actors
+
+
+@pytest.mark.parametrize("name", ["system", "cli", "(unknown user)", " CLI "])
+def test_no_staff_account_can_take_a_name_the_audit_log_keeps_for_itself(runner: FlaskCliRunner, name: str) -> None:
+    with runner.app.app_context():
+        done = runner.invoke(args=["staff", "create", name, "--role", "admin", "--password", PASSWORD])
+    assert done.exit_code != 0 and "kept for the audit log" in done.output, done.output
 
 
 def test_every_branch_result_is_a_recorded_view(
@@ -265,15 +298,17 @@ def test_the_page_filters_by_action_actor_subject_and_day(app: Flask, admin: Fla
     for _ in range(2):
         sign_in_attempt(app, "mallory", "guess guess guess")
     sign_in_attempt(app, "trudy", "guess guess guess")
-    shown = admin.get("/console/audit", query_string={"action": "sign_in_failed", "actor": "Mallory"}).text
-    assert shown.count("data-audit-entry=") == 2 and "trudy" not in shown and "2 entries" in shown
+    shown = admin.get("/console/audit", query_string={"action": "sign_in_failed", "actor": "(Unknown user)"}).text
+    assert shown.count("data-audit-entry=") == 3 and "3 entries" in shown
+    assert shown.count('name tried: &#34;mallory&#34;') == 2 and shown.count('name tried: &#34;trudy&#34;') == 1
     by_subject = admin.get("/console/audit", query_string={"subject": "no-such-subject"}).text
     assert "data-audit-entry=" not in by_subject and "No entries match these filters." in by_subject
     today = utcnow().date()
-    assert admin.get("/console/audit", query_string={"from": today.isoformat(), "actor": "trudy"}).text.count(
-        "data-audit-entry=") == 1
+    failed = {"action": "sign_in_failed"}
+    assert admin.get("/console/audit", query_string={"from": today.isoformat(), **failed}).text.count(
+        "data-audit-entry=") == 3
     yesterday = (today - timedelta(days=1)).isoformat()
-    assert admin.get("/console/audit", query_string={"to": yesterday, "actor": "trudy"}).text.count(
+    assert admin.get("/console/audit", query_string={"to": yesterday, **failed}).text.count(
         "data-audit-entry=") == 0
 
 
@@ -286,8 +321,7 @@ def test_the_page_filters_by_action_actor_subject_and_day(app: Flask, admin: Fla
 def test_a_filter_that_means_nothing_is_a_400_not_everything(
     admin: FlaskClient, args: dict[str, str], problem: str
 ) -> None:
-    for url in ("/console/audit", "/console/audit.csv"):
-        answer = admin.get(url, query_string=args)
+    for answer in (admin.get("/console/audit", query_string=args), export_audit(admin, **args)):
         assert answer.status_code == 400 and problem in answer.text
         assert "data-audit-entry=" not in answer.text
 
@@ -295,11 +329,11 @@ def test_a_filter_that_means_nothing_is_a_400_not_everything(
 def test_the_page_is_newest_first_25_at_a_time_keeping_the_filters(app: Flask, admin: FlaskClient) -> None:
     for _ in range(30):
         sign_in_attempt(app, "pager", "guess guess guess")
-    first = admin.get("/console/audit", query_string={"actor": "pager"}).text
+    first = admin.get("/console/audit", query_string={"action": "sign_in_failed"}).text
     ids = [int(part.split('"', 1)[0]) for part in first.split('data-audit-entry="')[1:]]
     assert len(ids) == 25 and ids == sorted(ids, reverse=True) and "Page 1 of 2" in first
-    assert 'href="/console/audit?page=2&amp;actor=pager" rel="next"' in first
-    second = admin.get("/console/audit", query_string={"actor": "pager", "page": "2"}).text
+    assert 'href="/console/audit?page=2&amp;action=sign_in_failed" rel="next"' in first
+    second = admin.get("/console/audit", query_string={"action": "sign_in_failed", "page": "2"}).text
     assert second.count("data-audit-entry=") == 5
 
 
@@ -309,15 +343,24 @@ def test_the_csv_export_holds_the_filtered_entries_defused_and_is_itself_recorde
     sign_in_attempt(app, "=HYPERLINK(\"http://evil.example\",\"x\")", "guess guess guess")
     sign_in_attempt(app, "@SUM(1+1)", "guess guess guess")
     sign_in_attempt(app, "someone-else", "guess guess guess")
-    answer = admin.get("/console/audit.csv", query_string={"action": "sign_in_failed"})
+    answer = export_audit(admin, action="sign_in_failed")
     assert answer.status_code == 200
     assert answer.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert answer.headers["Content-Disposition"].startswith('attachment; filename="audit-log-')
     assert answer.headers["Cache-Control"] == "no-store"
     rows = list(csv.reader(io.StringIO(answer.text)))
     assert rows[0] == ["at_utc", "actor", "actor_role", "address", "action", "subject", "detail"]
-    actors = [row[1] for row in rows[1:]]
-    assert actors == ["someone-else", "'@sum(1+1)", "'=hyperlink(\"http://evil.example\",\"x\")"]  # newest first
+    details = [row[6] for row in rows[1:]]
+    assert details == [  # newest first
+        'no such account; name tried: "someone-else"',
+        'no such account; name tried: "@sum(1+1)"',
+        'no such account; name tried: "=hyperlink(\\"http://evil.example\\",\\"x\\")"',
+    ]
+    assert {row[1] for row in rows[1:]} == {audit.UNKNOWN_ACTOR}
+    # Every cell quoted, the header's too: a spreadsheet splitting on ";" or "," cannot cut one into a formula.
+    first_line = answer.text.split("\r\n", 1)[0]
+    assert first_line == '"at_utc","actor","actor_role","address","action","subject","detail"'
+    assert all(line.startswith('"') and line.endswith('"') for line in answer.text.split("\r\n")[1:] if line)
     [exported] = entries(app, audit.Action.AUDIT_EXPORTED)
     assert exported.actor_role == "admin" and exported.detail == "3 entries; action=sign_in_failed"
 
@@ -332,7 +375,43 @@ def test_ordinary_csv_cells_are_left_alone(app: Flask) -> None:
     with app.test_request_context():
         response = csv_response("x.csv", ["a", "b"], [["=1", None], [utcnow().replace(microsecond=0), "-"]])
     lines = response.get_data(as_text=True).split("\r\n")
-    assert lines[0] == "a,b" and lines[1] == "'=1," and lines[2].endswith(",'-")
+    assert lines[0] == '"a","b"' and lines[1] == '"\'=1",""' and lines[2].endswith(',"\'-"')
+
+
+@pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@A1", "\t=1", "\r=1", "a;=1+1", 'x",=1+1'])
+def test_every_csv_cell_is_quoted_so_no_separator_can_start_a_formula(app: Flask, value: str) -> None:
+    """A spreadsheet that splits on ";" (or on "," inside an unquoted cell) would read `=1+1` as a cell of
+    its own; every cell in quotes, formula starts defused, reads back exactly as written."""
+    with app.test_request_context():
+        text = csv_response("x.csv", ["value", "n"], [[value, 7]]).get_data(as_text=True)
+    header, line, _end = text.split("\r\n")
+    assert header == '"value","n"'
+    assert line.startswith('"') and line.endswith('","7"')
+    [row] = list(csv.reader(io.StringIO(line)))
+    assert row == [cell(value), "7"]
+    for separator in (";", ","):  # as a spreadsheet set to either separator reads the line
+        for part in next(csv.reader(io.StringIO(line), delimiter=separator)):
+            assert not part.startswith(("=", "+", "-", "@", "\t", "\r")), (separator, part)
+
+
+def test_the_audit_export_is_a_post_with_the_csrf_token(app: Flask, admin: FlaskClient) -> None:
+    """A link (GET) or a form posted from another site would let a page elsewhere make an admin's browser
+    download the log, and write into it; only the console's own form, with its token, exports."""
+    sign_in_attempt(app, "mallory", "guess guess guess")
+    by_link = admin.get("/console/audit.csv", query_string={"action": "sign_in_failed"})
+    assert by_link.status_code == 405 and "text/csv" not in by_link.headers["Content-Type"]
+    cross_site = admin.post("/console/audit.csv", data={"action": "sign_in_failed"})
+    assert cross_site.status_code == 400 and "text/csv" not in cross_site.headers["Content-Type"]
+    forged = admin.post("/console/audit.csv", data={"action": "sign_in_failed", "csrf_token": "forged"})
+    assert forged.status_code == 400
+    assert entries(app, audit.Action.AUDIT_EXPORTED) == []
+    page = admin.get("/console/audit", query_string={"action": "sign_in_failed"}).text
+    form = page.split('action="/console/audit.csv"', 1)[1].split("</form>", 1)[0]
+    assert 'name="csrf_token"' in form and 'name="action" value="sign_in_failed"' in form
+    assert 'href="/console/audit.csv' not in page
+    exported = export_audit(admin, action="sign_in_failed")
+    assert exported.status_code == 200 and exported.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert len(entries(app, audit.Action.AUDIT_EXPORTED)) == 1
 
 
 # --- append-only ------------------------------------------------------------------------------------------
@@ -388,7 +467,8 @@ def test_a_name_with_nul_or_line_breaks_is_recorded_safely(app_on: Flask) -> Non
     """PostgreSQL refuses NUL in text: a failed sign-in typed with one must still be recorded, not a 500."""
     assert sign_in_attempt(app_on, "no\x00body\nforged line", "guess guess guess") == 401
     [failed] = entries(app_on, audit.Action.SIGN_IN_FAILED)
-    assert failed.actor == "no?body?forged line"
+    assert failed.actor == audit.UNKNOWN_ACTOR
+    assert failed.detail == 'no such account; name tried: "no\\u0000body\\nforged line"'
 
 
 def test_the_log_only_grows_through_a_day_s_work(
@@ -414,7 +494,7 @@ def test_the_log_only_grows_through_a_day_s_work(
     admin.post("/console/staff", data={"csrf_token": hidden(page, "csrf_token"), "username": "late-shift",
                                        "role": "counter", "password": PASSWORD})
     unchanged_and_grown()
-    admin.get("/console/audit.csv")
+    export_audit(admin)
     unchanged_and_grown()
     admin.post("/staff/sign-out", data={"csrf_token": hidden(page, "csrf_token")})
     unchanged_and_grown()

@@ -44,7 +44,7 @@ MATRIX: dict[tuple[str, str], Role] = {
     ("console.redaction", "GET"): Role.ADMIN,
     ("console.redaction", "POST"): Role.ADMIN,
     ("console.audit_log", "GET"): Role.ADMIN,
-    ("console.audit_csv", "GET"): Role.ADMIN,
+    ("console.audit_csv", "POST"): Role.ADMIN,
     ("console.staff_accounts", "GET"): Role.ADMIN,
     ("console.create_staff_account", "POST"): Role.ADMIN,
     ("console.reset_staff_password", "POST"): Role.ADMIN,
