@@ -595,3 +595,35 @@ def test_tombstones_hold_no_personal_data_and_the_daily_purge_expires_them(app: 
     with app.app_context():
         erased = retention.purge(now=utcnow() + timedelta(days=1, minutes=1))
     assert erased.expired_tombstones == len(rows) and tombstone_rows(database) == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_tombstone_migration_upgrades_and_downgrades_keeping_sessions(kind: str, tmp_path: Path) -> None:
+    from sqlalchemy import inspect
+
+    from app.encryption import Keyring
+    from tests.support.migrations import empty_database, flask_db
+    from tests.support.servers import TEST_DATA_KEY, base_env
+
+    permissions = Keyring([TEST_DATA_KEY]).encrypt(b'["identity_verified"]').decode()
+    with empty_database(kind, tmp_path) as url:
+        env = base_env(url)
+        flask_db(env, "upgrade", "0014_session_locale")
+        engine = create_engine(url)
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO verification_session (id, reference, institution_name, permissions_json, created_at, "
+                "expires_at) VALUES ('vs_old', 'loan-old', 'Demo Bank', :permissions, :at, :at)"),
+                {"at": utcnow(), "permissions": permissions})
+        flask_db(env, "upgrade")
+        engine.dispose()
+        assert "erasure_tombstone" in inspect(engine).get_table_names()
+        assert "redacted_at" in {column["name"] for column in inspect(engine).get_columns("verification_session")}
+        flask_db(env, "downgrade", "0014_session_locale")
+        engine.dispose()
+        assert "erasure_tombstone" not in inspect(engine).get_table_names()
+        assert "redacted_at" not in {column["name"] for column in inspect(engine).get_columns("verification_session")}
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT id FROM verification_session")).scalars().all() == ["vs_old"]
+        flask_db(env, "upgrade")
+        engine.dispose()

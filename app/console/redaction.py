@@ -16,8 +16,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext, ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import BooleanField, RadioField, TextAreaField
-from wtforms.validators import DataRequired, InputRequired, Length, Regexp
+from wtforms import BooleanField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Optional, Regexp
 
 from app import verifications
 from app.console.routes import _stop, bp
@@ -42,8 +42,8 @@ class RedactionForm(FlaskForm):
         Regexp(r"\A[^\x00]*\Z", message=lazy_gettext("The reason cannot contain a NUL character.")),
     ])
     # "person": this verification and the same person's; "reference": every record of the row's reference.
-    scope = RadioField(choices=[("person", "person"), ("reference", "reference")], default="person",
-                       validate_choice=True)
+    scope = StringField(default="person", validators=[
+        Optional(), AnyOf(("person", "reference"), message=lazy_gettext("Choose what to erase."))])
     confirm = BooleanField(
         lazy_gettext("I understand that this erases this person's claims, tokens, codes and webhook bodies for good."),
         validators=[DataRequired(lazy_gettext("Tick the box to confirm the erasure."))],

@@ -24,6 +24,7 @@ from tests.support.erasure import (
     erasing_app,
     is_sqlite,
     remnants,
+    session_person,
     skip_unless_superuser_files,
     table_remnants,
     token_person,
@@ -120,6 +121,52 @@ def test_analysts_and_counter_staff_cannot_redact(app: Flask) -> None:
         row = db.session.get(Verification, result_id)
         assert row is not None and row.redacted_at is None
     assert not [entry for entry in _entries(app) if entry.action == audit.Action.REDACTED]
+
+
+def test_an_admin_erases_every_record_of_the_reference_from_one_verification(app: Flask, database: str) -> None:
+    reference = "loan-ER-2026-301"
+    first = session_person(app, "req_console_ref_01", "HV3N-T6QB-J2LZ", "KX4T-9WQZ", "band-NUMBAT-5582",
+                           "DQ8R-M3XW-P5KC", reference=reference)
+    second = session_person(app, "req_console_ref_02", "WX5C-Q8NB-T3RM", "PL2M-7HQV", "band-DINGO-7001",
+                            "CJ6T-N9WR-B4XE", reference=reference)
+    admin, admin_name = browser(app, "admin")
+    url = f"/console/verifications/{first.result_ids[0]}/redact"
+    page = admin.get(url).text
+    assert "data-erase-reference" in page and reference in page
+    csrf = hidden(page, "csrf_token")
+    by_reference = {"reason": REASON, "scope": "reference", "confirm": "y"}
+    assert admin.post(url, data=by_reference).status_code == 400  # no CSRF token
+    assert admin.post(url, data={**by_reference, "csrf_token": csrf, "confirm": ""}).status_code == 422
+    with app.app_context():
+        assert db.session.get(Verification, second.result_ids[0]).redacted_at is None  # type: ignore[union-attr]
+
+    done = admin.post(url, data={**by_reference, "csrf_token": csrf})
+    assert done.status_code == 303
+    detail = admin.get(f"/console/verifications/{first.result_ids[0]}").text
+    assert ("Erased every record of this reference: 4 verifications, 2 webhook bodies, 0 outcome reports, "
+            "2 session links, 0 review notes, 2 sessions.") in detail
+    for person in (first, second):
+        assert table_remnants(database, app, person.secrets) == set()
+        for result_id in person.result_ids:
+            assert api(app, f"/api/results/{result_id}").json["redacted"] is True
+        assert api(app, f"/api/sessions/{person.session_id}").json["redacted"] is True
+    erased = [entry for entry in _entries(app) if entry.action == audit.Action.REDACTED]
+    assert {entry.subject for entry in erased} == {*first.result_ids, *second.result_ids, first.session_id,
+                                                   second.session_id}
+    assert {(entry.actor, entry.actor_role) for entry in erased} == {(admin_name, "admin")}
+
+
+def test_a_verification_without_a_reference_offers_no_reference_erase(app: Flask) -> None:
+    person = token_person(app, TOKEN, BAND, NOTES)
+    admin, _ = browser(app, "admin")
+    url = f"/console/verifications/{person.result_ids[0]}/redact"
+    page = admin.get(url).text
+    assert "data-erase-reference" not in page
+    refused = admin.post(url, data={"csrf_token": hidden(page, "csrf_token"), "reason": REASON, "confirm": "y",
+                                    "scope": "reference"})
+    assert refused.status_code == 422 and "This verification has no reference." in refused.text
+    with app.app_context():
+        assert db.session.get(Verification, person.result_ids[0]).redacted_at is None  # type: ignore[union-attr]
 
 
 def _entries(app: Flask) -> list[audit.AuditEntry]:

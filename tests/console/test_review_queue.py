@@ -403,3 +403,44 @@ def test_a_full_queue_page_s_entry_names_what_fits_and_counts_the_rest() -> None
     assert named.split(", ") == ids[: len(named.split(", "))]
     assert len(named.split(", ")) + int(rest.removesuffix(" more")) == 25
     assert shown_detail(ids[:3]) == ", ".join(ids[:3])
+
+
+def redact_from_the_cli(app: Flask, result_id: str) -> None:
+    with app.app_context():
+        done = app.test_cli_runner().invoke(args=["passid", "redact", result_id, "--reason", "erasure request ER-9"])
+    assert done.exit_code == 0, done.output
+
+
+def test_an_erased_verification_leaves_the_queue_and_takes_no_new_note(app: Flask, analyst: FlaskClient) -> None:
+    waiting = verified_in_widget(app, REVIEW_TOKEN)
+    with app.app_context():  # another person (another token), whose fraud risk also asks for a review
+        erased = record(source=Source.MANUAL, status=FinalStatus.COMPLETED, token="QZ7K-W4PM-R8TX",
+                        idempotency_key="pvw-another-person", claims={"identity_verified": True, "tier": "B",
+                                                                       "fraud_risk": "medium"}).result_id
+    assert {erased, waiting} <= set(queue_rows(analyst.get("/console/review").text))
+    redact_from_the_cli(app, erased)
+
+    page = analyst.get("/console/review").text
+    assert set(queue_rows(page)) == {waiting} and "1 waiting." in page
+    refused = decide(analyst, erased, decision="proceed", note="Spoke to Mr Mensah, DOB 1990-03-14.")
+    assert refused.status_code == 410
+    assert "This person&#39;s data was erased: no decision or note can be recorded about them." in refused.text
+    assert decisions_of(app, erased) == []
+    assert [entry for entry in audit_entries(app, audit.Action.REVIEW_DECIDED) if entry.subject == erased] == []
+
+
+def test_the_purge_erases_a_note_left_on_a_verification_erased_before_it(app: Flask, analyst: FlaskClient) -> None:
+    """A note written about a row after its erase (as the queue once allowed) is still about a person: the purge,
+    which passes over rows erased already, must not pass over their notes."""
+    from app import retention
+
+    result_id = verified_in_widget(app, REVIEW_TOKEN)
+    redact_from_the_cli(app, result_id)
+    with app.app_context():
+        db.session.add(review.ReviewDecision(verification_id=result_id, decision=ReviewStatus.PROCEED.value,
+                                             note="Spoke to Mr Mensah, DOB 1990-03-14.", decided_by="analyst-1",
+                                             decided_at=utcnow()))
+        db.session.commit()
+        erased = retention.purge(now=utcnow() + timedelta(days=int(app.config["PASSID_RETENTION_DAYS"]) + 1))
+    assert erased.review_notes == 1
+    assert [(decision, note) for decision, note, _ in decisions_of(app, result_id)] == [("proceed", None)]
