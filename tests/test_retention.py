@@ -30,6 +30,7 @@ from app.sessions.records import SessionRequest
 from app.verifications import Verification
 from app.webhooks.models import WebhookReceipt
 from tests.conftest import provisioned_database
+from tests.console.conftest import add_staff, signed_in
 from tests.support.erasure import (
     Person,
     an_hour_ago,
@@ -455,6 +456,8 @@ def test_webhooks_retried_after_the_redaction_are_acknowledged_counted_and_store
     assert api(app, f"/api/results/{manual.result_id}").json["redacted"] is True
     # Counted where an operator sees it: on the tombstone, with nothing personal beside the count.
     assert sum(int(str(row["later_events"])) for row in tombstone_rows(database)) == 3
+    analyst = signed_in(app.test_client(), add_staff(app.test_cli_runner(), role="analyst"))
+    assert analyst.get("/console/webhooks").text.count("about an erased person: nothing kept") == 3
     again = deliver(app.test_client(), retries[0][1], retries[0][0])
     assert again.status_code == 200 and again.json == {"received": True, "duplicate": True}
 
