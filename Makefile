@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
-THREADS ?= 8
+THREADS ?= 16
 export HOST PORT
 
 .PHONY: run test lint fuzz bench bench-load scan messages translations venv assets chromium wrk clean

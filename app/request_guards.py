@@ -7,18 +7,22 @@ POSTs that send one byte every few seconds would hold every thread of every work
 nothing answers, `/healthz` included. So a request with a body takes a *body slot* before the app
 sees it, and the slots are few. They come in pools, one per class of request, decided from the
 path alone (`request_class`): PASSID's webhooks, customers' forms (the widget and the branch
-counter), staff forms (console, sign-in), the API, and anything else. A flood in one class (junk
-posted at the webhook, say) takes that class's slots only: PASSID's signed deliveries, a
-customer's token check and a staff form each keep capacity of their own
-(tests/serving/test_flood.py). Webhooks and customer forms have `PASSID_MAX_BODIES_IN_FLIGHT` (2)
-slots per process each, the rest one each: seven at most, below the server's eight threads, so
-requests without a body — the widget's poll, `/healthz`, every page — always find a thread.
+counter), staff forms (console, sign-in) and the API. A flood in one class (junk posted at the
+webhook, say) takes that class's slots only: PASSID's signed deliveries, a customer's token check
+and a staff form each keep capacity of their own (tests/serving/test_flood.py). Webhooks and
+customer forms have `PASSID_MAX_BODIES_IN_FLIGHT` (2) slots per process each, staff forms and the
+API one each. No route elsewhere reads a body, so a post anywhere else takes no slot at all.
 
-A request whose pool is full waits up to `PASSID_BODY_SLOT_WAIT_SECONDS` (1) for a slot of its
-own pool, no more than one per slot at once (each waiter holds a thread); then it gets
-`503` with `Retry-After`, its body never read. The short wait is what keeps a burst of PASSID's
-deliveries (a database pausing on a lock, say) from meeting 503s at a steady pace; PASSID retries
-a webhook that met a 503 on its schedule; a person's form post says "try again".
+A request whose pool is full may wait up to `PASSID_BODY_SLOT_WAIT_SECONDS` (1) for a slot of its
+own pool; then it gets `503` with `Retry-After`, its body never read. A waiter holds a server
+thread, so waiting is bounded twice: per pool (webhooks three per slot, so that eight senders
+delivering at once in a burst, a database pausing on a lock, say, all wait rather than meet a 503;
+the others one per slot) and per process (`WAITING_ROOM`, shared). Slots and the waiting room
+together (`threads_held_at_most`) stay below the server's threads (16, `THREADS` in the Makefile)
+with room to spare, so requests without a body — the widget's poll, `/healthz`, every page — always
+find a thread, whatever mix of classes is flooded (tests/serving/test_request_guards.py ties the
+two numbers). PASSID retries a webhook that met a 503 on its schedule; a person's form post says
+"try again".
 
 Some requests need no slot because their answer does not depend on their body, and they are
 passed on with an empty one (`answered_unread`): a webhook without a well-formed
@@ -70,7 +74,11 @@ _CGI_KEYS = frozenset({
 })
 _BUSY_BODY = b"The service is busy. Please try again in a moment.\n"
 DRAIN_AT_MOST = 64 * 1024
+# A burst of PASSID's deliveries may all wait for a webhook slot; elsewhere one waiter per slot.
+WEBHOOK_WAITERS_PER_SLOT = 3
 WAITERS_PER_SLOT = 1
+# Waiters at once in a process, whatever their class: each holds a server thread while it waits.
+WAITING_ROOM = 6
 
 # Classes of request, each with body slots of its own.
 WEBHOOKS = "webhooks"
@@ -78,7 +86,7 @@ CUSTOMER = "customer"
 STAFF = "staff"
 API = "api"
 SANDBOX = "sandbox"
-OTHER = "other"
+OTHER = "other"  # no route here reads a body: answered (404, 405) without a slot or the body
 _CLASS_OF_PREFIX = (
     ("/webhooks/", WEBHOOKS),
     ("/verify/", CUSTOMER), ("/branch/", CUSTOMER),
@@ -138,18 +146,30 @@ def request_class(path: str, *, sandbox: bool = False) -> str:
 def pool_sizes(per_busy_class: int, *, sandbox: bool = False) -> dict[str, int]:
     """Slots per class: webhooks and customers' forms come in bursts, staff forms and the API one by one.
 
-    The sum (2 × `per_busy_class` + 3) is the most threads slow bodies can hold in a process; at the
-    default 2 that is 7 of the server's 8, so requests without a body always find one. The sandbox's
-    pool (a developer's machine only) mirrors the customers': each widget post calls it once.
+    The sandbox's pool (a developer's machine only) mirrors the customers': each widget post calls it once.
     """
-    sizes = {WEBHOOKS: per_busy_class, CUSTOMER: per_busy_class, STAFF: 1, API: 1, OTHER: 1}
+    sizes = {WEBHOOKS: per_busy_class, CUSTOMER: per_busy_class, STAFF: 1, API: 1}
     if sandbox:
         sizes[SANDBOX] = per_busy_class
     return sizes
 
 
 def slot_pools(per_busy_class: int, wait_seconds: float, *, sandbox: bool = False) -> dict[str, SlotPool]:
-    return {kind: SlotPool(size, wait_seconds) for kind, size in pool_sizes(per_busy_class, sandbox=sandbox).items()}
+    room = threading.BoundedSemaphore(WAITING_ROOM)
+    return {
+        kind: SlotPool(size, wait_seconds, waiters=size * waiters_per_slot(kind), room=room)
+        for kind, size in pool_sizes(per_busy_class, sandbox=sandbox).items()
+    }
+
+
+def waiters_per_slot(kind: str) -> int:
+    return WEBHOOK_WAITERS_PER_SLOT if kind == WEBHOOKS else WAITERS_PER_SLOT
+
+
+def threads_held_at_most(per_busy_class: int, *, sandbox: bool = False) -> int:
+    """The most server threads requests with a body can hold in one process: every slot, and a full
+    waiting room. Must stay below the server's threads, or polls and `/healthz` could find none."""
+    return sum(pool_sizes(per_busy_class, sandbox=sandbox).values()) + WAITING_ROOM
 
 
 def announced_length(environ: dict[str, Any]) -> int | None:
@@ -173,9 +193,11 @@ def is_oversized(environ: dict[str, Any], kind: str) -> bool:
 def answered_unread(environ: dict[str, Any], kind: str) -> bool:
     """True when the app's answer cannot depend on the body: it is refused on its headers alone.
 
-    A webhook without a well-formed signature is refused 401 whatever it says; an oversized body 413.
+    A webhook without a well-formed signature is refused 401 whatever it says; an oversized body 413;
+    a post to a path where no route reads a body 404 or 405.
     """
-    return (kind == WEBHOOKS and not has_well_formed_signature(environ)) or is_oversized(environ, kind)
+    return (kind == OTHER or (kind == WEBHOOKS and not has_well_formed_signature(environ))
+            or is_oversized(environ, kind))
 
 
 def without_body(environ: dict[str, Any], *, keep_length: bool) -> None:
@@ -204,13 +226,15 @@ class RequestEnvironOnly:
 
 
 class SlotPool:
-    """`size` body slots; a request that finds them taken may wait `wait_seconds` for one, if fewer
-    than WAITERS_PER_SLOT × `size` others already wait (a waiter holds a server thread, so their
-    number is bounded as well as their time)."""
+    """`size` body slots; a request that finds them taken may wait `wait_seconds` for one, if fewer than
+    `waiters` others of its pool already wait and the process's waiting room (`room`, shared by every
+    pool) has a place: a waiter holds a server thread, so their number is bounded as well as their time."""
 
-    def __init__(self, size: int, wait_seconds: float = 0.0) -> None:
+    def __init__(self, size: int, wait_seconds: float = 0.0, *, waiters: int | None = None,
+                 room: threading.BoundedSemaphore | None = None) -> None:
         self.slots = threading.BoundedSemaphore(size)
-        self.waiters = threading.BoundedSemaphore(WAITERS_PER_SLOT * size)
+        self.waiters = threading.BoundedSemaphore(waiters if waiters is not None else size * WAITERS_PER_SLOT)
+        self.room = room or threading.BoundedSemaphore(WAITING_ROOM)
         self.wait_seconds = wait_seconds
 
     def take(self) -> bool:
@@ -219,7 +243,12 @@ class SlotPool:
         if self.wait_seconds <= 0 or not self.waiters.acquire(blocking=False):
             return False
         try:
-            return self.slots.acquire(timeout=self.wait_seconds)
+            if not self.room.acquire(blocking=False):
+                return False
+            try:
+                return self.slots.acquire(timeout=self.wait_seconds)
+            finally:
+                self.room.release()
         finally:
             self.waiters.release()
 
@@ -244,7 +273,7 @@ class BodiesInFlight:
         if answered_unread(environ, kind):
             without_body(environ, keep_length=is_oversized(environ, kind))
             return self.app(environ, start_response)
-        pool = self.pools.get(kind) or self.pools[OTHER]
+        pool = self.pools[kind]
         if not pool.take():
             body = self.busy(environ)
             start_response("503 Service Unavailable", [

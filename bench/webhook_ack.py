@@ -29,6 +29,7 @@ import requests
 from app.passid import sign_payload
 from bench.support import PRODUCTION_LIKE, WEBHOOK_SECRET, BenchServer, machine_note, ms, percentile, print_table
 from tests.support.servers import (
+    THREADS,
     base_env,
     create_postgres_database,
     drop_postgres_database,
@@ -121,7 +122,7 @@ def run(label: str, database_url: str, tmp: Path, args: argparse.Namespace, work
         flood = deliver_all(url, [signed_event() for _ in range(args.events)], args.threads)
     finally:
         server.stop()
-    shape = f"{workers} worker{'s' if workers > 1 else ''} × 8 threads"
+    shape = f"{workers} worker{'s' if workers > 1 else ''} × {THREADS} threads"
     print(f"{label}: 503s at a steady {args.rate:g}/s: {count_503(steady[1])} of {args.events}")
     rows = []
     for load, (timings, failures, wall) in ((f"steady {args.rate:g}/s", steady),

@@ -15,18 +15,22 @@ import pytest
 from flask import request
 
 from app import create_app
+from app.config import load_settings
 from app.request_guards import (
     API,
     CUSTOMER,
     OTHER,
     STAFF,
+    WEBHOOK_WAITERS_PER_SLOT,
     WEBHOOKS,
     BodiesInFlight,
     answered_unread,
+    pool_sizes,
     request_class,
     slot_pools,
+    threads_held_at_most,
 )
-from tests.support.servers import base_env
+from tests.support.servers import ROOT, THREADS, base_env
 
 
 def test_a_request_never_carries_the_process_environment(tmp_path: Path) -> None:
@@ -99,6 +103,30 @@ def test_a_post_answers_under_werkzeugs_own_server_which_hands_over_the_raw_sock
 ])
 def test_each_request_draws_on_the_pool_of_its_class(path: str, kind: str) -> None:
     assert request_class(path) == kind
+
+
+def test_every_route_that_reads_a_body_has_a_pool_and_nothing_else_takes_a_slot(tmp_path: Path) -> None:
+    """A post outside every class is answered without its body: true only while no route there reads one."""
+    from tests.support.in_process import app_environ, migrated_sqlite_url
+
+    app = create_app(app_environ(migrated_sqlite_url(tmp_path), tmp_path / "instance", 5000))
+    pools = pool_sizes(2, sandbox=True)
+    for rule in app.url_map.iter_rules():
+        if rule.methods and rule.methods & {"POST", "PUT", "PATCH", "DELETE"}:
+            assert request_class(rule.rule, sandbox=True) in pools, rule.rule
+    assert answered_unread({"PATH_INFO": "/nowhere", "CONTENT_LENGTH": "2"}, request_class("/nowhere"))
+
+
+def test_requests_with_a_body_can_never_hold_every_server_thread(tmp_path: Path) -> None:
+    """Every slot and a full waiting room (slow bodies in every class at once) leave threads for polls,
+    pages and /healthz: the guard's numbers and the server's (Makefile THREADS) are read together."""
+    environ = base_env(f"sqlite:///{tmp_path / 'app.db'}")
+    environ.pop("PASSID_MAX_BODIES_IN_FLIGHT", None)
+    default_slots = load_settings(environ).max_bodies_in_flight
+    assert threads_held_at_most(default_slots, sandbox=True) <= THREADS - 2
+    assert f"THREADS ?= {THREADS}" in (ROOT / "Makefile").read_text()
+    # A burst of eight of PASSID's deliveries in one process all find a slot or a place to wait.
+    assert default_slots * (1 + WEBHOOK_WAITERS_PER_SLOT) >= 8
 
 
 GOOD_SIGNATURE = "sha256=" + "ab" * 32

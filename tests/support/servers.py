@@ -127,7 +127,7 @@ def _migrated_sqlite_template(env: dict[str, str]) -> Path:
 
 # The server `make run` starts (chosen by bench/serving.py) and its threads per worker process.
 DEFAULT_SERVER = "granian"
-THREADS = 8
+THREADS = 16
 SERVERS = ("granian", "gunicorn-gthread", "gunicorn-gevent", "waitress")
 
 
