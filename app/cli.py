@@ -92,6 +92,9 @@ def verify_command(token: str, idempotency_key: str | None) -> None:
         result, source=verifications.Source.CLI, idempotency_key=key,
         wanted=[str(permission) for permission in result.permissions],
     )
+    if finished.redacted_at is not None:  # the person was erased: their tombstone refused this record
+        click.echo(f"erased  {result.token}: this token's person was erased; nothing of them is shown or kept")
+        return
     if result.verified:
         if finished.claims:
             audit.record(audit.Action.CLAIMS_VIEWED, subject=finished.result_id, detail="flask passid verify",
@@ -170,7 +173,7 @@ def outcome_command(token: str, outcome: str, product_type: str, amount: str, cu
                     notes: str | None) -> None:
     """Report what happened to the loan behind a verified TOKEN (one outcome per token)."""
     from app.console.forms import MAX_PRODUCT_TYPE, notes_problem, outcome_label, parse_amount, parse_currency
-    from app.console.reporting import AlreadyReported, OutcomeEntry, report_outcome
+    from app.console.reporting import AlreadyReported, OutcomeEntry, PersonErased, report_outcome
 
     token = _token_argument(token)
     product_type = product_type.strip()
@@ -194,6 +197,8 @@ def outcome_command(token: str, outcome: str, product_type: str, amount: str, cu
         ) from None
     except PassidError as error:
         raise click.ClickException(f"the outcome was not reported: {error}") from None
+    if isinstance(result, PersonErased):
+        raise click.ClickException(f"the person behind {token} was erased: no outcome is reported or kept about them")
     if isinstance(result, AlreadyReported):
         earlier = result.earlier
         if earlier is None:

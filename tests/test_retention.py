@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -19,12 +21,12 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from sqlalchemy import create_engine, event, text
 
-from app import audit, retention, verifications
+from app import audit, retention, tombstones, verifications
 from app.background import wake_job
 from app.database import db, utcnow
 from app.encryption import keyring
 from app.outcomes import OutcomeReport
-from app.passid import PassidClient
+from app.passid import Outcome, OutcomeReceipt, PassidClient
 from app.sessions import records as session_records
 from app.sessions.records import SessionRequest
 from app.verifications import Verification
@@ -630,3 +632,61 @@ def test_the_tombstone_migration_upgrades_and_downgrades_keeping_sessions(kind: 
             assert connection.execute(text("SELECT id FROM verification_session")).scalars().all() == ["vs_old"]
         flask_db(env, "upgrade")
         engine.dispose()
+
+
+def test_an_erased_persons_token_at_the_counter_or_the_cli_shows_and_keeps_nothing(app: Flask) -> None:
+    """Inside the tombstone's time a verify of the erased token still reaches PASSID (it is PASSID's to say
+    whether the token is good), but the counter and the operator are told the person was erased and see
+    nothing of them; nothing is recorded and nothing is audited as a view."""
+    token = "KE8V-3TXY-Z72L"  # a sandbox profile: PASSID verifies it every time
+    with app.app_context():
+        first = verifications.record(source=verifications.Source.MANUAL, status=verifications.FinalStatus.COMPLETED,
+                                     token=token, idempotency_key="pvw-erased-at-the-counter", claims=claims("A"))
+    assert redact(app, first.result_id)[0] == 0
+    counts = row_counts(app)
+    tablet = signed_in(app.test_client(), add_staff(app.test_cli_runner(), role="counter"))
+    counter = tablet.get("/branch/").text
+    shown = tablet.post("/branch/verify", data={"csrf_token": hidden(counter, "csrf_token"), "n": hidden(counter, "n"),
+                                                "token": token})
+    assert shown.status_code == 410
+    assert "was erased at their request" in shown.text and "812" not in shown.text
+    by_hand = flask_passid(app, "verify", token)
+    assert by_hand.exit_code == 0, by_hand.output
+    assert "erased  KE8V-3TXY-Z72L" in by_hand.output and "812" not in by_hand.output
+    assert "recorded as" not in by_hand.output
+    assert row_counts(app) == counts
+    assert audit_entries(app, audit.Action.CLAIMS_VIEWED) == []
+
+
+def test_an_outcome_about_an_erased_person_is_neither_sent_to_passid_nor_kept(app: Flask) -> None:
+    from app.console.reporting import OutcomeEntry, PersonErased, report_outcome
+    from app.passid import PassidUnavailable
+
+    token = "QZ7K-W4PM-R8TX"
+    with app.app_context():
+        first = verifications.record(source=verifications.Source.MANUAL, status=verifications.FinalStatus.COMPLETED,
+                                     token=token, idempotency_key="pvw-erased-before-the-outcome", claims=claims("B"))
+    assert redact(app, first.result_id)[0] == 0
+    entry = OutcomeEntry("repaid", "personal_loan", Decimal("2500"), "GBP", None)
+    nowhere = PassidClient("http://127.0.0.1:9", "sk_test_never_called", timeout=1)  # a call would raise
+
+    with app.app_context():
+        assert isinstance(report_outcome(nowhere, token, entry, recorded=lambda _report: None), PersonErased)
+
+    class ErasedOnTheWay(PassidClient):
+        """PASSID takes the report while, here, an admin erases the person: the report's copy must not land."""
+
+        def report_outcome(self, token: str, *args: Any, **kwargs: Any) -> OutcomeReceipt:
+            tombstones.bury(tokens=[token])
+            db.session.commit()
+            return OutcomeReceipt("out_race", token, Outcome.REPAID, "personal_loan", 2500.0, "GBP", 733, "B", utcnow())
+
+    other = "MB2Z-C7RT-Y4NH"
+    with app.app_context():
+        racing = ErasedOnTheWay("http://127.0.0.1:9", "sk_test_never_called", timeout=1)
+        assert isinstance(report_outcome(racing, other, entry, recorded=lambda _report: None), PersonErased)
+        assert db.session.execute(db.select(db.func.count()).select_from(OutcomeReport)).scalar_one() == 0
+        with pytest.raises(PassidUnavailable):  # the first check really would have called PASSID
+            report_outcome(nowhere, "CN5R-Q8WT-L3PY", entry, recorded=lambda _report: None)
+    refused = flask_passid(app, "outcome", token, "repaid", "--product", "personal_loan", "--amount", "2500")
+    assert refused.exit_code == 1 and "was erased" in refused.output and "Traceback" not in refused.output

@@ -78,6 +78,8 @@ def verify() -> tuple[str, int]:
     finished = verifications.record_verify_result(
         result, source=verifications.Source.BRANCH, idempotency_key=key, wanted=permissions
     )
+    if finished.redacted_at is not None:  # the person was erased: their tombstone refused this record
+        return _render("branch/_missing.html", 410, erased=True)
     claims = finished.claims
     _audit_result_shown(finished.result_id, "branch counter")
     decision = counter_decision(

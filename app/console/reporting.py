@@ -4,6 +4,11 @@ PASSID takes one outcome per token. A second report is not a failure to show
 in red: it means the answer is already on record, so the caller gets the
 earlier report to show instead. Our copy is written only after PASSID has
 accepted the report, so a failed call leaves nothing half-written.
+
+A token whose person was erased (`app.tombstones`) is not reported at all: the
+erasure asked that nothing more about them be kept or passed on, and PASSID's
+calibration can do without one loan. An erase that lands while the report is
+on its way to PASSID keeps nothing of it here either.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.outcomes import OutcomeReport, find_report, save_report
+from app import tombstones
+from app.outcomes import ErasedToken, OutcomeReport, find_report, save_report
 from app.passid import DuplicateOutcome, PassidClient
 
 
@@ -31,6 +37,11 @@ class Reported:
 
 
 @dataclass(frozen=True)
+class PersonErased:
+    """The token's person was erased: nothing was sent to PASSID (or, in a race, nothing kept of it)."""
+
+
+@dataclass(frozen=True)
 class AlreadyReported:
     """`earlier` is None when the report was made elsewhere (another system, the dashboard)
     and its `outcome.reported` webhook has not reached us."""
@@ -40,11 +51,13 @@ class AlreadyReported:
 
 def report_outcome(
     client: PassidClient, token: str, entry: OutcomeEntry, *, recorded: Callable[[OutcomeReport], object]
-) -> Reported | AlreadyReported:
-    """Report, or say it was already reported. Any other PassidError propagates to the caller.
+) -> Reported | AlreadyReported | PersonErased:
+    """Report, or say it was already reported or its person erased. Any other PassidError propagates.
 
     `recorded` adds the report's audit entry, committed with our copy (`save_report`).
     """
+    if tombstones.refused(token=token) is not None:
+        return PersonErased()
     earlier = find_report(token)
     if earlier is not None:
         # Our copy exists only once PASSID accepted a report, so asking again could only give 409.
@@ -60,17 +73,20 @@ def report_outcome(
         )
     except DuplicateOutcome:
         return AlreadyReported(find_report(token))
-    report = save_report(
-        token=receipt.token,
-        outcome=receipt.outcome.value,
-        product_type=receipt.product_type,
-        amount=receipt.amount,
-        currency=receipt.currency,
-        notes=entry.notes or None,
-        fsi_score=receipt.fsi_score_at_decision,
-        tier=receipt.tier,
-        reported_at=receipt.reported_at,
-        outcome_id=receipt.outcome_id,
-        recorded=recorded,
-    )
+    try:
+        report = save_report(
+            token=receipt.token,
+            outcome=receipt.outcome.value,
+            product_type=receipt.product_type,
+            amount=receipt.amount,
+            currency=receipt.currency,
+            notes=entry.notes or None,
+            fsi_score=receipt.fsi_score_at_decision,
+            tier=receipt.tier,
+            reported_at=receipt.reported_at,
+            outcome_id=receipt.outcome_id,
+            recorded=recorded,
+        )
+    except ErasedToken:
+        return PersonErased()
     return Reported(report)

@@ -25,7 +25,7 @@ from app.console.chart import cohort_chart_svg, has_observations, percent
 from app.console.formatting import console_time
 from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm, outcome_label
 from app.console.history_filters import FILTER_CHOICES, REVIEW_NAMES, BadFilter, parse_filters
-from app.console.reporting import AlreadyReported, OutcomeEntry, report_outcome
+from app.console.reporting import AlreadyReported, OutcomeEntry, PersonErased, report_outcome
 from app.decision import recommendation_name
 from app.outcomes import OUTCOME_MEANINGS, OutcomeReport, find_report
 from app.passid import NotFound, PassidError, ValidationError
@@ -208,6 +208,8 @@ def outcome(result_id: str) -> tuple[str, int] | Response:
         current_app.logger.warning("report_outcome failed", exc_info=True)
         return _outcome_page(row, form, 502, problem=_(
             "PASSID could not be reached, or did not answer in time. Nothing was saved here; try again in a moment."))
+    if isinstance(result, PersonErased):  # erased since this page was opened
+        _stop(410, _("This person was erased: no outcome is reported or kept about them."))
     if isinstance(result, AlreadyReported):
         return _outcome_page(row, None, already=result)
     flash(_("Outcome reported: %(outcome)s.", outcome=outcome_label(result.report.outcome)), "success")
