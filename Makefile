@@ -63,6 +63,7 @@ test: venv assets chromium
 	@started=$$(date +%s); \
 	$(BIN)/ruff check app tests bench wsgi.py && \
 	$(BIN)/mypy && \
+	$(BIN)/lint-imports && \
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --cov --cov-report=term:skip-covered; status=$$?; \
 	elapsed=$$(( $$(date +%s) - started )); \
 	printf 'make test: %d min %02d s\n' $$((elapsed / 60)) $$((elapsed % 60)); \
@@ -121,6 +122,7 @@ app/translations/.compiled: $(CATALOGUES) app/pseudo_locale.py $(VENV)/.installe
 lint: venv
 	$(BIN)/ruff check app tests bench wsgi.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) .venv-scan .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-scan .pytest_cache .ruff_cache .import_linter_cache
