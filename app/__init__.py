@@ -27,7 +27,7 @@ from app.request_guards import init_request_guards
 from app.security import init_security
 
 # Parts with no cookie session: nothing for a cross-site form to ride on.
-_COOKIELESS = ("health", "widget", "sessions", "webhooks", "sandbox")
+_COOKIELESS = ("health", "widget", "api", "webhooks", "sandbox")
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
@@ -62,17 +62,17 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     htmx.init_app(app)
     init_rate_limits(app)
 
+    from app.api import bp as api_bp
     from app.branch import bp as branch_bp
     from app.console import bp as console_bp
     from app.health import bp as health_bp
-    from app.sessions.api import bp as sessions_bp
     from app.staff import bp as staff_bp
     from app.staff import init_staff
     from app.webhooks import bp as webhooks_bp
     from app.webhooks.handling import HANDLING_JOB, handle_pending
     from app.widget import bp as widget_bp
 
-    for blueprint in (health_bp, widget_bp, sessions_bp, webhooks_bp, staff_bp, branch_bp, console_bp):
+    for blueprint in (health_bp, widget_bp, api_bp, webhooks_bp, staff_bp, branch_bp, console_bp):
         app.register_blueprint(blueprint)
     register_job(app, HANDLING_JOB, handle_pending)
     from app.retention import PURGE_EVERY_SECONDS, PURGE_JOB, purge_job

@@ -28,10 +28,10 @@ from flask import Flask, Response, current_app, render_template, request, url_fo
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
+from app.api.errors import api_error
 from app.encryption import UNDECRYPTABLE, DataKeyError
 from app.i18n import html_lang
 from app.widget import messages
-from app.widget.results import api_error
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,5 @@ id. The widget shows that session with its options locked, verifies one customer
 the first success or expiry), and the backend reads the outcome with `GET /api/sessions/<id>`
 instead of trusting the browser to say which applicant a result belongs to.
 
-(The blueprint is `app.sessions.api.bp`; this package imports nothing itself, so the widget can read
-session records without loading the API, which reuses the widget's key check.)
+The API's routes are in `app.api.sessions`; this package holds what they and the widget share.
 """

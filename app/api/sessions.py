@@ -1,28 +1,25 @@
 """`POST /api/sessions` and `GET /api/sessions/<id>`: the institution's server creates and reads sessions.
 
-Both need the institution key (`app.widget.results.institution_key_refused`), the same as
-`/api/results`; the key is checked before the body is read, so a caller without it learns nothing
-about what a valid body looks like. A body that is not a JSON object is refused like any bad field.
+Both need the institution key (`app.api.auth`), the same as `/api/results`. A body that is not a
+JSON object is refused like any bad field.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Response, current_app, request
 
+from app.api import bp
+from app.api.auth import institution_key_required
+from app.api.errors import api_document, api_error
 from app.sessions import records
 from app.sessions.new_session import InvalidField, new_session
-from app.widget.results import api_document, api_error, institution_key_refused
-
-bp = Blueprint("sessions", __name__)
 
 HOSTED_PAGE_PATH = "/verify/session"
 
 
 @bp.post("/api/sessions")
+@institution_key_required
 def create() -> Response:
-    refused = institution_key_refused()
-    if refused is not None:
-        return refused
     try:
         wanted = new_session(request.get_json(silent=True), current_app.config)
     except InvalidField as problem:
@@ -46,10 +43,8 @@ def create() -> Response:
 
 
 @bp.get("/api/sessions/<session_id>")
+@institution_key_required
 def read(session_id: str) -> Response:
-    refused = institution_key_refused()
-    if refused is not None:
-        return refused
     session = records.find(session_id)
     if session is None:
         return api_error(404, "NOT_FOUND", "No session has this id.", field="id")
