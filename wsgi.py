@@ -6,7 +6,7 @@ imports `wsgi:app` shows the operator what to fix, not a traceback.
 """
 
 from app import create_app
-from app.background import start_background_jobs
+from app.plumbing.background import start_background_jobs
 
 app = create_app()
 start_background_jobs(app)

@@ -13,18 +13,18 @@ from collections.abc import Mapping
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from app.access_log import init_access_log
-from app.background import register_job, start_background_jobs
 from app.config import PROJECT_ROOT, ConfigError, exit_with, load_settings, load_settings_or_exit
-from app.database import db, migrate, prepare_sqlite_file
 from app.error_pages import init_error_pages
-from app.file_modes import tighten_instance_dir
-from app.htmx import htmx
-from app.i18n import init_i18n
-from app.json_bodies import init_json_bodies
-from app.rate_limits import init_rate_limits
-from app.request_guards import init_request_guards
-from app.security import init_security
+from app.plumbing.access_log import init_access_log
+from app.plumbing.background import register_job, start_background_jobs
+from app.plumbing.database import db, migrate, prepare_sqlite_file
+from app.plumbing.file_modes import tighten_instance_dir
+from app.plumbing.htmx import htmx
+from app.plumbing.i18n import init_i18n
+from app.plumbing.json_bodies import init_json_bodies
+from app.plumbing.rate_limits import init_rate_limits
+from app.plumbing.request_guards import init_request_guards
+from app.plumbing.security import init_security
 
 # Parts with no cookie session: nothing for a cross-site form to ride on.
 _COOKIELESS = ("health", "widget", "api", "webhooks", "sandbox")
@@ -51,10 +51,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db)
     _install_data_keys(app, settings.data_keys + settings.data_keys_decrypt_only, exit_on_error=environ is None)
-    from app import audit, outcomes, verifications  # noqa: F401  (tables must be known to migrations)
-    from app.sessions import records as session_records  # noqa: F401
+    from app.rules import audit, outcomes, verifications  # noqa: F401  (tables must be known to migrations)
+    from app.rules import sessions as session_records  # noqa: F401
+    from app.rules import webhook_receipts as webhook_models  # noqa: F401
     from app.staff import models as staff_models  # noqa: F401
-    from app.webhooks import models as webhook_models  # noqa: F401
 
     init_i18n(app)
     init_security(app)
@@ -75,7 +75,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     for blueprint in (health_bp, widget_bp, api_bp, webhooks_bp, staff_bp, branch_bp, console_bp):
         app.register_blueprint(blueprint)
     register_job(app, HANDLING_JOB, handle_pending)
-    from app.retention import PURGE_EVERY_SECONDS, PURGE_JOB, purge_job
+    from app.rules.retention import PURGE_EVERY_SECONDS, PURGE_JOB, purge_job
 
     register_job(app, PURGE_JOB, purge_job, every_seconds=PURGE_EVERY_SECONDS)
 
@@ -99,7 +99,7 @@ def _install_data_keys(app: Flask, keys: tuple[str, ...], *, exit_on_error: bool
     """The keyring on the app (PASSID_DATA_KEY's keys, then the decrypt-only ones: only the first encrypts),
     refused at start-up (one sentence, non-zero exit) when it cannot read what the database already holds,
     rather than failing later on a page."""
-    from app import encryption
+    from app.plumbing import encryption
 
     encryption.init_app(app, keys)
     with app.app_context():
@@ -119,7 +119,7 @@ def _install_data_keys(app: Flask, keys: tuple[str, ...], *, exit_on_error: bool
 
 def _mount_sandbox(app: Flask) -> None:
     """The one place that imports the sandbox: mount it, and lend its demo key when none is set."""
-    from app.passid_connection import PassidConnection, set_demo_lookup
+    from app.plumbing.passid_connection import PassidConnection, set_demo_lookup
     from app.sandbox import ensure_demo_institution, init_sandbox
 
     init_sandbox(app, url_prefix="/sandbox")

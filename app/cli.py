@@ -13,10 +13,10 @@ import uuid
 import click
 from flask import Flask, current_app
 
-from app import audit
-from app.database import db
 from app.passid import NotFound, PassidError, PassidTimeout, PassidUnavailable, normalise_token
-from app.passid_connection import passid_client, passid_connection
+from app.plumbing.database import db
+from app.plumbing.passid_connection import passid_client, passid_connection
+from app.rules import audit
 from app.staff.models import StaffUser
 
 
@@ -73,8 +73,8 @@ def _token_argument(raw: str) -> str:
 )
 def verify_command(token: str, idempotency_key: str | None) -> None:
     """Verify a share token the customer reads out, and record it in the console history."""
-    from app import verifications
     from app.console.records import claims_summary
+    from app.rules import verifications
 
     token = _token_argument(token)
     key = idempotency_key or f"cli-{uuid.uuid4().hex}"
@@ -117,7 +117,7 @@ def verify_command(token: str, idempotency_key: str | None) -> None:
 def session_command(session_id: str) -> None:
     """Show a session the institution's server created: its reference, status and result (as GET /api/sessions)."""
     from app.console.records import claims_summary
-    from app.sessions import records
+    from app.rules import sessions as records
 
     session = records.find(session_id.strip())
     if session is None:
@@ -142,8 +142,8 @@ def session_command(session_id: str) -> None:
 
 def _result_id_of(token: str) -> str | None:
     """The audit log names a verification by its result id, never by its token: the newest row for it."""
-    from app.encryption import lookup_hashes
-    from app.verifications import Verification
+    from app.plumbing.encryption import lookup_hashes
+    from app.rules.verifications import Verification
 
     return db.session.execute(
         db.select(Verification.id).where(Verification.token_hash.in_(lookup_hashes(token)))
@@ -152,7 +152,7 @@ def _result_id_of(token: str) -> str | None:
 
 
 def _outcome_choices() -> list[str]:
-    from app.outcomes import OUTCOME_MEANINGS
+    from app.rules.outcomes import OUTCOME_MEANINGS
 
     return [str(outcome) for outcome in OUTCOME_MEANINGS]  # the values: click matches enum members by name
 
@@ -223,7 +223,7 @@ def outcome_command(token: str, outcome: str, product_type: str, amount: str, cu
 def webhook_test_command(wait: float) -> None:
     """Ask PASSID to send a test webhook, and check it arrives here with a valid signature."""
     from app.console.records import receipt_for_event
-    from app.database import db
+    from app.plumbing.database import db
 
     try:
         event_id = passid_client().send_test_webhook()
@@ -275,8 +275,8 @@ def checklist_command(ctx: click.Context) -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be erased, and erase nothing.")
 def purge_command(dry_run: bool) -> None:
     """Erase what is older than PASSID_RETENTION_DAYS now, as the daily background purge does."""
-    from app import audit
-    from app.retention import purge, retention_cutoff
+    from app.rules import audit
+    from app.rules.retention import purge, retention_cutoff
 
     cutoff = retention_cutoff()
     erased = purge(dry_run=dry_run, actor=audit.CLI_ACTOR)
@@ -296,8 +296,8 @@ def purge_command(dry_run: bool) -> None:
               "Name the request, not the person: the audit log is never erased.")
 def redact_command(result_id: str | None, reference: str | None, reason: str) -> None:
     """Erase one person's data now: the verification RESULT_ID (or --reference REF) and everything tied to it."""
-    from app import audit
-    from app.retention import (
+    from app.rules import audit
+    from app.rules.retention import (
         AlreadyRedacted,
         RedactionRefused,
         UnknownResult,
@@ -341,7 +341,8 @@ def rotate_data_key_command() -> None:
     Run once every server encrypts with NEW (PASSID_DATA_KEY=NEW, PASSID_DATA_KEYS_DECRYPT_ONLY=OLD), then
     drop OLD everywhere (README, "Rotating it").
     """
-    from app import audit, encryption
+    from app.plumbing import encryption
+    from app.rules import audit
 
     ring = encryption.keyring()
     try:

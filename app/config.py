@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
-from app.file_modes import private_directory, write_private_file_once
 from app.passid.claims import CLAIM_FIELDS
+from app.plumbing.file_modes import private_directory, write_private_file_once
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The default home of the generated secret key and the SQLite database; PASSID_INSTANCE_DIR moves it.
@@ -38,7 +38,7 @@ DEFAULT_THEME_PRIMARY = "#00c27a"
 COLOR_SCHEMES = ("auto", "light", "dark")
 THEME_RADII = ("square", "small", "medium", "large", "round")
 THEME_FONTS = ("system", "sans-serif", "serif", "rounded", "inherit")
-LOCALES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sw", "ar")  # app.i18n reads these
+LOCALES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sw", "ar")  # app.plumbing.i18n reads these
 # Bounds of a server-created session's life (POST /api/sessions ttlSeconds, PASSID_SESSION_TTL_SECONDS):
 # long enough for one QR request (at most an hour) and retries, short enough that an old link is dead by tomorrow.
 SESSION_TTL_MIN_SECONDS = 60
@@ -46,6 +46,8 @@ SESSION_TTL_MAX_SECONDS = 86400
 DEFAULT_RETRY_SCHEDULE = (0.0, 30.0, 300.0, 1800.0, 7200.0)
 # Not an environment setting: a larger body is refused before any view reads it.
 MAX_CONTENT_LENGTH = 1024 * 1024
+# PASSID's webhook bodies: no event comes near it (app/webhooks/routes.py refuses a larger one first).
+MAX_WEBHOOK_BODY = 256 * 1024
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _RATE = re.compile(r"^\d{1,6}\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?$")
 _ORIGIN = re.compile(r"^https?://[^/\s]+$")
@@ -263,7 +265,7 @@ class Schedule(Parser[tuple[float, ...]]):
 
 @dataclass(frozen=True)
 class RateLimitStorage(Parser[str]):
-    """`database`: counters in the app's own database, shared by every process (app/rate_limit_storage.py)."""
+    """`database`: counters in the app's own database, shared by every process (app/plumbing/rate_limit_storage.py)."""
 
     def parse(self, raw: str, variable: str, problems: list[str]) -> str:
         value = raw.strip()
@@ -452,7 +454,8 @@ class Settings:
     # How long a session created by POST /api/sessions stays open when the request names no ttlSeconds.
     session_ttl_seconds: int = setting(
         "PASSID_SESSION_TTL_SECONDS", WholeNumber(SESSION_TTL_MIN_SECONDS, SESSION_TTL_MAX_SECONDS), "3600")
-    # How long claims, tokens, codes and webhook bodies are kept before the daily purge erases them (app/retention.py).
+    # How long claims, tokens, codes and webhook bodies are kept before the daily purge erases them
+    # (app/rules/retention.py).
     retention_days: int = setting("PASSID_RETENTION_DAYS", WholeNumber(1, 3650), "90")
     trusted_hosts: tuple[str, ...] = setting(
         "PASSID_TRUSTED_HOSTS", HostNames(Items(_HOST_NAME, "must be a host name such as verify.bank.example or "
@@ -460,7 +463,8 @@ class Settings:
     passid_webhook_secrets: tuple[str, ...] = setting(
         "PASSID_WEBHOOK_SECRET", Items(), flask="PASSID_WEBHOOK_SECRETS")
     sandbox_jwt_secret: str = setting("PASSID_SANDBOX_JWT_SECRET", Text(optional=True), flask="SANDBOX_JWT_SECRET")
-    # Encrypts claims, tokens, codes and webhook bodies at rest (app/encryption.py); kept out of Flask's config.
+    # Encrypts claims, tokens, codes and webhook bodies at rest (app/plumbing/encryption.py); kept out of
+    # Flask's config.
     data_keys: tuple[str, ...] = setting("PASSID_DATA_KEY", DataKeys(), flask=False)
     # Keys that only decrypt (and find by their hashes): a rotation's new key before every server has it, then
     # the old one until `rotate-data-key` has run.

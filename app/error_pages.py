@@ -3,7 +3,7 @@
 A customer's browser can meet a 404 (a mistyped or outdated link), a 405 (a widget URL opened
 with the wrong method, say after a reload), a 413, a 429 or a 500 outside what the widget's own
 states cover; Werkzeug's stock pages for these are English. Here every such error becomes
-`templates/errors/error.html`, one plain sentence in the request's locale (`app.i18n`) with a way
+`templates/errors/error.html`, one plain sentence in the request's locale (`app.plumbing.i18n`) with a way
 back. Its strings are customer strings (`messages`, complete in all ten locales), so the page is whole
 in any locale: on a staff page's own route it speaks a staff language as that page does, and on an
 unknown staff URL the browser's.
@@ -15,7 +15,7 @@ handlers (app/sandbox/errors.py) and hands everything else on to these.
 Status codes and the headers an error carries (`Allow` on a 405, `Retry-After`) are kept; the
 page names no exception and shows no trace (Flask, or the sandbox, logs the 500's cause).
 
-A stored value no key of this server decrypts (`app.encryption.DataKeyError`: a server left behind in a
+A stored value no key of this server decrypts (`app.plumbing.encryption.DataKeyError`: a server left behind in a
 key rotation) is a 500 whose fix is a setting: the operator's sentence on a staff page and in the
 backend API's JSON, one line in the log, and for a customer the same translated page as any 500.
 """
@@ -29,9 +29,9 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
 from app.api.errors import api_error
-from app.encryption import UNDECRYPTABLE, DataKeyError
-from app.i18n import html_lang
-from app.widget import messages
+from app.plumbing.encryption import UNDECRYPTABLE, DataKeyError
+from app.plumbing.i18n import html_lang
+from app.rules import customer_wording as messages
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 
-from app.database import db
+from app.plumbing.database import db
 
 bp = Blueprint("health", __name__)
 

@@ -5,7 +5,7 @@ a test that passes at 320 px in the pseudo-locale leaves room for real translati
 placeholders (`%(name)s`) stay as they are, so every string still formats.
 
 `python -m app.pseudo_locale` reads `app/translations/*.pot` and writes compiled catalogues
-under `app/translations/en_001/` (`app.i18n` explains the directory); `make` runs it with the
+under `app/translations/en_001/` (`app.plumbing.i18n` explains the directory); `make` runs it with the
 other catalogues, so nothing is committed.
 """
 

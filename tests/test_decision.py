@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from app.decision import counter_decision
-from app.widget.messages import claim_lines
+from app.rules.customer_wording import claim_lines
+from app.rules.decision import counter_decision
 
 pytestmark = pytest.mark.databases("sqlite")
 

@@ -21,16 +21,16 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from sqlalchemy import create_engine, event, text
 
-from app import audit, retention, tombstones, verifications
-from app.background import wake_job
-from app.database import db, utcnow
-from app.encryption import keyring
-from app.outcomes import OutcomeReport
 from app.passid import Outcome, OutcomeReceipt, PassidClient
-from app.sessions import records as session_records
-from app.sessions.records import SessionRequest
-from app.verifications import Verification
-from app.webhooks.models import WebhookReceipt
+from app.plumbing.background import wake_job
+from app.plumbing.database import db, utcnow
+from app.plumbing.encryption import keyring
+from app.rules import audit, retention, tombstones, verifications
+from app.rules import sessions as session_records
+from app.rules.outcomes import OutcomeReport
+from app.rules.sessions import SessionRequest
+from app.rules.verifications import Verification
+from app.rules.webhook_receipts import WebhookReceipt
 from tests.conftest import provisioned_database
 from tests.console.conftest import add_staff, signed_in
 from tests.support.erasure import (
@@ -356,8 +356,8 @@ def test_a_webhook_about_the_person_still_waiting_is_not_recorded_after_the_reda
 
 
 def test_an_analysts_review_note_goes_with_the_person_and_the_decision_stays(app: Flask, database: str) -> None:
-    from app import review
-    from app.decision import ReviewStatus
+    from app.rules import review
+    from app.rules.decision import ReviewStatus
 
     with app.app_context():
         queued = verifications.record(
@@ -583,7 +583,7 @@ def test_redact_by_reference_erases_every_verification_session_and_body_of_it(ap
 
 
 def test_tombstones_hold_no_personal_data_and_the_daily_purge_expires_them(app: Flask, database: str) -> None:
-    from app import tombstones
+    from app.rules import tombstones
 
     person = token_person(app, "QZ7K-W4PM-R8TX", "band-WOMBAT-4471", "note-QUOKKA-9913")
     assert redact(app, person.result_ids[0])[0] == 0
@@ -606,7 +606,7 @@ def test_tombstones_hold_no_personal_data_and_the_daily_purge_expires_them(app: 
 def test_the_tombstone_migration_upgrades_and_downgrades_keeping_sessions(kind: str, tmp_path: Path) -> None:
     from sqlalchemy import inspect
 
-    from app.encryption import Keyring
+    from app.plumbing.encryption import Keyring
     from tests.support.migrations import empty_database, flask_db
     from tests.support.servers import TEST_DATA_KEY, base_env
 

@@ -93,7 +93,7 @@ def test_the_in_process_app_reaches_its_sandbox_over_http(app: Flask, widget: Wi
 def test_a_token_verified_in_process_comes_back_through_the_webhook(app: Flask, client: FlaskClient,
                                                                       widget: WidgetActions) -> None:
     """The sandbox's delivery reaches /webhooks/passid over HTTP and the background pass records it."""
-    from app.webhooks.models import WebhookReceipt
+    from app.rules.webhook_receipts import WebhookReceipt
 
     done = widget.submit_token("NG4M-XQRS-T88W")
     assert 'data-view="success"' in done.text
@@ -106,7 +106,7 @@ def test_a_token_verified_in_process_comes_back_through_the_webhook(app: Flask, 
 
 
 def test_in_process_clients_close_each_answer_as_a_server_does(build_app: Callable[..., Flask]) -> None:
-    """The app frees a request's body slot when its answer is closed (app/request_guards.py). A server
+    """The app frees a request's body slot when its answer is closed (app/plumbing/request_guards.py). A server
     closes every answer it sends; a test client must too, or a test's fifth post gets a 503."""
     client = build_app(PASSID_MAX_BODIES_IN_FLIGHT="1").test_client()
     statuses = [client.post("/verify/token/check", data={"token": "not a token", "n": "x" * 20}).status_code

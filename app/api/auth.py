@@ -10,7 +10,7 @@ from typing import ParamSpec
 from flask import Response, request
 
 from app.api.errors import api_error
-from app.passid_connection import passid_connection
+from app.plumbing.passid_connection import passid_connection
 
 P = ParamSpec("P")
 

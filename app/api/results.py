@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from flask import Response
 
-from app import verifications
 from app.api import bp
 from app.api.auth import institution_key_required
 from app.api.errors import api_document, api_error
+from app.rules import verifications
 
 
 @bp.get("/api/results/<result_id>")

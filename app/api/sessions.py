@@ -11,8 +11,8 @@ from flask import Response, current_app, request
 from app.api import bp
 from app.api.auth import institution_key_required
 from app.api.errors import api_document, api_error
-from app.sessions import records
-from app.sessions.new_session import InvalidField, new_session
+from app.api.new_session import InvalidField, new_session
+from app.rules import sessions as records
 
 HOSTED_PAGE_PATH = "/verify/session"
 
@@ -54,6 +54,6 @@ def read(session_id: str) -> Response:
 def hosted_page_url(session_id: str) -> str:
     """Absolute, from PUBLIC_BASE_URL: the bank's server hands it on, so no Host header of ours may shape it.
 
-    The id travels in the query, not the path: the access log records paths only (`app.access_log`).
+    The id travels in the query, not the path: the access log records paths only (`app.plumbing.access_log`).
     """
     return f"{current_app.config['PUBLIC_BASE_URL']}{HOSTED_PAGE_PATH}?id={session_id}"

@@ -12,14 +12,14 @@ import secrets
 from flask import Blueprint, Response, current_app, render_template
 from flask_babel import gettext as _
 
-from app import audit, verifications
-from app.decision import counter_decision
-from app.htmx import htmx
 from app.passid import PassidError, ValidationError
-from app.passid_connection import passid_client
+from app.plumbing.htmx import htmx
+from app.plumbing.passid_connection import passid_client
+from app.rules import audit, verifications
+from app.rules.customer_wording import claim_lines
+from app.rules.decision import counter_decision
+from app.rules.token_forms import idempotency_key, submitted_token
 from app.staff.roles import Role, require_role
-from app.token_forms import idempotency_key, submitted_token
-from app.widget.messages import claim_lines
 from app.widget.options import own_origin
 
 bp = Blueprint("branch", __name__, url_prefix="/branch")
@@ -108,7 +108,7 @@ def result(result_id: str) -> tuple[str, int]:
     """The staff view of a result the framed widget just finished (QR flow)."""
     # No id holds a NUL, and PostgreSQL refuses to even look one up: not found, before any query.
     row = verifications.find(result_id) if "\x00" not in result_id else None
-    if row is None or row.redacted_at is not None:  # an erased result is shown to nobody (app.retention)
+    if row is None or row.redacted_at is not None:  # an erased result is shown to nobody (app.rules.retention)
         return _render("branch/_missing.html", 404)
     _audit_result_shown(row.id, "branch counter, QR flow")
     decision = counter_decision(

@@ -14,11 +14,11 @@ from flask import render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from app import audit
 from app.console.records import PER_PAGE
 from app.console.routes import bp, page_number
-from app.csv_export import csv_response
-from app.database import db, utcnow
+from app.plumbing.csv_export import csv_response
+from app.plumbing.database import db, utcnow
+from app.rules import audit
 from app.staff.roles import Role, require_role
 
 # CSV column names and values stay English whatever the page speaks: auditors' tools read them by name.

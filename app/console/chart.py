@@ -20,8 +20,8 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from markupsafe import Markup, escape
 
-from app.i18n import request_locale
 from app.passid import CohortReport, CohortTier
+from app.plumbing.i18n import request_locale
 
 WIDTH, HEIGHT = 640, 340
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 56, 70

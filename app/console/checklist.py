@@ -268,7 +268,7 @@ def _sanctions(facts: Facts) -> Item:
             "fail",
             _("A sanctions deny, drawn as the customer's widget draws it, is not a plain decline: it is another "
               "state, or its words or its event for the embedding page name the reason."),
-            _("Key the neutral wording in app/widget/messages.py (NEUTRAL_DECLINE) on "
+            _("Key the neutral wording in app/rules/customer_wording.py (NEUTRAL_DECLINE) on "
               "DenyReason.HARD_DENY_SANCTIONS_MATCH, draw every deny as the declined state, and keep the reason out "
               "of the decline event (app/widget/states.py)."),
         )
@@ -434,7 +434,7 @@ def render_final_state(status: str, deny_reason: str | None = None, *, embedded:
 
     The request is built on the public address, the one host every configuration trusts.
     """
-    from app.verifications import FinalStatus, Finished
+    from app.rules.verifications import FinalStatus, Finished
     from app.widget.options import options_from
     from app.widget.routes import final_state
 
@@ -479,7 +479,7 @@ def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool =
     """Collect the facts from the running app (needs an app context)."""
     from app.console.records import latest_verified_test_webhook
     from app.passid import PassidError
-    from app.passid_connection import passid_client, passid_connection
+    from app.plumbing.passid_connection import passid_client, passid_connection
 
     connection = passid_connection()
     url, passid_secret, error = None, None, None

@@ -13,7 +13,7 @@ from babel.dates import format_datetime
 from babel.numbers import format_decimal
 from flask_babel import gettext as _
 
-from app.i18n import request_locale
+from app.plumbing.i18n import request_locale
 
 
 def console_time_pattern(seconds: bool = False) -> str:

@@ -15,7 +15,7 @@ from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import AnyOf, InputRequired, Length, ValidationError
 
-from app.outcomes import OUTCOME_MEANINGS
+from app.rules.outcomes import OUTCOME_MEANINGS
 
 MAX_NOTES = 1000
 MAX_PRODUCT_TYPE = 80  # our copy's column width
@@ -24,7 +24,7 @@ _AMOUNT = re.compile(r"^\d{1,13}(\.\d{1,4})?$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-# The page's names and meanings of the outcome codes (app.outcomes keeps the English meanings for the CLI).
+# The page's names and meanings of the outcome codes (app.rules.outcomes keeps the English meanings for the CLI).
 OUTCOME_LABELS: dict[str, LazyString] = {
     "repaid": lazy_gettext("Repaid"),
     "no_default": lazy_gettext("No default"),

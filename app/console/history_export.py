@@ -20,17 +20,17 @@ from flask import abort, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from app import audit, review
 from app.console import records
 from app.console.formatting import console_number
 from app.console.history_filters import BadFilter, HistoryFilters, parse_filters
 from app.console.routes import bp
-from app.csv_export import csv_response
-from app.database import db, utcnow
-from app.outcomes import OutcomeReport
 from app.passid import CLAIM_FIELDS
+from app.plumbing.csv_export import csv_response
+from app.plumbing.database import db, utcnow
+from app.rules import audit, review
+from app.rules.outcomes import OutcomeReport
+from app.rules.verifications import Verification
 from app.staff.roles import Role, require_role
-from app.verifications import Verification
 
 # Rows in one file. A bank's busiest month of verifications fits; more than that is asked for in
 # narrower date ranges, and the analyst is told so instead of being handed a silently cut file.

@@ -15,9 +15,9 @@ from typing import Any
 from flask_babel import LazyString, lazy_gettext
 from flask_babel import gettext as _
 
-from app.database import end_of, start_of
-from app.decision import ReviewStatus
-from app.verifications import FINAL_STATUSES, FinalStatus, Source, Verification
+from app.plumbing.database import end_of, start_of
+from app.rules.decision import ReviewStatus
+from app.rules.verifications import FINAL_STATUSES, FinalStatus, Source, Verification
 
 STATUSES: tuple[str, ...] = tuple(status.value for status in FINAL_STATUSES)
 SOURCES: tuple[str, ...] = tuple(source.value for source in Source)

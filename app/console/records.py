@@ -17,15 +17,15 @@ from flask_babel import gettext as _
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func
 
-from app import review
 from app.console.formatting import console_moment, console_number, console_time_pattern
 from app.console.history_filters import STATUS_NAMES, HistoryFilters
-from app.database import db
-from app.encryption import lookup_hashes
-from app.outcomes import OutcomeReport
-from app.review import ReviewDecision
-from app.verifications import FinalStatus, Source, Verification
-from app.webhooks.models import (
+from app.plumbing.database import db
+from app.plumbing.encryption import lookup_hashes
+from app.rules import review
+from app.rules.outcomes import OutcomeReport
+from app.rules.review import ReviewDecision
+from app.rules.verifications import FinalStatus, Source, Verification
+from app.rules.webhook_receipts import (
     CONTRACT_EVENT_TYPES,
     OTHER_EVENT_TYPE,
     REJECTION_RESULTS,
@@ -145,7 +145,7 @@ def history_select(query: str, filters: HistoryFilters) -> Any:
     of a session's reference, and `filters` narrow them. The page and the CSV export both read this.
 
     Tokens and codes are stored encrypted, so they are matched whole, by their keyed hash
-    (app/encryption.py): a part of one finds nothing, the whole in any case, with or without dashes does.
+    (app/plumbing/encryption.py): a part of one finds nothing, the whole in any case, with or without dashes does.
     """
     select = db.select(Verification).order_by(Verification.created_at.desc(), Verification.id)
     select = filters.apply(select)

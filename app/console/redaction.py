@@ -1,11 +1,11 @@
 """The console's redaction page (admins only): erase one person's data at once, with the reason recorded.
 
-The erasing itself is `app.retention.redact`, the same call as `flask passid redact`. The page asks for a
+The erasing itself is `app.rules.retention.redact`, the same call as `flask passid redact`. The page asks for a
 reason and an explicit confirmation, because nothing brings the data back; it shows which verifications
 the redaction will reach (the same person's, by token and session) before anything is erased.
 
 A verification made for one of the institution's references also offers "every record of this reference"
-(`app.retention.redact_reference`, as `flask passid redact --reference`): each verification and session
+(`app.rules.retention.redact_reference`, as `flask passid redact --reference`): each verification and session
 carrying it, for an erasure request the bank filed under its own reference.
 """
 
@@ -19,9 +19,9 @@ from werkzeug.wrappers import Response
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, Optional, Regexp
 
-from app import verifications
 from app.console.routes import _stop, bp
-from app.retention import (
+from app.rules import verifications
+from app.rules.retention import (
     REASON_MAX,
     AlreadyRedacted,
     Erased,

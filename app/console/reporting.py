@@ -5,7 +5,7 @@ in red: it means the answer is already on record, so the caller gets the
 earlier report to show instead. Our copy is written only after PASSID has
 accepted the report, so a failed call leaves nothing half-written.
 
-A token whose person was erased (`app.tombstones`) is not reported at all: the
+A token whose person was erased (`app.rules.tombstones`) is not reported at all: the
 erasure asked that nothing more about them be kept or passed on, and PASSID's
 calibration can do without one loan. An erase that lands while the report is
 on its way to PASSID keeps nothing of it here either.
@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app import tombstones
-from app.outcomes import ErasedToken, OutcomeReport, find_report, save_report
 from app.passid import DuplicateOutcome, PassidClient
+from app.rules import tombstones
+from app.rules.outcomes import ErasedToken, OutcomeReport, find_report, save_report
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The review queue's pages (analysts): what is waiting, for how long and why, and the form that decides.
 
-Routes parse, call `app.review` and render. The page offers only the decisions an item allows (a
+Routes parse, call `app.rules.review` and render. The page offers only the decisions an item allows (a
 sanctions match: "do not proceed"), and the server refuses any other, whatever the request says.
 """
 
@@ -11,11 +11,12 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app import audit, encryption, review
 from app.console import records
 from app.console.routes import bp, page_number
-from app.database import utcnow
-from app.decision import ReviewStatus
+from app.plumbing import encryption
+from app.plumbing.database import utcnow
+from app.rules import audit, review
+from app.rules.decision import ReviewStatus
 from app.staff.roles import Role, require_role
 
 

@@ -18,7 +18,6 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from app import audit, encryption, verifications
 from app.console import checklist as go_live
 from app.console import records
 from app.console.chart import cohort_chart_svg, has_observations, percent
@@ -26,13 +25,15 @@ from app.console.formatting import console_time
 from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm, outcome_label
 from app.console.history_filters import FILTER_CHOICES, REVIEW_NAMES, BadFilter, parse_filters
 from app.console.reporting import AlreadyReported, OutcomeEntry, PersonErased, report_outcome
-from app.decision import recommendation_name
-from app.outcomes import OUTCOME_MEANINGS, OutcomeReport, find_report
 from app.passid import NotFound, PassidError, ValidationError
-from app.passid_connection import passid_client
+from app.plumbing import encryption
+from app.plumbing.passid_connection import passid_client
+from app.rules import audit, verifications
+from app.rules.customer_wording import claim_lines
+from app.rules.decision import recommendation_name
+from app.rules.outcomes import OUTCOME_MEANINGS, OutcomeReport, find_report
+from app.rules.verifications import Verification
 from app.staff.roles import Role, require_role
-from app.verifications import Verification
-from app.widget.messages import claim_lines
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 

@@ -16,7 +16,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import InputRequired
 
 from app.console.routes import bp
-from app.database import db
+from app.plumbing.database import db
 from app.staff import accounts
 from app.staff.accounts import AccountRefused
 from app.staff.models import StaffUser

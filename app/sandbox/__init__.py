@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from flask import Flask
 from sqlalchemy.exc import IntegrityError
 
-from app.background import register_job, start_background_jobs
-from app.database import db
+from app.plumbing.background import register_job, start_background_jobs
+from app.plumbing.database import db
 from app.sandbox import models  # noqa: F401  (tables must be known to migrations)
 from app.sandbox.errors import register_error_handlers
 
@@ -93,10 +93,10 @@ def ensure_demo_institution(
 def create_app(environ: dict[str, str] | None = None) -> Flask:
     """The sandbox alone, at the root path, for teams that only want a local PASSID."""
     from app.config import PROJECT_ROOT, load_settings, load_settings_or_exit
-    from app.database import migrate
-    from app.i18n import init_i18n
-    from app.json_bodies import init_json_bodies
-    from app.static_assets import install_fingerprints
+    from app.plumbing.database import migrate
+    from app.plumbing.i18n import init_i18n
+    from app.plumbing.json_bodies import init_json_bodies
+    from app.plumbing.static_assets import install_fingerprints
 
     settings = load_settings(environ) if environ is not None else load_settings_or_exit()
     app = Flask(

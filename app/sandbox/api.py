@@ -13,7 +13,7 @@ from datetime import date
 from flask import Response, current_app, request
 from sqlalchemy.exc import IntegrityError
 
-from app.database import db, isoformat_z, utcnow
+from app.plumbing.database import db, isoformat_z, utcnow
 from app.sandbox import bridge, outcomes, webhooks
 from app.sandbox.auth import current_institution, current_user_profile, issue_user_jwt
 from app.sandbox.blueprint import bp

@@ -11,7 +11,7 @@ from datetime import timedelta
 import jwt
 from flask import current_app, request
 
-from app.database import db, utcnow
+from app.plumbing.database import db, utcnow
 from app.sandbox.errors import ApiError
 from app.sandbox.models import SandboxInstitution
 from app.sandbox.profiles import PROFILES

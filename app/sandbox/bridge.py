@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from app.database import db, isoformat_z, rows_changed, utcnow
+from app.plumbing.database import db, isoformat_z, rows_changed, utcnow
 from app.sandbox import webhooks
 from app.sandbox.errors import ApiError
 from app.sandbox.identifiers import (

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Model, utcnow
+from app.plumbing.database import Model, utcnow
 
 
 class SandboxInstitution(Model):

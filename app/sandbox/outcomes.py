@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 
-from app.database import db, isoformat_z, utcnow
+from app.plumbing.database import db, isoformat_z, utcnow
 from app.sandbox import webhooks
 from app.sandbox.errors import ApiError
 from app.sandbox.identifiers import new_id

@@ -17,7 +17,7 @@ from flask_babel import get_locale, lazy_gettext
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from app.database import db, utcnow
+from app.plumbing.database import db, utcnow
 from app.sandbox import DEMO_SLOT, bridge, webhooks
 from app.sandbox.blueprint import bp
 from app.sandbox.errors import ApiError

@@ -24,8 +24,8 @@ from flask import current_app
 from requests import certs
 from sqlalchemy import or_, update
 
-from app.background import wake_job
-from app.database import db, isoformat_z, rows_changed, utcnow
+from app.plumbing.background import wake_job
+from app.plumbing.database import db, isoformat_z, rows_changed, utcnow
 from app.sandbox.identifiers import new_id
 from app.sandbox.models import SandboxInstitution, SandboxWebhookDelivery
 from app.sandbox.webhook_targets import RefusedTarget, WebhookTarget, resolve_webhook_target

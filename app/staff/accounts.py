@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
-from app import audit
-from app.database import db, utcnow
+from app.plumbing.database import db, utcnow
+from app.rules import audit
 from app.staff.models import StaffUser, find_staff
 from app.staff.roles import Role
 

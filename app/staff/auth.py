@@ -16,7 +16,7 @@ from flask_babel import gettext
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from app.database import db
+from app.plumbing.database import db
 from app.staff import accounts
 from app.staff.accounts import AccountRefused
 from app.staff.models import StaffUser, find_staff, parse_session_id

@@ -15,7 +15,7 @@ from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.database import Model, db, utcnow
+from app.plumbing.database import Model, db, utcnow
 
 
 class StaffUser(UserMixin, Model):

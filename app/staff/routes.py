@@ -15,9 +15,9 @@ from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from app import audit
-from app.database import db, utcnow
-from app.rate_limits import limiter, sign_in_limit
+from app.plumbing.database import db, utcnow
+from app.plumbing.rate_limits import limiter, sign_in_limit
+from app.rules import audit
 from app.staff.auth import SIGNED_IN_AT
 from app.staff.models import check_sign_in
 from app.staff.roles import home_for, may_open

@@ -22,13 +22,13 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import or_, update
 
-from app import tombstones, verifications
-from app.database import db, rows_changed, utcnow
-from app.outcomes import record_outcome_event
 from app.passid import EventType, MalformedResponse, read_webhook_event, restrict_claims
-from app.sessions import records as session_records
-from app.verifications import FinalStatus, Source
-from app.webhooks.models import Handling, WebhookReceipt
+from app.plumbing.database import db, rows_changed, utcnow
+from app.rules import sessions as session_records
+from app.rules import tombstones, verifications
+from app.rules.outcomes import record_outcome_event
+from app.rules.verifications import FinalStatus, Source
+from app.rules.webhook_receipts import Handling, WebhookReceipt
 
 log = logging.getLogger(__name__)
 

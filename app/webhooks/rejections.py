@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from app.database import db, utcnow
-from app.webhooks.models import (
+from app.plumbing.database import db, utcnow
+from app.rules.webhook_receipts import (
     CONTRACT_EVENT_TYPES,
     OTHER_EVENT_TYPE,
     REJECTION_RESULTS,

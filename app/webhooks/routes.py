@@ -14,7 +14,7 @@ order:
 3. A rate limit on failed calls per client address. A validly signed call is
    exempt, so PASSID's deliveries and retries always get through, however
    much junk arrives from the same address (a proxy, a NAT).
-4. An event about a person erased since (its token or request id has a tombstone, `app.tombstones`) is
+4. An event about a person erased since (its token or request id has a tombstone, `app.rules.tombstones`) is
    acknowledged and counted, and stored as a receipt without its body: PASSID stops retrying, and
    nothing of the person comes back.
 5. Store the typed event's fields with the raw body, answer; a test event also keeps
@@ -33,10 +33,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.access_log import ARRIVED_AT
-from app.background import wake_job
-from app.database import db, utcnow
-from app.encryption import search_hash
+from app.config import MAX_WEBHOOK_BODY
 from app.passid import (
     SIGNATURE_HEADER,
     MalformedResponse,
@@ -44,16 +41,20 @@ from app.passid import (
     WebhookSignatureError,
     parse_webhook_event,
 )
-from app.passid_connection import passid_connection
-from app.rate_limits import limiter
+from app.plumbing.access_log import ARRIVED_AT
+from app.plumbing.background import wake_job
+from app.plumbing.database import db, utcnow
+from app.plumbing.encryption import search_hash
+from app.plumbing.passid_connection import passid_connection
+from app.plumbing.rate_limits import limiter
+from app.rules.webhook_receipts import Handling, SignatureResult, WebhookReceipt
 from app.webhooks.handling import HANDLING_JOB, count_erased_event, erased_subject
-from app.webhooks.models import Handling, SignatureResult, WebhookReceipt
 from app.webhooks.rejections import clean_claimed_id, count_rejection
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
 
-MAX_BODY = 256 * 1024
+MAX_BODY = MAX_WEBHOOK_BODY
 NO_SECRET = "no_secret"  # the log's reason when no webhook secret is configured here: nothing can be verified
 
 
@@ -198,7 +199,7 @@ def record_answer_time(receipt: WebhookReceipt, arrived_at: float) -> None:
 
 
 def erased_receipt() -> dict[str, object]:
-    """The receipt of an event about an erased person (`app.tombstones`): its event id, type and times only.
+    """The receipt of an event about an erased person (`app.rules.tombstones`): its event id, type and times only.
 
     Its body is never stored, nor its token's hash or request id: what the person left is nothing."""
     now = utcnow()

@@ -16,7 +16,7 @@ from flask import Response, abort, current_app, redirect, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.config import LOGO_SUFFIXES
-from app.static_assets import IMMUTABLE, asset_url
+from app.plumbing.static_assets import IMMUTABLE, asset_url
 from app.widget.routes import bp
 
 # An image, loaded by <img> and never framed: no page may frame it (the page's own frame-ancestors is replaced).

@@ -8,7 +8,7 @@ the page that created a request ever holds its handle, so nobody else can
 poll it or read its claims through us.
 
 A handle is still a bearer credential: whoever holds the URL sees what the
-widget sees. So it stays out of logs (see `app.access_log`), and once its
+widget sees. So it stays out of logs (see `app.plumbing.access_log`), and once its
 request has finished it shows the result for PASSID_RESULT_VIEW_SECONDS only
 (`result_view_over`): long enough for the page to move on, too short for an
 old URL found later to show someone's claims.

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from flask import current_app, request
 
 from app.config import ALL_PERMISSIONS, COLOR_SCHEMES, DEFAULT_THEME_PRIMARY, THEME_FONTS, THEME_RADII
-from app.i18n import supported_locale
+from app.plumbing.i18n import supported_locale
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -40,9 +40,9 @@ class WidgetOptions:
     permissions: tuple[str, ...]
     theme_primary: str
     parent_origin: str | None  # where postMessage may go; None outside an allowed embed
-    # A session the institution's server created (`app.sessions`): its name and permissions are locked.
+    # A session the institution's server created (`app.rules.sessions`): its name and permissions are locked.
     session_id: str | None = None
-    locale: str | None = None  # None: the browser's Accept-Language, then PASSID_DEFAULT_LOCALE (app.i18n)
+    locale: str | None = None  # None: the browser's Accept-Language, then PASSID_DEFAULT_LOCALE (app.plumbing.i18n)
     color_scheme: str = "auto"  # auto follows prefers-color-scheme
     radius: str = "medium"
     font: str = "system"

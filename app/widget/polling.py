@@ -13,7 +13,7 @@ every poll asks, so "Generate new code" is never late. Without a webhook
 secret every poll asks, as the React component does.
 
 "Our records" between checks is not a database query per poll: each process
-keeps the ids of requests recorded lately (`app.finished_requests`, refreshed
+keeps the ids of requests recorded lately (`app.rules.finished_requests`, refreshed
 by one query every 50 ms at most), so a pending poll between checks touches
 neither PASSID nor the database. A due check asks PASSID without a lookup
 first: each worker checks each request on its own schedule, so with several

@@ -22,18 +22,20 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 
-from app import i18n, verifications
-from app.database import utcnow
-from app.finished_requests import EXTENSION as FINISHED_REQUESTS
-from app.finished_requests import FinishedRequests
-from app.finished_requests import install as install_finished_requests
-from app.htmx import htmx
 from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
-from app.passid_connection import passid_client, passid_connection
-from app.rate_limits import limiter, session_limit, spinner_step, token_limit
-from app.sessions import records
-from app.token_forms import idempotency_key, submitted_token, valid_nonce
-from app.widget import handles, messages, sessions, states
+from app.plumbing import i18n
+from app.plumbing.database import utcnow
+from app.plumbing.htmx import htmx
+from app.plumbing.passid_connection import passid_client, passid_connection
+from app.plumbing.rate_limits import limiter, session_limit, spinner_step, token_limit
+from app.rules import customer_wording as messages
+from app.rules import sessions as records
+from app.rules import verifications
+from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
+from app.rules.finished_requests import FinishedRequests
+from app.rules.finished_requests import install as install_finished_requests
+from app.rules.token_forms import idempotency_key, submitted_token, valid_nonce
+from app.widget import handles, sessions, states
 from app.widget.options import WidgetOptions, options_from
 from app.widget.polling import UpstreamChecks
 from app.widget.qr import qr_svg
@@ -261,7 +263,7 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
 
     Our records first (a webhook may have finished the request); PASSID only
     when `polling` says it is time to ask. Between checks "our records" is this
-    process's set of requests finished lately (`app.finished_requests`): no query.
+    process's set of requests finished lately (`app.rules.finished_requests`): no query.
     """
     request_id = session["r"]
     expires_at = datetime.fromisoformat(session["x"])
@@ -412,7 +414,7 @@ def check_submitted_token(options: WidgetOptions, token: str, nonce: str) -> Res
 def final_state(options: WidgetOptions, finished: verifications.Finished) -> Response:
     """Draw what `states.final_view` decided; in a session, with its id in the event and its "Continue".
 
-    An erased verification (`app.retention`) is never drawn: a later poll, resume or replayed form of it
+    An erased verification (`app.rules.retention`) is never drawn: a later poll, resume or replayed form of it
     gets what an old handle gets, idle with no result in it.
     """
     if finished.redacted_at is not None:

@@ -1,4 +1,4 @@
-"""How the widget shows a session the institution's server created (`app.sessions`).
+"""How the widget shows a session the institution's server created (`app.rules.sessions`).
 
 Decisions, not views: which options a signed handle stands for, what a session that takes no
 more attempts shows instead of a form, and where "Continue" goes. The routes render them.
@@ -14,9 +14,9 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from app.sessions import records
-from app.sessions.records import SessionState, SessionStatus, VerificationSession
-from app.sessions.return_urls import continue_url
+from app.rules import sessions as records
+from app.rules.return_urls import continue_url
+from app.rules.sessions import SessionState, SessionStatus, VerificationSession
 from app.widget.options import WidgetOptions, locked_to_session, options_from
 from app.widget.states import StateView
 

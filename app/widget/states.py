@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from app.verifications import FinalStatus, Finished
-from app.widget import messages
+from app.rules import customer_wording as messages
+from app.rules.verifications import FinalStatus, Finished
 from app.widget.options import WidgetOptions
 
 # Every state the widget draws, in the order a customer may meet them; one partial each.

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 from flask import current_app
 
-from app import encryption
+from app.plumbing import encryption
 
 # revision identifiers, used by Alembic.
 revision = '0011_encryption_at_rest'

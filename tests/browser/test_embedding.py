@@ -10,7 +10,7 @@ import requests
 from babel.messages.pofile import read_po
 from playwright.sync_api import Page, Response, expect
 
-from app.i18n import TRANSLATIONS
+from app.plumbing.i18n import TRANSLATIONS
 from tests.browser.conftest import EmbeddingSite, demo_key, read_event_json
 from tests.support.servers import AppServer, free_port
 

@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 from app import create_app
 from app.config import LOCALES
 from app.passid import DenyReason
-from app.widget import messages
+from app.rules import customer_wording as messages
 from tests.browser.conftest import demo_key
 from tests.browser.layout import assert_fits, layout_problems
 from tests.browser.test_widget_accessibility import held

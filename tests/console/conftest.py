@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
 from app.passid import PassidClient
-from app.passid_connection import passid_connection
+from app.plumbing.passid_connection import passid_connection
 from tests.support.demo_institution import demo_institution
 from tests.support.html_fields import hidden  # noqa: F401  (the console tests import it from here)
 from tests.support.servers import BIN, ROOT, AppServer, base_env, migrate

@@ -6,8 +6,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
+from app.rules.webhook_receipts import WebhookReceipt
 from app.sandbox.models import SandboxWebhookDelivery
-from app.webhooks.models import WebhookReceipt
 from tests.console.conftest import add_staff, share_token_for, signed_in
 from tests.support.html_fields import hidden
 from tests.support.widget_actions import WidgetActions

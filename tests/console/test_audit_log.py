@@ -20,11 +20,11 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from werkzeug.test import TestResponse
 
-from app import audit
-from app.csv_export import cell, csv_response
-from app.database import db, utcnow
 from app.passid import normalise_token
-from app.verifications import FinalStatus, Source, Verification, record
+from app.plumbing.csv_export import cell, csv_response
+from app.plumbing.database import db, utcnow
+from app.rules import audit
+from app.rules.verifications import FinalStatus, Source, Verification, record
 from tests.console.conftest import PASSWORD, add_staff, share_token_for, signed_in
 from tests.support.html_fields import hidden
 from tests.support.in_process import serving_in_process

@@ -14,8 +14,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.database import db
-from app.verifications import FinalStatus, Source, Verification, record
+from app.plumbing.database import db
+from app.rules.verifications import FinalStatus, Source, Verification, record
 from tests.console.conftest import add_staff, signed_in
 from tests.support.html_fields import hidden
 from tests.support.in_process import serving_in_process

@@ -26,9 +26,9 @@ from flask_wtf import FlaskForm
 from app import create_app
 from app.console import checklist
 from app.console.checklist import Facts, Item, committed_secret_files, evaluate_checklist, failed
-from app.database import db
 from app.passid import PassidClient
-from app.webhooks.models import WebhookReceipt
+from app.plumbing.database import db
+from app.rules.webhook_receipts import WebhookReceipt
 from tests.console.conftest import add_staff, hidden, signed_in
 from tests.support.servers import AppServer, base_env
 
@@ -260,7 +260,7 @@ def test_a_sanctions_deny_drawn_as_a_neutral_decline_passes_the_sanctions_item(o
 def test_a_sanctions_deny_that_names_the_reason_fails_the_sanctions_item(
     offline_app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.widget import messages
+    from app.rules import customer_wording as messages
 
     monkeypatch.setattr(messages, "deny_message", lambda reason, name: f"You matched a sanctions list ({reason}).")
     assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "fail"

@@ -11,7 +11,7 @@ import time
 
 from app.console.records import SOURCE_NAMES, claims_summary, normalise_query
 from app.passid import PassidClient
-from app.verifications import Source
+from app.rules.verifications import Source
 from tests.console.conftest import OtherConsole, random_token, verify_in_widget
 from tests.support.html_fields import hidden
 from tests.support.widget_http import open_qr_session, poll_until_final
@@ -131,7 +131,8 @@ def test_history_pages_25_at_a_time_newest_first(quiet: OtherConsole) -> None:
 
 
 def test_a_search_matches_a_whole_token_or_code_never_a_part_of_one(quiet: OtherConsole) -> None:
-    """Tokens and codes are stored encrypted and found by keyed hash (app/encryption.py): whole, or not at all."""
+    """Tokens and codes are stored encrypted and found by keyed hash (app/plumbing/encryption.py): whole, or not
+    at all."""
     token = random_token("PART")
     assert verify_in_widget(quiet.server, token) == "declined"
     assert len(rows(history(quiet, q=token))) == 1

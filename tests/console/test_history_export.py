@@ -20,12 +20,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import audit, retention
 from app.console import history_export
 from app.console.history_export import CLAIM_COLUMNS, RECORD_COLUMNS
 from app.console.history_filters import BadFilter, HistoryFilters, parse_filters
-from app.database import db, utcnow
-from app.verifications import FinalStatus, Source, Verification, record
+from app.plumbing.database import db, utcnow
+from app.rules import audit, retention
+from app.rules.verifications import FinalStatus, Source, Verification, record
 from tests.console.conftest import add_staff, signed_in
 from tests.support.html_fields import hidden
 from tests.support.in_process import serving_in_process

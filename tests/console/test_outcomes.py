@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.outcomes import OUTCOME_MEANINGS
 from app.passid import DuplicateOutcome, PassidClient
+from app.rules.outcomes import OUTCOME_MEANINGS
 from tests.console.conftest import add_staff, share_token_for, signed_in
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.html_fields import hidden

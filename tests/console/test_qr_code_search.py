@@ -2,7 +2,7 @@
 
 The webhook (`verification.completed` with `requestId`) does not carry the
 8-character code, which only the widget knows; the widget's next poll adds
-it to the row (app/verifications.py `attach_code`), so staff can search by
+it to the row (app/rules/verifications.py `attach_code`), so staff can search by
 the code the customer read out.
 """
 

@@ -14,9 +14,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import audit
-from app.database import db
-from app.verifications import Verification
+from app.plumbing.database import db
+from app.rules import audit
+from app.rules.verifications import Verification
 from tests.conftest import provisioned_database
 from tests.console.conftest import add_staff, signed_in
 from tests.support.erasure import (

@@ -20,13 +20,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, text
 
-from app import audit, review
 from app.console.review_queue import shown_detail
-from app.database import db, utcnow
-from app.decision import ReviewStatus, review_status_at_record
-from app.encryption import keyring
 from app.passid import DenyReason
-from app.verifications import FinalStatus, Source, Verification, record
+from app.plumbing.database import db, utcnow
+from app.plumbing.encryption import keyring
+from app.rules import audit, review
+from app.rules.decision import ReviewStatus, review_status_at_record
+from app.rules.verifications import FinalStatus, Source, Verification, record
 from tests.console.conftest import add_staff, signed_in
 from tests.support.html_fields import hidden
 from tests.support.in_process import serving_in_process
@@ -432,7 +432,7 @@ def test_an_erased_verification_leaves_the_queue_and_takes_no_new_note(app: Flas
 def test_the_purge_erases_a_note_left_on_a_verification_erased_before_it(app: Flask, analyst: FlaskClient) -> None:
     """A note written about a row after its erase (as the queue once allowed) is still about a person: the purge,
     which passes over rows erased already, must not pass over their notes."""
-    from app import retention
+    from app.rules import retention
 
     result_id = verified_in_widget(app, REVIEW_TOKEN)
     redact_from_the_cli(app, result_id)

@@ -13,9 +13,9 @@ from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from app.audit import CLI_ACTOR, Action, AuditEntry
-from app.database import db
-from app.passid_connection import passid_connection
+from app.plumbing.database import db
+from app.plumbing.passid_connection import passid_connection
+from app.rules.audit import CLI_ACTOR, Action, AuditEntry
 from tests.support.html_fields import hidden
 
 

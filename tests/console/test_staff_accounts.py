@@ -7,8 +7,8 @@ from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 
-from app import audit
-from app.database import db
+from app.plumbing.database import db
+from app.rules import audit
 from app.staff.models import StaffUser, find_staff
 from tests.console.conftest import PASSWORD, add_staff, signed_in
 from tests.support.html_fields import hidden

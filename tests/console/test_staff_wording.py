@@ -17,7 +17,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from flask_babel import gettext
 
 from app.console.records import claims_summary
-from app.verifications import FinalStatus, Source, record
+from app.rules.verifications import FinalStatus, Source, record
 from tests.console.conftest import add_staff, signed_in
 
 STAFF_LANGUAGES = ("en", "es")

@@ -46,7 +46,7 @@ def _flask(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def _pending_delivery_to(database: Path, url: str) -> str:
     """A sandbox delivery that is due now, written straight into the tables (an embedded app would send it)."""
     from app import create_app
-    from app.database import db, utcnow
+    from app.plumbing.database import db, utcnow
     from app.sandbox.models import SandboxInstitution, SandboxWebhookDelivery
 
     writer = create_app(base_env(f"sqlite:///{database}", PASSID_BACKGROUND_JOBS="false"))

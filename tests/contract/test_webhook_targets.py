@@ -158,7 +158,7 @@ def guard(monkeypatch: pytest.MonkeyPatch) -> ConnectGuard:
 def sandbox_app(tmp_path: Path) -> Iterator[Flask]:
     """The whole app in this process on a migrated SQLite file, background jobs off: we call the pass."""
     from app import create_app
-    from app.database import db
+    from app.plumbing.database import db
     from app.sandbox.models import SandboxInstitution
 
     url = migrated_sqlite_url(tmp_path)
@@ -174,7 +174,7 @@ def sandbox_app(tmp_path: Path) -> Iterator[Flask]:
 
 
 def _due_delivery(event_id: str, url: str) -> None:
-    from app.database import db, utcnow
+    from app.plumbing.database import db, utcnow
     from app.sandbox.models import SandboxWebhookDelivery
 
     db.session.add(SandboxWebhookDelivery(
@@ -186,7 +186,7 @@ def _due_delivery(event_id: str, url: str) -> None:
 
 
 def _row(event_id: str):  # type: ignore[no-untyped-def]
-    from app.database import db
+    from app.plumbing.database import db
     from app.sandbox.models import SandboxWebhookDelivery
 
     db.session.expire_all()

@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from app.config import ConfigError, load_settings
-from app.encryption import DataKeyError, Keyring, canonical
+from app.plumbing.encryption import DataKeyError, Keyring, canonical
 from tests.support.servers import BIN, ROOT, TEST_DATA_KEY, AppServer, base_env, migrate
 from tests.support.widget_http import widget_fields
 

@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from app import outcomes, verifications
 from app.console.records import verification_history
-from app.database import db
-from app.encryption import Keyring
 from app.passid.claims import CLAIM_FIELDS
-from app.sessions import records as sessions
-from app.webhooks.models import WebhookReceipt
+from app.plumbing.database import db
+from app.plumbing.encryption import Keyring
+from app.rules import outcomes, sessions, verifications
+from app.rules.webhook_receipts import WebhookReceipt
 from tests.support.in_process import serving_in_process
 from tests.support.migrations import empty_database, flask_db
 from tests.support.servers import TEST_DATA_KEY, base_env

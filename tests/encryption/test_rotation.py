@@ -12,12 +12,11 @@ import pytest
 from flask import Flask
 from sqlalchemy import create_engine, text
 
-from app import audit, outcomes, verifications
 from app.config import ConfigError
-from app.database import db
-from app.encryption import DataKeyError, Keyring
-from app.sessions import records as sessions
-from app.webhooks.models import Handling, SignatureResult, WebhookReceipt
+from app.plumbing.database import db
+from app.plumbing.encryption import DataKeyError, Keyring
+from app.rules import audit, outcomes, sessions, verifications
+from app.rules.webhook_receipts import Handling, SignatureResult, WebhookReceipt
 from tests.console.conftest import add_staff, signed_in
 from tests.support.erasure import api, erasing_app, table_remnants, token_person
 from tests.support.in_process import serving_in_process

@@ -16,12 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.exc import StatementError
 
-from app import verifications
 from app.config import ConfigError, load_settings
-from app.database import db
-from app.encryption import DataKeyError, unreadable, unreadable_values_tolerated
-from app.sessions import records as sessions
-from app.webhooks.models import Handling, SignatureResult, WebhookReceipt
+from app.plumbing.database import db
+from app.plumbing.encryption import DataKeyError, unreadable, unreadable_values_tolerated
+from app.rules import sessions, verifications
+from app.rules.webhook_receipts import Handling, SignatureResult, WebhookReceipt
 from tests.console.conftest import add_staff, signed_in
 from tests.support.erasure import api
 from tests.support.in_process import serving_in_process

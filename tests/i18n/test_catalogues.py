@@ -18,7 +18,7 @@ import pytest
 from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
-from app.i18n import LOCALES, SOURCE_LOCALE, STAFF_LOCALES
+from app.plumbing.i18n import LOCALES, SOURCE_LOCALE, STAFF_LOCALES
 
 pytestmark = pytest.mark.databases("sqlite")
 

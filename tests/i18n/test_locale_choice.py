@@ -1,4 +1,4 @@
-"""How a page chooses its language, first match wins (issue 13; app/i18n.py):
+"""How a page chooses its language, first match wins (issue 13; app/plumbing/i18n.py):
 a server-created session's locale, then the embed's `?locale=` (carried in the widget's signed
 options through every later request), then the browser's Accept-Language, then
 PASSID_DEFAULT_LOCALE. Staff pages speak only a language their whole catalogue is in.
@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 from werkzeug.test import TestResponse
 
-from app.database import db
-from app.passid_connection import passid_connection
+from app.plumbing.database import db
+from app.plumbing.passid_connection import passid_connection
 from tests.support.html_fields import hidden
 
 pytestmark = pytest.mark.databases("sqlite")

@@ -1,4 +1,4 @@
-"""A flood of cheap posts must starve no legitimate one (app/request_guards.py).
+"""A flood of cheap posts must starve no legitimate one (app/plumbing/request_guards.py).
 
 Forty threads posting `{}` without a signature to `/webhooks/passid` once took every body slot of
 the process, so half of PASSID's signed deliveries and of the customers' token checks met a 503.

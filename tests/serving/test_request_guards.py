@@ -1,5 +1,5 @@
 """Granian copies the process environment (SECRET_KEY, PASSID_API_KEY) into every request's
-WSGI environ; the app passes on only the request's own keys (app/request_guards.py).
+WSGI environ; the app passes on only the request's own keys (app/plumbing/request_guards.py).
 
 The other guard there, body slots in pools per class of request, is proven against the real server
 in test_slow_clients.py and test_flood.py; its decisions and its waiting are shown here.
@@ -16,7 +16,7 @@ from flask import request
 
 from app import create_app
 from app.config import load_settings
-from app.request_guards import (
+from app.plumbing.request_guards import (
     API,
     CUSTOMER,
     OTHER,

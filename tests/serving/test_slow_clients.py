@@ -9,7 +9,7 @@ each held a thread while it read headers. The app as `make run` starts it
 Granian reads headers without holding a thread but has no timeout for bodies,
 so the same trick one step later (whole headers, then one body byte every 5 s)
 held every thread until the app capped the requests reading a body
-(app/request_guards.py), in pools per class of request so one class cannot take every slot.
+(app/plumbing/request_guards.py), in pools per class of request so one class cannot take every slot.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import Client
 
-from app.static_assets import FreshCopiesOnly, fingerprinted_names
+from app.plumbing.static_assets import FreshCopiesOnly, fingerprinted_names
 
 ASSET = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 HASHED = re.compile(r"/static/.+\.[0-9a-f]{12}\.[a-z]+")

@@ -16,7 +16,7 @@ from tests.support.servers import BIN, ROOT, AppServer
 
 _READ = (
     "from app import create_app\n"
-    "from app.passid_connection import passid_connection\n"
+    "from app.plumbing.passid_connection import passid_connection\n"
     "app = create_app()\n"
     "with app.app_context():\n"
     "    c = passid_connection()\n"

@@ -24,12 +24,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from app import verifications
-from app.database import db
-from app.encryption import keyring, lookup_hashes
 from app.passid import sign_payload
-from app.passid_connection import passid_connection
-from app.sessions import records as session_records
+from app.plumbing.database import db
+from app.plumbing.encryption import keyring, lookup_hashes
+from app.plumbing.passid_connection import passid_connection
+from app.rules import sessions as session_records
+from app.rules import verifications
 from app.webhooks.handling import handle_pending
 from tests.support.in_process import serving_in_process
 
@@ -216,9 +216,9 @@ def fernet_tokens_in(run: bytes) -> list[bytes]:
 
 def table_remnants(url: str, app: Flask, secrets: list[str]) -> set[str]:
     """Which of `secrets` any row of our tables still holds, read through the app's models (decrypted)."""
-    from app.outcomes import OutcomeReport
-    from app.verifications import Verification
-    from app.webhooks.models import WebhookReceipt
+    from app.rules.outcomes import OutcomeReport
+    from app.rules.verifications import Verification
+    from app.rules.webhook_receipts import WebhookReceipt
 
     found: set[str] = set()
     with app.app_context():

@@ -26,7 +26,7 @@ from flask.testing import FlaskClient
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
-from app.database import db
+from app.plumbing.database import db
 from tests.support.servers import TEST_SETTINGS, base_env, migrate
 
 
@@ -57,7 +57,7 @@ def app_environ(database_url: str, instance_dir: Path, port: int, **overrides: s
 class ServerLikeClient(FlaskClient):
     """Flask's test client, closing each answer once it is read, as a server closes what it has sent.
 
-    The app frees a request's body slot when its answer is closed (app/request_guards.py); an answer
+    The app frees a request's body slot when its answer is closed (app/plumbing/request_guards.py); an answer
     left open would hold its slot, and a test's fifth post would get a 503.
     """
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from app.encryption import Keyring
 from app.passid import DeliveryStatus, PassidClient
+from app.plumbing.encryption import Keyring
 from tests.support.servers import TEST_DATA_KEY, AppServer, base_env, migrate
 
 SECRET = "whsec_crash_under_load_0123"
@@ -119,5 +119,5 @@ def test_killing_the_receiver_and_then_passid_mid_stream_loses_nothing_and_doubl
         recorded = dict(conn.execute(text(
             "SELECT token_hash, count(*) FROM verification GROUP BY token_hash")).all())
     assert len(receipts) == VERIFIES and len({event_id for event_id, _ in receipts}) == VERIFIES
-    # Tokens are stored encrypted; their keyed hashes (app/encryption.py) tell one verify from another.
+    # Tokens are stored encrypted; their keyed hashes (app/plumbing/encryption.py) tell one verify from another.
     assert recorded == dict.fromkeys((Keyring([TEST_DATA_KEY]).search_hash(token) for token in tokens), 1)

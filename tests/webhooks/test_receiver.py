@@ -14,8 +14,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from app.encryption import Keyring
 from app.passid import sign_payload
+from app.plumbing.encryption import Keyring
 from app.webhooks.routes import delivery_attempt
 from tests.conftest import provisioned_database
 from tests.support.migrations import empty_database, flask_db
@@ -117,7 +117,7 @@ def test_a_correctly_signed_event_is_stored_acknowledged_and_handled(receiver: A
     assert answer.status_code == 200
     row = records.wait_handled(event_id)
     assert row["signature_result"] == "valid" and row["event_type"] == "verification.completed"
-    # Stored exactly as signed, encrypted at rest (app/encryption.py), with what it is about beside it.
+    # Stored exactly as signed, encrypted at rest (app/plumbing/encryption.py), with what it is about beside it.
     assert bytes(row["body"]) != body and Keyring([TEST_DATA_KEY]).decrypt(bytes(row["body"])) == body
     assert row["token_hash"] == Keyring([TEST_DATA_KEY]).search_hash("AAAA-BBBB-CCCC-DDD1")
     assert records.verifications_of("AAAA-BBBB-CCCC-DDD1") == 1

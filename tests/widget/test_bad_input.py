@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.passid_connection import passid_connection
+from app.plumbing.passid_connection import passid_connection
 from tests.support.in_process import serving_in_process
 
 

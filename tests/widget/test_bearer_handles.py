@@ -19,9 +19,9 @@ import pytest
 import requests
 from flask import Flask
 
-from app.access_log import ACCESS_LOGGER, masked_path
 from app.passid import PassidClient
-from app.passid_connection import passid_connection
+from app.plumbing.access_log import ACCESS_LOGGER, masked_path
+from app.plumbing.passid_connection import passid_connection
 from tests.support.servers import AppServer, base_env, migrate
 from tests.support.widget_http import HTMX, open_qr_session, poll, poll_until_final, wait_recorded, widget_fields
 

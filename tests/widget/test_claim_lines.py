@@ -16,7 +16,7 @@ import pytest
 from babel.numbers import format_decimal
 from flask import Flask
 
-from app.widget import messages
+from app.rules import customer_wording as messages
 from app.widget.options import options_from
 from app.widget.routes import render_state
 from tests.support.in_process import migrated_sqlite_url, serving_in_process

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.exc import OperationalError
 
-from app.finished_requests import FinishedRequests
+from app.rules.finished_requests import FinishedRequests
 
 NOW = datetime(2030, 1, 1, 12, 0, 0)
 

@@ -2,7 +2,7 @@
 
 Every waiting widget polls every 2.5 s. Between checks the poll's only question is "did any process
 record this request?", and asking the database that on each poll was what held PostgreSQL below
-SQLite. Now each process keeps the ids recorded lately (`app.finished_requests`), refreshed by one
+SQLite. Now each process keeps the ids recorded lately (`app.rules.finished_requests`), refreshed by one
 query every 50 ms at most, and a row written by another process (the webhook handled by another
 worker or host) still reaches the next poll after that refresh.
 
@@ -27,10 +27,11 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from sqlalchemy import create_engine, event, text
 
-from app import create_app, verifications
-from app.database import db, utcnow
-from app.finished_requests import EXTENSION, FinishedRequests
+from app import create_app
 from app.passid import PassidClient
+from app.plumbing.database import db, utcnow
+from app.rules import verifications
+from app.rules.finished_requests import EXTENSION, FinishedRequests
 from app.widget import handles
 from tests.support.servers import TEST_DATA_KEY, AppServer, base_env
 from tests.support.widget_http import HTMX, open_qr_session, poll, poll_until_final, wait_recorded
@@ -44,7 +45,7 @@ class HandClock:
         return self.seconds
 
 
-# As the app stores claims: encrypted under the data key every test process shares (app/encryption.py).
+# As the app stores claims: encrypted under the data key every test process shares (app/plumbing/encryption.py).
 CLAIMS = json.dumps({"financialStabilityTier": "A"})
 STORED_CLAIMS = Fernet(TEST_DATA_KEY).encrypt(CLAIMS.encode()).decode()
 

@@ -23,13 +23,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app.database import db
 from app.passid import DenyReason
-from app.request_guards import BodiesInFlight
+from app.plumbing.database import db
+from app.plumbing.request_guards import BodiesInFlight
+from app.rules import customer_wording as messages
+from app.rules.verifications import FinalStatus
 from app.sandbox.models import SandboxInstitution
 from app.sandbox.profiles import PROFILES
-from app.verifications import FinalStatus
-from app.widget import messages
 from app.widget.options import options_from
 from app.widget.routes import Retry, error_state, render_state
 from tests.support.html_fields import hidden
@@ -207,7 +207,7 @@ def final_page(client: FlaskClient, poll_url: str) -> str:
 def test_the_busy_answer_to_a_form_post_speaks_the_customers_language(app: Flask, client: FlaskClient) -> None:
     """Every body slot taken: the 503 a widget's post meets (htmx shows it in the widget) is translated too."""
     bodies: Any = app.wsgi_app
-    while not isinstance(bodies, BodiesInFlight):  # the WSGI layers around it (app/request_guards.py)
+    while not isinstance(bodies, BodiesInFlight):  # the WSGI layers around it (app/plumbing/request_guards.py)
         bodies = bodies.app
     taken = 0
     while bodies.slots.acquire(blocking=False):

@@ -11,8 +11,8 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import Engine, create_engine, text
 
-import app.rate_limit_storage  # noqa: F401  (registers database://)
-from app.rate_limit_storage import DatabaseStorage
+import app.plumbing.rate_limit_storage  # noqa: F401  (registers database://)
+from app.plumbing.rate_limit_storage import DatabaseStorage
 
 
 @pytest.fixture

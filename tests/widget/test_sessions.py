@@ -20,10 +20,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, inspect, text
 from werkzeug.test import TestResponse
 
-from app.database import db, utcnow
 from app.passid import PassidClient
-from app.passid_connection import passid_connection
-from app.sessions import records
+from app.plumbing.database import db, utcnow
+from app.plumbing.passid_connection import passid_connection
+from app.rules import sessions as records
 from tests.support.html_fields import hidden
 from tests.support.migrations import empty_database, flask_db
 from tests.support.servers import (

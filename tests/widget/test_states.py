@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.passid import DenyReason
-from app.verifications import FinalStatus, Finished
+from app.rules.verifications import FinalStatus, Finished
 from app.widget.options import WidgetOptions
 from app.widget.states import STATES, StateView, final_view
 

@@ -22,7 +22,7 @@ from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import PROJECT_ROOT
-from app.static_assets import IMMUTABLE, FreshCopiesOnly, fingerprinted_names, install_fingerprints
+from app.plumbing.static_assets import IMMUTABLE, FreshCopiesOnly, fingerprinted_names, install_fingerprints
 
 compress = Compress()
 
@@ -120,9 +120,9 @@ def untrusted_host(error: SecurityError) -> Response:
 def serve_static_files(app: Flask) -> None:
     """Static files through WhiteNoise: the gzip and brotli copies made at build time
     (`make assets`) go out as they are, so a first visit costs the compressed bytes (those that still
-    hold the file's current bytes: app/static_assets.py).
+    hold the file's current bytes: app/plumbing/static_assets.py).
 
-    Templates link the fingerprinted names (app/static_assets.py), kept for a year; the plain
+    Templates link the fingerprinted names (app/plumbing/static_assets.py), kept for a year; the plain
     names answer too, for an hour."""
     root = PROJECT_ROOT / "static"
     names = fingerprinted_names(root)

@@ -16,9 +16,9 @@ from enum import StrEnum
 from sqlalchemy import DateTime, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Model, utcnow
-from app.encryption import EncryptedBytes, hash_column
 from app.passid import EventType, SignatureFailure
+from app.plumbing.database import Model, utcnow
+from app.plumbing.encryption import EncryptedBytes, hash_column
 
 
 class SignatureResult(StrEnum):
@@ -46,7 +46,7 @@ class Handling(StrEnum):
     PENDING = "pending"
     HANDLED = "handled"
     FAILED = "failed"
-    # About a person erased before it arrived or was handled (`app.tombstones`): acknowledged, counted, its
+    # About a person erased before it arrived or was handled (`app.rules.tombstones`): acknowledged, counted, its
     # body never kept (or dropped), nothing recorded from it.
     ERASED = "erased"
 
@@ -75,7 +75,7 @@ class WebhookReceipt(Model):
     signature_result: Mapped[str] = mapped_column(String(10), index=True)  # a SignatureResult
     delivery_attempt: Mapped[int | None] = mapped_column(Integer)
     test: Mapped[bool] = mapped_column(default=False)
-    # The raw body as signed, encrypted at rest (app/encryption.py): it carries the claims and the token.
+    # The raw body as signed, encrypted at rest (app/plumbing/encryption.py): it carries the claims and the token.
     body: Mapped[bytes | None] = mapped_column(EncryptedBytes)
     # What the event is about, kept beside the body so the receipts about one verification can be found
     # (and erased) without decrypting every body: the request id, and the token's keyed hash.
@@ -89,7 +89,7 @@ class WebhookReceipt(Model):
     # Test events only: from the call's arrival at the app to its row committed, what PASSID waited
     # for (its deadline is 10 s). Null on other events and on rows stored before it was measured.
     answered_ms: Mapped[int | None] = mapped_column(Integer)
-    # When its body was erased (`app.retention`: retention or a redaction). The row and its event id stay,
+    # When its body was erased (`app.rules.retention`: retention or a redaction). The row and its event id stay,
     # so the same signed event delivered again is still answered as a duplicate and recorded nothing.
     body_erased_at: Mapped[datetime | None] = mapped_column(DateTime)
 

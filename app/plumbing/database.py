@@ -19,7 +19,7 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.base import Executable
 
 from app.config import PROJECT_ROOT
-from app.file_modes import PRIVATE_FILE, create_private_file, tighten
+from app.plumbing.file_modes import PRIVATE_FILE, create_private_file, tighten
 
 
 class Base(DeclarativeBase):
@@ -43,7 +43,7 @@ def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
     logging lets readers work during a write, and a busy timeout makes writers wait
     their turn instead of failing with "database is locked". Secure delete overwrites what a row
     loses (an erased claim, a deleted link) with zeros instead of leaving it in a free page, so
-    erasure (`app.retention`) leaves nothing behind in the file once the write-ahead log is checkpointed."""
+    erasure (`app.rules.retention`) leaves nothing behind in the file once the write-ahead log is checkpointed."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA secure_delete=ON")

@@ -17,9 +17,9 @@ from babel.numbers import NumberPattern, format_currency
 from flask_babel import format_decimal, format_percent, ngettext
 from flask_babel import gettext as _
 
-from app.i18n import request_locale
 from app.passid import DenyReason
-from app.verifications import FinalStatus
+from app.plumbing.i18n import request_locale
+from app.rules.verifications import FinalStatus
 
 NEUTRAL_DECLINE = DenyReason.HARD_DENY_SANCTIONS_MATCH
 

@@ -6,8 +6,8 @@ whatever PASSID's own recommendation is. A token that did not verify for any
 other reason is not a customer we have verified either.
 
 Shared by the branch counter (the line staff act on) and the review queue
-(`app.review`: a "review" verdict is what lands in it), so it lives beside
-neither blueprint: `app.verifications` needs it at record time and must not
+(`app.rules.review`: a "review" verdict is what lands in it), so it lives beside
+neither blueprint: `app.rules.verifications` needs it at record time and must not
 import a blueprint package.
 """
 

@@ -1,6 +1,6 @@
 """The review queue: verifications whose verdict was "Review", and an analyst's decision on each.
 
-A verification lands here when it is recorded (`app.decision.review_status_at_record` sets its
+A verification lands here when it is recorded (`app.rules.decision.review_status_at_record` sets its
 `review_status` to "pending"); an analyst then decides "proceed" or "do not proceed", with a note.
 Why one decision and no second opinion: the decision is what the bank acted on, so it is kept, not
 overwritten. Two analysts deciding the same item at once is settled by a conditional UPDATE (only the
@@ -22,12 +22,12 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import DateTime, ForeignKey, Integer, String, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app import audit
-from app.database import Model, db, rows_changed, utcnow
-from app.decision import REVIEW_DECISIONS, ReviewStatus, counter_decision
-from app.encryption import EncryptedText
 from app.passid import DenyReason
-from app.verifications import FinalStatus, Verification
+from app.plumbing.database import Model, db, rows_changed, utcnow
+from app.plumbing.encryption import EncryptedText
+from app.rules import audit
+from app.rules.decision import REVIEW_DECISIONS, ReviewStatus, counter_decision
+from app.rules.verifications import FinalStatus, Verification
 
 PER_PAGE = 25
 LOOKUP_BATCH = 500  # ids in one IN (…), well inside every database's limit on bound parameters
@@ -49,7 +49,7 @@ class ReviewDecision(Model):
     )
     decision: Mapped[str] = mapped_column(String(16))  # ReviewStatus.PROCEED or DO_NOT_PROCEED
     # Free text about a person (analysts write names, dates and document numbers, whatever the form asks):
-    # encrypted like the claims (app/encryption.py), and NULL once erased with them (`erase_notes`).
+    # encrypted like the claims (app/plumbing/encryption.py), and NULL once erased with them (`erase_notes`).
     note: Mapped[str | None] = mapped_column(EncryptedText)
     decided_by: Mapped[str] = mapped_column(String(80))  # the analyst's staff name
     decided_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -211,7 +211,7 @@ def decide(result_id: str, entry: DecisionEntry, decided_by: str) -> ReviewDecis
 
 def erase_notes(verifications: Any) -> int:
     """Erase the notes on the decisions about the verifications `verifications` (a WHERE clause on
-    Verification) selects; how many changed. For retention and redaction (`app.retention`): an analyst's
+    Verification) selects; how many changed. For retention and redaction (`app.rules.retention`): an analyst's
     note is free text about a person, so it goes when the claims do (the decision, who made it and when
     stay: they are the bank's own record). Run it before the rows it selects are marked erased, in the same
     transaction; a note already erased (NULL) is not counted again."""

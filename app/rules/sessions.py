@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy import DateTime, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Model, db, isoformat_z, utcnow
-from app.encryption import EncryptedText
-from app.verifications import FinalStatus, Verification, redacted_document, result_document
+from app.plumbing.database import Model, db, isoformat_z, utcnow
+from app.plumbing.encryption import EncryptedText
+from app.rules.verifications import FinalStatus, Verification, redacted_document, result_document
 
 
 class SessionStatus(StrEnum):
@@ -41,14 +41,14 @@ class VerificationSession(Model):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     reference: Mapped[str] = mapped_column(String(64), index=True)
     institution_name: Mapped[str] = mapped_column(String(80))
-    # Encrypted at rest (app/encryption.py): permission names are claim names ("identity_verified").
+    # Encrypted at rest (app/plumbing/encryption.py): permission names are claim names ("identity_verified").
     permissions_json: Mapped[str] = mapped_column(EncryptedText)
     return_url: Mapped[str | None] = mapped_column(String(2048))
-    # The language its page speaks, whatever the browser says (app.i18n); None: the usual choice.
+    # The language its page speaks, whatever the browser says (app.plumbing.i18n); None: the usual choice.
     locale: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)
-    # Erased with every record of its reference (`app.retention.redact_reference`): it takes no more
+    # Erased with every record of its reference (`app.rules.retention.redact_reference`): it takes no more
     # attempts, and the backend API answers only that it was erased, and when.
     redacted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
@@ -148,7 +148,7 @@ def state_of(session: VerificationSession, now: datetime | None = None) -> Sessi
 def session_document(session: VerificationSession, state: SessionState) -> dict[str, object]:
     """The institution backend's view of a session (`GET /api/sessions/<id>`).
 
-    Once the session or the verification that decided it is erased (`app.retention`), only that: the session's own
+    Once the session or the verification that decided it is erased (`app.rules.retention`), only that: the session's own
     id, and when. Its status and reference would say what became of the person, so they go too.
     """
     if session.redacted_at is not None:

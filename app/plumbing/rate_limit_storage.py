@@ -20,7 +20,7 @@ from limits.storage import Storage
 from sqlalchemy import Column, Engine, Float, Integer, String, Table, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.database import db
+from app.plumbing.database import db
 
 # Created by migration 0006; declared here so the models and the migrations describe the same schema.
 rate_limit_counter = Table(

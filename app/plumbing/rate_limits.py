@@ -1,7 +1,7 @@
 """Rate limits per client on what costs PASSID calls: new QR sessions and token checks.
 
 The counters live in the app's own database by default (`PASSID_RATE_LIMIT_STORAGE=database`,
-see app/rate_limit_storage.py), so the limits hold across every worker process and app server
+see app/plumbing/rate_limit_storage.py), so the limits hold across every worker process and app server
 with nothing extra to run. `memory://` counts per process; `redis://…` is a shared store too.
 """
 
@@ -11,8 +11,8 @@ from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from app import rate_limit_storage  # noqa: F401  (registers the `database://` storage scheme with `limits`)
-from app.htmx import htmx
+from app.plumbing import rate_limit_storage  # noqa: F401  (registers the `database://` storage scheme with `limits`)
+from app.plumbing.htmx import htmx
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
 

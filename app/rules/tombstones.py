@@ -1,9 +1,9 @@
 """What keeps an erased person erased: a tombstone per erased token, request and session, with nothing personal in it.
 
-Why one is needed: an erase (`app.retention`) clears a verification's token and its keyed hash, so a later
+Why one is needed: an erase (`app.rules.retention`) clears a verification's token and its keyed hash, so a later
 event about that token — PASSID's retry of a webhook that failed before the erase, an `outcome.reported`, the
 widget's poll racing the erase — would find no record of the person and store them again, in full. A
-tombstone holds only the keyed hash (app/encryption.py) of the erased value, under every key of the keyring
+tombstone holds only the keyed hash (app/plumbing/encryption.py) of the erased value, under every key of the keyring
 (a webhook arriving between a new key and `rotate-data-key` is hashed under either), which nobody without
 the data key can turn back into a token. Anything about a tombstoned value is acknowledged and counted on
 its tombstone (`later_events`), and nothing of it is stored.
@@ -11,7 +11,7 @@ its tombstone (`later_events`), and nothing of it is stored.
 How long: PASSID retries a failed delivery for 2 h 35 min (the contract's 0, 30 s, 5 min, 30 min, 2 h), and
 an operator may redeliver from its dashboard or report an outcome days later; so `KEEP_MARGIN` past the
 retry schedule, and never longer than PASSID_RETENTION_DAYS, the longest we keep anything of the person.
-The daily purge (`app.retention.purge`) deletes tombstones whose time is up.
+The daily purge (`app.rules.retention.purge`) deletes tombstones whose time is up.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from sqlalchemy import DateTime, Index, Integer, String, delete, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.config import DEFAULT_RETRY_SCHEDULE
-from app.database import Model, db, rows_changed, utcnow
-from app.encryption import hash_column, lookup_hashes
+from app.plumbing.database import Model, db, rows_changed, utcnow
+from app.plumbing.encryption import hash_column, lookup_hashes
 
 # Past PASSID's last retry: a delivery queue held up by an outage, a redelivery by hand, a late outcome report.
 KEEP_MARGIN = timedelta(days=7)

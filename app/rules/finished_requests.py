@@ -33,7 +33,7 @@ from flask import current_app
 from flask.sansio.app import App
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.database import utcnow
+from app.plumbing.database import utcnow
 
 log = logging.getLogger(__name__)
 

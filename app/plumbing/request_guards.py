@@ -58,9 +58,8 @@ from flask import Flask
 from flask_babel import gettext as _
 from werkzeug.wsgi import LimitedStream
 
-from app.access_log import CountedBody
-from app.config import MAX_CONTENT_LENGTH
-from app.webhooks.routes import MAX_BODY as MAX_WEBHOOK_BODY
+from app.config import MAX_CONTENT_LENGTH, MAX_WEBHOOK_BODY
+from app.plumbing.access_log import CountedBody
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -111,7 +110,7 @@ def init_request_guards(app: Flask) -> None:
 
 def busy_text(app: Flask, environ: dict[str, Any]) -> bytes:
     """The 503 sentence in the customer's language: a widget's form post may meet it, and htmx shows it in
-    the widget. Chosen from the URL and Accept-Language (`app.i18n`); the body stays unread, so the widget's
+    the widget. Chosen from the URL and Accept-Language (`app.plumbing.i18n`); the body stays unread, so the widget's
     forms carry an embed's `locale` in their URLs as well as in the signed `o` of their bodies."""
     try:
         with app.request_context(environ):

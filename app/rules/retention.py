@@ -17,7 +17,7 @@ applicant), followed until nothing new joins. Nothing wider (not the institution
 it may reuse), so a redaction never erases someone else.
 
 Why nothing is left to recover: the erase is a committed UPDATE (or DELETE), so no page, API or query
-shows it; then, on SQLite, secure_delete (app/database.py) has zeroed the bytes the rows lost and a
+shows it; then, on SQLite, secure_delete (app/plumbing/database.py) has zeroed the bytes the rows lost and a
 TRUNCATE checkpoint empties the write-ahead log that still held the old pages. On PostgreSQL the old
 row versions stay in the table files until VACUUM removes them, which runs right after each erase
 (see `forget_erased_bytes` for what that does and does not guarantee).
@@ -37,13 +37,13 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import Select, delete, func, or_, select, update
 
-from app import audit, review, tombstones
-from app.database import db, rows_changed, utcnow
-from app.encryption import lookup_hashes
-from app.outcomes import OutcomeReport
-from app.sessions.records import SessionRequest, VerificationSession
-from app.verifications import Verification
-from app.webhooks.models import WebhookReceipt
+from app.plumbing.database import db, rows_changed, utcnow
+from app.plumbing.encryption import lookup_hashes
+from app.rules import audit, review, tombstones
+from app.rules.outcomes import OutcomeReport
+from app.rules.sessions import SessionRequest, VerificationSession
+from app.rules.verifications import Verification
+from app.rules.webhook_receipts import WebhookReceipt
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def _erase_people(rows: list[Verification], sessions: list[VerificationSession],
                   reason: str) -> Erased:
     """Erase these verifications and sessions and all that hangs on them; tombstone each erased value.
 
-    In the caller's transaction. The tombstones (`app.tombstones`) are what keeps the erase permanent: the
+    In the caller's transaction. The tombstones (`app.rules.tombstones`) are what keeps the erase permanent: the
     token hashes it clears are what a later webhook about the person would otherwise have been matched by.
     """
     tokens = _token_hashes(rows)
@@ -438,7 +438,7 @@ def _delete_links(where: Any) -> int:
 def forget_erased_bytes(tables: Iterable[str] = _TABLES) -> None:
     """After an erase has committed: make the database files forget the bytes it removed.
 
-    SQLite: secure_delete (set on every connection, app/database.py) already zeroed the bytes the
+    SQLite: secure_delete (set on every connection, app/plumbing/database.py) already zeroed the bytes the
     rows lost, in the new page images; the write-ahead log still holds the old images until a
     checkpoint copies the new ones into the database file, and TRUNCATE then empties the log. A
     reader holding an older snapshot makes the checkpoint wait (busy timeout) and then give up: logged,

@@ -21,12 +21,12 @@ from sqlalchemy import DateTime, String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app import tombstones
-from app.database import Model, db, isoformat_z, utcnow
-from app.decision import review_status_at_record
-from app.encryption import EncryptedText, hash_column, lookup_hashes, search_hash
-from app.finished_requests import finished_requests
 from app.passid import RequestStatus, VerifyResult, restrict_claims
+from app.plumbing.database import Model, db, isoformat_z, utcnow
+from app.plumbing.encryption import EncryptedText, hash_column, lookup_hashes, search_hash
+from app.rules import tombstones
+from app.rules.decision import review_status_at_record
+from app.rules.finished_requests import finished_requests
 
 
 class FinalStatus(StrEnum):
@@ -64,7 +64,7 @@ class Verification(Model):
     source: Mapped[str] = mapped_column(String(10))  # a Source
     status: Mapped[str] = mapped_column(String(10))  # a FinalStatus
     request_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    # Encrypted at rest (app/encryption.py), like every personal value below; found by their keyed hashes.
+    # Encrypted at rest (app/plumbing/encryption.py), like every personal value below; found by their keyed hashes.
     code: Mapped[str | None] = mapped_column(EncryptedText)
     token: Mapped[str | None] = mapped_column(EncryptedText)
     code_hash: Mapped[str | None] = mapped_column(hash_column(), index=True)
@@ -81,14 +81,14 @@ class Verification(Model):
     tier: Mapped[str | None] = mapped_column(String(1), index=True)
     verified_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    # A verification made for a session the institution's server created (`app.sessions`): which one, and
+    # A verification made for a session the institution's server created (`app.rules.sessions`): which one, and
     # the institution's own reference, kept here too so the history finds it without a join.
     session_id: Mapped[str | None] = mapped_column(String(64), index=True)
     reference: Mapped[str | None] = mapped_column(String(64), index=True)
-    # A ReviewStatus (`app.decision`): "pending" when the verdict was "review" at record time, then an
-    # analyst's decision (`app.review`); NULL for every verification that never needed one.
+    # A ReviewStatus (`app.rules.decision`): "pending" when the verdict was "review" at record time, then an
+    # analyst's decision (`app.rules.review`); NULL for every verification that never needed one.
     review_status: Mapped[str | None] = mapped_column(String(16), index=True)
-    # Erased (`app.retention`): when, and why ("retention", or the reason given for a redaction). The
+    # Erased (`app.rules.retention`): when, and why ("retention", or the reason given for a redaction). The
     # record stays; its claims, token, code and reasons are gone. `reported_outcome` keeps which outcome
     # was reported for it, since the token that linked it to its outcome report is erased too.
     redacted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
@@ -113,7 +113,7 @@ class Finished:
     decline_reason: str | None
     code: str | None = None
     created_at: datetime | None = None  # when we recorded it: a widget's handle shows it for a while only
-    redacted_at: datetime | None = None  # erased (`app.retention`): no widget shows it again
+    redacted_at: datetime | None = None  # erased (`app.rules.retention`): no widget shows it again
 
 
 def _finished(row: Verification) -> Finished:
@@ -207,7 +207,7 @@ def record(
     Token-only webhooks never race the widget: they wait a grace period and
     are recorded only if the widget did not record that verify itself.
 
-    Nothing is stored about a token, request or session whose person was erased (`app.tombstones`):
+    Nothing is stored about a token, request or session whose person was erased (`app.rules.tombstones`):
     a late webhook, a poll or a record racing the erase gets an erased `Finished` (no id, nothing of the
     person, `redacted_at` set), which every caller already shows as erased.
     """

@@ -15,10 +15,10 @@ from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app import tombstones
-from app.database import Model, db, utcnow
-from app.encryption import EncryptedInteger, EncryptedText, hash_column, lookup_hashes, search_hash
 from app.passid import Outcome
+from app.plumbing.database import Model, db, utcnow
+from app.plumbing.encryption import EncryptedInteger, EncryptedText, hash_column, lookup_hashes, search_hash
+from app.rules import tombstones
 
 # Keyed by the contract's outcomes (StrEnum, so a stored "repaid" finds its meaning too).
 OUTCOME_MEANINGS: dict[str, str] = {
@@ -36,9 +36,9 @@ class OutcomeReport(Model):
     __tablename__ = "outcome_report"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    # Token, amount, notes and score are erased with the verification (`app.retention`); the row stays,
+    # Token, amount, notes and score are erased with the verification (`app.rules.retention`); the row stays,
     # so the history still knows that an outcome was reported, and which.
-    # Encrypted at rest (app/encryption.py) and found by its keyed hash, one report per token.
+    # Encrypted at rest (app/plumbing/encryption.py) and found by its keyed hash, one report per token.
     token: Mapped[str | None] = mapped_column(EncryptedText)
     token_hash: Mapped[str | None] = mapped_column(hash_column(), unique=True, index=True)
     outcome_id: Mapped[str | None] = mapped_column(String(64))
@@ -92,7 +92,7 @@ def save_report(
     with the report, never apart from it; and alone when the report was saved a moment before (by the
     webhook about it), since the staff member's report was still made.
 
-    ErasedToken, with nothing stored, when the token's person was erased (`app.tombstones`).
+    ErasedToken, with nothing stored, when the token's person was erased (`app.rules.tombstones`).
     """
     if tombstones.refused(token=token) is not None:
         raise ErasedToken()

@@ -37,7 +37,7 @@ __all__ = ["LOCALES", "STAFF_LOCALES", "chosen_locale", "prefer", "supported_loc
 STAFF_LOCALES = ("en", "fr", "de", "es")
 RIGHT_TO_LEFT = frozenset({"ar"})
 SOURCE_LOCALE = "en"
-TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 
 PSEUDO_LOCALE = "en-XA"  # what a URL and <html lang> say
 PSEUDO_CATALOGUE = "en_001"  # where its catalogue lives (a locale Babel knows)

@@ -21,7 +21,7 @@ from flask_login import current_user
 from sqlalchemy import DateTime, Integer, Select, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.database import Model, db, end_of, start_of, utcnow
+from app.plumbing.database import Model, db, end_of, start_of, utcnow
 
 
 class Action(StrEnum):
