@@ -344,7 +344,7 @@ def rotate_data_key_command() -> None:
     """Re-encrypt every stored claim, token, code and webhook body under the first key of PASSID_DATA_KEY.
 
     Run once every server encrypts with NEW (PASSID_DATA_KEY=NEW, PASSID_DATA_KEYS_DECRYPT_ONLY=OLD), then
-    drop OLD everywhere (README, "Rotating it").
+    drop OLD everywhere (docs/data-protection.md, "Rotating it").
     """
     from app import audit, encryption
 
