@@ -97,11 +97,11 @@ bench-load: venv assets wrk
 	touch $@
 
 # An outside opinion (not part of `make test`): Wapiti against `make run` in a network namespace
-# with loopback only, at most SCAN_MINUTES (10) minutes; prints its findings (README: "Scanned").
+# with loopback only, at most SCAN_MINUTES (10) minutes; prints its findings (docs/security.md, "Scanned").
 scan: venv assets .venv-scan/.installed
 	bash security/scan.sh
 
-# Text for translators (README: "Languages"): app/translations/messages.pot (what customers read) and
+# Text for translators (docs/languages-and-look.md): app/translations/messages.pot (what customers read) and
 # staff.pot (branch counter, console), then every locale's .po brought up to date with them.
 EXTRACT := $(BIN)/pybabel extract --no-wrap --sort-by-file -k _ -k gettext -k lazy_gettext -k ngettext:1,2 -k lazy_ngettext:1,2
 messages: venv

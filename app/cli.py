@@ -45,6 +45,11 @@ def demo_command() -> None:
     if embedded and connection.institution_id:
         name = current_app.config["PASSID_INSTITUTION_NAME"]
         click.echo(f"  Demo institution:  {name} ({connection.institution_id})")
+        if connection.sandbox:
+            # The key a newcomer's backend sends as X-Institution-Key, shown on the operator's own
+            # terminal because no page or log ever shows it. Only the demo institution's sandbox key:
+            # a configured key (live or not) has no institution id here and is never printed.
+            click.echo(f"  Institution key:   {connection.api_key}   (sandbox; X-Institution-Key for /api/…)")
     click.echo(f"  Widget:            {base}/verify")
     click.echo(f"  Branch counter:    {base}/branch/   (staff)")
     click.echo(f"  Console:           {base}/console/  (staff)")
@@ -339,7 +344,7 @@ def rotate_data_key_command() -> None:
     """Re-encrypt every stored claim, token, code and webhook body under the first key of PASSID_DATA_KEY.
 
     Run once every server encrypts with NEW (PASSID_DATA_KEY=NEW, PASSID_DATA_KEYS_DECRYPT_ONLY=OLD), then
-    drop OLD everywhere (README, "Rotating it").
+    drop OLD everywhere (docs/data-protection.md, "Rotating it").
     """
     from app.plumbing import encryption
     from app.rules import audit

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from flask.testing import FlaskClient, FlaskCliRunner
 
 from app.passid import normalise_token
 from tests.console.conftest import fresh_share_token, random_token, run_flask, verify_in_widget
@@ -85,3 +87,18 @@ def test_checklist_fails_on_the_sandbox_setup(console_server: AppServer) -> None
     assert "fix: Set PASSID_API_KEY to your sk_live_… key" in done.stdout
     assert "[PASS] Webhook URL registered with PASSID" in done.stdout
     assert "[CANNOT CHECK] Served over HTTPS" in done.stdout
+
+
+def test_demo_prints_the_sandbox_key_the_results_api_accepts(runner: FlaskCliRunner, client: FlaskClient) -> None:
+    """`make run` shows a newcomer the demo institution's key on their terminal, so they need not dig it
+    out of the database; it is the very key the backend API checks, and only a sandbox key."""
+    with runner.app.app_context():
+        done = runner.invoke(args=["passid", "demo"])
+    assert done.exit_code == 0, done.output
+    shown = re.search(r"^  Institution key:   (\S+)   \(sandbox", done.output, re.MULTILINE)
+    assert shown is not None, done.output
+    key = shown.group(1)
+    assert key.startswith("sk_sandbox_")
+    unknown = "/api/results/res_not_one_of_ours"
+    assert client.get(unknown, headers={"X-Institution-Key": key}).status_code == 404
+    assert client.get(unknown, headers={"X-Institution-Key": key[:-1]}).status_code == 401

@@ -9,7 +9,6 @@ slot, and each class of request (webhooks, customer forms, staff forms, the API)
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,12 +61,30 @@ def test_signed_deliveries_and_customer_checks_are_all_answered_during_an_unsign
 @pytest.mark.databases("sqlite")
 def test_an_unsigned_webhook_is_answered_without_waiting_for_its_body(server: AppServer) -> None:
     """Headers that promise 60,000 bytes and no signature: refused at once, not after the body
-    (which never comes) has been waited for on one of the app's threads."""
+    (which never comes: a server waiting for it would never answer, and the socket's timeout would end
+    the test) has been waited for on one of the app's threads."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"POST /webhooks/passid HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 60000\r\n\r\n{")
-        started = time.monotonic()
-        answer = sock.recv(4096)
+        answer = _whole_answer(sock)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
     assert b'"INVALID_SIGNATURE"' in answer
-    assert time.monotonic() - started < 2
+
+
+def _whole_answer(sock: socket.socket) -> bytes:
+    """Headers and the body their Content-Length announces: one recv may hold the headers alone."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return answer
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body

@@ -32,6 +32,7 @@ from app.rules import sessions as session_records
 from app.rules import verifications
 from app.webhooks.handling import handle_pending
 from tests.support.in_process import serving_in_process
+from tests.support.postgres import under_ci
 
 
 def an_hour_ago() -> str:
@@ -235,13 +236,16 @@ def is_sqlite(url: str) -> bool:
 
 
 def skip_unless_superuser_files(url: str) -> None:
-    """Reading PostgreSQL's files needs a superuser (the tests' `postgres`); say so instead of failing."""
+    """Reading PostgreSQL's files needs a superuser (the tests' `postgres`); say so instead of failing, except
+    under CI=true, where a skipped check would pass unseen (tests/support/postgres.py)."""
     if make_url(url).get_backend_name() != "postgresql":
         return
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
             if not connection.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar():
+                if under_ci():
+                    pytest.fail("CI=true and the tests' PostgreSQL role is no superuser: its files cannot be read")
                 pytest.skip("reading PostgreSQL's files needs a superuser")
     finally:
         engine.dispose()

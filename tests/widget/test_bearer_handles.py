@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from app.passid import PassidClient
 from app.plumbing.access_log import ACCESS_LOGGER, masked_path
 from app.plumbing.passid_connection import passid_connection
 from tests.support.servers import AppServer, base_env, migrate
+from tests.support.waiting import wait_until
 from tests.support.widget_http import HTMX, open_qr_session, poll, poll_until_final, wait_recorded, widget_fields
 
 VIEW_SECONDS = 2
@@ -64,18 +66,30 @@ def test_the_access_log_has_every_poll_but_no_handle_token_or_query(short_view: 
     manual = requests.post(f"{server.url}/verify/token/check", data={**fields, "token": TOKEN}, timeout=10)
     assert 'data-view="success"' in manual.text
 
-    time.sleep(0.5)  # the server writes its log line as the response goes out
+    # The server writes a request's line once its response is closed, a moment after the client has it: wait
+    # for the line of one last request, and for every line asserted below, rather than for time to pass.
+    marker = f"/access-log-marker-{secrets.token_hex(4)}"
+    assert requests.get(f"{server.url}{marker}", timeout=10).status_code == 404
+    wait_until(lambda: all(_logged(server.log_path.read_text(), marker).values()), "every request's log line")
     log = server.log_path.read_text()
+    assert all(_logged(log, marker).values()), _logged(log, marker)
     lines = [line for line in log.splitlines() if "/verify/qr/status" in line]
-    assert len([line for line in lines if re.search(r'"GET /verify/qr/status" 204 ', line)]) >= 3
-    assert any(re.search(r'"GET /verify/qr/status" 200 ', line) for line in lines)
-    assert re.search(r'"GET /verify/qr/resume" 200 ', log)
-    assert re.search(r'"POST /verify/token/check" 200 ', log)
     assert handle not in log and handle[:24] not in log
     assert fields["o"] not in log
     assert "h=" not in log and "?" not in "\n".join(lines)
     assert TOKEN not in log and TOKEN.replace("-", "") not in log
     assert session.code not in log
+
+
+def _logged(log: str, marker: str) -> dict[str, bool]:
+    """Which of the requests the access-log test makes have their line in `log`."""
+    return {
+        "three waiting polls": len(re.findall(r'"GET /verify/qr/status" 204 ', log)) >= 3,
+        "the final poll": re.search(r'"GET /verify/qr/status" 200 ', log) is not None,
+        "the resume": re.search(r'"GET /verify/qr/resume" 200 ', log) is not None,
+        "the manual check": re.search(r'"POST /verify/token/check" 200 ', log) is not None,
+        "the last request": f'"GET {marker}" 404 ' in log,
+    }
 
 
 def test_after_the_view_window_a_handle_shows_no_result(short_view: tuple[AppServer, str]) -> None:

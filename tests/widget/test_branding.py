@@ -53,10 +53,31 @@ def test_yellow_darkens_on_white_and_navy_lightens_on_dark() -> None:
     assert yellow_on_white not in ("#000000", "#ffffff") and navy_on_dark not in ("#000000", "#ffffff")
 
 
+def full_hex(colour: str) -> str:
+    """`#fff` and `#ffffff` name one colour: compare colours, not spellings."""
+    digits = colour.lower().removeprefix("#")
+    return "#" + ("".join(digit * 2 for digit in digits) if len(digits) == 3 else digits)
+
+
+def stylesheet_backgrounds(css: str) -> list[str]:
+    """Each scheme's `--bg` in the order the stylesheet declares them: light, forced dark, dark by media query."""
+    return [full_hex(value) for value in re.findall(r"--bg:\s*(#[0-9a-fA-F]{3,6})\s*;", css)]
+
+
 def test_the_backgrounds_in_python_are_the_stylesheet_s() -> None:
+    """The contrast maths runs on the Python constants; the page paints the stylesheet's: they must be one."""
     css = (Path(__file__).parents[2] / "static" / "widget" / "widget.css").read_text()
-    assert LIGHT_BACKGROUND == "#ffffff" and "--bg:#fff;" in css
-    assert css.count(f"--bg:{DARK_BACKGROUND}") == 2  # forced dark, and dark by media query
+    assert stylesheet_backgrounds(css) == [full_hex(LIGHT_BACKGROUND), full_hex(DARK_BACKGROUND),
+                                           full_hex(DARK_BACKGROUND)]
+
+
+def test_a_stylesheet_whose_background_drifted_is_told_apart() -> None:
+    """The comparison above is not blind: a dark background edited in the stylesheet alone is seen."""
+    css = (Path(__file__).parents[2] / "static" / "widget" / "widget.css").read_text()
+    for which in range(3):  # each scheme's declaration in turn
+        spots = list(re.finditer(r"--bg:\s*#[0-9a-fA-F]{3,6}\s*;", css))
+        drifted = css[:spots[which].start()] + "--bg:#7f7f7f;" + css[spots[which].end():]
+        assert stylesheet_backgrounds(drifted) != stylesheet_backgrounds(css), which
 
 
 # --- the page carries the theme ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
@@ -25,7 +26,7 @@ from werkzeug.test import TestResponse
 
 from app.passid import DenyReason
 from app.plumbing.database import db
-from app.plumbing.request_guards import BodiesInFlight
+from app.plumbing.request_guards import CUSTOMER, BodiesInFlight
 from app.rules import customer_wording as messages
 from app.rules.verifications import FinalStatus
 from app.sandbox.models import SandboxInstitution
@@ -204,20 +205,28 @@ def final_page(client: FlaskClient, poll_url: str) -> str:
 
 
 
-def test_the_busy_answer_to_a_form_post_speaks_the_customers_language(app: Flask, client: FlaskClient) -> None:
-    """Every body slot taken: the 503 a widget's post meets (htmx shows it in the widget) is translated too."""
+@contextmanager
+def customer_slots_taken(app: Flask) -> Iterator[None]:
+    """Every body slot of the customers' pool taken (app/request_guards.py), so a widget's post meets the 503."""
     bodies: Any = app.wsgi_app
-    while not isinstance(bodies, BodiesInFlight):  # the WSGI layers around it (app/plumbing/request_guards.py)
+    while not isinstance(bodies, BodiesInFlight):  # the WSGI layers around it
         bodies = bodies.app
+    slots = bodies.pools[CUSTOMER].slots
     taken = 0
-    while bodies.slots.acquire(blocking=False):
+    while slots.acquire(blocking=False):
         taken += 1
     try:
-        busy = client.post("/verify/qr", query_string=PSEUDO, data={"o": "x"})
-        english = client.post("/verify/qr", data={"o": "x"})
+        yield
     finally:
         for _ in range(taken):
-            bodies.slots.release()
+            slots.release()
+
+
+def test_the_busy_answer_to_a_form_post_speaks_the_customers_language(app: Flask, client: FlaskClient) -> None:
+    """Every body slot taken: the 503 a widget's post meets (htmx shows it in the widget) is translated too."""
+    with customer_slots_taken(app):
+        busy = client.post("/verify/qr", query_string=PSEUDO, data={"o": "x"})
+        english = client.post("/verify/qr", data={"o": "x"})
     assert busy.status_code == 503 and busy.text.startswith("[") and english_left(busy.text) == []
     assert english.text == "The service is busy. Please try again in a moment.\n"
 
@@ -238,17 +247,8 @@ def test_every_widget_post_names_the_embeds_locale_so_a_busy_answer_speaks_it(ap
     plain = client.get("/verify", headers=english_browser).text  # no embed locale: the browser's, unpinned
     assert not [url for url in re.findall(r'(?:action|hx-post)="([^"]+)"', plain) if "locale=" in url]
 
-    bodies: Any = app.wsgi_app
-    while not isinstance(bodies, BodiesInFlight):
-        bodies = bodies.app
-    taken = 0
-    while bodies.slots.acquire(blocking=False):
-        taken += 1
-    try:
+    with customer_slots_taken(app):
         busy = client.post(posts[0], data={"o": hidden(idle, "o")}, headers=english_browser)
-    finally:
-        for _ in range(taken):
-            bodies.slots.release()
     assert busy.status_code == 503
     assert busy.text == "Le service est très sollicité. Veuillez réessayer dans un instant.\n"
 
