@@ -72,7 +72,8 @@ def problems_with(message: Message, plurals: int) -> list[str]:
 def test_every_entry_is_translated_not_fuzzy_and_keeps_its_placeholders(domain: str, locale: str) -> None:
     template = read(TRANSLATIONS / f"{domain}.pot")
     path = TRANSLATIONS / locale / "LC_MESSAGES" / f"{domain}.po"
-    assert path.exists(), f"{path.relative_to(ROOT)} is missing: see docs/languages-and-look.md, 'Adding an eleventh language'"
+    assert path.exists(), (f"{path.relative_to(ROOT)} is missing: "
+                           "see docs/languages-and-look.md, 'Adding an eleventh language'")
     catalogue = read(path)
     # A fuzzy header makes `pybabel compile` skip the whole file (exit 0): every entry would show English.
     assert not catalogue.fuzzy, f"{path.relative_to(ROOT)}: the header is marked fuzzy"
