@@ -111,7 +111,7 @@ def test_a_damaged_generated_key_is_never_replaced(tmp_path: Path) -> None:
 
 
 def _store_a_verification(env: dict[str, str]) -> None:
-    script = ("from app import create_app, verifications\n"
+    script = ("from app import create_app\nfrom app.rules import verifications\n"
               "app = create_app()\n"
               "with app.app_context():\n"
               "    verifications.record(source='cli', status='completed', token='KE8V-3TXY-Z72L',\n"
