@@ -51,6 +51,7 @@ MAX_WEBHOOK_BODY = 256 * 1024
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _RATE = re.compile(r"^\d{1,6}\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?$")
 _ORIGIN = re.compile(r"^https?://[^/\s]+$")
+_PASSWORD_HASH = re.compile(r"^(scrypt|pbkdf2:sha256:[1-9][0-9]{0,7})$")
 _HOST_NAME = re.compile(r"^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 _LISTENS_ON_LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "")
@@ -431,6 +432,14 @@ class Settings:
     background_jobs: bool = setting("PASSID_BACKGROUND_JOBS", Flag(), "true", flask="BACKGROUND_JOBS")
     job_interval_seconds: float = setting(
         "PASSID_JOB_INTERVAL_SECONDS", Number(0.05, 60), "1", flask="JOB_INTERVAL_SECONDS")
+    # How long a pass's claim on a row (a webhook to handle, a sandbox delivery to send) holds: after a crash
+    # mid-row, another pass takes the row once it lapses. Longer than one attempt can take (_check_lease).
+    job_lease_seconds: float = setting(
+        "PASSID_JOB_LEASE_SECONDS", Number(1, 3600), "60", flask="JOB_LEASE_SECONDS")
+    # Werkzeug's method for staff password hashes. scrypt is production's; tests name a cheap pbkdf2, since
+    # the hundreds of accounts they make would otherwise spend most of a minute hashing.
+    password_hash: str = setting(
+        "PASSID_PASSWORD_HASH", Text(_PASSWORD_HASH, "must be scrypt, or pbkdf2:sha256:ITERATIONS"), "scrypt")
     rate_limit_sessions: str = setting("PASSID_RATE_LIMIT_SESSIONS", RateLimit(), "10 per minute")
     rate_limit_tokens: str = setting("PASSID_RATE_LIMIT_TOKENS", RateLimit(), "20 per minute")
     rate_limit_sign_in: str = setting("PASSID_RATE_LIMIT_SIGN_IN", RateLimit(), "10 per minute")
@@ -589,6 +598,16 @@ def _check_decrypt_only_keys(values: Mapping[str, Any], problems: list[str]) -> 
                             "encrypts; a decrypt-only key only reads)")
 
 
+def _check_lease(values: Mapping[str, Any], problems: list[str]) -> None:
+    """A lease that lapses while its attempt still runs lets a second pass send the same delivery again.
+
+    One delivery attempt takes at most a connect (up to 5 s) and a read of PASSID_WEBHOOK_TIMEOUT_SECONDS.
+    """
+    if values["job_lease_seconds"] <= 2 * values["webhook_timeout_seconds"]:
+        problems.append("PASSID_JOB_LEASE_SECONDS must be more than twice PASSID_WEBHOOK_TIMEOUT_SECONDS, got "
+                        f"{values['job_lease_seconds']:g} and {values['webhook_timeout_seconds']:g}")
+
+
 def _check_passid_connection(values: Mapping[str, Any], problems: list[str]) -> None:
     """A live (or hosted sandbox) PASSID needs its key; with neither it nor the embedded sandbox, nothing answers."""
     if values["passid_base_url"] and not values["passid_api_key"]:
@@ -637,6 +656,7 @@ def load_settings(
     _check_passid_connection(values, problems)
     _check_data_key(values, problems)
     _check_decrypt_only_keys(values, problems)
+    _check_lease(values, problems)
     values["trusted_hosts"] = _trusted_hosts(values["trusted_hosts"], values["host"], values["public_url"],
                                              problems)
     if problems:

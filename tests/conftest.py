@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from itertools import count
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -66,12 +67,39 @@ def database_kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+class PerRun:
+    """What is made once per database kind and kept until the run ends (each worker's run, under xdist).
+
+    pytest keeps one instance of a parametrized session fixture at a time: every file with tests on
+    both databases moves from SQLite to PostgreSQL, so the next file found its server and database gone
+    and built them again. Kept here by kind, each is made once; the fixtures only look it up.
+    """
+
+    def __init__(self, stack: ExitStack) -> None:
+        self._stack = stack
+        self._made: dict[str, Any] = {}
+
+    def get(self, key: str, make: Callable[[], AbstractContextManager[Any]]) -> Any:
+        if key not in self._made:
+            self._made[key] = self._stack.enter_context(make())
+        return self._made[key]
+
+
 @pytest.fixture(scope="session")
-def migrated_postgres(database_kind: str) -> Iterator[str]:
+def per_run() -> Iterator[PerRun]:
+    """Servers and databases kept for the whole run, stopped and dropped last-made first when it ends."""
+    with ExitStack() as stack:
+        yield PerRun(stack)
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
     """A PostgreSQL database migrated once by `flask db upgrade`, the template of every other one here.
 
     PostgreSQL copies a template database in a fraction of the second Alembic takes; nothing
-    connects to it after its migration, which a copy requires.
+    connects to it after its migration, which a copy requires. Asked for only by tests on PostgreSQL
+    (`database_kind` has skipped the rest when it may be missing), so it does not depend on the kind:
+    one migration for the whole run.
     """
     name, url = create_postgres_database()
     try:
@@ -98,11 +126,12 @@ def provisioned_database(kind: str, directory: Path, request: pytest.FixtureRequ
 
 @pytest.fixture(scope="session")
 def database_url(
-    database_kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """The database the shared app server uses for the whole run."""
-    with provisioned_database(database_kind, tmp_path_factory.mktemp("db"), request) as url:
-        yield url
+    database_kind: str, per_run: PerRun, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> str:
+    """The database the shared app server uses for the whole run, one per kind."""
+    url: str = per_run.get(f"database:{database_kind}", lambda: provisioned_database(
+        database_kind, tmp_path_factory.mktemp("db"), request))
+    return url
 
 
 @pytest.fixture
@@ -112,16 +141,26 @@ def fresh_database_url(database_kind: str, tmp_path: Path, request: pytest.Fixtu
         yield url
 
 
-@pytest.fixture(scope="session")
-def app_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    """The whole app with its embedded sandbox, as `make run` starts it."""
-    log = tmp_path_factory.mktemp("logs") / "app.log"
+@contextmanager
+def _serving(database_url: str, log: Path) -> Iterator[AppServer]:
     env = base_env(
         database_url, PASSID_WEBHOOK_RETRY_SCHEDULE="0,0.5,0.5,0.5,0.5", PASSID_SANDBOX_MIN_TTL_SECONDS="1"
     )
     server = AppServer(env, log).start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    database_kind: str, database_url: str, per_run: PerRun, tmp_path_factory: pytest.TempPathFactory
+) -> AppServer:
+    """The whole app with its embedded sandbox, as `make run` starts it: one per database kind for the run."""
+    server: AppServer = per_run.get(f"server:{database_kind}", lambda: _serving(
+        database_url, tmp_path_factory.mktemp("logs") / "app.log"))
+    return server
 
 
 @pytest.fixture

@@ -269,3 +269,20 @@ def test_a_row_with_a_flask_key_reaches_flask_as_read() -> None:
     for name, row in SETTINGS.items():
         if row.flask_key:
             assert flask_config[row.flask_key] == getattr(settings, name), row.variable
+
+
+def test_a_lease_no_longer_than_a_delivery_attempt_is_a_sentence() -> None:
+    """A lease that lapses mid-attempt would let a second pass send the same delivery again."""
+    assert settings_for().job_lease_seconds == 60 and settings_for().password_hash == "scrypt"
+    with pytest.raises(ConfigError) as error:
+        settings_for(PASSID_JOB_LEASE_SECONDS="20", PASSID_WEBHOOK_TIMEOUT_SECONDS="10")
+    assert list(error.value.problems) == [
+        "PASSID_JOB_LEASE_SECONDS must be more than twice PASSID_WEBHOOK_TIMEOUT_SECONDS, got 20 and 10"]
+    assert settings_for(PASSID_JOB_LEASE_SECONDS="5", PASSID_WEBHOOK_TIMEOUT_SECONDS="2").job_lease_seconds == 5
+
+
+def test_a_password_hash_method_is_scrypt_or_a_pbkdf2_with_its_iterations() -> None:
+    assert settings_for(PASSID_PASSWORD_HASH="pbkdf2:sha256:1").password_hash == "pbkdf2:sha256:1"
+    with pytest.raises(ConfigError) as error:
+        settings_for(PASSID_PASSWORD_HASH="md5")
+    assert list(error.value.problems) == ["PASSID_PASSWORD_HASH must be scrypt, or pbkdf2:sha256:ITERATIONS, got 'md5'"]

@@ -113,6 +113,8 @@ def test_documented_flask_command_parses(documented: DocumentedCommand, flask_ap
     assert app_name in flask_apps, f"{documented.where}: --app {app_name} is not an app of ours"
     for each in alternatives(args):
         command, parent, path, rest = _resolve(_command_group(flask_apps[app_name]), each)
+        if isinstance(command, click.Group) and not rest:
+            continue  # a group named as a whole ("`flask passid …`"): that it exists is the check
         known = {option for param in command.params for option in (*param.opts, *param.secondary_opts)}
         unknown = [option for option in options_in(tuple(rest)) if option not in known]
         assert not unknown, f"{documented.where}: `flask {' '.join(path)}` has no option {unknown}"

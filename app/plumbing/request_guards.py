@@ -17,27 +17,30 @@ A request whose pool is full may wait up to `PASSID_BODY_SLOT_WAIT_SECONDS` (1) 
 own pool; then it gets `503` with `Retry-After`, its body never read. A waiter holds a server
 thread, so waiting is bounded twice: per pool (webhooks three per slot, so that eight senders
 delivering at once in a burst, a database pausing on a lock, say, all wait rather than meet a 503;
-the others one per slot) and per process (`WAITING_ROOM`, shared). Slots and the waiting room
-together (`threads_held_at_most`) stay below the server's threads (16, `THREADS` in the Makefile)
-with room to spare, so requests without a body — the widget's poll, `/healthz`, every page — always
-find a thread, whatever mix of classes is flooded (tests/serving/test_request_guards.py ties the
-two numbers). PASSID retries a webhook that met a 503 on its schedule; a person's form post says
-"try again".
+the others one per slot) and per process (`WAITING_ROOM`, shared). Slots, the waiting room and the
+one drain of a body answered unread (below) together (`threads_held_at_most`) stay below the
+server's threads (16, `THREADS` in the Makefile) with room to spare, so requests without a body —
+the widget's poll, `/healthz`, every page — always find a thread, whatever mix of classes is flooded
+(tests/serving/test_request_guards.py ties the two numbers). PASSID retries a webhook that met a 503
+on its schedule; a person's form post says "try again".
 
-Some requests need no slot because their answer does not depend on their body, and they are
-passed on with an empty one (`answered_unread`): a webhook without a well-formed
-`X-PASSID-Signature` header (the receiver refuses it 401 and counts it, or 429 past the failed-call
-limit, exactly as before, without a byte of the body read), and a body announced larger than the
-app or the receiver accepts (413 from its Content-Length). The failed-call limit itself cannot be
-checked before the slot: a validly signed delivery is exempt from it, and only the body can show
-that, so checking first would refuse PASSID's own deliveries from an address shared with junk.
+Some requests need no slot because their answer does not depend on their body, and they are passed
+on with an empty one (`answered_unread`); a small such body is then drained by one thread per
+process at most, so the sender's connection stays usable (`DRAINS_AT_ONCE`): a webhook without a
+well-formed `X-PASSID-Signature` header (the receiver refuses it 401 and counts it, or 429 past the
+failed-call limit, exactly as before, without a byte of the body read), and a body announced larger
+than the app or the receiver accepts (413 from its Content-Length). The failed-call limit itself
+cannot be checked before the slot: a validly signed delivery is exempt from it, and only the body
+can show that, so checking first would refuse PASSID's own deliveries from an address shared with
+junk.
 
 A request answered without reading its body (a 401 before the JSON is parsed, say) has the rest
 read and dropped before the answer goes out when it announced at most 64 KiB, as gunicorn did:
 left unread, Granian closes the keep-alive connection just after the answer, and a client that
 reuses it in that instant loses its next request ("connection closed without response"). A
 larger or chunked body is not waited for: its connection closes, as it should. Nor is the body of
-a request passed on without a slot: draining it would hold a thread as long as its sender likes.
+a request passed on without a slot, unless the one drain (`DRAINS_AT_ONCE`) is free: draining holds
+a thread as long as its sender likes, so at most one thread per process ever does it.
 
 **The process environment is not the request's.** Granian copies the whole process
 environment into every request's WSGI environ, `SECRET_KEY` and `PASSID_API_KEY` included,
@@ -78,6 +81,8 @@ WEBHOOK_WAITERS_PER_SLOT = 3
 WAITERS_PER_SLOT = 1
 # Waiters at once in a process, whatever their class: each holds a server thread while it waits.
 WAITING_ROOM = 6
+# Bodies answered unread (an unsigned webhook, say) drained at once, so their connections stay usable.
+DRAINS_AT_ONCE = 1
 
 # Classes of request, each with body slots of its own.
 WEBHOOKS = "webhooks"
@@ -168,7 +173,7 @@ def waiters_per_slot(kind: str) -> int:
 def threads_held_at_most(per_busy_class: int, *, sandbox: bool = False) -> int:
     """The most server threads requests with a body can hold in one process: every slot, and a full
     waiting room. Must stay below the server's threads, or polls and `/healthz` could find none."""
-    return sum(pool_sizes(per_busy_class, sandbox=sandbox).values()) + WAITING_ROOM
+    return sum(pool_sizes(per_busy_class, sandbox=sandbox).values()) + WAITING_ROOM + DRAINS_AT_ONCE
 
 
 def announced_length(environ: dict[str, Any]) -> int | None:
@@ -264,14 +269,14 @@ class BodiesInFlight:
         self.busy = busy
         self.pools = pools
         self.sandbox = sandbox
+        self.drains = threading.BoundedSemaphore(DRAINS_AT_ONCE)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not has_body(environ):
             return self.app(environ, start_response)
         kind = request_class(environ.get("PATH_INFO", ""), sandbox=self.sandbox)
         if answered_unread(environ, kind):
-            without_body(environ, keep_length=is_oversized(environ, kind))
-            return self.app(environ, start_response)
+            return self._answer_unread(environ, start_response, oversized=is_oversized(environ, kind))
         pool = self.pools[kind]
         if not pool.take():
             body = self.busy(environ)
@@ -290,6 +295,32 @@ class BodiesInFlight:
         # The slot is held until the answer has been sent and closed, not just produced, and freed even
         # if the answer's own close fails (Werkzeug's ClosingIterator would stop at that error).
         return CountedBody(answer, lambda _sent: pool.give_back())
+
+    def _answer_unread(self, environ: dict[str, Any], start_response: StartResponse, *,
+                       oversized: bool) -> Iterable[bytes]:
+        """Answer without the body, at once; once the answer is sent, drop the body if it is small and the
+        drain is free.
+
+        Left unread, the body ends the keep-alive connection just after the answer, and a client that
+        reuses it in that instant (a careless integrator's retry loop, any HTTP library's pool) loses
+        its next request. The drain runs when the server closes the answer, so the answer never waits
+        for a body that may never come; it is bounded by DRAIN_AT_MOST bytes and by DRAINS_AT_ONCE, so a
+        sender that trickles its junk holds at most that many threads, never a slot of any class.
+        """
+        sender = {"wsgi.input": environ.get("wsgi.input"), "CONTENT_LENGTH": environ.get("CONTENT_LENGTH")}
+        without_body(environ, keep_length=oversized)
+        answer = self.app(environ, start_response)
+        if oversized or sender["wsgi.input"] is None:
+            return answer
+
+        def drain_when_sent(_sent: int | None) -> None:
+            if self.drains.acquire(blocking=False):
+                try:
+                    drain_unread_body(sender)
+                finally:
+                    self.drains.release()
+
+        return CountedBody(answer, drain_when_sent)
 
     def _answer_then_drain(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         bound_to_content_length(environ)

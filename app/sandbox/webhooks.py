@@ -33,9 +33,6 @@ from app.sandbox.webhook_targets import RefusedTarget, WebhookTarget, resolve_we
 log = logging.getLogger(__name__)
 
 DELIVERY_JOB = "sandbox-webhook-delivery"
-# Longer than one attempt can take (connect + 10 s read), so a live lease is
-# never taken over; a process killed mid-attempt frees its row after this.
-LEASE = timedelta(seconds=60)
 BATCH = 20
 
 
@@ -119,7 +116,7 @@ def _claim(event_id: str, attempts: int) -> bool:
             SandboxWebhookDelivery.attempts == attempts,
             or_(SandboxWebhookDelivery.lease_until.is_(None), SandboxWebhookDelivery.lease_until < now),
         )
-        .values(lease_until=now + LEASE)
+        .values(lease_until=now + timedelta(seconds=float(current_app.config["JOB_LEASE_SECONDS"])))
     )
     db.session.commit()
     return claimed == 1

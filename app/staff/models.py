@@ -1,4 +1,5 @@
-"""Staff accounts: a name, a password hash (scrypt, via Werkzeug) and a session version.
+"""Staff accounts: a name, a password hash (scrypt, via Werkzeug, unless PASSID_PASSWORD_HASH says otherwise)
+and a session version.
 
 The session version is how a sign-out ends a session on the server: the cookie carries the
 version it was signed in with (through `get_id`), and bumping it makes every older cookie worthless.
@@ -7,9 +8,12 @@ version it was signed in with (through `get_id`), and bumping it makes every old
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
+from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -34,7 +38,7 @@ class StaffUser(UserMixin, Model):
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password)
+        self.password_hash = generate_password_hash(password, method=password_method())
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
@@ -69,14 +73,27 @@ def find_staff(username: str) -> StaffUser | None:
     ).scalar_one_or_none()
 
 
-# What an unknown name's password is checked against: made once (of a random password nobody kept)
-# with the method and cost `set_password` uses, so checking it takes as long as a real account's.
+def password_method() -> str:
+    """Werkzeug's method string for new hashes: PASSID_PASSWORD_HASH (scrypt unless a test asks for less)."""
+    return str(current_app.config["PASSID_PASSWORD_HASH"])
+
+
+# What an unknown name's password is checked against under scrypt: made once (of a random password nobody
+# kept) with the method and cost `set_password` uses, so checking it takes as long as a real account's.
 # A constant, not made at start-up: that would cost every process, and every CLI command, a hash.
-# tests/console/test_staff_sessions.py fails if Werkzeug's default method or cost ever moves away from it.
+# tests/console/test_staff_sessions.py fails if Werkzeug's scrypt cost ever moves away from it.
 UNMATCHABLE_HASH = (
     "scrypt:32768:8:1$6Fq8BaJNzLYR3xWo$6831509f5d9c2d1a7f71e24b75974a28e02b1a97b0ee631ce6b2ea9b9fa5ade5"
     "e4b8976ca8cd85637904abc1a21afdac31dc19fc5d2d286f36a53cdf79b99ab2"
 )
+
+
+@cache
+def unmatchable_hash(method: str) -> str:
+    """A hash no password matches, made with `method` (the constant above for scrypt, else once per process)."""
+    if method == "scrypt":
+        return UNMATCHABLE_HASH
+    return generate_password_hash(secrets.token_urlsafe(32), method=method)
 
 
 @dataclass(frozen=True)
@@ -102,7 +119,7 @@ def check_sign_in(username: str, password: str) -> SignInCheck:
     # No account name holds NUL, and PostgreSQL cannot even compare text that does.
     user = find_staff(username) if "\x00" not in username else None
     if user is None:
-        check_password_hash(UNMATCHABLE_HASH, password)
+        check_password_hash(unmatchable_hash(password_method()), password)
         return SignInCheck(None, "no such account")
     if not user.check_password(password):
         return SignInCheck(None, "wrong password", user.username)

@@ -33,8 +33,12 @@ from app.rules.webhook_receipts import Handling, WebhookReceipt
 log = logging.getLogger(__name__)
 
 HANDLING_JOB = "webhook-handling"
-LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 5
+
+
+def lease() -> timedelta:
+    """How long a claim holds (PASSID_JOB_LEASE_SECONDS): a process killed mid-row frees it after this."""
+    return timedelta(seconds=float(current_app.config["JOB_LEASE_SECONDS"]))
 
 
 def handle_pending() -> int:
@@ -71,7 +75,7 @@ def _claim(receipt_id: int) -> bool:
             WebhookReceipt.handling_status == Handling.PENDING,
             or_(WebhookReceipt.lease_until.is_(None), WebhookReceipt.lease_until < now),
         )
-        .values(lease_until=now + LEASE, handling_attempts=WebhookReceipt.handling_attempts + 1)
+        .values(lease_until=now + lease(), handling_attempts=WebhookReceipt.handling_attempts + 1)
     )
     db.session.commit()
     return won == 1

@@ -1,4 +1,8 @@
-"""Real Chromium (Debian's, driven by Python Playwright) against the running app."""
+"""Real Chromium (Debian's headless shell, driven by Python Playwright) against the running app.
+
+The headless shell is Chromium's own engine (Blink, V8, the network stack, CSP) without the
+desktop browser around it: nothing here shows a window, and it starts and runs faster.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ from tests.support.demo_institution import demo_institution
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.servers import AppServer, base_env, free_port, migrate
 
-CHROMIUM = "/usr/bin/chromium"
+# The ELF itself, not /usr/bin's shell wrapper: Playwright then owns the browser process it ends.
+CHROMIUM = "/usr/lib/chromium/chromium-headless-shell"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-background-networking",
@@ -42,11 +47,21 @@ document.addEventListener("DOMContentLoaded", function () {
 });
 """
 
+# Counts the polls the widget starts. htmx fires htmx:beforeRequest in the same task as the timer
+# or event that asks, so once a page.evaluate (or a clock.run_for) returns, a poll that was asked
+# for is counted: "no poll" is told from "no poll yet" without waiting.
+POLL_COUNTER = """
+window.__passidPolls = 0;
+document.addEventListener("htmx:beforeRequest", function (event) {
+  if (event.target && event.target.id === "passid-poller") window.__passidPolls += 1;
+});
+"""
+
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `make test` installs Debian's chromium package")
+        pytest.fail("Chromium is missing: `make test` installs Debian's chromium-headless-shell package")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
@@ -57,6 +72,7 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 420, "height": 900})
     context.add_init_script(STATE_RECORDER)
+    context.add_init_script(POLL_COUNTER)
     context.set_default_timeout(10_000)
     page = context.new_page()
     yield page
@@ -186,6 +202,11 @@ def demo_key(server: AppServer) -> str:
 
 def states(page: Page) -> list[str]:
     return page.evaluate("window.__passidStates")
+
+
+def polls_started(page: Page) -> int:
+    """How many polls the widget has started so far (POLL_COUNTER)."""
+    return page.evaluate("window.__passidPolls")
 
 
 def client_for(server: AppServer) -> PassidClient:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import requests
 from playwright.sync_api import Page, Response, expect
 
@@ -38,13 +40,18 @@ def test_no_response_the_browser_sees_contains_the_api_key(
     finally:
         site.close()
 
-    # Manual entry: approved, denied, malformed.
-    page.goto(f"{widget_server.url}/verify")
-    for token in ("KE8V-3TXY-Z72L", "TEST-USED-0003", "nonsense"):
-        page.get_by_label("Enter a PASSID token").fill(token)
-        page.get_by_role("button", name="Verify token").click()
-        page.wait_for_timeout(500)
+    # Manual entry: approved, denied (both answered by the check), malformed (refused at once). Each
+    # answer is on screen, and read here, before the page moves on.
+    answers = {"KE8V-3TXY-Z72L": ("/verify/token/check", "#passid-widget[data-state=success]"),
+               "TEST-USED-0003": ("/verify/token/check", "#passid-widget[data-state=declined]"),
+               "nonsense": ("/verify/token", "#passid-token-error")}
+    for token, (path, outcome) in answers.items():
         page.goto(f"{widget_server.url}/verify")
+        page.get_by_label("Enter a PASSID token").fill(token)
+        with page.expect_response(lambda response, path=path: urlsplit(response.url).path == path) as answer:
+            page.get_by_role("button", name="Verify token").click()
+        expect(page.locator(outcome)).to_be_visible()
+        assert key not in answer.value.text() + str(answer.value.all_headers()), token
 
     # Error pages and odd requests.
     for path in ("/nope", "/verify/qr/status?h=forged", "/api/results/res_x", "/embed.js", "/verify?theme=zzz"):

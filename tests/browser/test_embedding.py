@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import suppress
 
 import pytest
 import requests
 from babel.messages.pofile import read_po
-from playwright.sync_api import Page, Response, expect
+from playwright.sync_api import Page, Request, Response, expect
 
 from app.plumbing.i18n import TRANSLATIONS
 from tests.browser.conftest import EmbeddingSite, demo_key, read_event_json
@@ -121,10 +122,20 @@ def test_nothing_the_browser_receives_in_a_sanctions_decline_names_the_reason(
 def test_a_page_not_on_the_allow_list_cannot_frame_the_widget_or_get_messages(
     page: Page, unlisted_site: EmbeddingSite, widget_server: AppServer
 ) -> None:
-    page.goto(unlisted_site.origin)
-    page.wait_for_timeout(1_500)
-    frame = page.frame_locator("#passid iframe")
-    assert frame.locator("#passid-widget").count() == 0  # blocked by CSP frame-ancestors
+    """The browser says it refused the frame (not merely that the widget has not shown yet)."""
+
+    def is_widget(request: Request) -> bool:
+        return request.url.startswith(f"{widget_server.url}/verify?")
+
+    refusal = re.compile(r"Framing '[^']+' violates the following Content Security Policy directive: \"frame-ancestors")
+    with page.expect_console_message(lambda message: bool(refusal.search(message.text))) as refused, \
+            page.expect_event("requestfailed", is_widget) as blocked:
+        page.goto(unlisted_site.origin)
+    assert blocked.value.failure == "net::ERR_BLOCKED_BY_RESPONSE"  # the answer came, and its CSP refused the frame
+    assert refused.value.type == "error"
+    [child] = page.main_frame.child_frames
+    child.wait_for_url("chrome-error://chromewebdata/")  # Chromium's error page stands in its place
+    assert page.frame_locator("#passid iframe").locator("#passid-widget").count() == 0
     assert read_event_json(page) == []
     # Even asked directly, the widget will not address messages to that origin.
     html = requests.get(f"{widget_server.url}/verify", params={"origin": unlisted_site.origin}, timeout=10).text

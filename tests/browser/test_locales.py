@@ -1,13 +1,14 @@
 """The ten customer locales in real Chromium (issue 13, "Done means").
 
 1. Each locale, chosen by the browser's Accept-Language and by `?locale=`, gives the right `<html lang>`
-   and leaves no English on the idle, awaiting and declined screens.
+   and leaves no English on the idle, awaiting and declined screens (checked along the walk of 4).
 2. Arabic is right-to-left and its layout mirrors; the QR code, the code and the clock stay left-to-right.
 3. A deny message and the countdown (what is shown, and what a screen reader hears as each minute
    begins) in fr, sw and ar are the catalogue's words, computed in-process with Flask-Babel from the
    same msgids, never hard-coded here.
 4. At 320 px nothing scrolls sideways or is cut off: in the pseudo-locale (every string 40% longer) in
-   every state a customer can reach, and in each real locale along one walk through the states.
+   every state a customer can reach, and in each real locale along one walk through the states (the
+   same walk that looks for English left, so each locale is walked once).
 
 Until the translators fill a locale's .po file, that locale shows English: the "no English" and "the
 catalogue's words" tests fail for it, and say which English is left. Transient states are held on
@@ -214,28 +215,6 @@ def english(browser: Browser, widget_server: AppServer) -> dict[str, list[str]]:
     with customer_page(browser) as page:
         open_widget(page, widget_server)
         return screen_texts(page, widget_server, "")
-
-
-@pytest.mark.parametrize("chosen_by", ["accept-language", "query"])
-@pytest.mark.parametrize("locale", LOCALES)
-def test_each_locale_is_chosen_and_leaves_no_english(
-    browser: Browser, widget_server: AppServer, english: dict[str, list[str]], locale: str, chosen_by: str
-) -> None:
-    by_query = chosen_by == "query"
-    # By the URL, the browser asks for English, which the URL must beat.
-    with customer_page(browser, "en" if by_query else locale) as page:
-        query = f"?locale={locale}" if by_query else ""
-        open_widget(page, widget_server, query)
-        expect(page.locator("html")).to_have_attribute("lang", locale)
-        expect(page.locator("html")).to_have_attribute("dir", "rtl" if locale == "ar" else "ltr")
-        if locale == "en":
-            return
-        screens = screen_texts(page, widget_server, query)
-        expect(page.locator("html")).to_have_attribute("lang", locale)  # still, after the partials
-    same = SAME_IN_TRANSLATION.get(locale, frozenset())
-    left = {state: english_left(english[state], texts, same) for state, texts in screens.items()}
-    assert not any(left.values()), f"English left in {locale} (chosen by {chosen_by}): " + json.dumps(
-        {state: found for state, found in left.items() if found}, ensure_ascii=False, indent=1)
 
 
 def test_the_english_check_passes_a_full_translation_and_catches_one_english_label(
@@ -494,19 +473,28 @@ def test_the_pseudo_locale_fits_320px_on_the_sandbox_phone(
 
 
 @pytest.mark.parametrize("locale", LOCALES)
-def test_each_locale_fits_320px_in_every_state(
+def test_each_locale_is_chosen_leaves_no_english_and_fits_320px_in_every_state(
     browser: Browser, widget_server: AppServer, short_lived: AppServer,
-    upstream: tuple[AppServer, FaultyUpstream], locale: str
+    upstream: tuple[AppServer, FaultyUpstream], english: dict[str, list[str]], locale: str
 ) -> None:
-    """One walk per locale (its Accept-Language, so the phone pages follow), checking at every stop.
+    """One walk per locale at 320 px, checking at every stop that nothing scrolls sideways or is cut off,
+    and on the idle, awaiting and declined screens that no English is left, for the locale chosen both ways.
 
-    Three pages at once, so no step waits on another's clock: a code left to expire, a QR declined on
-    the phone (the widget hears of it at its next check), and the manual-entry states."""
-    with customer_page(browser, locale, PHONE) as page:
+    Chosen by the browser: its Accept-Language, so the phone pages follow. Three of its pages at once, so
+    no step waits on another's clock: a code left to expire, a QR declined on the phone (the widget hears
+    of it at its next check), and the manual-entry states. Chosen by the URL: a browser asking for English,
+    which `?locale=` must beat.
+    """
+    screens: dict[str, dict[str, list[str]]] = {"accept-language": {}, "query": {}}
+    with customer_page(browser, locale, PHONE) as page, customer_page(browser, "en", PHONE) as by_url:
 
         def fits(target: Page, state: str) -> None:
             assert target.locator("html").get_attribute("lang") == locale, state
             assert_fits(target, f"{locale} {state}")
+
+        def chosen(target: Page) -> None:
+            expect(target.locator("html")).to_have_attribute("lang", locale)
+            expect(target.locator("html")).to_have_attribute("dir", "rtl" if locale == "ar" else "ltr")
 
         expiring, declined_on_phone, phone = (page.context.new_page() for _ in range(3))
         open_widget(expiring, short_lived)
@@ -523,6 +511,7 @@ def test_each_locale_fits_320px_in_every_state(
             fits(declined_on_phone, "requesting")
         expect(declined_on_phone.locator("svg.passid-qr")).to_be_visible()
         fits(declined_on_phone, "awaiting")
+        screens["accept-language"]["awaiting"] = declined_on_phone.evaluate(WIDGET_TEXTS)
         phone.bring_to_front()
         phone.goto(phone_request_url(declined_on_phone, widget_server))
         fits(phone, "phone consent")
@@ -534,7 +523,9 @@ def test_each_locale_fits_320px_in_every_state(
 
         page.bring_to_front()
         open_widget(page, widget_server)
+        chosen(page)
         fits(page, "idle")
+        screens["accept-language"]["idle"] = page.evaluate(WIDGET_TEXTS)
         submit_token(page, "KE8V")
         expect(page.locator("#passid-token-error")).to_be_visible()
         fits(page, "idle with an error")
@@ -548,6 +539,7 @@ def test_each_locale_fits_320px_in_every_state(
         open_widget(page, widget_server)
         reach_declined(page)
         fits(page, "declined")
+        screens["accept-language"]["declined"] = page.evaluate(WIDGET_TEXTS)
 
         server, proxy = upstream
         open_widget(page, server)
@@ -561,11 +553,26 @@ def test_each_locale_fits_320px_in_every_state(
         expect(widget(page)).to_have_attribute("data-state", "error")
         fits(page, "offline")
 
+        query = f"?locale={locale}"
+        open_widget(by_url, widget_server, query)
+        chosen(by_url)
+        screens["query"] = screen_texts(by_url, widget_server, query)
+        chosen(by_url)  # still, after the partials
+        fits(by_url, "declined (chosen by the URL)")
+
         expect(widget(declined_on_phone)).to_have_attribute("data-state", "declined", timeout=20_000)
         fits(declined_on_phone, "declined on the phone")
         expect(widget(expiring)).to_have_attribute("data-state", "declined", timeout=20_000)
         expect(expiring.locator(f"#passid-state {GENERATE_BUTTON}")).to_be_visible()
         fits(expiring, "expired")
+
+    if locale == "en":
+        return
+    same = SAME_IN_TRANSLATION.get(locale, frozenset())
+    for chosen_by, texts_by_state in screens.items():
+        left = {state: english_left(english[state], texts, same) for state, texts in texts_by_state.items()}
+        assert not any(left.values()), f"English left in {locale} (chosen by {chosen_by}): " + json.dumps(
+            {state: found for state, found in left.items() if found}, ensure_ascii=False, indent=1)
 
 
 def test_the_catalogue_fixture_speaks_the_pseudo_locale(catalogue: Flask) -> None:

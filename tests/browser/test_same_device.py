@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, Page, expect
 from app.passid import RequestStatus
 from app.widget import handles, routes
 from app.widget.options import options_from
-from tests.browser.conftest import STATE_RECORDER, client_for
+from tests.browser.conftest import POLL_COUNTER, STATE_RECORDER, client_for, polls_started
 from tests.support.servers import AppServer
 
 PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
@@ -55,6 +55,7 @@ def device(request: pytest.FixtureRequest) -> str:
 def device_page(browser: Browser, device: str) -> Iterator[Page]:
     context = browser.new_context(**DEVICES[device])
     context.add_init_script(STATE_RECORDER)
+    context.add_init_script(POLL_COUNTER)
     context.set_default_timeout(10_000)
     yield context.new_page()
     context.close()
@@ -162,17 +163,25 @@ def test_approval_made_in_the_app_shows_the_moment_the_customer_returns(
 def test_the_return_check_waits_for_the_customer_to_see_the_tab(
     device_page: Page, widget_server: AppServer, device: str
 ) -> None:
-    """Hiding the tab, or a pageshow that is a first load, asks nothing."""
+    """Hiding the tab, or a pageshow that is a first load, asks nothing; coming back asks once.
+
+    A check starts in the same task as the event that asks for it (POLL_COUNTER), so the count read
+    right after the events is final: the return at the end shows the counter sees a check at once.
+    """
     page = device_page
     page.clock.install()
     generate_qr(page, widget_server)
     freeze_poll_timer(page)
     polls: list[str] = []
     page.on("request", lambda request: polls.append(request.url) if "/verify/qr/status" in request.url else None)
+    before = polls_started(page)
     page.evaluate(LEAVE_TAB)
     page.evaluate('window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: false }))')
-    page.wait_for_timeout(300)
-    assert polls == []
+    assert polls_started(page) == before
+    with page.expect_request("**/verify/qr/status*"):
+        page.evaluate(RETURN_TO_TAB)
+    assert polls_started(page) == before + 1
+    assert len(polls) == 1, polls  # the return's check, and none before it
 
 
 @pytest.mark.parametrize(("deep_link", "offered"), [

@@ -8,6 +8,7 @@ password-hash checks.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -17,6 +18,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 import app.staff.models as staff_models
+from app.config import SETTINGS
 from tests.console.conftest import PASSWORD, add_staff, signed_in
 from tests.support.html_fields import hidden
 
@@ -139,3 +141,36 @@ def test_every_sign_in_does_the_same_password_work(
         alice = staff_models.find_staff("alice")
         assert alice is not None
         assert checks[0] == alice.password_hash.split("$", 1)[0]
+
+
+def test_production_hashes_with_scrypt_and_an_unknown_name_costs_a_scrypt_check_too(
+    build_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one test that pays for scrypt (every other app under test hashes cheaply, PASSID_PASSWORD_HASH).
+
+    Production's default is scrypt; an account made with it carries Werkzeug's scrypt cost today, and an
+    unknown name is checked against the constant hash of exactly that method and cost, so both take as long.
+    """
+    assert SETTINGS["password_hash"].default == "scrypt"
+    app = build_app(PASSID_PASSWORD_HASH=SETTINGS["password_hash"].default)
+    runner = app.test_cli_runner()
+    add_staff(runner, "alice")
+    with app.app_context():
+        alice = staff_models.find_staff("alice")
+        assert alice is not None and alice.check_password(PASSWORD)
+        method = alice.password_hash.split("$", 1)[0]
+    assert method.startswith("scrypt:") and method == staff_models.UNMATCHABLE_HASH.split("$", 1)[0]
+    checks: list[str] = []
+    real_check = staff_models.check_password_hash
+
+    def counting_check(pwhash: str, password: str) -> bool:
+        checks.append(pwhash)
+        return real_check(pwhash, password)
+
+    monkeypatch.setattr(staff_models, "check_password_hash", counting_check)
+    client = app.test_client()
+    form = client.get("/staff/sign-in").text
+    answer = client.post("/staff/sign-in", data={"csrf_token": hidden(form, "csrf_token"), "username": "nobody",
+                                                 "password": PASSWORD})
+    assert answer.status_code == 401
+    assert checks == [staff_models.UNMATCHABLE_HASH]

@@ -8,6 +8,12 @@ each with its webhook stored and handled; then the raw bytes of our database are
 a copy of the disk would: SQLite's file and its write-ahead log before any checkpoint, PostgreSQL's
 files of this database after a CHECKPOINT.
 
+The scan is shown to see: a value written in clear into the same database, a short one and one large
+enough for PostgreSQL to move out of line into its TOAST table, is found by the very same scan. PostgreSQL's
+write-ahead log is read too, from before the app's first write to after the last, and each hit is traced
+to the database its record changed (pg_walinspect): the cluster's log is shared with every other database
+on it, and another test's sandbox keeps claims in clear.
+
 The claim field names are looked for as JSON writes them (`"income_band"`): the sandbox's own tables
 exist (empty) in every database the migrations build, and their schema names columns after claims.
 That no column of ours is named after a claim is checked in test_migration.py.
@@ -15,7 +21,9 @@ That no column of ours is named after a claim is checked in test_migration.py.
 
 from __future__ import annotations
 
+import bisect
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -143,12 +151,150 @@ def needles(codes: list[str]) -> list[bytes]:
     return [value.encode() for value in values + names]
 
 
+def scan(files: dict[str, bytes], wanted: list[bytes]) -> set[tuple[str, str]]:
+    """(file, needle) for every needle that lies in a file's bytes as they are."""
+    return {(name, needle.decode()) for name, data in files.items() for needle in wanted if needle in data}
+
+
+@pytest.fixture
+def wal_start(database_kind: str) -> Iterator[str | None]:
+    """PostgreSQL's write-ahead log position before the test's database exists (None on SQLite), with the log
+    from there kept on disk until the test ends.
+
+    Asked before `app_on_passid`, so the log from here on holds every write the app makes. Other tests fill
+    segments quickly and checkpoints recycle them: a temporary replication slot, dropped with this
+    connection, keeps them."""
+    if database_kind != "postgresql":
+        yield None
+        return
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        slot = f"raw_scan_{secrets.token_hex(4)}"
+        start = conn.execute("SELECT lsn::text FROM pg_create_physical_replication_slot(%s, true, true)",
+                             (slot,)).fetchone()[0]  # type: ignore[index]
+        yield str(start)
+
+
+def lsn_number(lsn: str) -> int:
+    high, low = lsn.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+def lsn_text(number: int) -> str:
+    return f"{number >> 32:X}/{number & 0xFFFFFFFF:X}"
+
+
+def wal_hits(database_url: str, start: str, wanted: list[bytes]) -> set[tuple[str, str]]:
+    """(record, needle) for each needle in the write-ahead log since `start` inside a record that changed a
+    relation of this database: the raw segment files are read as a copy of the disk would hold them, and
+    pg_walinspect says which record, and so which database, the bytes of each hit belong to."""
+    url = make_url(database_url)
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        conn.execute("CHECKPOINT")
+        oid = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (url.database,)).fetchone()[0]  # type: ignore[index]
+        directory = Path(conn.execute("SHOW data_directory").fetchone()[0], "pg_wal")  # type: ignore[index]
+        segment = int(conn.execute("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")
+                      .fetchone()[0])  # type: ignore[index]
+        end = lsn_number(str(conn.execute("SELECT pg_current_wal_flush_lsn()").fetchone()[0]))  # type: ignore[index]
+        first = lsn_number(start) // segment * segment
+        log = bytearray()
+        for base in range(first, end, segment):
+            # One byte in: at a segment's very first byte PostgreSQL names the segment before it.
+            name = conn.execute("SELECT file_name FROM pg_walfile_name_offset(%s::pg_lsn)",
+                                (lsn_text(base + 1),)).fetchone()[0]  # type: ignore[index]
+            log += (directory / name).read_bytes()
+        hits = [(first + at, needle) for needle in wanted for at in _positions(log, needle) if first + at < end]
+        if not hits:
+            return set()
+        records = conn.execute("SELECT start_lsn::text, end_lsn::text, block_ref FROM "
+                               "pg_get_wal_records_info(%s::pg_lsn, %s::pg_lsn)", (start, lsn_text(end))).fetchall()
+    starts = [lsn_number(record[0]) for record in records]
+    found: set[tuple[str, str]] = set()
+    for position, needle in hits:
+        index = bisect.bisect_right(starts, position) - 1
+        if index < 0 or lsn_number(records[index][1]) <= position:
+            continue  # before the first record of the range, or in the page header between two
+        if f"/{oid}/" in (records[index][2] or ""):
+            found.add((records[index][0], needle.decode()))
+    return found
+
+
+def _positions(data: bytes | bytearray, needle: bytes) -> Iterator[int]:
+    at = data.find(needle)
+    while at != -1:
+        yield at
+        at = data.find(needle, at + 1)
+
+
+def store_in_clear(database_url: str) -> tuple[bytes, bytes]:
+    """Write two values in clear into the database, as a column that is not encrypted would: a short one, and
+    one past PostgreSQL's TOAST threshold (random, so it is not compressed) that it moves out of line, and a
+    long repetitive one that PostgreSQL compresses.
+    Returns what to look for: the short value, and the large one's opening."""
+    short, large = secrets.token_hex(8), secrets.token_hex(4000)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE raw_scan_control (value TEXT)"))
+            conn.execute(text("INSERT INTO raw_scan_control (value) VALUES (:short), (:large), (:repeated)"),
+                         {"short": short, "large": large, "repeated": f'{{"clear": "{short}"}}' * 200})
+    finally:
+        engine.dispose()
+    return short.encode(), large[:32].encode()
+
+
+def compressed_values(database_url: str) -> dict[str, int]:
+    """Per column of ours, how many values PostgreSQL stored compressed: bytes a scan cannot read as they are.
+
+    A value over about 2 kB is compressed when that saves a quarter: a claim in clear inside a long JSON
+    body would be, and would slip past the scan. Encrypted values do not compress, so none should be."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            columns = conn.execute(text(
+                "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                "AND data_type IN ('text', 'character varying', 'bytea', 'json', 'jsonb')")).all()
+            counts = {f"{table}.{column}": conn.execute(text(
+                f'SELECT count(*) FROM "{table}" WHERE pg_column_compression("{column}") IS NOT NULL')).scalar_one()
+                for table, column in columns}
+    finally:
+        engine.dispose()
+    return {column: count for column, count in counts.items() if count}
+
+
+def toast_file(database_url: str) -> str:
+    """The file of raw_scan_control's TOAST table, where PostgreSQL keeps its out-of-line values."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            path = conn.execute(text("SELECT pg_relation_filepath(reltoastrelid) FROM pg_class "
+                                     "WHERE relname = 'raw_scan_control'")).scalar_one()
+            directory = conn.execute(text("SHOW data_directory")).scalar_one()
+    finally:
+        engine.dispose()
+    return str(Path(directory, path))
+
+
 def test_the_database_files_hold_no_claim_token_or_code_in_clear(
-    app_on_passid: AppServer, standalone_passid: Passid, fresh_database_url: str
+    wal_start: str | None, app_on_passid: AppServer, standalone_passid: Passid, fresh_database_url: str
 ) -> None:
     codes = verify_everything(app_on_passid, standalone_passid)
     wait_handled(fresh_database_url, events=3)
     files = raw_files(fresh_database_url)
     assert files and sum(len(data) for data in files.values()) > 0
-    found = {(name, needle.decode()) for name, data in files.items() for needle in needles(codes) if needle in data}
-    assert found == set()
+    assert scan(files, needles(codes)) == set()
+    if wal_start is not None:
+        assert compressed_values(fresh_database_url) == {}
+        assert wal_hits(fresh_database_url, wal_start, needles(codes)) == set()
+
+    # The same scan sees what is stored in clear: in the data files (and SQLite's log), out of line in
+    # PostgreSQL's TOAST table, and in PostgreSQL's write-ahead log, traced to this database.
+    short, large = store_in_clear(fresh_database_url)
+    seen = scan(raw_files(fresh_database_url), [short, large])
+    assert {needle for _, needle in seen} == {short.decode(), large.decode()}, seen
+    if wal_start is not None:
+        assert (toast_file(fresh_database_url), large.decode()) in seen
+        assert compressed_values(fresh_database_url) == {"raw_scan_control.value": 1}
+        assert {needle for _, needle in wal_hits(fresh_database_url, wal_start, [short, large])} == {
+            short.decode(), large.decode()}

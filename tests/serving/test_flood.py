@@ -9,6 +9,7 @@ slot, and each class of request (webhooks, customer forms, staff forms, the API)
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,3 +89,18 @@ def _whole_answer(sock: socket.socket) -> bytes:
             break
         body += chunk
     return head + b"\r\n\r\n" + body
+
+
+def test_an_unsigned_webhook_with_a_small_body_leaves_its_connection_usable(server: AppServer) -> None:
+    """Its body is not needed for the 401, but it is read and dropped: left unread, the server closes the
+    keep-alive connection just after the answer, and the next request a client sends on it is lost. The
+    body follows its headers a moment later, as an HTTP library sends them (two writes)."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        for _ in range(3):
+            sock.sendall(b"POST /webhooks/passid HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 2\r\n\r\n")
+            threading.Event().wait(0.2)  # the body's own write, after the headers'
+            sock.sendall(b"{}")
+            assert _whole_answer(sock).startswith(b"HTTP/1.1 401")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert _whole_answer(sock).startswith(b"HTTP/1.1 200")

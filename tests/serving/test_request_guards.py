@@ -123,7 +123,8 @@ def test_requests_with_a_body_can_never_hold_every_server_thread(tmp_path: Path)
     environ = base_env(f"sqlite:///{tmp_path / 'app.db'}")
     environ.pop("PASSID_MAX_BODIES_IN_FLIGHT", None)
     default_slots = load_settings(environ).max_bodies_in_flight
-    assert threads_held_at_most(default_slots, sandbox=True) <= THREADS - 2
+    assert threads_held_at_most(default_slots) <= THREADS - 2
+    assert threads_held_at_most(default_slots, sandbox=True) <= THREADS - 1  # a developer's machine
     assert f"THREADS ?= {THREADS}" in (ROOT / "Makefile").read_text()
     # A burst of eight of PASSID's deliveries in one process all find a slot or a place to wait.
     assert default_slots * (1 + WEBHOOK_WAITERS_PER_SLOT) >= 8

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # What starts a command line, in the forms the documents write it (a `.venv/bin/` prefix or none).
 _PROGRAMS = ("flask", "make", "python", "granian", "pybabel", "bash")
 _PREFIX = re.compile(r"^(?:\.venv/bin/|\$\(BIN\)/)?(?P<program>" + "|".join(_PROGRAMS) + r")(?:\s|$)")
-# Where a line stops being one command: a comment, a redirection, a pipe or the next command.
+# Where a line stops being one command: a comment, a redirection, a pipe or the next command; a lone
+# "…" ("`flask passid …`", the commands of a group) ends what can be checked.
 _STOP_WORDS = ("|", "||", "&&", ";", "&")
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 
@@ -82,7 +83,7 @@ def parse_command(where: str, text: str) -> DocumentedCommand | None:
     kept: list[str] = []
     for word in words:
         placeholder = word.startswith("<") and word.endswith(">")  # `flask passid session <id>`
-        if word in _STOP_WORDS or (word.startswith((">", "2>", "<")) and not placeholder):
+        if word in _STOP_WORDS or word == "…" or (word.startswith((">", "2>", "<")) and not placeholder):
             break
         kept.append(word)
     return DocumentedCommand(where, text, tuple(kept)) if kept else None

@@ -90,11 +90,13 @@ def serving_in_process(database_url: str, instance_dir: Path, **overrides: str) 
     try:
         yield app
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        # The passes stop first: a pass still sending a webhook to this app, or calling its sandbox,
+        # would otherwise hang on a port that accepts but no longer answers until its 10 s timeout.
         scheduler = app.extensions.get("passid_scheduler")
         if scheduler is not None:
             scheduler.shutdown(wait=True)
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
         with app.app_context():
             db.engine.dispose()

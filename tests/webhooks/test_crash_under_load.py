@@ -24,6 +24,9 @@ from app.plumbing.encryption import Keyring
 from tests.support.servers import TEST_DATA_KEY, AppServer, base_env, migrate
 
 SECRET = "whsec_crash_under_load_0123"
+# A row claimed by a process killed mid-row waits out its lease (production's 60 s) before another try;
+# a short one here, with a webhook timeout short enough for it, so the test does not sit out a minute.
+SHORT_LEASE = {"PASSID_JOB_LEASE_SECONDS": "5", "PASSID_WEBHOOK_TIMEOUT_SECONDS": "2"}
 VERIFIES = 40
 PHONE_PROFILE = "NG4M-XQRS-T88W"
 
@@ -44,14 +47,14 @@ class Pair:
 @pytest.fixture
 def pair(fresh_database_url: str, tmp_path: Path) -> Iterator[Pair]:
     passid_env = base_env(f"sqlite:///{tmp_path / 'upstream-passid.db'}",
-                          PASSID_WEBHOOK_RETRY_SCHEDULE="0,1,2,4,8", PASSID_JOB_INTERVAL_SECONDS="0.2")
+                          PASSID_WEBHOOK_RETRY_SCHEDULE="0,1,2,4,8", PASSID_JOB_INTERVAL_SECONDS="0.2", **SHORT_LEASE)
     migrate(passid_env)
     passid = AppServer(passid_env, tmp_path / "passid.log").start()
     onboarding = PassidClient(passid.sandbox_url).onboard("Crash Bank")
     institution = PassidClient(passid.sandbox_url, onboarding.sandbox_key)
     app_env = base_env(fresh_database_url, PASSID_BASE_URL=passid.sandbox_url, PASSID_API_KEY=onboarding.sandbox_key,
                        PASSID_WEBHOOK_SECRET=SECRET, PASSID_SANDBOX_ENABLED="false",
-                       PASSID_WEBHOOK_GRACE_SECONDS="0", PASSID_JOB_INTERVAL_SECONDS="0.2")
+                       PASSID_WEBHOOK_GRACE_SECONDS="0", PASSID_JOB_INTERVAL_SECONDS="0.2", **SHORT_LEASE)
     migrate(app_env)
     app = AppServer(app_env, tmp_path / "app.log")
     institution.set_webhook(f"{app.url}/webhooks/passid", SECRET)
@@ -103,7 +106,7 @@ def test_killing_the_receiver_and_then_passid_mid_stream_loses_nothing_and_doubl
     wait_until("PASSID to deliver every event", all_delivered, 60)
     retried = [d for d in pair.institution.list_webhook_deliveries() if d.attempts > 1]
     assert retried, "no delivery met the dead receiver: the kill proved nothing"
-    # A receipt claimed when the app died waits out its lease (60 s) before another try.
+    # A receipt claimed when the app died waits out its lease (SHORT_LEASE) before another try.
     engine = create_engine(pair.app_database)
 
     def all_handled() -> bool:
