@@ -12,7 +12,7 @@ import flask_migrate
 import pytest
 
 from app import create_app
-from app.database import db
+from app.plumbing.database import db
 from tests.support.servers import ROOT, create_postgres_database, drop_postgres_database, postgres_available
 
 
