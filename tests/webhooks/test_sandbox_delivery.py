@@ -11,12 +11,14 @@ import hmac
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from app.passid import DeliveryStatus, PassidClient, WebhookDelivery, parse_webhook_event, verify_webhook_signature
+from tests.support.in_process import serving_in_process
 from tests.support.servers import AppServer, WebhookReceiver, base_env
 from tests.support.waiting import PATIENCE, wait_until
 
@@ -45,6 +47,20 @@ def start_server(fresh_database_url: str, tmp_path: Path) -> Iterator:  # type: 
         server.stop()
 
 
+@pytest.fixture
+def sandbox_with_schedule(fresh_database_url: str, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """The app in this process on a database of the test's own, with a given retry schedule; returns its
+    sandbox's URL. For tests of what the delivery pass does, where no process is stopped or doubled: the
+    same pass, scheduled the same way, without a server process to start."""
+    with ExitStack() as stack:
+        def start(schedule: str) -> str:
+            app = stack.enter_context(serving_in_process(
+                fresh_database_url, tmp_path, PASSID_WEBHOOK_RETRY_SCHEDULE=schedule))
+            return str(app.config["PASSID_BASE_URL"])
+
+        yield start
+
+
 def _settled(client: PassidClient, count: int = 1) -> list[WebhookDelivery]:
     """Wait until PASSID has `count` deliveries and none is still pending, and return them."""
     deliveries: list[WebhookDelivery] = []
@@ -57,10 +73,12 @@ def _settled(client: PassidClient, count: int = 1) -> list[WebhookDelivery]:
     return deliveries
 
 
-def _institution_on(server: AppServer, receiver: WebhookReceiver) -> tuple[str, PassidClient]:
-    """Onboard an institution whose webhooks go to `receiver`; returns (sandbox key, client)."""
-    onboarding = PassidClient(server.sandbox_url).onboard("Hooked Bank")
-    client = PassidClient(server.sandbox_url, onboarding.sandbox_key)
+def _institution_on(server: AppServer | str, receiver: WebhookReceiver) -> tuple[str, PassidClient]:
+    """Onboard an institution whose webhooks go to `receiver` (on a server, or a sandbox URL); returns
+    (sandbox key, client)."""
+    sandbox_url = server if isinstance(server, str) else server.sandbox_url
+    onboarding = PassidClient(sandbox_url).onboard("Hooked Bank")
+    client = PassidClient(sandbox_url, onboarding.sandbox_key)
     client.set_webhook(receiver.url, SECRET)
     return onboarding.sandbox_key, client
 
@@ -109,10 +127,12 @@ def test_every_kind_of_event_is_sent(app_server: AppServer) -> None:
     assert test_event["test"] is True and test_event["type"] == "verification.completed"
 
 
-def test_failed_deliveries_follow_the_retry_schedule_with_the_same_body(start_server) -> None:  # type: ignore[no-untyped-def]
-    server = start_server("0,1,2,1,1")
+def test_failed_deliveries_follow_the_retry_schedule_with_the_same_body(
+    sandbox_with_schedule: Callable[[str], str],
+) -> None:
+    sandbox_url = sandbox_with_schedule("0,1,2,1,1")
     with WebhookReceiver(fail_first=2) as receiver:
-        _, client = _institution_on(server, receiver)
+        _, client = _institution_on(sandbox_url, receiver)
         client.verify("KE8V-3TXY-Z72L")
         attempts = receiver.wait_for(3, timeout=PATIENCE)
         [delivery] = _settled(client)
@@ -128,10 +148,10 @@ def test_failed_deliveries_follow_the_retry_schedule_with_the_same_body(start_se
     assert delivery.last_status_code == 200 and delivery.next_attempt_at is None
 
 
-def test_a_delivery_fails_after_the_fifth_failed_attempt(start_server) -> None:  # type: ignore[no-untyped-def]
-    server = start_server("0,0.3,0.3,0.3,0.3")
+def test_a_delivery_fails_after_the_fifth_failed_attempt(sandbox_with_schedule: Callable[[str], str]) -> None:
+    sandbox_url = sandbox_with_schedule("0,0.3,0.3,0.3,0.3")
     with WebhookReceiver(fail_first=100, status_when_failing=503) as receiver:
-        _, client = _institution_on(server, receiver)
+        _, client = _institution_on(sandbox_url, receiver)
         client.verify("KE8V-3TXY-Z72L")
         receiver.wait_for(5, timeout=PATIENCE)
         [delivery] = _settled(client)
@@ -140,12 +160,12 @@ def test_a_delivery_fails_after_the_fifth_failed_attempt(start_server) -> None: 
     assert delivery.last_status_code == 503
 
 
-def test_a_refused_connection_is_retried(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_refused_connection_is_retried(sandbox_with_schedule: Callable[[str], str]) -> None:
     from tests.support.servers import free_port
 
-    server = start_server("0,0.3,0.3,0.3,0.3")
-    onboarding = PassidClient(server.sandbox_url).onboard("Down Bank")
-    client = PassidClient(server.sandbox_url, onboarding.sandbox_key)
+    sandbox_url = sandbox_with_schedule("0,0.3,0.3,0.3,0.3")
+    onboarding = PassidClient(sandbox_url).onboard("Down Bank")
+    client = PassidClient(sandbox_url, onboarding.sandbox_key)
     client.set_webhook(f"http://127.0.0.1:{free_port()}/nobody-home", SECRET)
     client.verify("KE8V-3TXY-Z72L")
     [delivery] = _settled(client)
