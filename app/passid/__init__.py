@@ -25,7 +25,16 @@ from .errors import (
     ValidationError,
     WebhookSignatureError,
 )
-from .models import (
+from .signing import (
+    MAX_EVENT_NESTING,
+    SIGNATURE_HEADER,
+    parse_webhook_event,
+    read_webhook_event,
+    sign_payload,
+    verify_webhook_signature,
+)
+from .tokens import normalise_token
+from .types import (
     BridgeRequest,
     CohortReport,
     CohortTier,
@@ -46,15 +55,6 @@ from .models import (
     WebhookDelivery,
     WebhookEvent,
 )
-from .signing import (
-    MAX_EVENT_NESTING,
-    SIGNATURE_HEADER,
-    parse_webhook_event,
-    read_webhook_event,
-    sign_payload,
-    verify_webhook_signature,
-)
-from .tokens import normalise_token
 
 __all__ = [
     "CLAIM_FIELDS",

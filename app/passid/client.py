@@ -26,7 +26,7 @@ from urllib3.exceptions import ReadTimeoutError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from . import models
+from . import types as api_types
 from .errors import (
     ApiVersionMismatch,
     MalformedResponse,
@@ -38,7 +38,7 @@ from .errors import (
     RateLimited,
     error_class_for,
 )
-from .models import (
+from .types import (
     BridgeRequest,
     CohortReport,
     OnboardResult,
@@ -115,7 +115,7 @@ def _retry_after(header: str | None) -> float | None:
 def _api_error(response: requests.Response) -> PassidAPIError:
     """Map an error answer by status; tolerate bodies that are not the contract's error shape."""
     try:
-        body = models.decode_json(response.content)
+        body = api_types.decode_json(response.content)
     except MalformedResponse:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
@@ -272,7 +272,7 @@ class PassidClient:
             raise ApiVersionMismatch(version, status)
         if not 200 <= status < 300:
             raise _api_error(response)
-        return _Answer(models.decode_json(response.content), response.headers)
+        return _Answer(api_types.decode_json(response.content), response.headers)
 
     @staticmethod
     def _bearer(user_jwt: str) -> dict[str, str]:
@@ -282,21 +282,21 @@ class PassidClient:
 
     def onboard(self, institution_name: str) -> OnboardResult:
         answer = self._request("POST", "/api/onboard", json={"institutionName": institution_name}, auth=False)
-        return models.parse_onboard(answer.payload)
+        return api_types.parse_onboard(answer.payload)
 
     def set_webhook(self, url: str, secret: str) -> WebhookConfig:
         answer = self._request("PUT", "/api/institution/webhook", json={"url": url, "secret": secret})
-        return models.parse_webhook_config(answer.payload)
+        return api_types.parse_webhook_config(answer.payload)
 
     def get_webhook(self) -> WebhookConfig:
-        return models.parse_webhook_config(self._request("GET", "/api/institution/webhook").payload)
+        return api_types.parse_webhook_config(self._request("GET", "/api/institution/webhook").payload)
 
     def send_test_webhook(self) -> str:
         """Returns the event id of the sample `verification.completed` sent."""
-        return models.parse_event_id(self._request("POST", "/api/institution/webhook/test").payload)
+        return api_types.parse_event_id(self._request("POST", "/api/institution/webhook/test").payload)
 
     def list_webhook_deliveries(self) -> list[WebhookDelivery]:
-        return models.parse_deliveries(self._request("GET", "/api/institution/webhook/deliveries").payload)
+        return api_types.parse_deliveries(self._request("GET", "/api/institution/webhook/deliveries").payload)
 
     # --- bridge requests (QR flow) -------------------------------------------
 
@@ -312,20 +312,20 @@ class PassidClient:
             permissions=_values(permissions, "permissions"),
             ttlSeconds=ttl_seconds,
         )
-        return models.parse_bridge_request(self._request("POST", "/api/bridge/request", json=body).payload)
+        return api_types.parse_bridge_request(self._request("POST", "/api/bridge/request", json=body).payload)
 
     def get_request(self, request_id: str) -> RequestDetails:
         answer = self._request("GET", f"/api/bridge/request/{_segment(request_id)}")
-        return models.parse_request_details(answer.payload)
+        return api_types.parse_request_details(answer.payload)
 
     def get_public_request(self, request_id: str) -> PublicRequest:
         """Raises RequestGone (code REQUEST_EXPIRED/COMPLETED/DECLINED) once not pending."""
         answer = self._request("GET", f"/api/bridge/request/{_segment(request_id)}/public", auth=False)
-        return models.parse_public_request(answer.payload)
+        return api_types.parse_public_request(answer.payload)
 
     def get_request_by_code(self, code: str) -> PublicRequest:
         answer = self._request("GET", f"/api/bridge/request/code/{_segment(code)}", auth=False)
-        return models.parse_public_request(answer.payload)
+        return api_types.parse_public_request(answer.payload)
 
     def fulfill_request(
         self, request_id: str, user_jwt: str, permissions: Iterable[Permission | str] | None = None
@@ -337,7 +337,7 @@ class PassidClient:
             headers=self._bearer(user_jwt),
             auth=False,
         )
-        return models.parse_request_update(answer.payload)
+        return api_types.parse_request_update(answer.payload)
 
     def decline_request(self, request_id: str, user_jwt: str, reason: str | None = None) -> RequestUpdate:
         answer = self._request(
@@ -347,14 +347,14 @@ class PassidClient:
             headers=self._bearer(user_jwt),
             auth=False,
         )
-        return models.parse_request_update(answer.payload)
+        return api_types.parse_request_update(answer.payload)
 
     # --- customer side: sandbox login and share tokens -----------------------
 
     def sandbox_login(self, profile: str) -> str:
         """Returns a short-lived user JWT for one of the sandbox's fixed profiles."""
         answer = self._request("POST", "/api/sandbox/login", json={"profile": profile}, auth=False)
-        return models.parse_jwt(answer.payload)
+        return api_types.parse_jwt(answer.payload)
 
     def create_share_token(
         self,
@@ -370,7 +370,7 @@ class PassidClient:
             ttlSeconds=ttl_seconds,
         )
         answer = self._request("POST", "/api/bridge/share", json=body, headers=self._bearer(user_jwt), auth=False)
-        return models.parse_share_token(answer.payload)
+        return api_types.parse_share_token(answer.payload)
 
     def revoke_share_token(self, user_jwt: str, token: str) -> None:
         self._request("DELETE", f"/api/bridge/share/{_segment(token)}", headers=self._bearer(user_jwt), auth=False)
@@ -390,7 +390,7 @@ class PassidClient:
                 "POST", "/api/bridge/verify", json={"token": token}, headers={"Idempotency-Key": key}
             )
             replayed = answer.headers.get("Idempotent-Replayed", "").strip().lower() == "true"
-            return models.parse_verify(answer.payload, idempotency_key=key, replayed=replayed)
+            return api_types.parse_verify(answer.payload, idempotency_key=key, replayed=replayed)
         except PassidError as exc:
             exc.idempotency_key = key
             raise
@@ -413,7 +413,7 @@ class PassidClient:
             currency=currency,
             notes=notes,
         )
-        return models.parse_outcome_receipt(self._request("POST", "/api/bridge/outcome", json=body).payload)
+        return api_types.parse_outcome_receipt(self._request("POST", "/api/bridge/outcome", json=body).payload)
 
     def cohorts(
         self,
@@ -423,4 +423,4 @@ class PassidClient:
         product_type: str | None = None,
     ) -> CohortReport:
         params = _compact(**{"from": _date_param(from_date), "to": _date_param(to_date), "productType": product_type})
-        return models.parse_cohorts(self._request("GET", "/api/bridge/cohorts", params=params).payload)
+        return api_types.parse_cohorts(self._request("GET", "/api/bridge/cohorts", params=params).payload)

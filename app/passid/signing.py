@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 from .bounded_json import MAX_NESTING, TooDeep, loads_bounded
 from .errors import MalformedResponse, SignatureFailure, WebhookSignatureError
-from .models import WebhookEvent, parse_webhook_envelope
+from .types import WebhookEvent, parse_webhook_envelope
 
 SIGNATURE_HEADER = "X-PASSID-Signature"
 _PREFIX = "sha256="
