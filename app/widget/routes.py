@@ -35,7 +35,7 @@ from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.rules.finished_requests import FinishedRequests
 from app.rules.finished_requests import install as install_finished_requests
 from app.rules.token_forms import idempotency_key, submitted_token, valid_nonce
-from app.widget import handles, sessions, states
+from app.widget import sessions, signed_handles, states
 from app.widget.options import WidgetOptions, options_from
 from app.widget.polling import UpstreamChecks
 from app.widget.qr import qr_svg
@@ -68,8 +68,8 @@ def locale_of_this_request() -> str | None:
     if "o" not in request.values:
         return None
     try:
-        return handles.unsign("options", request.values.get("o")).get("locale")
-    except handles.InvalidHandle:
+        return signed_handles.unsign("options", request.values.get("o")).get("locale")
+    except signed_handles.InvalidHandle:
         return None
 
 
@@ -81,7 +81,7 @@ def render_state(state: str, options: WidgetOptions, status: int = 200, **contex
     context.update(
         state=state,
         options=options,
-        options_handle=handles.sign("options", options.as_query()),
+        options_handle=signed_handles.sign("options", options.as_query()),
     )
     template = f"widget/_{state}.html" if htmx else "widget/page.html"
     response = Response(render_template(template, **context), status=status, mimetype="text/html")
@@ -93,8 +93,8 @@ def signed_options() -> WidgetOptions:
     """Options from the signed `o` field (a session's locked ones when it names a session);
     a missing or altered one means configuration defaults."""
     try:
-        return sessions.options_for(handles.unsign("options", request.values.get("o")))
-    except handles.InvalidHandle:
+        return sessions.options_for(signed_handles.unsign("options", request.values.get("o")))
+    except signed_handles.InvalidHandle:
         return options_from({})
 
 
@@ -210,7 +210,7 @@ def start_session(options: WidgetOptions) -> Response:
     except PassidError:
         current_app.logger.warning("create_request failed", exc_info=True)
         return error_state(options, retry=Retry("post", url_for("widget.requesting", locale=options.locale)))
-    handle = handles.sign(
+    handle = signed_handles.sign(
         "request",
         {
             "r": created.request_id,
@@ -227,7 +227,7 @@ def start_session(options: WidgetOptions) -> Response:
 
 
 def awaiting(options: WidgetOptions, handle: str) -> Response:
-    session = handles.unsign("request", handle)
+    session = signed_handles.unsign("request", handle)
     expires_at = datetime.fromisoformat(session["x"])
     seconds = max(0, int((expires_at - datetime.now(UTC)).total_seconds()))
     connection = passid_connection()
@@ -251,8 +251,8 @@ def awaiting(options: WidgetOptions, handle: str) -> Response:
 def poll() -> Response:
     """The 2.5 s poll: 204 while pending (htmx swaps nothing), else the final state."""
     try:
-        session = handles.unsign("request", request.args.get("h"))
-    except handles.InvalidHandle:
+        session = signed_handles.unsign("request", request.args.get("h"))
+    except signed_handles.InvalidHandle:
         return unknown_session()
     outcome = poll_outcome(session)
     return still_pending() if outcome is None else outcome
@@ -312,7 +312,8 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
 
 
 def result_view_over(finished: verifications.Finished) -> bool:
-    return handles.result_view_over(finished.created_at, utcnow(), current_app.config["PASSID_RESULT_VIEW_SECONDS"])
+    view_seconds = current_app.config["PASSID_RESULT_VIEW_SECONDS"]
+    return signed_handles.result_view_over(finished.created_at, utcnow(), view_seconds)
 
 
 def view_over() -> Response:
@@ -354,8 +355,8 @@ def resume() -> Response:
     """"Try again" after a failed poll: back to the same QR if it is still pending."""
     handle = request.args.get("h", "")
     try:
-        session = handles.unsign("request", handle)
-    except handles.InvalidHandle:
+        session = signed_handles.unsign("request", handle)
+    except signed_handles.InvalidHandle:
         return idle(signed_options())
     outcome = poll_outcome(session)
     return awaiting(signed_options(), handle) if outcome is None else outcome

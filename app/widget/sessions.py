@@ -4,7 +4,7 @@ Decisions, not views: which options a signed handle stands for, what a session t
 more attempts shows instead of a form, and where "Continue" goes. The routes render them.
 
 Nothing here uses a cookie: the session id travels in the signed options handle every form of
-the widget already carries (`handles`), so a session works in a third-party iframe too.
+the widget already carries (`signed_handles`), so a session works in a third-party iframe too.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 
 from app.passid import RequestStatus
-from app.widget import handles, routes
+from app.widget import routes, signed_handles
 from app.widget.options import options_from
 from tests.browser.conftest import POLL_COUNTER, STATE_RECORDER, client_for, polls_started
 from tests.support.servers import AppServer
@@ -193,7 +193,7 @@ def test_only_passids_own_scheme_becomes_the_open_app_link(app: Flask, deep_link
     """The link is clicked on our origin: a deep link PASSID never sends must not become one."""
     expires_at = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     with app.test_request_context("/verify/qr/session", method="POST"):
-        handle = handles.sign("request", {"r": "req_abc", "c": "ABCD-EFGH", "d": deep_link, "x": expires_at})
+        handle = signed_handles.sign("request", {"r": "req_abc", "c": "ABCD-EFGH", "d": deep_link, "x": expires_at})
         html = routes.awaiting(options_from({}), handle).get_data(as_text=True)
     assert ('data-deep-link' in html) is offered
     if offered:

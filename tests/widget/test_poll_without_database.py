@@ -32,7 +32,7 @@ from app.passid import PassidClient
 from app.plumbing.database import db, utcnow
 from app.rules import verifications
 from app.rules.finished_requests import EXTENSION, FinishedRequests
-from app.widget import handles
+from app.widget import signed_handles
 from tests.support.servers import TEST_DATA_KEY, AppServer, base_env
 from tests.support.widget_http import HTMX, open_qr_session, poll, poll_until_final, wait_recorded
 
@@ -98,7 +98,7 @@ def test_a_pending_poll_between_checks_sends_no_statement_and_sees_another_proce
     with widget_app.app_context():
         widget_app.extensions[EXTENSION] = FinishedRequests(verifications.request_ids_created_since, clock=clock)
         widget_app.extensions["passid_upstream_checks"].seen_pending(request_id)  # as opening the session does
-        handle = handles.sign("request", {"r": request_id, "c": "ABCD-EFGH",
+        handle = signed_handles.sign("request", {"r": request_id, "c": "ABCD-EFGH",
                                           "x": (datetime.now(UTC) + timedelta(minutes=10)).isoformat()})
     client = widget_app.test_client()
     url = f"/verify/qr/status?h={handle}"
