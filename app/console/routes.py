@@ -54,7 +54,7 @@ def status_name(status: str) -> str:
 
 @bp.app_template_filter("console_time")
 def console_time_filter(moment: datetime | None, seconds: bool = False) -> str:
-    """Stored times are naive UTC; say so on the page, in the staff member's language (app.console.times)."""
+    """Stored times are naive UTC; say so on the page, in the staff member's language (`app.console.formatting`)."""
     return console_time(moment, seconds)
 
 
