@@ -78,7 +78,7 @@ def _token_argument(raw: str) -> str:
 )
 def verify_command(token: str, idempotency_key: str | None) -> None:
     """Verify a share token the customer reads out, and record it in the console history."""
-    from app.console.records import claims_summary
+    from app.console.queries import claims_summary
     from app.rules import verifications
 
     token = _token_argument(token)
@@ -121,7 +121,7 @@ def verify_command(token: str, idempotency_key: str | None) -> None:
 @click.argument("session_id")
 def session_command(session_id: str) -> None:
     """Show a session the institution's server created: its reference, status and result (as GET /api/sessions)."""
-    from app.console.records import claims_summary
+    from app.console.queries import claims_summary
     from app.rules import sessions as records
 
     session = records.find(session_id.strip())
@@ -227,7 +227,7 @@ def outcome_command(token: str, outcome: str, product_type: str, amount: str, cu
               help="Seconds to wait for the test event to reach this app (0: do not wait).")
 def webhook_test_command(wait: float) -> None:
     """Ask PASSID to send a test webhook, and check it arrives here with a valid signature."""
-    from app.console.records import receipt_for_event
+    from app.console.queries import receipt_for_event
     from app.plumbing.database import db
 
     try:

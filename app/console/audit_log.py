@@ -14,7 +14,7 @@ from flask import render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from app.console.records import PER_PAGE
+from app.console.queries import PER_PAGE
 from app.console.routes import bp, page_number
 from app.plumbing.csv_export import csv_response
 from app.plumbing.database import db, utcnow

@@ -477,7 +477,7 @@ def sanctions_deny_is_neutral() -> bool:
 
 def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool = False) -> Facts:
     """Collect the facts from the running app (needs an app context)."""
-    from app.console.records import latest_verified_test_webhook
+    from app.console.queries import latest_verified_test_webhook
     from app.passid import PassidError
     from app.plumbing.passid_connection import passid_client, passid_connection
 

@@ -20,7 +20,7 @@ from flask import abort, render_template, request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from app.console import records
+from app.console import queries
 from app.console.formatting import console_number
 from app.console.history_filters import BadFilter, HistoryFilters, parse_filters
 from app.console.routes import bp
@@ -62,14 +62,14 @@ def export_header(with_claims: bool) -> list[str]:
 
 def export_rows(query: str, filters: HistoryFilters, with_claims: bool) -> list[list[Any]]:
     """The file's rows, newest first, exactly as the page selects them; TooManyRows beyond the cap."""
-    select = records.history_select(query, filters)
+    select = queries.history_select(query, filters)
     rows: list[Verification] = list(db.session.execute(select.limit(EXPORT_MAX_ROWS + 1)).scalars())
     if len(rows) > EXPORT_MAX_ROWS:
         raise TooManyRows(_(
             "More than %(max)s verifications match; one export holds at most %(max)s. "
             "Narrow the dates (or another filter) and export each part.", max=console_number(EXPORT_MAX_ROWS)
         ))
-    outcomes = records.outcomes_by_token(row.token for row in rows)
+    outcomes = queries.outcomes_by_token(row.token for row in rows)
     decisions = review.decisions_for([row.id for row in rows])
     return [_line(row, outcomes, decisions, with_claims) for row in rows]
 
@@ -103,7 +103,7 @@ def _filename(now: datetime) -> str:
 @require_role(Role.ANALYST)
 def history_csv() -> Response:
     form = request.form
-    query = records.normalise_query(form.get("q", "")[:100])
+    query = queries.normalise_query(form.get("q", "")[:100])
     try:
         filters = parse_filters(form)
     except BadFilter as bad:

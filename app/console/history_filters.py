@@ -35,7 +35,7 @@ STATUS_NAMES: dict[FinalStatus, LazyString] = {
     FinalStatus.EXPIRED: lazy_gettext("expired"),
 }
 
-# The page's select boxes (sources are named by `records.SOURCE_NAMES`, which the page already has).
+# The page's select boxes (sources are named by `queries.SOURCE_NAMES`, which the page already has).
 FILTER_CHOICES: dict[str, list[tuple[str, LazyString]]] = {
     "status": [(status, STATUS_NAMES[FinalStatus(status)]) for status in STATUSES],
     "review": [(status, REVIEW_NAMES[status]) for status in REVIEW_STATUSES],

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
-from app.console import records
+from app.console import queries
 from app.console.routes import bp, page_number
 from app.plumbing import encryption
 from app.plumbing.database import utcnow
@@ -44,7 +44,7 @@ def _queue_page(status: int = 200, problem: str | None = None, problem_for: str 
         reasons=review.reasons,
         allowed_decisions=review.allowed_decisions,
         decision_names=review.DECISION_NAMES,
-        sources=records.SOURCE_NAMES,
+        sources=queries.SOURCE_NAMES,
         note_max=review.NOTE_MAX,
         problem=problem,
         problem_for=problem_for,

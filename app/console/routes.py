@@ -3,7 +3,7 @@
 Every route is guarded by role (`require_role`: analysts and admins; the go-live
 checklist, the audit log and staff management admins only); every form carries a
 CSRF token (Flask-WTF, enforced app-wide for staff pages). Routes parse, call and render; what to
-show is decided in `records`, `reporting`, `chart` and `checklist`.
+show is decided in `queries`, `reporting`, `chart` and `checklist`.
 Claims never travel in a URL: pages link by result id, and the only query
 strings are a search term, filters and a page number.
 """
@@ -19,7 +19,7 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
 from app.console import checklist as go_live
-from app.console import records
+from app.console import queries
 from app.console.chart import cohort_chart_svg, has_observations, percent
 from app.console.formatting import console_time
 from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm, outcome_label
@@ -49,7 +49,7 @@ def never_store(response: Response) -> Response:
 @bp.app_template_global("status_name")
 def status_name(status: str) -> str:
     """A verification's status as staff read it (the code stays in class names and exports)."""
-    return records.status_name(status)
+    return queries.status_name(status)
 
 
 @bp.app_template_filter("console_time")
@@ -96,7 +96,7 @@ def history() -> str:
         filters = parse_filters(request.args)
     except BadFilter as bad:
         _stop(400, str(bad))
-    found = records.verification_history(records.normalise_query(query), page_number(), filters)
+    found = queries.verification_history(queries.normalise_query(query), page_number(), filters)
     return render_template(
         "console/history.html",
         query=query,
@@ -105,8 +105,8 @@ def history() -> str:
         filter_choices=FILTER_CHOICES,
         review_names=REVIEW_NAMES,
         page_args={**({"q": query} if query else {}), **filters.as_args()},
-        can_take_outcome=records.can_take_outcome,
-        sources=records.SOURCE_NAMES,
+        can_take_outcome=queries.can_take_outcome,
+        sources=queries.SOURCE_NAMES,
         outcome_label=outcome_label,
     )
 
@@ -138,12 +138,12 @@ def verification(result_id: str) -> str:
         row=row,
         claims=claims,
         lines=claim_lines(claims or {}),
-        summary=records.claims_summary(claims),
+        summary=queries.claims_summary(claims),
         recommendation=recommendation_name(row.recommendation) if row.recommendation else None,
         report=report,
-        sources=records.SOURCE_NAMES,
+        sources=queries.SOURCE_NAMES,
         outcome_label=outcome_label,
-        can_take_outcome=records.can_take_outcome(row),
+        can_take_outcome=queries.can_take_outcome(row),
     )
 
 
@@ -154,7 +154,7 @@ def _reportable(result_id: str) -> verifications.Verification:
     row = verifications.find(result_id)
     if row is None:
         _stop(404, _("No verification has this id."))
-    elif not records.can_take_outcome(row):
+    elif not queries.can_take_outcome(row):
         _stop(409, _("Only an approved verification with a token can take an outcome."))
     return row
 
@@ -244,20 +244,20 @@ def performance() -> tuple[str, int]:
 @require_role(Role.ANALYST)
 @encryption.listing_unreadable_rows
 def webhook_log() -> str:
-    event_type = records.clean_filter(request.args.get("type"))
-    signature = records.clean_filter(request.args.get("signature"), records.SIGNATURE_RESULTS)
+    event_type = queries.clean_filter(request.args.get("type"))
+    signature = queries.clean_filter(request.args.get("signature"), queries.SIGNATURE_RESULTS)
     return render_template(
         "console/webhooks.html",
-        receipts=records.webhook_receipts(event_type, signature, page_number()),
-        rejections=records.rejection_counts(event_type, signature),
-        rejection_summary=records.rejection_summary,
-        handling_name=records.handling_name,
-        hour_range=records.hour_range,
+        receipts=queries.webhook_receipts(event_type, signature, page_number()),
+        rejections=queries.rejection_counts(event_type, signature),
+        rejection_summary=queries.rejection_summary,
+        handling_name=queries.handling_name,
+        hour_range=queries.hour_range,
         event_type=event_type,
         signature=signature,
         page_args={key: value for key, value in (("type", event_type), ("signature", signature)) if value},
-        event_types=records.event_types_seen(),
-        signature_results=records.SIGNATURE_RESULTS,
+        event_types=queries.event_types_seen(),
+        signature_results=queries.SIGNATURE_RESULTS,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from app.console.records import SOURCE_NAMES, claims_summary, normalise_query
+from app.console.queries import SOURCE_NAMES, claims_summary, normalise_query
 from app.passid import PassidClient
 from app.rules.verifications import Source
 from tests.console.conftest import OtherConsole, random_token, verify_in_widget

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from app.console.records import verification_history
+from app.console.queries import verification_history
 from app.passid.claims import CLAIM_FIELDS
 from app.plumbing.database import db
 from app.plumbing.encryption import Keyring
