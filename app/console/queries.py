@@ -1,7 +1,7 @@
-"""What the console reads from our own tables: verifications, their outcomes, webhook receipts.
+"""What the console reads from our own tables: verifications, their outcomes, webhook receipts and rejections.
 
 The search and summary rules are plain functions so they can be tested
-without a request; the two queries beside them only apply those rules.
+without a request; the queries beside them only apply those rules.
 """
 
 from __future__ import annotations
