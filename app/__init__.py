@@ -45,7 +45,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     )
     app.config.update(settings.to_flask())
     init_json_bodies(app)  # every JSON body through one bounded parser
-    # Owner-only secrets and database, before anything opens them (issue 9, finding 5).
+    # Owner-only secrets and database, before anything opens them: no other account on the host reads them.
     tighten_instance_dir(settings.instance_dir)
     prepare_sqlite_file(settings.database_url)
     db.init_app(app)

@@ -392,7 +392,7 @@ class Settings:
         "PASSID_PERMISSIONS", Choices(ALL_PERMISSIONS, "permission"), ",".join(ALL_PERMISSIONS))
     theme_primary: str = setting(
         "PASSID_THEME_PRIMARY", Text(_HEX_COLOUR, "must be a hex colour like #00c27a"), DEFAULT_THEME_PRIMARY)
-    # The look beyond one colour (issue 13): each from a safe list, so no value can inject CSS.
+    # The look beyond one colour: each from a safe list, so no value can inject CSS.
     theme_color_scheme: str = setting(
         "PASSID_THEME_COLOR_SCHEME", Text(_one_of(COLOR_SCHEMES), f"must be one of {', '.join(COLOR_SCHEMES)}"),
         "auto")
@@ -458,7 +458,7 @@ class Settings:
     public_url: str | None = setting(
         "PASSID_PUBLIC_URL", Text(_ORIGIN, "must be scheme://host[:port]", optional=True, trim="/"))
     institution_names: tuple[str, ...] = setting("PASSID_INSTITUTION_NAMES", BarSeparatedNames(80))
-    # After a final state, how long a widget's handle still shows the result (issue 9, finding 4).
+    # After a final state, how long a widget's handle still shows the result: a handle is a bearer credential.
     result_view_seconds: int = setting("PASSID_RESULT_VIEW_SECONDS", WholeNumber(1, 3600), "300")
     # How long a session created by POST /api/sessions stays open when the request names no ttlSeconds.
     session_ttl_seconds: int = setting(

@@ -173,7 +173,7 @@ def test_the_server_with_a_bad_environment_exits_with_the_sentence_in_its_log(tm
     assert server.process is not None and server.process.poll() not in (None, 0)
 
 
-# Finding 10 of issue 9: every entry point an operator starts prints one sentence per problem, no traceback.
+# Every entry point an operator starts prints one sentence per problem, no traceback: a setting is fixed from that line.
 _TWO_PROBLEMS = {"PASSID_THEME_PRIMARY": "red", "PASSID_PERMISSIONS": "full_score,shoe_size"}
 _SENTENCES = (
     "Configuration error: PASSID_THEME_PRIMARY must be a hex colour like #00c27a, got 'red'.",
@@ -220,7 +220,7 @@ def test_the_production_server_with_several_workers_and_a_bad_environment_stops_
 
 
 def test_rate_limits_are_counted_in_the_app_s_own_database_by_default() -> None:
-    """Shared by every worker process with nothing extra to run (issue 9, finding 8)."""
+    """Shared by every worker process, so a limit holds across them, with nothing extra to run."""
     assert settings_for().rate_limit_storage == "database://"
     assert settings_for(PASSID_RATE_LIMIT_STORAGE="database").rate_limit_storage == "database://"
     assert settings_for(PASSID_RATE_LIMIT_STORAGE="redis://127.0.0.1:6379/0").rate_limit_storage.startswith("redis")

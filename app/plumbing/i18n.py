@@ -7,7 +7,7 @@ ten `LOCALES`; `staff` holds the branch counter, the console and the sign-in pag
 complete in `STAFF_LOCALES`. A staff page speaks only a language its whole catalogue
 is in, so a counter never shows half Arabic, half English.
 
-The locale is chosen per request, first match wins (issue 13):
+The locale is chosen per request, first match wins:
 1. what the page's own state chose: a server-created session's `locale`, or the
    `locale` an embed asked for, carried in the widget's signed options (`prefer`);
 2. `?locale=` on the URL (embed.js sends its `data-locale` this way);

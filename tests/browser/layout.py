@@ -1,6 +1,6 @@
 """Does a page fit a narrow phone? One check, in the browser, that names what does not fit.
 
-Issue 13: at 320 px, in the pseudo-locale and in every real one, no state may scroll sideways or
+At 320 px, in the pseudo-locale and in every real one, no state may scroll sideways or
 cut anything off. `layout_problems` runs one script in the page and returns every offender as
 `{problem, selector, text, detail}`, so a failure reads as "p.passid-code 'AB3X-…' sticks out
 past the right edge by 37px" rather than as a bare `False`.

@@ -1,4 +1,4 @@
-"""The ten customer locales in real Chromium (issue 13, "Done means").
+"""The ten customer locales in real Chromium.
 
 1. Each locale, chosen by the browser's Accept-Language and by `?locale=`, gives the right `<html lang>`
    and leaves no English on the idle, awaiting and declined screens (checked along the walk of 4).

@@ -1,4 +1,4 @@
-"""Sessions created by the institution's server, in Chromium (issue 11, part 2).
+"""Sessions created by the institution's server, in Chromium.
 
 The bank's backend (here: `requests` with the demo key) creates the session; the customer
 verifies on the hosted page (redirect use) or in the snippet's iframe (`data-session`,

@@ -1,4 +1,4 @@
-"""The audit log (issue 12): who saw whose claims, who decided what, who changed which account.
+"""The audit log: who saw whose claims, who decided what, who changed which account.
 
 What each act records, that no claim, token or password ever lands in it, the admins' page
 (filters, pages, CSV export, itself audited), and that it is append-only in the database itself,

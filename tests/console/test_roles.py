@@ -1,4 +1,4 @@
-"""Who may open which staff page: the access matrix, role by role, for every page and form (issue 12).
+"""Who may open which staff page: the access matrix, role by role, for every page and form.
 
 counter: the branch counter only. analyst: the console's history, verification pages, outcome reporting,
 performance, webhook log, review queue and history export. admin: everything, plus the audit log, erasure,

@@ -1,4 +1,4 @@
-"""Staff accounts by `flask staff …` and on the console's staff page (admins only), every change audited (issue 12)."""
+"""Staff accounts by `flask staff …` and on the console's staff page (admins only), every change audited."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Staff sessions end on time and on the server: 8 hours, sign-out, a password change (issue 9, findings 3 and 7).
+"""Staff sessions end on time and on the server: 8 hours, sign-out, a password change.
 
 In-process (Flask's test client; `flask staff create` through the CLI runner): each check is what the
 app answers to a cookie, and a timer cannot prove "the same work", so the sign-in timing check counts

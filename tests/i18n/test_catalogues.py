@@ -1,4 +1,4 @@
-"""The translation catalogues are complete, current and safe to format (issue 13).
+"""The translation catalogues are complete, current and safe to format.
 
 `messages` (what customers read) must be complete in every locale but the source one; `staff`
 in every STAFF_LOCALES one. A missing or fuzzy entry would show English in the middle of another

@@ -1,4 +1,4 @@
-"""How a page chooses its language, first match wins (issue 13; app/plumbing/i18n.py):
+"""How a page chooses its language, first match wins (app/plumbing/i18n.py):
 a server-created session's locale, then the embed's `?locale=` (carried in the widget's signed
 options through every later request), then the browser's Accept-Language, then
 PASSID_DEFAULT_LOCALE. Staff pages speak only a language their whole catalogue is in.

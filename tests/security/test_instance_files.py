@@ -1,4 +1,4 @@
-"""Secrets and the database on disk are readable by their owner only (issue 9, finding 5).
+"""Secrets and the database on disk are readable by their owner only.
 
 With no SECRET_KEY and no DATABASE_URL the app keeps a generated secret key and its
 SQLite database (with SQLite's -wal and -shm files) in its instance folder. That

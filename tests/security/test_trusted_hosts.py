@@ -1,4 +1,4 @@
-"""The Host header is not believed (issue 9, finding 12).
+"""The Host header is not believed.
 
 The widget addresses its result messages (claims included) to a parent origin
 only when that origin is on the embed allow-list or is the app's own origin. The

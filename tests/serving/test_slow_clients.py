@@ -1,4 +1,4 @@
-"""Slow clients must not stop the service (issue 9, finding 2).
+"""Slow clients must not stop the service.
 
 Forty connections that trickle one header line every 5 s and never finish
 their request stopped gunicorn's threaded workers from answering anything:

@@ -1,6 +1,6 @@
 """A poll handle is a bearer credential: it stays out of the log, and shows a result only briefly.
 
-Issue 9, finding 4. The widget's poll URL carries its signed handle (`h=`); whoever
+The widget's poll URL carries its signed handle (`h=`); whoever
 replays that URL sees what the widget sees. So the app writes its own access log
 (path without the query string) and, once a request has finished, its handle shows
 the result for PASSID_RESULT_VIEW_SECONDS only.

@@ -1,4 +1,4 @@
-"""Claim lines in the customer's language: exact income bands, and no crash on nonsense (issue 13).
+"""Claim lines in the customer's language: exact income bands, and no crash on nonsense.
 
 PASSID's claims are not validated on the way in, and the same lines are drawn by the widget, the
 branch counter and the console. A value outside the spec (passid-api.md: payment_reliability 0–1,

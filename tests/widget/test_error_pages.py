@@ -1,4 +1,4 @@
-"""The error pages a customer's browser can reach speak the customer's language (issue 13); machines keep JSON.
+"""The error pages a customer's browser can reach speak the customer's language; machines keep JSON.
 
 In process, through the whole app: a 404, a 405, a 413 and a 500 on customer URLs come back as
 templates/errors/error.html in `en`, `fr` and `ar` (right-to-left), chosen by `?locale=` or by

@@ -1,4 +1,4 @@
-"""Only a configured name reaches the customer's phone (issue 9, finding 6).
+"""Only a configured name reaches the customer's phone.
 
 `/verify?institutionName=…` (and embed.js's data-institution-name) is public: anyone
 can write it. Were it passed on as it is, the customer's PASSID app would read

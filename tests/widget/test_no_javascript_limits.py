@@ -2,7 +2,7 @@
 
 The plain form posts to the same URL the htmx spinner step uses; that one view
 must count the action once, not once for itself and once more for the view that
-does the work (issue 10: a no-JavaScript customer got half the limit).
+does the work (counted twice, a customer without JavaScript would get half the limit).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A pending poll between upstream checks asks neither PASSID nor the database (issue 9, finding 2).
+"""A pending poll between upstream checks asks neither PASSID nor the database.
 
 Every waiting widget polls every 2.5 s. Between checks the poll's only question is "did any process
 record this request?", and asking the database that on each poll was what held PostgreSQL below

@@ -1,4 +1,4 @@
-"""No English left on any screen a customer reaches, proved in the pseudo-locale (issue 13).
+"""No English left on any screen a customer reaches, proved in the pseudo-locale.
 
 Every string in `messages.pot` reads `[Ţĥîš ŀöñĝéŕ]` in `en-XA` (app/pseudo_locale.py), so a text
 a customer can see that is not in brackets was never marked for translation. Each widget state and

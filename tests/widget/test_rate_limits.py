@@ -83,7 +83,7 @@ def limited_two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ap
 
 
 def test_the_limit_holds_across_worker_processes(limited_two_workers: AppServer) -> None:
-    """Each process counting on its own would let 5 through per process (issue 9, finding 8).
+    """Each process counting on its own would let 5 through per process.
 
     Every request opens a new connection, so the server spreads them over both workers.
     """

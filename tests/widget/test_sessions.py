@@ -1,4 +1,4 @@
-"""Sessions created by the institution's server (issue 11, part 2), in process through Flask's test client.
+"""Sessions created by the institution's server, in process through Flask's test client.
 
 The bank's backend creates a session (`POST /api/sessions`), the customer verifies on its hosted
 page, "Continue" goes back to the bank with `session=<id>` only, and the backend reads the outcome
