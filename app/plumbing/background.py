@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Flask
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,14 @@ def _start(app: Flask) -> BackgroundScheduler:
 
 
 def wake_job(app: Flask, name: str) -> None:
-    """Run a pass now rather than at its next tick (new work just arrived)."""
+    """Run a pass now rather than at its next tick (new work just arrived).
+
+    A stopped scheduler is left alone: `shutdown(wait=True)` holds the scheduler's lock while a pass
+    finishes, and that pass may be delivering a webhook to this very process, whose receiver wakes a
+    job; waiting for the lock there would hold both until the delivery's timeout.
+    """
     scheduler: BackgroundScheduler | None = app.extensions.get("passid_scheduler")
-    if scheduler is None:
+    if scheduler is None or scheduler.state == STATE_STOPPED:
         return
     try:
         scheduler.modify_job(name, next_run_time=datetime.now(scheduler.timezone))
