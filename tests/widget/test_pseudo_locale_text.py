@@ -48,7 +48,9 @@ ALLOWED = re.compile(
 
 @pytest.fixture
 def app_settings() -> dict[str, str]:
-    return {"PASSID_INSTITUTION_NAME": INSTITUTION}
+    # Every poll checks PASSID: a decline on the phone reaches the widget through that check (no webhook
+    # reports it), and the pages are what is tested here, not how often a poll checks (7 s by default).
+    return {"PASSID_INSTITUTION_NAME": INSTITUTION, "PASSID_POLL_CHECK_SECONDS": "0"}
 
 
 class ReadableText(HTMLParser):
