@@ -179,6 +179,10 @@ def test_a_delivery_waiting_for_retry_survives_a_restart(start_server) -> None: 
         key, client = _institution_on(server, receiver)
         client.verify("KE8V-3TXY-Z72L")
         receiver.wait_for(1)
+        # Killed only once the failed attempt is on record: a kill between the receiver's answer and that
+        # record is another story (the attempt is still claimed, and is sent again when its lease ends).
+        wait_until(lambda: [d.attempts for d in client.list_webhook_deliveries()] == [1],
+                   "the first attempt's failure recorded")
         server.kill()  # kill -9 while the delivery waits for its 3 s retry
         restarted = AppServer(server.env, server.log_path, port=server.port).start()
         try:
