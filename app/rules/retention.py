@@ -193,11 +193,8 @@ def redact_reference(reference: str, reason: str, *, actor: str | None = None) -
     now = utcnow()
     erased = _erase_people(rows, open_sessions, now, reason)
     ids = tuple(sorted(found.id for found in rows))
-    for erased_id in ids:
+    for erased_id in (*ids, *(session.id for session in open_sessions)):
         audit.note(audit.Action.REDACTED, subject=erased_id, detail=f"every record of its reference: {reason}",
-                   actor=actor)
-    for session in open_sessions:
-        audit.note(audit.Action.REDACTED, subject=session.id, detail=f"every record of its reference: {reason}",
                    actor=actor)
     db.session.commit()
     forget_erased_bytes()

@@ -213,9 +213,9 @@ def record(
     """
     if status not in FINAL_STATUSES:
         raise ValueError(f"not a final status: {status}")
-    erased = tombstones.erased_at(token=token, request_id=request_id, session_id=session_id)
-    if erased is not None:
-        return _refused(status, erased, token=token, request_id=request_id, session_id=session_id)
+    erased = tombstones.refused(token=token, request_id=request_id, session_id=session_id)
+    if erased is not None:  # nothing recorded; the tombstone counted it
+        return _erased(status, erased)
     row = Verification(
         id=f"res_{secrets.token_urlsafe(16)}",
         source=Source(source).value,
@@ -257,11 +257,8 @@ def record(
     return _finished(row)
 
 
-def _refused(status: FinalStatus | RequestStatus, erased: datetime, *, token: str | None, request_id: str | None,
-             session_id: str | None) -> Finished:
-    """Record nothing, count it on the tombstone, and answer as for an erased row."""
-    tombstones.count_later_event(token=token, request_id=request_id, session_id=session_id)
-    db.session.commit()
+def _erased(status: FinalStatus | RequestStatus, erased: datetime) -> Finished:
+    """The answer for a record refused about an erased person: as for an erased row, with nothing of them."""
     return Finished(result_id="", status=FinalStatus(status), claims=None, token=None, request_id=None,
                     deny_reason=None, decline_reason=None, redacted_at=erased)
 
