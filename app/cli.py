@@ -113,6 +113,8 @@ def verify_command(token: str, idempotency_key: str | None) -> None:
         click.echo(f"denied  {result.token}: {reason}")
         if result.message:
             click.echo(f"  {result.message}")
+    if finished.decision is not None:
+        click.echo(f"  verdict: {finished.decision.verdict} ({', '.join(finished.decision.reasons)})")
     click.echo(f"  Idempotency-Key: {key}")
     click.echo(f"  recorded as {finished.result_id}" + (" (a replay of the first answer)" if result.replayed else ""))
 

@@ -44,6 +44,20 @@ LOCALES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sw", "ar")  # app.pl
 SESSION_TTL_MIN_SECONDS = 60
 SESSION_TTL_MAX_SECONDS = 86400
 DEFAULT_RETRY_SCHEDULE = (0.0, 30.0, 300.0, 1800.0, 7200.0)
+# The app's verdict (app/rules/decision.py): where each finding in the claims leads unless
+# PASSID_VERDICT_RULES says otherwise. "approve" for a finding means the bank ignores it.
+DEFAULT_VERDICT_RULES: dict[str, str] = {
+    "sanctions_not_clear": "decline",
+    "fraud_risk_high": "decline",
+    "identity_not_verified": "review",
+    "fraud_risk_medium": "review",
+    "income_not_verified": "review",
+    "passid_recommends_review": "review",
+    "claim_out_of_contract": "review",
+    "tier_below_minimum": "review",
+}
+VERDICT_OUTCOMES = ("approve", "review", "decline")
+TIERS = ("A", "B", "C", "D", "E")  # best first, as PASSID's claims grade them
 # Not an environment setting: a larger body is refused before any view reads it.
 MAX_CONTENT_LENGTH = 1024 * 1024
 # PASSID's webhook bodies: no event comes near it (app/webhooks/routes.py refuses a larger one first).
@@ -265,6 +279,28 @@ class Schedule(Parser[tuple[float, ...]]):
 
 
 @dataclass(frozen=True)
+class VerdictRuleList(Parser[dict[str, str]]):
+    """PASSID_VERDICT_RULES: `finding=outcome` pairs, comma-separated, laid over DEFAULT_VERDICT_RULES.
+
+    Only the claim-based findings are configurable: a token PASSID did not verify is always a decline,
+    and a sanctions hard deny can never be ruled into an approval.
+    """
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> dict[str, str]:
+        rules: dict[str, str] = {}
+        for item in _list(raw):
+            name, _, outcome = (part.strip() for part in item.partition("="))
+            if name not in DEFAULT_VERDICT_RULES:
+                problems.append(f"{variable} names an unknown finding {name[:40]!r}; "
+                                f"the findings are {', '.join(DEFAULT_VERDICT_RULES)}")
+            elif outcome not in VERDICT_OUTCOMES:
+                problems.append(f"{variable} entry {item[:60]!r} must end in ={'|'.join(VERDICT_OUTCOMES)}")
+            else:
+                rules[name] = outcome
+        return rules
+
+
+@dataclass(frozen=True)
 class RateLimitStorage(Parser[str]):
     """`database`: counters in the app's own database, shared by every process (app/plumbing/rate_limit_storage.py)."""
 
@@ -411,6 +447,10 @@ class Settings:
     webhook_retry_schedule: tuple[float, ...] = setting(
         "PASSID_WEBHOOK_RETRY_SCHEDULE", Schedule(), ",".join(f"{s:g}" for s in DEFAULT_RETRY_SCHEDULE),
         flask="SANDBOX_WEBHOOK_RETRY_SCHEDULE")
+    # The app's own verdict on each verification (app/rules/decision.py).
+    verdict_rules: dict[str, str] = setting("PASSID_VERDICT_RULES", VerdictRuleList())
+    minimum_tier: str | None = setting(
+        "PASSID_MINIMUM_TIER", Text(_one_of(TIERS), f"must be one of {', '.join(TIERS)} (or unset)", optional=True))
     institution_name: str = setting("PASSID_INSTITUTION_NAME", Name(80), "Demo Bank")
     passid_timeout_seconds: float = setting("PASSID_TIMEOUT_SECONDS", Number(0.1, 60), "10")
     webhook_timeout_seconds: float = setting(

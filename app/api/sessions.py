@@ -1,6 +1,7 @@
-"""`POST /api/sessions` and `GET /api/sessions/<id>`: the institution's server creates and reads sessions.
+"""`/api/sessions`: the institution's server creates sessions, reads one with every attempt, finds those of
+one of its references, and cancels one.
 
-Both need the institution key (`app.api.auth`), the same as `/api/results`. A body that is not a
+All need the institution key (`app.api.auth`), the same as `/api/results`. A body that is not a
 JSON object is refused like any bad field.
 """
 
@@ -11,8 +12,8 @@ from flask import Response, current_app, request
 from app.api import bp
 from app.api.auth import institution_key_required
 from app.api.errors import api_document, api_error
-from app.api.new_session import InvalidField, new_session
-from app.rules import sessions as records
+from app.api.new_session import REFERENCE_MAX_LENGTH, InvalidField, new_session
+from app.rules import sessions
 
 HOSTED_PAGE_PATH = "/verify/session"
 
@@ -24,7 +25,7 @@ def create() -> Response:
         wanted = new_session(request.get_json(silent=True), current_app.config)
     except InvalidField as problem:
         return api_error(400, "VALIDATION_ERROR", problem.message, field=problem.field)
-    session = records.create(
+    created = sessions.create(
         reference=wanted.reference,
         institution_name=wanted.institution_name,
         permissions=wanted.permissions,
@@ -32,23 +33,54 @@ def create() -> Response:
         ttl_seconds=wanted.ttl_seconds,
         locale=wanted.locale,
     )
-    document = records.session_document(session, records.state_of(session))
+    document = sessions.session_document(created, sessions.state_of(created))
     return api_document({
-        "id": session.id,
-        "url": hosted_page_url(session.id),
-        "reference": session.reference,
+        "id": created.id,
+        "url": hosted_page_url(created.id),
+        "reference": created.reference,
         "expiresAt": document["expiresAt"],
         "status": document["status"],
     }, 201)
 
 
+@bp.get("/api/sessions")
+@institution_key_required
+def with_reference() -> Response:
+    """`?reference=REF`: every session of one applicant, newest first, each as `GET /api/sessions/<id>` reads it."""
+    reference = request.args.get("reference", "")
+    if not reference:
+        return api_error(400, "VALIDATION_ERROR", "Required: the reference your server gave its sessions.",
+                         field="reference")
+    if len(reference) > REFERENCE_MAX_LENGTH or not reference.isprintable():
+        return api_error(400, "VALIDATION_ERROR",
+                         f"Must be 1 to {REFERENCE_MAX_LENGTH} printable characters.", field="reference")
+    found = sessions.with_reference(reference)
+    return api_document({"reference": reference,
+                         "sessions": [sessions.session_document(each, sessions.state_of(each)) for each in found]})
+
+
 @bp.get("/api/sessions/<session_id>")
 @institution_key_required
 def read(session_id: str) -> Response:
-    session = records.find(session_id)
+    session = sessions.find(session_id)
     if session is None:
         return api_error(404, "NOT_FOUND", "No session has this id.", field="id")
-    return api_document(records.session_document(session, records.state_of(session)))
+    return api_document(sessions.session_document(session, sessions.state_of(session)))
+
+
+@bp.post("/api/sessions/<session_id>/cancel")
+@institution_key_required
+def cancel(session_id: str) -> Response:
+    """End an open session: the customer's page shows it over, and nothing completes it afterwards."""
+    session = sessions.find(session_id)
+    if session is None:
+        return api_error(404, "NOT_FOUND", "No session has this id.", field="id")
+    try:
+        state = sessions.cancel(session)
+    except sessions.SessionClosed as closed:
+        return api_error(409, "SESSION_CLOSED", f"The session is {closed.state.status.value}; only an open "
+                                                "session can be cancelled.")
+    return api_document(sessions.session_document(session, state))
 
 
 def hosted_page_url(session_id: str) -> str:

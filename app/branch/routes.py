@@ -17,7 +17,6 @@ from app.plumbing.htmx import htmx
 from app.plumbing.passid_connection import passid_client
 from app.rules import audit, verifications
 from app.rules.customer_wording import claim_lines
-from app.rules.decision import counter_decision
 from app.rules.token_forms import idempotency_key, submitted_token
 from app.staff.roles import Role, require_role
 from app.widget.options import own_origin
@@ -82,12 +81,7 @@ def verify() -> tuple[str, int]:
         return _render("branch/_missing.html", 410, erased=True)
     claims = finished.claims
     _audit_result_shown(finished.result_id, "branch counter")
-    decision = counter_decision(
-        verified=result.verified,
-        deny_reason=result.deny_reason.value if result.deny_reason else None,
-        claims=claims,
-        recommendation=result.recommendation,
-    )
+    decision = finished.decision  # the verdict recorded with it: the same one the API and the console read
     template = "branch/_result.html" if htmx else "branch/counter.html"
     return _render(
         template, view="result", decision=decision, token=result.token, claims=claims or {},
@@ -111,10 +105,7 @@ def result(result_id: str) -> tuple[str, int]:
     if row is None or row.redacted_at is not None:  # an erased result is shown to nobody (app.rules.retention)
         return _render("branch/_missing.html", 404)
     _audit_result_shown(row.id, "branch counter, QR flow")
-    decision = counter_decision(
-        verified=row.status == verifications.FinalStatus.COMPLETED, deny_reason=row.deny_reason, claims=row.claims,
-        recommendation=row.recommendation,
-    )
+    decision = verifications.verdict_of(row)
     return _render(
         "branch/_result.html", view="result", decision=decision, token=row.token or row.code,
         claims=row.claims or {}, lines=claim_lines(row.claims or {}),

@@ -39,7 +39,7 @@ EXPORT_MAX_ROWS = 10_000
 # Column names and values stay English (codes, ISO times) whatever language the console speaks: auditors'
 # tools read these files by name, so they must not change with the analyst's browser.
 RECORD_COLUMNS = [
-    "id", "created_at", "source", "status", "reference", "session_id", "tier",
+    "id", "created_at", "source", "status", "verdict", "reference", "session_id", "tier",
     "review_status", "review_decided_by", "review_decided_at", "outcome_reported",
 ]
 # Every claim field of the contract, in its order; the tier is already a record column.
@@ -81,7 +81,7 @@ def _line(
     report = outcomes.get(row.token) if row.token else None
     decided = decisions.get(row.id)
     line: list[Any] = [
-        row.id, row.created_at, row.source, row.status, row.reference, row.session_id, row.tier,
+        row.id, row.created_at, row.source, row.status, row.verdict, row.reference, row.session_id, row.tier,
         row.review_status, decided.decided_by if decided else None, decided.decided_at if decided else None,
         report.outcome if report else row.reported_outcome,
     ]

@@ -1,8 +1,9 @@
-"""The history's filters (status, source, dates, review status), shared by the page and its CSV export.
+"""The history's filters (status, source, dates, review status, verdict, sanctions matches), shared by the
+page and its CSV export.
 
 One parser and one `apply` for both, so an export holds exactly the rows the analyst was looking at.
-Every filter is a clear column (never a claim), so filtering works whatever the claims are encrypted
-under. Dates are UTC calendar days, both ends included, as the page's times are shown in UTC.
+Every filter is a clear column or a keyed hash (never a claim), so filtering works whatever the claims are
+encrypted under. Dates are UTC calendar days, both ends included, as the page's times are shown in UTC.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from typing import Any
 from flask_babel import LazyString, lazy_gettext
 from flask_babel import gettext as _
 
+from app.passid import DenyReason
 from app.plumbing.database import end_of, start_of
-from app.rules.decision import ReviewStatus
+from app.plumbing.encryption import lookup_hashes
+from app.rules.decision import VERDICT_NAMES, VERDICTS, ReviewStatus
 from app.rules.verifications import FINAL_STATUSES, FinalStatus, Source, Verification
 
 STATUSES: tuple[str, ...] = tuple(status.value for status in FINAL_STATUSES)
@@ -39,6 +42,7 @@ STATUS_NAMES: dict[FinalStatus, LazyString] = {
 FILTER_CHOICES: dict[str, list[tuple[str, LazyString]]] = {
     "status": [(status, STATUS_NAMES[FinalStatus(status)]) for status in STATUSES],
     "review": [(status, REVIEW_NAMES[status]) for status in REVIEW_STATUSES],
+    "verdict": [(verdict, VERDICT_NAMES[verdict]) for verdict in VERDICTS],
 }
 
 
@@ -55,6 +59,8 @@ class HistoryFilters:
     date_from: date | None = None
     date_to: date | None = None
     review: str = ""
+    verdict: str = ""
+    sanctions: bool = False  # only PASSID's sanctions hard denies
 
     def as_args(self) -> dict[str, str]:
         """The query-string form, for the pager's links and the export link (only the filters set)."""
@@ -64,6 +70,8 @@ class HistoryFilters:
             "from": self.date_from.isoformat() if self.date_from else "",
             "to": self.date_to.isoformat() if self.date_to else "",
             "review": self.review,
+            "verdict": self.verdict,
+            "sanctions": "1" if self.sanctions else "",
         }
         return {name: value for name, value in args.items() if value}
 
@@ -84,6 +92,11 @@ class HistoryFilters:
             select = select.where(Verification.created_at < stop)
         if self.review:
             select = select.where(Verification.review_status == self.review)
+        if self.verdict:
+            select = select.where(Verification.verdict == self.verdict)
+        if self.sanctions:
+            select = select.where(Verification.deny_reason_hash.in_(
+                lookup_hashes(DenyReason.HARD_DENY_SANCTIONS_MATCH.value)))
         return select
 
 
@@ -119,6 +132,10 @@ def parse_filters(args: Mapping[str, str]) -> HistoryFilters:
         date_to=_day(args, "to"),
         review=_choice(args, "review", REVIEW_STATUSES, lazy_gettext(
             "“%(value)s” is not a review status; choose one from the list.")),
+        verdict=_choice(args, "verdict", VERDICTS, lazy_gettext(
+            "“%(value)s” is not a verdict; choose one from the list.")),
+        sanctions=_choice(args, "sanctions", ("1",), lazy_gettext(
+            "“%(value)s” is not a sanctions filter; tick the box or leave it empty.")) == "1",
     )
     if filters.date_from and filters.date_to and filters.date_from > filters.date_to:
         raise BadFilter(_("The “from” date is after the “to” date."))

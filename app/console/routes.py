@@ -30,7 +30,7 @@ from app.plumbing import encryption
 from app.plumbing.passid_connection import passid_client
 from app.rules import audit, verifications
 from app.rules.customer_wording import claim_lines
-from app.rules.decision import recommendation_name
+from app.rules.decision import VERDICT_NAMES, recommendation_name
 from app.rules.outcomes import OUTCOME_MEANINGS, OutcomeReport, find_report
 from app.rules.verifications import Verification
 from app.staff.roles import Role, require_role
@@ -104,6 +104,7 @@ def history() -> str:
         filters=filters,
         filter_choices=FILTER_CHOICES,
         review_names=REVIEW_NAMES,
+        verdict_names=VERDICT_NAMES,
         page_args={**({"q": query} if query else {}), **filters.as_args()},
         can_take_outcome=queries.can_take_outcome,
         sources=queries.SOURCE_NAMES,
@@ -140,6 +141,7 @@ def verification(result_id: str) -> str:
         lines=claim_lines(claims or {}),
         summary=queries.claims_summary(claims),
         recommendation=recommendation_name(row.recommendation) if row.recommendation else None,
+        decision=verifications.verdict_of(row),
         report=report,
         sources=queries.SOURCE_NAMES,
         outcome_label=outcome_label,

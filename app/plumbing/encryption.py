@@ -319,8 +319,8 @@ ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = (
     EncryptedTable(
         "verification", "id", "created_at",
         text_columns=("token", "claims_json", "permissions_json", "code", "deny_reason", "decline_reason",
-                      "recommendation", "corridor"),
-        hashes=(("token_hash", "token"), ("code_hash", "code")),
+                      "recommendation", "corridor", "verdict_reasons"),
+        hashes=(("token_hash", "token"), ("code_hash", "code"), ("deny_reason_hash", "deny_reason")),
     ),
     EncryptedTable(
         "outcome_report", "id", "id",

@@ -58,7 +58,7 @@ _LOOKUP_BATCH = 500  # hashes in one IN (…), well inside every database's limi
 # Everything a verification holds about the person; set to NULL by an erase.
 _PERSONAL_COLUMNS = (
     "claims_json", "permissions_json", "token", "token_hash", "code", "code_hash", "deny_reason", "decline_reason",
-    "recommendation", "corridor",
+    "recommendation", "corridor", "verdict_reasons", "deny_reason_hash",
 )
 # The tables an erase changes: what `forget_erased_bytes` cleans up after.
 _TABLES = ("verification", "webhook_receipt", "outcome_report", "session_request", "review_decision",

@@ -1,6 +1,6 @@
 """The review queue: verifications whose verdict was "Review", and an analyst's decision on each.
 
-A verification lands here when it is recorded (`app.rules.decision.review_status_at_record` sets its
+A verification lands here when it is recorded with a "review" verdict (`app.rules.decision.review_status_for` sets its
 `review_status` to "pending"); an analyst then decides "proceed" or "do not proceed", with a note.
 Why one decision and no second opinion: the decision is what the bank acted on, so it is kept, not
 overwritten. Two analysts deciding the same item at once is settled by a conditional UPDATE (only the
@@ -26,8 +26,8 @@ from app.passid import DenyReason
 from app.plumbing.database import Model, db, rows_changed, utcnow
 from app.plumbing.encryption import EncryptedText
 from app.rules import audit
-from app.rules.decision import REVIEW_DECISIONS, ReviewStatus, counter_decision
-from app.rules.verifications import FinalStatus, Verification
+from app.rules.decision import REVIEW_DECISIONS, ReviewStatus
+from app.rules.verifications import Verification, verdict_of
 
 PER_PAGE = 25
 LOOKUP_BATCH = 500  # ids in one IN (…), well inside every database's limit on bound parameters
@@ -101,14 +101,9 @@ def waiting_for(since: datetime, now: datetime) -> str:
 
 
 def reasons(row: Verification) -> tuple[str, ...]:
-    """Why the counter said "Review", from the same rule; none once the claims are erased (redacted or purged)."""
-    claims = _readable_claims(row)
-    if claims is None and row.status == FinalStatus.COMPLETED:
-        return ()
-    return counter_decision(
-        verified=row.status == FinalStatus.COMPLETED, deny_reason=row.deny_reason, claims=claims,
-        recommendation=row.recommendation,
-    ).reasons
+    """Why the verdict was "Review", as staff read it: the reasons recorded with it; none once erased."""
+    decision = verdict_of(row) if row.redacted_at is None else None
+    return decision.staff_reasons if decision is not None else ()
 
 
 def _readable_claims(row: Verification) -> dict[str, Any] | None:

@@ -1,9 +1,11 @@
 """The session rows, and what a session's verifications add up to (its status).
 
 A session's status is read from the verifications made for it, never stored, so it cannot
-disagree with them: the first success completes it; until then the latest denied or declined
-attempt names it (the customer may still retry until it expires); with no such attempt it is
-open, or expired once its time is up.
+disagree with them: a sanctions match ends it as denied, whatever came before or after (no later
+retry can hide it); otherwise the first success completes it; a session the institution cancelled
+before any success is cancelled; until then the latest denied or declined attempt names it (the
+customer may still retry until it expires); with no such attempt it is open, or expired once its
+time is up. Every attempt stays on record and the backend API lists them all.
 
 Each QR request the widget creates inside a session is remembered too (`SessionRequest`), so that
 the webhook that finishes it records the verification for the session even when the customer
@@ -19,12 +21,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import DateTime, String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.plumbing.database import Model, db, isoformat_z, utcnow
+from app.passid import DenyReason
+from app.plumbing.database import Model, db, isoformat_z, rows_changed, utcnow
 from app.plumbing.encryption import EncryptedText
-from app.rules.verifications import FinalStatus, Verification, redacted_document, result_document
+from app.rules.verifications import FinalStatus, Verification, redacted_document, result_document, verdict_of
 
 
 class SessionStatus(StrEnum):
@@ -33,6 +36,7 @@ class SessionStatus(StrEnum):
     DENIED = "denied"
     DECLINED = "declined"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
 
 class VerificationSession(Model):
@@ -51,6 +55,8 @@ class VerificationSession(Model):
     # Erased with every record of its reference (`app.rules.retention.redact_reference`): it takes no more
     # attempts, and the backend API answers only that it was erased, and when.
     redacted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Cancelled by the institution (`cancel`): no attempt completes it afterwards.
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     @property
     def permissions(self) -> tuple[str, ...]:
@@ -127,16 +133,33 @@ def session_of_request(request_id: str) -> VerificationSession | None:
     return find(noted.session_id) if noted else None
 
 
-def state_of(session: VerificationSession, now: datetime | None = None) -> SessionState:
-    if session.redacted_at is not None:  # erased: closed, and nothing of its attempts is shown
-        return SessionState(SessionStatus.EXPIRED, None, closed=True)
-    attempts = db.session.execute(
+def attempts_of(session: VerificationSession) -> list[Verification]:
+    """Every verification made for the session, oldest first."""
+    return list(db.session.execute(
         select(Verification).where(Verification.session_id == session.id)
         .order_by(Verification.created_at, Verification.id)
-    ).scalars().all()
+    ).scalars().all())
+
+
+def is_sanctions_match(attempt: Verification) -> bool:
+    return attempt.status == FinalStatus.DENIED and attempt.deny_reason == DenyReason.HARD_DENY_SANCTIONS_MATCH
+
+
+def state_of(session: VerificationSession, now: datetime | None = None,
+             attempts: list[Verification] | None = None) -> SessionState:
+    if session.redacted_at is not None:  # erased: closed, and nothing of its attempts is shown
+        return SessionState(SessionStatus.EXPIRED, None, closed=True)
+    if attempts is None:
+        attempts = attempts_of(session)
     for attempt in attempts:
-        if attempt.status == FinalStatus.COMPLETED:
+        if is_sanctions_match(attempt):  # ends the session, before or after any success
+            return SessionState(SessionStatus.DENIED, attempt, closed=True)
+    for attempt in attempts:
+        if attempt.status == FinalStatus.COMPLETED and (
+                session.cancelled_at is None or attempt.created_at <= session.cancelled_at):
             return SessionState(SessionStatus.COMPLETED, attempt, closed=True)
+    if session.cancelled_at is not None:
+        return SessionState(SessionStatus.CANCELLED, None, closed=True)
     expired = session.expired(now)
     for attempt in reversed(attempts):
         if attempt.status in (FinalStatus.DENIED, FinalStatus.DECLINED):
@@ -145,7 +168,69 @@ def state_of(session: VerificationSession, now: datetime | None = None) -> Sessi
     return SessionState(SessionStatus.EXPIRED if expired else SessionStatus.OPEN, None, closed=expired)
 
 
-def session_document(session: VerificationSession, state: SessionState) -> dict[str, object]:
+class SessionClosed(Exception):
+    """The session takes no more changes (completed, denied, cancelled, expired or erased)."""
+
+    def __init__(self, state: SessionState) -> None:
+        super().__init__(state.status.value)
+        self.state = state
+
+
+def cancel(session: VerificationSession) -> SessionState:
+    """End an open session as cancelled; SessionClosed when it is over already.
+
+    A conditional UPDATE: of two cancels, or a cancel racing the purge, one changes the row. A success
+    recorded after the cancel does not complete it (`state_of` reads only successes from before).
+    """
+    state = state_of(session)
+    if state.closed:
+        raise SessionClosed(state)
+    now = utcnow()
+    changed = rows_changed(
+        update(VerificationSession).where(VerificationSession.id == session.id,
+                                          VerificationSession.cancelled_at.is_(None),
+                                          VerificationSession.redacted_at.is_(None))
+        .values(cancelled_at=now)
+    )
+    db.session.commit()
+    db.session.refresh(session)
+    state = state_of(session)
+    if not changed and state.status != SessionStatus.CANCELLED:
+        raise SessionClosed(state)
+    return state
+
+
+REFERENCE_LIST_LIMIT = 100
+
+
+def with_reference(reference: str) -> list[VerificationSession]:
+    """The sessions created under the institution's reference, newest first (at most REFERENCE_LIST_LIMIT)."""
+    if not reference or len(reference) > 64 or "\x00" in reference:
+        return []
+    return list(db.session.execute(
+        select(VerificationSession).where(VerificationSession.reference == reference)
+        .order_by(VerificationSession.created_at.desc(), VerificationSession.id.desc())
+        .limit(REFERENCE_LIST_LIMIT)
+    ).scalars().all())
+
+
+def attempt_document(attempt: Verification) -> dict[str, Any]:
+    """One attempt as the bank's backend reads it: when, through what, how it ended, and the verdict."""
+    if attempt.redacted_at is not None:
+        return redacted_document(attempt.id, attempt.redacted_at)
+    decision = verdict_of(attempt)
+    return {
+        "resultId": attempt.id,
+        "channel": attempt.source,
+        "status": attempt.status,
+        "denyReason": attempt.deny_reason,
+        "verdict": decision.verdict if decision else None,
+        "createdAt": isoformat_z(attempt.created_at),
+    }
+
+
+def session_document(session: VerificationSession, state: SessionState,
+                     attempts: list[Verification] | None = None) -> dict[str, object]:
     """The institution backend's view of a session (`GET /api/sessions/<id>`).
 
     Once the session or the verification that decided it is erased (`app.rules.retention`), only that: the session's own
@@ -155,13 +240,19 @@ def session_document(session: VerificationSession, state: SessionState) -> dict[
         return redacted_document(session.id, session.redacted_at)
     if state.result is not None and state.result.redacted_at is not None:
         return redacted_document(session.id, state.result.redacted_at)
+    decision = verdict_of(state.result) if state.result else None
     return {
         "id": session.id,
         "reference": session.reference,
         "locale": session.locale,
         "status": state.status.value,
+        "verdict": decision.verdict if decision else None,
+        "verdictReasons": list(decision.reasons) if decision else [],
         "resultId": state.result.id if state.result else None,
         "result": result_document(state.result) if state.result else None,
+        "attempts": [attempt_document(attempt) for attempt in (attempts if attempts is not None
+                                                               else attempts_of(session))],
         "createdAt": isoformat_z(session.created_at),
         "expiresAt": isoformat_z(session.expires_at),
+        "cancelledAt": isoformat_z(session.cancelled_at) if session.cancelled_at else None,
     }

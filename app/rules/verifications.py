@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import DateTime, String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -25,7 +26,7 @@ from app.passid import RequestStatus, VerifyResult, restrict_claims
 from app.plumbing.database import Model, db, isoformat_z, utcnow
 from app.plumbing.encryption import EncryptedText, hash_column, lookup_hashes, search_hash
 from app.rules import tombstones
-from app.rules.decision import review_status_at_record
+from app.rules.decision import Decision, VerdictRules, decide, review_status_for, storable_reasons, stored_reasons
 from app.rules.finished_requests import finished_requests
 
 
@@ -88,6 +89,14 @@ class Verification(Model):
     # A ReviewStatus (`app.rules.decision`): "pending" when the verdict was "review" at record time, then an
     # analyst's decision (`app.rules.review`); NULL for every verification that never needed one.
     review_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    # The app's one verdict (`app.rules.decision`), decided when the row is recorded and never again: approve,
+    # review or decline, in clear like the review status (the history filters on it); its reason codes
+    # encrypted (they follow from the claims). NULL only on rows recorded before verdicts were stored, until
+    # `verdict_of` first reads them.
+    verdict: Mapped[str | None] = mapped_column(String(10), index=True)
+    verdict_reasons: Mapped[str | None] = mapped_column(EncryptedText)
+    # The deny reason's keyed hash: the history finds sanctions matches without a deny reason in clear.
+    deny_reason_hash: Mapped[str | None] = mapped_column(hash_column(), index=True)
     # Erased (`app.rules.retention`): when, and why ("retention", or the reason given for a redaction). The
     # record stays; its claims, token, code and reasons are gone. `reported_outcome` keeps which outcome
     # was reported for it, since the token that linked it to its outcome report is erased too.
@@ -114,6 +123,13 @@ class Finished:
     code: str | None = None
     created_at: datetime | None = None  # when we recorded it: a widget's handle shows it for a while only
     redacted_at: datetime | None = None  # erased (`app.rules.retention`): no widget shows it again
+    decision: Decision | None = None  # the app's verdict (`app.rules.decision`), as stored with the row
+
+    @property
+    def approved(self) -> bool:
+        """Whether the customer may read "Verified": PASSID verified them and the verdict is approve."""
+        return self.status == FinalStatus.COMPLETED and self.decision is not None \
+            and self.decision.verdict == "approve"
 
 
 def _finished(row: Verification) -> Finished:
@@ -128,6 +144,7 @@ def _finished(row: Verification) -> Finished:
         code=row.code,
         created_at=row.created_at,
         redacted_at=row.redacted_at,
+        decision=verdict_of(row),
     )
 
 
@@ -216,6 +233,8 @@ def record(
     erased = tombstones.refused(token=token, request_id=request_id, session_id=session_id)
     if erased is not None:  # nothing recorded; the tombstone counted it
         return _erased(status, erased)
+    decision = decide(status=FinalStatus(status).value, deny_reason=deny_reason, claims=claims,
+                      recommendation=recommendation, rules=configured_rules())
     row = Verification(
         id=f"res_{secrets.token_urlsafe(16)}",
         source=Source(source).value,
@@ -236,10 +255,10 @@ def record(
         verified_at=verified_at.replace(tzinfo=None) if verified_at else None,
         session_id=session_id,
         reference=reference,
-        review_status=review_status_at_record(
-            verified=status == FinalStatus.COMPLETED, deny_reason=deny_reason, claims=claims,
-            recommendation=recommendation,
-        ),
+        verdict=decision.verdict,
+        verdict_reasons=storable_reasons(decision.reasons),
+        deny_reason_hash=search_hash(deny_reason),
+        review_status=review_status_for(decision.verdict),
     )
     db.session.add(row)
     try:
@@ -255,6 +274,27 @@ def record(
         return existing
     _note_finished(request_id)
     return _finished(row)
+
+
+def configured_rules() -> VerdictRules:
+    """The verdict rules this app runs with (PASSID_VERDICT_RULES over the defaults, PASSID_MINIMUM_TIER)."""
+    return VerdictRules.from_settings(current_app.config.get("PASSID_VERDICT_RULES"),
+                                      current_app.config.get("PASSID_MINIMUM_TIER"))
+
+
+def verdict_of(row: Verification) -> Decision | None:
+    """The row's stored verdict. A row recorded before verdicts were stored gets its verdict now, by the same
+    rules, and keeps it: from then on it is read, never decided again. An erased row keeps its verdict and
+    loses its reasons (they follow from the claims); one erased before verdicts were stored has none (None):
+    its claims are gone, and deciding without them would approve."""
+    if row.verdict is None:
+        if row.redacted_at is not None:
+            return None
+        decision = decide(status=row.status, deny_reason=row.deny_reason, claims=row.claims,
+                          recommendation=row.recommendation, rules=configured_rules())
+        row.verdict, row.verdict_reasons = decision.verdict, storable_reasons(decision.reasons)
+        db.session.commit()
+    return Decision(row.verdict, stored_reasons(row.verdict_reasons))  # type: ignore[arg-type]
 
 
 def _erased(status: FinalStatus | RequestStatus, erased: datetime) -> Finished:
@@ -331,6 +371,8 @@ def result_document(row: Verification) -> dict[str, Any]:
     """The institution backend's view of a result (`GET /api/results/<id>`); an erased one says only that."""
     if row.redacted_at is not None:
         return redacted_document(row.id, row.redacted_at)
+    decision = verdict_of(row)
+    assert decision is not None  # only an erased row has none, and it was answered above
     return {
         "resultId": row.id,
         "source": row.source,
@@ -343,6 +385,8 @@ def result_document(row: Verification) -> dict[str, Any]:
         "denyReason": row.deny_reason,
         "declineReason": row.decline_reason,
         "recommendation": row.recommendation,
+        "verdict": decision.verdict,
+        "verdictReasons": list(decision.reasons),
         "corridor": row.corridor,
         "verifiedAt": isoformat_z(row.verified_at) if row.verified_at else None,
         "createdAt": isoformat_z(row.created_at),

@@ -425,6 +425,7 @@ def final_state(options: WidgetOptions, finished: verifications.Finished) -> Res
     if session is None:
         return render_state(view.state, options, event=view.event, **view.context)
     event = {**view.event, "sessionId": session.id} if view.event else None
-    closed = view.state == "success" or session.expired()
+    # Over once it succeeded, ran out, or a sanctions match ended it: then no "Try again".
+    closed = view.state == "success" or sessions.is_closed(session)
     return render_state(view.state, options, event=event, **view.context,
                         **sessions.links(options, session, closed=closed))

@@ -14,7 +14,8 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from app.rules import sessions as records
+from app.passid import DenyReason
+from app.rules import customer_wording, sessions, verifications
 from app.rules.return_urls import continue_url
 from app.rules.sessions import SessionState, SessionStatus, VerificationSession
 from app.widget.options import WidgetOptions, locked_to_session, options_from
@@ -23,7 +24,7 @@ from app.widget.states import StateView
 
 def options_for(values: Mapping[str, str]) -> WidgetOptions:
     """A session's locked options when `values` (signed, or the hosted page's) name a session; else the embed's."""
-    session = records.find(values.get("session"))
+    session = sessions.find(values.get("session"))
     return options_from(values) if session is None else session_options(session, values)
 
 
@@ -33,12 +34,12 @@ def session_options(session: VerificationSession, values: Mapping[str, str]) -> 
 
 
 def session_of(options: WidgetOptions) -> VerificationSession | None:
-    return records.find(options.session_id) if options.session_id else None
+    return sessions.find(options.session_id) if options.session_id else None
 
 
 def recorded_for(options: WidgetOptions) -> dict[str, Any]:
     """What a verification made in this widget records about its session (nothing outside one)."""
-    return records.recorded_for(session_of(options))
+    return sessions.recorded_for(session_of(options))
 
 
 def links(options: WidgetOptions, session: VerificationSession | None, *, closed: bool) -> dict[str, Any]:
@@ -50,6 +51,10 @@ def links(options: WidgetOptions, session: VerificationSession | None, *, closed
     return {"continue_url": url, "session_closed": closed}
 
 
+def is_closed(session: VerificationSession) -> bool:
+    return sessions.state_of(session).closed
+
+
 def closed_state(options: WidgetOptions) -> tuple[StateView, dict[str, Any]] | None:
     """What a session shows once it takes no more attempts (first success, or expiry); None while it is open.
 
@@ -59,7 +64,7 @@ def closed_state(options: WidgetOptions) -> tuple[StateView, dict[str, Any]] | N
     session = session_of(options)
     if session is None:
         return None
-    state = records.state_of(session)
+    state = sessions.state_of(session)
     if not state.closed:
         return None
     return _final_view(options, session, state), links(options, session, closed=True)
@@ -70,7 +75,18 @@ def _final_view(options: WidgetOptions, session: VerificationSession, state: Ses
     result_id = state.result.id if state.result else None
     if state.status == SessionStatus.COMPLETED:
         event = {"type": "passid:success", "resultId": result_id, "sessionId": session.id}
-        return StateView("success", {"claims": {}, "lines": []}, event if embedded else None)
+        decision = verifications.verdict_of(state.result) if state.result else None
+        approved = decision is not None and decision.verdict == "approve"
+        return StateView("success", {"claims": {}, "lines": [], "approved": approved}, event if embedded else None)
+    ended_by_sanctions = state.result is not None and sessions.is_sanctions_match(state.result)
+    if ended_by_sanctions or state.status == SessionStatus.CANCELLED:
+        # Ended by a sanctions match or by the bank: the same neutral words for both (naming the match would be
+        # tipping-off), and the same event as any deny.
+        reason = "denied" if ended_by_sanctions else "Session cancelled"
+        event = {"type": "passid:decline", "reason": reason, "resultId": result_id, "sessionId": session.id}
+        message = customer_wording.deny_message(DenyReason.HARD_DENY_SANCTIONS_MATCH, session.institution_name)
+        return StateView("declined", {"message": message, "expired": False, "qr": False},
+                         event if embedded else None)
     event = {"type": "passid:decline", "reason": "Session expired", "resultId": result_id, "sessionId": session.id}
     message = _("This verification link has expired. Please return to %(name)s to continue.",
                 name=session.institution_name)

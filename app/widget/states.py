@@ -31,7 +31,8 @@ class StateView:
 
 
 def final_view(finished: Finished, options: WidgetOptions) -> StateView:
-    """Success with the claims, or declined with words the customer may read, and its event."""
+    """Success (with the claims when the verdict is approve), or declined with words the customer may read,
+    and its event."""
     embedded = bool(options.parent_origin)
     if finished.status == FinalStatus.COMPLETED:
         claims = finished.claims or {}
@@ -41,7 +42,10 @@ def final_view(finished: Finished, options: WidgetOptions) -> StateView:
             "resultId": finished.result_id,
             **({"requestId": finished.request_id} if finished.request_id else {"token": finished.token}),
         }
-        return StateView("success", {"claims": claims, "lines": messages.claim_lines(claims)},
+        # The event is the guide's onSuccess(claims), the same for every verdict: it carries no verdict, and
+        # the bank's page asks its own backend for it. The screen says "Verified" only on an approve.
+        return StateView("success", {"claims": claims, "lines": messages.claim_lines(claims),
+                                     "approved": finished.approved},
                          event if embedded else None)
     if finished.status == FinalStatus.DENIED:
         # No deny reason reaches the customer's browser in any form: the page and its event would tell a

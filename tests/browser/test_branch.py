@@ -95,15 +95,17 @@ def test_an_approved_customer_shows_approve_then_next_customer_clears_everything
 
 
 @pytest.mark.parametrize(
-    ("token", "reason"),
-    [("GH2P-ABCD-56KL", "Identity is not verified"), ("TEST-SANC-0005", "Sanctions watch-list match"),
-     ("TEST-USED-0003", "already used")],
+    ("token", "verdict", "heading", "reason"),
+    [("GH2P-ABCD-56KL", "review", "Review", "Identity is not verified"),
+     ("TEST-SANC-0005", "decline", "Do not proceed", "Sanctions watch-list match"),
+     ("TEST-USED-0003", "decline", "Do not proceed", "already used")],
 )
-def test_do_not_proceed_cases_say_why_to_staff(tablet: Page, token: str, reason: str) -> None:
+def test_review_and_do_not_proceed_cases_say_why_to_staff(tablet: Page, token: str, verdict: str, heading: str,
+                                                          reason: str) -> None:
     verify(tablet, token)
     result = tablet.locator("[data-branch-view=result]")
-    expect(result).to_have_attribute("data-verdict", "do_not_proceed")
-    expect(result.get_by_role("heading")).to_have_text("Do not proceed")
+    expect(result).to_have_attribute("data-verdict", verdict)
+    expect(result.get_by_role("heading")).to_have_text(heading)
     expect(result).to_contain_text(reason)
 
 
@@ -136,5 +138,5 @@ def test_the_qr_flow_is_one_tap_away(tablet: Page, sandbox_phone: Page) -> None:
     sandbox_phone.get_by_label("Kofi (Ghana → European Union), tier C").check()
     sandbox_phone.get_by_role("button", name="Share & Verify").click()
     result = tablet.locator("[data-branch-view=result]")
-    expect(result).to_have_attribute("data-verdict", "do_not_proceed", timeout=10_000)
+    expect(result).to_have_attribute("data-verdict", "review", timeout=10_000)
     expect(result).to_contain_text("Identity is not verified")

@@ -11,10 +11,9 @@ from app.passid import PassidClient
 from tests.browser.conftest import demo_key, polls_started, states
 from tests.support.servers import AppServer
 
-FIXED = {
+FIXED = {  # the fixed tokens whose verdict is approve (GH2P-ABCD-56KL's is review: below)
     "KE8V-3TXY-Z72L": ("812", "Tier A"),
     "NG4M-XQRS-T88W": ("743", "Tier B"),
-    "GH2P-ABCD-56KL": ("671", "Tier C"),
 }
 DENIED = {
     "TEST-EXPD-0001": "expired",
@@ -118,11 +117,16 @@ def test_each_fixed_sandbox_token_verifies_by_manual_entry(
     expect(page.locator(".passid-score__tier")).to_have_text(tier)
 
 
-def test_the_tier_c_profile_shows_identity_not_verified(page: Page, widget_server: AppServer) -> None:
+def test_the_tier_c_profile_is_told_the_bank_will_follow_up_not_verified(page: Page, widget_server: AppServer) -> None:
+    """Its verdict is review: the customer reads neither "Verified" nor the bank's reasons or the claims."""
     open_widget(page, widget_server)
     page.get_by_label("Enter a PASSID token").fill("GH2P ABCD 56KL")
     page.get_by_role("button", name="Verify token").click()
-    expect(page.locator(".passid-claim--no")).to_contain_text(["Identity not verified"])
+    expect(widget(page)).to_have_attribute("data-state", "success")
+    expect(page.get_by_role("heading", name="Details shared")).to_be_visible()
+    expect(widget(page)).to_contain_text("Demo Bank has what it needs and will tell you the next step.")
+    expect(widget(page)).not_to_contain_text("Verified")
+    expect(page.locator(".passid-claim")).to_have_count(0)
 
 
 @pytest.mark.parametrize("token", list(DENIED))

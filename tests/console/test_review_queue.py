@@ -25,7 +25,8 @@ from app.passid import DenyReason
 from app.plumbing.database import db, utcnow
 from app.plumbing.encryption import keyring
 from app.rules import audit, review
-from app.rules.decision import ReviewStatus, review_status_at_record
+from app.rules import decision as verdicts
+from app.rules.decision import ReviewStatus, review_status_for
 from app.rules.verifications import FinalStatus, Source, Verification, record
 from tests.console.conftest import add_staff, signed_in
 from tests.support.html_fields import hidden
@@ -131,18 +132,19 @@ def test_waiting_time_reads_in_minutes_hours_and_days() -> None:
 
 def test_only_a_review_verdict_is_queued() -> None:
     def status(**facts: Any) -> ReviewStatus | None:
-        return review_status_at_record(**{"verified": True, "deny_reason": None, "recommendation": "approve",
-                                          "claims": {}, **facts})
+        decided = verdicts.decide(**{"status": "completed", "deny_reason": None, "recommendation": "approve",
+                            "claims": {}, **facts})
+        return review_status_for(decided.verdict)
 
     assert status(recommendation="review") == ReviewStatus.PENDING
     assert status(claims={"fraud_risk": "medium"}) == ReviewStatus.PENDING
     assert status(claims={"income_verified": False}) == ReviewStatus.PENDING
+    assert status(recommendation="review", claims={"identity_verified": False}) == ReviewStatus.PENDING
     assert status() is None  # approve
-    # "do not proceed" outranks review: unverified identity, high fraud risk, sanctions, a deny.
-    assert status(recommendation="review", claims={"identity_verified": False}) is None
+    # A decline outranks review: high fraud risk, sanctions, a deny.
     assert status(claims={"fraud_risk": "medium", "sanctions_clear": False}) is None
     assert status(claims={"fraud_risk": "high"}) is None
-    assert status(verified=False, deny_reason="TOKEN_EXPIRED", claims=None, recommendation="review") is None
+    assert status(status="denied", deny_reason="TOKEN_EXPIRED", claims=None, recommendation="review") is None
 
 
 def test_a_sanctions_match_allows_only_do_not_proceed() -> None:

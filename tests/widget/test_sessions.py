@@ -86,8 +86,9 @@ def test_creating_a_session_answers_201_with_an_absolute_hosted_url(app: Flask, 
     assert body["reference"] == "loan-42" and body["status"] == "open" and body["id"].startswith("vs_")
     assert body["url"] == f"{app.config['PUBLIC_BASE_URL']}/verify/session?id={body['id']}"
     got = read(body["id"]).get_json()
-    assert got == {"id": body["id"], "reference": "loan-42", "locale": None, "status": "open", "resultId": None,
-                   "result": None, "createdAt": got["createdAt"], "expiresAt": body["expiresAt"]}
+    assert got == {"id": body["id"], "reference": "loan-42", "locale": None, "status": "open", "verdict": None,
+                   "verdictReasons": [], "resultId": None, "result": None, "attempts": [],
+                   "createdAt": got["createdAt"], "expiresAt": body["expiresAt"], "cancelledAt": None}
 
 
 def test_session_ids_are_unguessable_and_distinct(create: Callable[..., TestResponse]) -> None:
@@ -228,10 +229,10 @@ def test_a_denied_attempt_may_be_retried_until_the_session_expires(
     made = create(reference="loan-5", returnUrl=RETURN_URL).get_json()
     page = open_hosted(client, made["url"]).text
     denied = client.post("/verify/token/check", data={"o": hidden(page, "o"), "n": hidden(page, "n"),
-                                                      "token": "TEST-SANC-0005"})
+                                                      "token": "TEST-EXPD-0001"})
     assert 'data-view="declined"' in denied.text and 'action="/verify/reset"' in denied.text
     session = read(made["id"]).get_json()
-    assert session["status"] == "denied" and session["result"]["denyReason"] == "HARD_DENY_SANCTIONS_MATCH"
+    assert session["status"] == "denied" and session["result"]["denyReason"] == "TOKEN_EXPIRED"
     assert session["result"]["reference"] == "loan-5"
     assert "Generate QR" in client.get("/verify/reset", query_string={"o": hidden(page, "o")}).text
 

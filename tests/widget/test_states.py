@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.passid import DenyReason
+from app.rules.decision import Decision
 from app.rules.verifications import FinalStatus, Finished
 from app.widget.options import WidgetOptions
 from app.widget.states import STATES, StateView, final_view
@@ -29,14 +30,29 @@ def finished(status: FinalStatus, **fields: Any) -> Finished:
     return Finished(**{**values, **fields})
 
 
+APPROVED = Decision("approve", ("no_warning_signs",))
+
+
 def test_a_completed_request_shows_success_with_its_claims_and_a_success_event() -> None:
     claims = {"income_verified": True, "income_band": "40-60k", "identity_verified": True}
-    view = final_view(finished(FinalStatus.COMPLETED, claims=claims, request_id="req_1"), EMBEDDED)
+    view = final_view(finished(FinalStatus.COMPLETED, claims=claims, request_id="req_1", decision=APPROVED), EMBEDDED)
     assert view == StateView(
         "success",
-        {"claims": claims, "lines": [("Income verified (40-60k)", True), ("Identity verified", True)]},
+        {"claims": claims, "lines": [("Income verified (40-60k)", True), ("Identity verified", True)],
+         "approved": True},
         {"type": "passid:success", "claims": claims, "resultId": "res_1", "requestId": "req_1"},
     )
+
+
+def test_only_an_approve_verdict_is_shown_as_verified_and_the_event_is_the_same_for_every_verdict() -> None:
+    claims = {"identity_verified": False}
+    views = {verdict: final_view(finished(FinalStatus.COMPLETED, claims=claims, request_id="req_1",
+                                          decision=Decision(verdict, ("identity_not_verified",))), EMBEDDED)
+             for verdict in ("approve", "review", "decline")}
+    assert {verdict: view.context["approved"] for verdict, view in views.items()} == {
+        "approve": True, "review": False, "decline": False}
+    assert views["approve"].event == views["review"].event == views["decline"].event
+    assert "verdict" not in str(views["review"].event) and "identity_not_verified" not in str(views["review"].event)
 
 
 def test_a_completed_token_check_names_its_token_in_the_event() -> None:
