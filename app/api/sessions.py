@@ -12,6 +12,7 @@ from app.api import bp
 from app.api.auth import institution_key_required
 from app.api.errors import api_document, api_error
 from app.api.new_session import InvalidField, new_session
+from app.config import current_settings
 from app.rules import sessions as records
 
 HOSTED_PAGE_PATH = "/verify/session"
@@ -56,4 +57,4 @@ def hosted_page_url(session_id: str) -> str:
 
     The id travels in the query, not the path: the access log records paths only (`app.plumbing.access_log`).
     """
-    return f"{current_app.config['PUBLIC_BASE_URL']}{HOSTED_PAGE_PATH}?id={session_id}"
+    return f"{current_settings().public_base_url}{HOSTED_PAGE_PATH}?id={session_id}"
