@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from app import create_app
-from app.config import ALL_PERMISSIONS, DEFAULT_RETRY_SCHEDULE, SETTINGS, ConfigError, load_settings
+from app.config import (
+    ALL_PERMISSIONS,
+    DEFAULT_RETRY_SCHEDULE,
+    SETTINGS,
+    ConfigError,
+    current_settings,
+    load_settings,
+    settings_of,
+)
 from tests.support.servers import (
     BIN,
     DEFAULT_SERVER,
@@ -269,6 +279,21 @@ def test_a_row_with_a_flask_key_reaches_flask_as_read() -> None:
     for name, row in SETTINGS.items():
         if row.flask_key:
             assert flask_config[row.flask_key] == getattr(settings, name), row.variable
+
+
+def test_each_app_reads_the_settings_it_was_built_with_typed_and_in_flask_s_config_alike(
+    build_app: Callable[..., Flask],
+) -> None:
+    """A test's overrides go in through the environment, so the typed settings and Flask's config agree."""
+    shorter = build_app(PASSID_RETENTION_DAYS="7", PASSID_TIMEOUT_SECONDS="2.5")
+    default = build_app()
+    assert settings_of(shorter).retention_days == 7 and shorter.config["PASSID_RETENTION_DAYS"] == 7
+    assert settings_of(shorter).passid_timeout_seconds == 2.5 == shorter.config["PASSID_TIMEOUT_SECONDS"]
+    assert settings_of(default).retention_days == 90 and default.config["PASSID_RETENTION_DAYS"] == 90
+    for app in (shorter, default):
+        assert settings_of(app).passid_url == app.config["PASSID_BASE_URL"]
+        with app.app_context():
+            assert current_settings() is settings_of(app)
 
 
 def test_a_lease_no_longer_than_a_delivery_attempt_is_a_sentence() -> None:
