@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from flask import Flask
 from sqlalchemy.exc import OperationalError
 
-from app.config import PROJECT_ROOT, ConfigError, exit_with, load_settings, load_settings_or_exit
+from app.config import (
+    PROJECT_ROOT,
+    ConfigError,
+    exit_with,
+    install_settings,
+    load_settings,
+    load_settings_or_exit,
+    settings_of,
+)
 from app.error_pages import init_error_pages
 from app.plumbing.access_log import init_access_log
 from app.plumbing.background import register_job, start_background_jobs
@@ -43,7 +51,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
-    app.config.update(settings.to_flask())
+    install_settings(app, settings)
     init_json_bodies(app)  # every JSON body through one bounded parser
     # Owner-only secrets and database, before anything opens them: no other account on the host reads them.
     tighten_instance_dir(settings.instance_dir)
@@ -124,19 +132,21 @@ def _mount_sandbox(app: Flask) -> None:
 
     init_sandbox(app, url_prefix="/sandbox")
 
+    settings = settings_of(app)
+
     def demo_connection() -> PassidConnection:
-        configured = tuple(app.config["PASSID_WEBHOOK_SECRETS"])
+        configured = settings.passid_webhook_secrets
         demo = ensure_demo_institution(
-            app.config["PASSID_INSTITUTION_NAME"],
-            webhook_url=f"{app.config['PUBLIC_BASE_URL']}/webhooks/passid",
+            settings.institution_name,
+            webhook_url=f"{settings.public_base_url}/webhooks/passid",
             webhook_secret=configured[0] if configured else None,
         )
         return PassidConnection(
-            base_url=app.config["PASSID_BASE_URL"],
+            base_url=settings.passid_url,
             api_key=demo.sandbox_key,
             institution_id=demo.institution_id,
             webhook_secrets=configured or ((demo.webhook_secret,) if demo.webhook_secret else ()),
-            timeout_seconds=float(app.config["PASSID_TIMEOUT_SECONDS"]),
+            timeout_seconds=settings.passid_timeout_seconds,
             sandbox=True,
         )
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from app import create_app
-from app.config import ALL_PERMISSIONS, DEFAULT_RETRY_SCHEDULE, SETTINGS, ConfigError, load_settings
+from app.config import (
+    ALL_PERMISSIONS,
+    DEFAULT_RETRY_SCHEDULE,
+    SETTINGS,
+    ConfigError,
+    current_settings,
+    load_settings,
+    settings_of,
+)
 from tests.support.servers import (
     BIN,
     DEFAULT_SERVER,
@@ -67,6 +77,14 @@ def test_good_values_are_read_and_normalised() -> None:
     assert settings.to_flask()["PASSID_BASE_URL"] == "https://api.passid.io"
 
 
+def test_verdict_rules_are_read_over_the_defaults() -> None:
+    settings = settings_for(PASSID_VERDICT_RULES=" identity_not_verified = decline , income_not_verified=approve",
+                            PASSID_MINIMUM_TIER="C")
+    assert settings.verdict_rules == {"identity_not_verified": "decline", "income_not_verified": "approve"}
+    assert settings.minimum_tier == "C"
+    assert settings_for().verdict_rules == {} and settings_for().minimum_tier is None
+
+
 def test_an_explicit_environment_ignores_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "abc")
     monkeypatch.setenv("PASSID_THEME_PRIMARY", "red")
@@ -86,6 +104,12 @@ def test_an_explicit_environment_ignores_the_process_environment(monkeypatch: py
         ({"PASSID_API_KEY": "sk_test_" + "a" * 32}, "PASSID_API_KEY"),
         ({"PASSID_PERMISSIONS": "full_score,shoe_size"}, "PASSID_PERMISSIONS"),
         ({"PASSID_THEME_PRIMARY": "red"}, "PASSID_THEME_PRIMARY"),
+        ({"PASSID_VERDICT_RULES": "shoe_size=review"}, "PASSID_VERDICT_RULES"),
+        ({"PASSID_VERDICT_RULES": "sanctions_match=approve"}, "PASSID_VERDICT_RULES"),
+        ({"PASSID_VERDICT_RULES": "identity_not_verified=maybe"}, "PASSID_VERDICT_RULES"),
+        ({"PASSID_VERDICT_RULES": "identity_not_verified"}, "PASSID_VERDICT_RULES"),
+        ({"PASSID_MINIMUM_TIER": "F"}, "PASSID_MINIMUM_TIER"),
+        ({"PASSID_MINIMUM_TIER": "b"}, "PASSID_MINIMUM_TIER"),
         ({"PASSID_THEME_PRIMARY": "#00c27"}, "PASSID_THEME_PRIMARY"),
         ({"PASSID_THEME_PRIMARY": "#00c27a;background:url(x)"}, "PASSID_THEME_PRIMARY"),
         ({"PASSID_ALLOWED_EMBED_ORIGINS": "not-an-origin"}, "PASSID_ALLOWED_EMBED_ORIGINS"),
@@ -269,6 +293,21 @@ def test_a_row_with_a_flask_key_reaches_flask_as_read() -> None:
     for name, row in SETTINGS.items():
         if row.flask_key:
             assert flask_config[row.flask_key] == getattr(settings, name), row.variable
+
+
+def test_each_app_reads_the_settings_it_was_built_with_typed_and_in_flask_s_config_alike(
+    build_app: Callable[..., Flask],
+) -> None:
+    """A test's overrides go in through the environment, so the typed settings and Flask's config agree."""
+    shorter = build_app(PASSID_RETENTION_DAYS="7", PASSID_TIMEOUT_SECONDS="2.5")
+    default = build_app()
+    assert settings_of(shorter).retention_days == 7 and shorter.config["PASSID_RETENTION_DAYS"] == 7
+    assert settings_of(shorter).passid_timeout_seconds == 2.5 == shorter.config["PASSID_TIMEOUT_SECONDS"]
+    assert settings_of(default).retention_days == 90 and default.config["PASSID_RETENTION_DAYS"] == 90
+    for app in (shorter, default):
+        assert settings_of(app).passid_url == app.config["PASSID_BASE_URL"]
+        with app.app_context():
+            assert current_settings() is settings_of(app)
 
 
 def test_a_lease_no_longer_than_a_delivery_attempt_is_a_sentence() -> None:

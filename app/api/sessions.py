@@ -13,6 +13,7 @@ from app.api import bp
 from app.api.auth import institution_key_required
 from app.api.errors import api_document, api_error
 from app.api.new_session import REFERENCE_MAX_LENGTH, InvalidField, new_session
+from app.config import current_settings
 from app.rules import sessions
 
 HOSTED_PAGE_PATH = "/verify/session"
@@ -88,4 +89,4 @@ def hosted_page_url(session_id: str) -> str:
 
     The id travels in the query, not the path: the access log records paths only (`app.plumbing.access_log`).
     """
-    return f"{current_app.config['PUBLIC_BASE_URL']}{HOSTED_PAGE_PATH}?id={session_id}"
+    return f"{current_settings().public_base_url}{HOSTED_PAGE_PATH}?id={session_id}"

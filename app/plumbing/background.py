@@ -17,6 +17,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Flask
 
+from app.config import settings_of
+
 log = logging.getLogger(__name__)
 
 Job = Callable[[], object]
@@ -34,14 +36,14 @@ def register_job(app: Flask, name: str, job: Job, *, every_seconds: float | None
 def start_background_jobs(app: Flask) -> BackgroundScheduler | None:
     """Start the passes in this process (serving processes only, never in CLI commands)."""
     with _start_lock:
-        if not app.config.get("BACKGROUND_JOBS") or "passid_scheduler" in app.extensions:
+        if not settings_of(app).background_jobs or "passid_scheduler" in app.extensions:
             return app.extensions.get("passid_scheduler")
         return _start(app)
 
 
 def _start(app: Flask) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
-    interval = float(app.config["JOB_INTERVAL_SECONDS"])
+    interval = settings_of(app).job_interval_seconds
     for name, (job, every_seconds) in app.extensions.get("passid_jobs", {}).items():
         scheduler.add_job(
             _in_app_context(app, job),

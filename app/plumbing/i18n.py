@@ -28,10 +28,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from babel import Locale
-from flask import Flask, current_app, g, has_request_context, request
+from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, get_locale
 
-from app.config import LOCALES
+from app.config import LOCALES, current_settings
 
 __all__ = ["LOCALES", "STAFF_LOCALES", "chosen_locale", "prefer", "supported_locale"]
 STAFF_LOCALES = ("en", "fr", "de", "es")
@@ -50,7 +50,7 @@ def supported_locale(raw: str | None, choices: Iterable[str] = LOCALES) -> str |
     value = (raw or "").strip().replace("_", "-")
     if not value or len(value) > 35:
         return None
-    if value.casefold() == PSEUDO_LOCALE.casefold() and current_app.config.get("PASSID_PSEUDO_LOCALE"):
+    if value.casefold() == PSEUDO_LOCALE.casefold() and current_settings().pseudo_locale:
         return PSEUDO_LOCALE
     language = value.split("-", 1)[0].casefold()
     return language if language in choices else None
@@ -94,7 +94,7 @@ def chosen_locale() -> str:
     accepted = accepted_locale(choices)
     if accepted:
         return accepted
-    default = current_app.config.get("PASSID_DEFAULT_LOCALE") or SOURCE_LOCALE
+    default = current_settings().default_locale
     return default if default in choices else SOURCE_LOCALE
 
 

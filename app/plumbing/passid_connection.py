@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
+from app.config import settings_of
 from app.passid import PassidClient
 
 
@@ -38,14 +39,15 @@ def passid_connection(app: Flask | None = None) -> PassidConnection:
     cached = app.extensions.get("passid_connection")
     if cached is not None:
         return cached
-    if app.config["PASSID_API_KEY"]:
+    settings = settings_of(app)
+    if settings.passid_api_key:
         connection = PassidConnection(
-            base_url=app.config["PASSID_BASE_URL"],
-            api_key=app.config["PASSID_API_KEY"],
+            base_url=settings.passid_url,
+            api_key=settings.passid_api_key,
             institution_id=None,
-            webhook_secrets=tuple(app.config["PASSID_WEBHOOK_SECRETS"]),
-            timeout_seconds=float(app.config["PASSID_TIMEOUT_SECONDS"]),
-            sandbox=app.config["PASSID_API_KEY"].startswith("sk_sandbox_"),
+            webhook_secrets=settings.passid_webhook_secrets,
+            timeout_seconds=settings.passid_timeout_seconds,
+            sandbox=settings.passid_api_key.startswith("sk_sandbox_"),
         )
     elif "passid_demo_lookup" in app.extensions:
         connection = app.extensions["passid_demo_lookup"]()
@@ -63,7 +65,7 @@ def _in_flight(app: Flask) -> threading.Semaphore:
     cap = app.extensions.get("passid_in_flight")
     if cap is None:
         cap = app.extensions.setdefault(
-            "passid_in_flight", threading.BoundedSemaphore(int(app.config["PASSID_MAX_CALLS_IN_FLIGHT"]))
+            "passid_in_flight", threading.BoundedSemaphore(settings_of(app).max_calls_in_flight)
         )
     return cap
 

@@ -7,10 +7,11 @@ with nothing extra to run. `memory://` counts per process; `redis://…` is a sh
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from app.config import current_settings, settings_of
 from app.plumbing import rate_limit_storage  # noqa: F401  (registers the `database://` storage scheme with `limits`)
 from app.plumbing.htmx import htmx
 
@@ -18,20 +19,20 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enable
 
 
 def init_rate_limits(app: Flask) -> None:
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["PASSID_RATE_LIMIT_STORAGE"])
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings_of(app).rate_limit_storage)
     limiter.init_app(app)
 
 
 def session_limit() -> str:
-    return current_app.config["PASSID_RATE_LIMIT_SESSIONS"]
+    return current_settings().rate_limit_sessions
 
 
 def token_limit() -> str:
-    return current_app.config["PASSID_RATE_LIMIT_TOKENS"]
+    return current_settings().rate_limit_tokens
 
 
 def sign_in_limit() -> str:
-    return current_app.config["PASSID_RATE_LIMIT_SIGN_IN"]
+    return current_settings().rate_limit_sign_in
 
 
 def spinner_step() -> bool:

@@ -61,7 +61,7 @@ from flask import Flask
 from flask_babel import gettext as _
 from werkzeug.wsgi import LimitedStream
 
-from app.config import MAX_CONTENT_LENGTH, MAX_WEBHOOK_BODY
+from app.config import MAX_CONTENT_LENGTH, MAX_WEBHOOK_BODY, settings_of
 from app.plumbing.access_log import CountedBody
 
 StartResponse = Callable[..., Any]
@@ -106,9 +106,9 @@ def init_request_guards(app: Flask) -> None:
     # The embedded sandbox is PASSID's side of the wire served by this same process: a widget post
     # that holds a slot calls it over HTTP, so its requests take slots of their own, or the widget
     # would starve itself. It exists only on a developer's machine.
-    sandbox = bool(app.config.get("PASSID_EMBEDDED_SANDBOX"))
-    pools = slot_pools(int(app.config["PASSID_MAX_BODIES_IN_FLIGHT"]),
-                       float(app.config["PASSID_BODY_SLOT_WAIT_SECONDS"]), sandbox=sandbox)
+    settings = settings_of(app)
+    sandbox = settings.embedded_sandbox
+    pools = slot_pools(settings.max_bodies_in_flight, settings.body_slot_wait_seconds, sandbox=sandbox)
     bodies = BodiesInFlight(app.wsgi_app, pools, sandbox=sandbox, busy=lambda environ: busy_text(app, environ))
     app.wsgi_app = RequestEnvironOnly(bodies)  # type: ignore[method-assign]
 

@@ -21,7 +21,7 @@ from flask_talisman import Talisman
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import PROJECT_ROOT
+from app.config import PROJECT_ROOT, settings_of
 from app.plumbing.static_assets import IMMUTABLE, FreshCopiesOnly, fingerprinted_names, install_fingerprints
 
 compress = Compress()
@@ -65,11 +65,12 @@ def _unrouted_widget_url() -> bool:
 
 
 def init_security(app: Flask) -> None:
-    proxies = int(app.config.get("PASSID_TRUSTED_PROXIES", 0))
+    settings = settings_of(app)
+    proxies = settings.trusted_proxies
     if proxies:
         # Believe the proxy about the client address and https, so HSTS and secure cookies follow.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
-    origins = tuple(app.config["PASSID_ALLOWED_EMBED_ORIGINS"])
+    origins = settings.allowed_embed_origins
     app.register_error_handler(SecurityError, untrusted_host)
     policy = {
         "default-src": "'self'",
@@ -97,7 +98,7 @@ def init_security(app: Flask) -> None:
         content_security_policy=policy,
         content_security_policy_nonce_in=["style-src"],
         referrer_policy="strict-origin-when-cross-origin",
-        session_cookie_secure=bool(app.config.get("SESSION_COOKIE_SECURE", False)),
+        session_cookie_secure=settings.session_cookie_secure,
         permissions_policy={"camera": "()", "microphone": "()", "geolocation": "()"},
     )
     app.config.setdefault("COMPRESS_MIMETYPES", [

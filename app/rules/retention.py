@@ -34,9 +34,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import Select, delete, func, or_, select, update
 
+from app.config import current_settings
 from app.plumbing.database import db, rows_changed, utcnow
 from app.plumbing.encryption import lookup_hashes
 from app.rules import audit, review, tombstones
@@ -266,7 +266,7 @@ def _token_hashes(rows: Iterable[Verification]) -> set[str]:
 
 def retention_cutoff(now: datetime | None = None, days: int | None = None) -> datetime:
     """What was stored before this moment (naive UTC) is past retention."""
-    keep = days if days is not None else int(current_app.config["PASSID_RETENTION_DAYS"])
+    keep = days if days is not None else current_settings().retention_days
     return (now or utcnow()) - timedelta(days=keep)
 
 

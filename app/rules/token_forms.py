@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import current_app, request
+from flask import request
 
+from app.config import current_settings
 from app.passid import normalise_token
 
 
@@ -33,6 +34,6 @@ def idempotency_key(nonce: str, token: str) -> str:
     Keyed with the app secret so nobody can predict another form's key.
     """
     digest = hmac.new(
-        current_app.config["SECRET_KEY"].encode(), f"{nonce}|{token}".encode(), hashlib.sha256
+        current_settings().secret_key.encode(), f"{nonce}|{token}".encode(), hashlib.sha256
     ).hexdigest()
     return f"pvw-{digest[:40]}"

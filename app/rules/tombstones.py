@@ -20,11 +20,10 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from flask import current_app
 from sqlalchemy import DateTime, Index, Integer, String, and_, delete, or_, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.config import DEFAULT_RETRY_SCHEDULE
+from app.config import DEFAULT_RETRY_SCHEDULE, current_settings
 from app.plumbing.database import Model, db, rows_changed, utcnow
 from app.plumbing.encryption import hash_column, lookup_hashes
 
@@ -55,7 +54,7 @@ class ErasureTombstone(Model):
 
 def keep_for(retention_days: int | None = None) -> timedelta:
     """How long a tombstone is kept: the retry schedule plus `KEEP_MARGIN`, at most the retention period."""
-    days = retention_days if retention_days is not None else int(current_app.config["PASSID_RETENTION_DAYS"])
+    days = retention_days if retention_days is not None else current_settings().retention_days
     return min(timedelta(seconds=sum(DEFAULT_RETRY_SCHEDULE)) + KEEP_MARGIN, timedelta(days=days))
 
 

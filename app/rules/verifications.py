@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import DateTime, String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.config import current_settings
 from app.passid import RequestStatus, VerifyResult, restrict_claims
 from app.plumbing.database import Model, db, isoformat_z, utcnow
 from app.plumbing.encryption import EncryptedText, hash_column, lookup_hashes, search_hash
@@ -278,8 +278,8 @@ def record(
 
 def configured_rules() -> VerdictRules:
     """The verdict rules this app runs with (PASSID_VERDICT_RULES over the defaults, PASSID_MINIMUM_TIER)."""
-    return VerdictRules.from_settings(current_app.config.get("PASSID_VERDICT_RULES"),
-                                      current_app.config.get("PASSID_MINIMUM_TIER"))
+    settings = current_settings()
+    return VerdictRules.from_settings(settings.verdict_rules, settings.minimum_tier)
 
 
 def verdict_of(row: Verification) -> Decision | None:

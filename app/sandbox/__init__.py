@@ -92,7 +92,7 @@ def ensure_demo_institution(
 
 def create_app(environ: dict[str, str] | None = None) -> Flask:
     """The sandbox alone, at the root path, for teams that only want a local PASSID."""
-    from app.config import PROJECT_ROOT, load_settings, load_settings_or_exit
+    from app.config import PROJECT_ROOT, install_settings, load_settings, load_settings_or_exit
     from app.plumbing.database import migrate
     from app.plumbing.i18n import init_i18n
     from app.plumbing.json_bodies import init_json_bodies
@@ -104,7 +104,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
-    app.config.update(settings.to_flask())
+    install_settings(app, settings)
     init_json_bodies(app)  # the same bounded JSON parser as the app's
     db.init_app(app)
     migrate.init_app(app, db)

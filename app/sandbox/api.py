@@ -10,9 +10,10 @@ import json
 import re
 from datetime import date
 
-from flask import Response, current_app, request
+from flask import Response, request
 from sqlalchemy.exc import IntegrityError
 
+from app.config import current_settings
 from app.plumbing.database import db, isoformat_z, utcnow
 from app.sandbox import bridge, outcomes, webhooks
 from app.sandbox.auth import current_institution, current_user_profile, issue_user_jwt
@@ -39,7 +40,7 @@ _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _min_ttl() -> int:
-    return int(current_app.config.get("SANDBOX_MIN_TTL_SECONDS", 60))
+    return current_settings().sandbox_min_ttl_seconds
 
 
 # --- workspace ---------------------------------------------------------------

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import jwt
-from flask import current_app, request
+from flask import request
 
+from app.config import current_settings
 from app.plumbing.database import db, utcnow
 from app.sandbox.errors import ApiError
 from app.sandbox.models import SandboxInstitution
@@ -44,7 +45,7 @@ def issue_user_jwt(profile: str) -> str:
         "iat": now,
         "exp": now + JWT_LIFETIME,
     }
-    return jwt.encode(claims, current_app.config["SANDBOX_JWT_SECRET"], algorithm="HS256")
+    return jwt.encode(claims, current_settings().sandbox_jwt_secret, algorithm="HS256")
 
 
 def current_user_profile() -> str:
@@ -56,7 +57,7 @@ def current_user_profile() -> str:
     try:
         claims = jwt.decode(
             token.strip(),
-            current_app.config["SANDBOX_JWT_SECRET"],
+            current_settings().sandbox_jwt_secret,
             algorithms=["HS256"],
             audience=JWT_AUDIENCE,
             issuer=JWT_ISSUER,

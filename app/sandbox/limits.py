@@ -9,22 +9,21 @@ sandbox runs alone), under its own key prefix so its counters never mix with the
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-DEFAULT_ONBOARD_LIMIT = "20 per hour"
+from app.config import current_settings
 
 sandbox_limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True, key_prefix="sandbox")
 
 
 def init_limits(app: Flask) -> None:
     """Attach the sandbox's limiter; it answers 429 with Retry-After through the sandbox's error handler."""
-    app.config.setdefault("SANDBOX_RATE_LIMIT_ONBOARD", DEFAULT_ONBOARD_LIMIT)
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")  # the app sets its own first; alone: memory
     sandbox_limiter.init_app(app)
 
 
 def onboard_limit() -> str:
     """PASSID_SANDBOX_RATE_LIMIT_ONBOARD, read per request so each app keeps its own setting."""
-    return str(current_app.config["SANDBOX_RATE_LIMIT_ONBOARD"])
+    return current_settings().sandbox_rate_limit_onboard

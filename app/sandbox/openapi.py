@@ -13,8 +13,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, url_for
+from flask import Response, url_for
 
+from app.config import current_settings
 from app.sandbox.blueprint import bp
 from app.sandbox.errors import json_response
 
@@ -41,7 +42,7 @@ def openapi_document() -> Response:
     # The URL map knows the mount point (and any SCRIPT_NAME): "/sandbox", or "" when standalone.
     mount_point = url_for("sandbox.openapi_document")[: -len("/openapi.json")]
     response = json_response(
-        served_document(mount_point, int(current_app.config.get("SANDBOX_MIN_TTL_SECONDS", 60)))
+        served_document(mount_point, current_settings().sandbox_min_ttl_seconds)
     )
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

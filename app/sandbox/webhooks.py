@@ -24,6 +24,7 @@ from flask import current_app
 from requests import certs
 from sqlalchemy import or_, update
 
+from app.config import current_settings
 from app.plumbing.background import wake_job
 from app.plumbing.database import db, isoformat_z, rows_changed, utcnow
 from app.sandbox.identifiers import new_id
@@ -116,7 +117,7 @@ def _claim(event_id: str, attempts: int) -> bool:
             SandboxWebhookDelivery.attempts == attempts,
             or_(SandboxWebhookDelivery.lease_until.is_(None), SandboxWebhookDelivery.lease_until < now),
         )
-        .values(lease_until=now + timedelta(seconds=float(current_app.config["JOB_LEASE_SECONDS"])))
+        .values(lease_until=now + timedelta(seconds=current_settings().job_lease_seconds))
     )
     db.session.commit()
     return claimed == 1
@@ -127,7 +128,7 @@ def _attempt(event_id: str) -> None:
     if delivery is None:
         return
     attempt_number = delivery.attempts + 1
-    timeout = float(current_app.config["SANDBOX_WEBHOOK_TIMEOUT_SECONDS"])
+    timeout = current_settings().webhook_timeout_seconds
     status_code: int | None = None
     error: str | None = None
     try:
@@ -197,7 +198,7 @@ def _post_to(address: str, target: WebhookTarget, body: bytes, headers: dict[str
 def _record_attempt(
     delivery: SandboxWebhookDelivery, attempt_number: int, status_code: int | None, error: str | None
 ) -> None:
-    schedule: tuple[float, ...] = tuple(current_app.config["SANDBOX_WEBHOOK_RETRY_SCHEDULE"])
+    schedule = current_settings().webhook_retry_schedule
     delivery.attempts = attempt_number
     delivery.last_status_code = status_code
     delivery.last_error = error

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from flask import current_app
 from flask_login import UserMixin
 from sqlalchemy import DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.config import current_settings
 from app.plumbing.database import Model, db, utcnow
 
 
@@ -75,7 +75,7 @@ def find_staff(username: str) -> StaffUser | None:
 
 def password_method() -> str:
     """Werkzeug's method string for new hashes: PASSID_PASSWORD_HASH (scrypt unless a test asks for less)."""
-    return str(current_app.config["PASSID_PASSWORD_HASH"])
+    return current_settings().password_hash
 
 
 # What an unknown name's password is checked against under scrypt: made once (of a random password nobody

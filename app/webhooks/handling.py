@@ -19,9 +19,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import or_, update
 
+from app.config import current_settings
 from app.passid import EventType, MalformedResponse, read_webhook_event, restrict_claims
 from app.plumbing.database import db, rows_changed, utcnow
 from app.rules import sessions as session_records
@@ -38,7 +38,7 @@ MAX_ATTEMPTS = 5
 
 def lease() -> timedelta:
     """How long a claim holds (PASSID_JOB_LEASE_SECONDS): a process killed mid-row frees it after this."""
-    return timedelta(seconds=float(current_app.config["JOB_LEASE_SECONDS"]))
+    return timedelta(seconds=current_settings().job_lease_seconds)
 
 
 def handle_pending() -> int:
@@ -182,7 +182,7 @@ def _record_token_verify(status: FinalStatus, data: dict[str, Any], received_at:
     """
     token = str(data.get("token") or "")
     verified_at = _time(data.get("verifiedAt"))
-    grace = timedelta(seconds=float(current_app.config["PASSID_WEBHOOK_GRACE_SECONDS"]))
+    grace = timedelta(seconds=current_settings().webhook_grace_seconds)
     if verifications.has_record_of(token, status, verified_at, window=2 * grace + timedelta(seconds=60)):
         return
     if utcnow() < received_at + grace:

@@ -33,7 +33,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.config import MAX_WEBHOOK_BODY
+from app.config import MAX_WEBHOOK_BODY, current_settings
 from app.passid import (
     SIGNATURE_HEADER,
     MalformedResponse,
@@ -70,7 +70,7 @@ class Inbound:
 
 
 def failed_call_limit() -> str:
-    return current_app.config["PASSID_RATE_LIMIT_WEBHOOK_FAILURES"]
+    return current_settings().rate_limit_webhook_failures
 
 
 def _is_validly_signed() -> bool:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from flask import Response, abort, current_app, redirect, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
-from app.config import LOGO_SUFFIXES
+from app.config import LOGO_SUFFIXES, current_settings
 from app.plumbing.static_assets import IMMUTABLE, asset_url
 from app.widget.routes import bp
 
@@ -35,10 +34,9 @@ def configured_logo() -> Logo | None:
     """The configured logo, read once per app (the file was checked when the app started)."""
     extensions = current_app.extensions
     if _EXTENSION not in extensions:
-        configured = current_app.config.get("PASSID_LOGO_PATH")
+        path = current_settings().logo_path
         logo = None
-        if configured:
-            path = Path(configured)
+        if path is not None:
             body = path.read_bytes()
             logo = Logo(body, LOGO_SUFFIXES[path.suffix.lower()], hashlib.sha256(body).hexdigest()[:12])
         extensions[_EXTENSION] = logo

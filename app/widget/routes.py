@@ -22,6 +22,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 
+from app.config import current_settings, settings_of
 from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
 from app.plumbing import i18n
 from app.plumbing.database import utcnow
@@ -46,9 +47,7 @@ bp = Blueprint("widget", __name__)
 @bp.record_once
 def _track_upstream_checks(state: BlueprintSetupState) -> None:
     """One record per process of which requests were asked about lately (see `polling`)."""
-    state.app.extensions["passid_upstream_checks"] = UpstreamChecks(
-        float(state.app.config["PASSID_POLL_CHECK_SECONDS"])
-    )
+    state.app.extensions["passid_upstream_checks"] = UpstreamChecks(settings_of(state.app).poll_check_seconds)
     install_finished_requests(state.app, verifications.request_ids_created_since)
 
 
@@ -205,7 +204,7 @@ def start_session(options: WidgetOptions) -> Response:
         created = passid_client().create_request(
             institution_name=options.institution_name,
             permissions=list(options.permissions),
-            ttl_seconds=int(current_app.config["PASSID_REQUEST_TTL_SECONDS"]),
+            ttl_seconds=current_settings().request_ttl_seconds,
         )
     except PassidError:
         current_app.logger.warning("create_request failed", exc_info=True)
@@ -312,7 +311,7 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
 
 
 def result_view_over(finished: verifications.Finished) -> bool:
-    view_seconds = current_app.config["PASSID_RESULT_VIEW_SECONDS"]
+    view_seconds = current_settings().result_view_seconds
     return signed_handles.result_view_over(finished.created_at, utcnow(), view_seconds)
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from app.config import current_settings
 
 # A QR request lives at most an hour (the contract's maximum TTL); a handle a
 # little longer, so the page can still show what happened at the end.
@@ -32,7 +33,7 @@ class InvalidHandle(Exception):
 
 
 def _serializer(kind: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"passid-widget-{kind}")
+    return URLSafeTimedSerializer(current_settings().secret_key, salt=f"passid-widget-{kind}")
 
 
 def sign(kind: str, payload: dict[str, Any]) -> str:
