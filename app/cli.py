@@ -78,8 +78,8 @@ def _token_argument(raw: str) -> str:
 )
 def verify_command(token: str, idempotency_key: str | None) -> None:
     """Verify a share token the customer reads out, and record it in the console history."""
-    from app.console.queries import claims_summary
     from app.rules import verifications
+    from app.rules.claims_summary import claims_summary
 
     token = _token_argument(token)
     key = idempotency_key or f"cli-{uuid.uuid4().hex}"
@@ -121,8 +121,8 @@ def verify_command(token: str, idempotency_key: str | None) -> None:
 @click.argument("session_id")
 def session_command(session_id: str) -> None:
     """Show a session the institution's server created: its reference, status and result (as GET /api/sessions)."""
-    from app.console.queries import claims_summary
     from app.rules import sessions as records
+    from app.rules.claims_summary import claims_summary
 
     session = records.find(session_id.strip())
     if session is None:
@@ -177,8 +177,8 @@ def _outcome_choices() -> list[str]:
 def outcome_command(token: str, outcome: str, product_type: str, amount: str, currency: str,
                     notes: str | None) -> None:
     """Report what happened to the loan behind a verified TOKEN (one outcome per token)."""
-    from app.console.forms import MAX_PRODUCT_TYPE, notes_problem, outcome_label, parse_amount, parse_currency
-    from app.console.reporting import AlreadyReported, OutcomeEntry, PersonErased, report_outcome
+    from app.rules.outcome_entry import MAX_PRODUCT_TYPE, notes_problem, outcome_label, parse_amount, parse_currency
+    from app.rules.outcome_reporting import AlreadyReported, OutcomeEntry, PersonErased, report_outcome
 
     token = _token_argument(token)
     product_type = product_type.strip()
@@ -227,8 +227,8 @@ def outcome_command(token: str, outcome: str, product_type: str, amount: str, cu
               help="Seconds to wait for the test event to reach this app (0: do not wait).")
 def webhook_test_command(wait: float) -> None:
     """Ask PASSID to send a test webhook, and check it arrives here with a valid signature."""
-    from app.console.queries import receipt_for_event
     from app.plumbing.database import db
+    from app.rules.webhook_receipts import receipt_for_event
 
     try:
         event_id = passid_client().send_test_webhook()

@@ -14,8 +14,8 @@ from typing import Any
 
 from app.config import ALL_PERMISSIONS, LOCALES, SESSION_TTL_MAX_SECONDS, SESSION_TTL_MIN_SECONDS
 from app.plumbing.i18n import supported_locale
+from app.rules.institution_names import listed_institution_name
 from app.rules.return_urls import UnusableReturnUrl, checked_return_url
-from app.widget.options import listed_institution_name
 
 FIELDS = ("reference", "permissions", "institutionName", "returnUrl", "ttlSeconds", "locale")
 REFERENCE_MAX_LENGTH = 64

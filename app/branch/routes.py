@@ -14,13 +14,13 @@ from flask_babel import gettext as _
 
 from app.passid import PassidError, ValidationError
 from app.plumbing.htmx import htmx
+from app.plumbing.own_origin import own_origin
 from app.plumbing.passid_connection import passid_client
 from app.rules import audit, verifications
 from app.rules.customer_wording import claim_lines
 from app.rules.decision import counter_decision
 from app.rules.token_forms import idempotency_key, submitted_token
 from app.staff.roles import Role, require_role
-from app.widget.options import own_origin
 
 bp = Blueprint("branch", __name__, url_prefix="/branch")
 

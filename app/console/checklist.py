@@ -31,7 +31,7 @@ from flask_babel import gettext as _
 from requests.adapters import HTTPAdapter
 
 from app.config import PROJECT_ROOT
-from app.console.formatting import console_number, console_time
+from app.plumbing.staff_formatting import console_number, console_time
 
 Verdict = Literal["pass", "fail", "cannot_check", "by_construction"]
 VERDICT_LABELS: dict[Verdict, LazyString] = {
@@ -477,9 +477,9 @@ def sanctions_deny_is_neutral() -> bool:
 
 def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool = False) -> Facts:
     """Collect the facts from the running app (needs an app context)."""
-    from app.console.queries import latest_verified_test_webhook
     from app.passid import PassidError
     from app.plumbing.passid_connection import passid_client, passid_connection
+    from app.rules.webhook_receipts import latest_verified_test_webhook
 
     connection = passid_connection()
     url, passid_secret, error = None, None, None

@@ -21,16 +21,18 @@ from werkzeug.wrappers import Response
 from app.console import checklist as go_live
 from app.console import queries
 from app.console.chart import cohort_chart_svg, has_observations, percent
-from app.console.formatting import console_time
-from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm, outcome_label
+from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm
 from app.console.history_filters import FILTER_CHOICES, REVIEW_NAMES, BadFilter, parse_filters
-from app.console.reporting import AlreadyReported, OutcomeEntry, PersonErased, report_outcome
 from app.passid import NotFound, PassidError, ValidationError
 from app.plumbing import encryption
 from app.plumbing.passid_connection import passid_client
+from app.plumbing.staff_formatting import console_time
 from app.rules import audit, verifications
+from app.rules.claims_summary import claims_summary
 from app.rules.customer_wording import claim_lines
 from app.rules.decision import recommendation_name
+from app.rules.outcome_entry import outcome_label
+from app.rules.outcome_reporting import AlreadyReported, OutcomeEntry, PersonErased, report_outcome
 from app.rules.outcomes import OUTCOME_MEANINGS, OutcomeReport, find_report
 from app.rules.verifications import Verification
 from app.staff.roles import Role, require_role
@@ -54,7 +56,8 @@ def status_name(status: str) -> str:
 
 @bp.app_template_filter("console_time")
 def console_time_filter(moment: datetime | None, seconds: bool = False) -> str:
-    """Stored times are naive UTC; say so on the page, in the staff member's language (`app.console.formatting`)."""
+    """Stored times are naive UTC; say so on the page, in the staff member's language
+    (`app.plumbing.staff_formatting`)."""
     return console_time(moment, seconds)
 
 
@@ -138,7 +141,7 @@ def verification(result_id: str) -> str:
         row=row,
         claims=claims,
         lines=claim_lines(claims or {}),
-        summary=queries.claims_summary(claims),
+        summary=claims_summary(claims),
         recommendation=recommendation_name(row.recommendation) if row.recommendation else None,
         report=report,
         sources=queries.SOURCE_NAMES,

@@ -17,13 +17,15 @@ set and is never taken from a Host header we have not checked (TRUSTED_HOSTS).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from flask import current_app, request
+from flask import current_app
 
 from app.config import ALL_PERMISSIONS, COLOR_SCHEMES, DEFAULT_THEME_PRIMARY, THEME_FONTS, THEME_RADII
 from app.plumbing.i18n import supported_locale
+from app.plumbing.own_origin import own_origin
+from app.rules.institution_names import allowed_institution_name
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -123,38 +125,6 @@ def locked_to_session(values: Mapping[str, str], *, session_id: str, institution
     options = options_from(values)
     return replace(options, institution_name=institution_name, permissions=permissions, session_id=session_id,
                    locale=locale or options.locale)
-
-
-def allowed_institution_name(requested: str | None, configured: str, also_allowed: Iterable[str]) -> str:
-    """The requested name if the institution listed it, in its listed spelling; otherwise the configured
-    name. Nobody can make the phone show a name the institution did not choose."""
-    return listed_institution_name(requested, configured, also_allowed) or configured
-
-
-def listed_institution_name(requested: str | None, configured: str, also_allowed: Iterable[str]) -> str | None:
-    """The listed spelling of `requested` (ignoring case and spacing) if the institution listed it, else None."""
-    wanted = comparable_name(requested or "")
-    for name in (configured, *also_allowed):
-        if wanted and comparable_name(name) == wanted:
-            return name
-    return None
-
-
-def comparable_name(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
-def own_origin() -> str:
-    """This app's origin: PASSID_PUBLIC_URL when set, whatever Host the request names.
-
-    Without it, the request's own scheme and host: Flask has already answered 400 to a
-    host not in TRUSTED_HOSTS, so this is one of the names the app is configured to serve.
-    """
-    public = current_app.config.get("PASSID_PUBLIC_URL")
-    if public:
-        # A browser's origin never names the default port.
-        return public.removesuffix(":443") if public.startswith("https:") else public.removesuffix(":80")
-    return request.host_url.rstrip("/")
 
 
 def parse_hex_colour(raw: str | None) -> str | None:
