@@ -260,9 +260,11 @@ def webhook_test_command(wait: float) -> None:
 @click.pass_context
 def checklist_command(ctx: click.Context) -> None:
     """The go-live checklist; exits non-zero while any item fails."""
-    from app.console.checklist import evaluate_checklist, failed, gather_facts
+    from app.golive.facts import gather_facts
+    from app.golive.verdicts import evaluate_checklist, failed
+    from app.golive.wording import STAFF_WORDING
 
-    items = evaluate_checklist(gather_facts(https=None))
+    items = evaluate_checklist(gather_facts(https=None), STAFF_WORDING)
     for item in items:
         click.echo(f"[{item.label.upper()}] {item.title}")
         click.echo(f"    {item.detail}")

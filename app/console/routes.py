@@ -3,7 +3,7 @@
 Every route is guarded by role (`require_role`: analysts and admins; the go-live
 checklist, the audit log and staff management admins only); every form carries a
 CSRF token (Flask-WTF, enforced app-wide for staff pages). Routes parse, call and render; what to
-show is decided in `queries`, `reporting`, `chart` and `checklist`.
+show is decided in `queries`, `app.rules.outcome_reporting`, `chart` and `app.golive`.
 Claims never travel in a URL: pages link by result id, and the only query
 strings are a search term, filters and a page number.
 """
@@ -18,11 +18,13 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from app.console import checklist as go_live
 from app.console import queries
 from app.console.chart import cohort_chart_svg, has_observations, percent
 from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm
 from app.console.history_filters import FILTER_CHOICES, REVIEW_NAMES, BadFilter, parse_filters
+from app.golive.facts import gather_facts
+from app.golive.verdicts import evaluate_checklist
+from app.golive.wording import STAFF_WORDING
 from app.passid import NotFound, PassidError, ValidationError
 from app.plumbing import encryption
 from app.plumbing.passid_connection import passid_client
@@ -281,8 +283,8 @@ def _untrusted_https_claim() -> bool:
 @bp.get("/go-live")
 @require_role(Role.ADMIN)
 def checklist() -> str:
-    facts = go_live.gather_facts(https=request.is_secure, https_claimed_by_untrusted_proxy=_untrusted_https_claim())
-    items = go_live.evaluate_checklist(facts)
+    facts = gather_facts(https=request.is_secure, https_claimed_by_untrusted_proxy=_untrusted_https_claim())
+    items = evaluate_checklist(facts, STAFF_WORDING)
     return render_template("console/checklist.html", items=items, form=FlaskForm())
 
 

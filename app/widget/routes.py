@@ -14,7 +14,7 @@ rate limit with or without JavaScript.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 
 from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
-from app.plumbing import i18n
+from app.plumbing import final_state_drawing, i18n
 from app.plumbing.database import utcnow
 from app.plumbing.htmx import htmx
 from app.plumbing.passid_connection import passid_client, passid_connection
@@ -50,6 +50,7 @@ def _track_upstream_checks(state: BlueprintSetupState) -> None:
         float(state.app.config["PASSID_POLL_CHECK_SECONDS"])
     )
     install_finished_requests(state.app, verifications.request_ids_created_since)
+    final_state_drawing.offer(state.app, draw_final_state)
 
 
 @bp.before_request
@@ -428,3 +429,20 @@ def final_state(options: WidgetOptions, finished: verifications.Finished) -> Res
     closed = view.state == "success" or session.expired()
     return render_state(view.state, options, event=event, **view.context,
                         **sessions.links(options, session, closed=closed))
+
+
+def draw_final_state(status: str, deny_reason: str | None = None, *, parent_origin: str | None = None) -> str:
+    """A final state for a made-up verification (no claims), drawn by `final_state` as an htmx poll meets it.
+
+    Offered to the rest of the app through `app.plumbing.final_state_drawing`, so the go-live checklist looks
+    at what customers see without importing the widget. Needs a request context (the caller's: it decides the
+    host and the language); `parent_origin` draws it inside an embed on that page, with the event it receives.
+    """
+    finished = verifications.Finished(
+        result_id="checklist-result", status=verifications.FinalStatus(status), claims=None, token=None,
+        request_id="req_checklist", deny_reason=deny_reason, decline_reason=None,
+    )
+    options = options_from({})
+    if parent_origin is not None:
+        options = replace(options, parent_origin=parent_origin)
+    return final_state(options, finished).get_data(as_text=True)
