@@ -12,7 +12,7 @@ from app.api import bp
 from app.api.auth import institution_key_required
 from app.api.errors import api_document, api_error
 from app.api.new_session import InvalidField, new_session
-from app.rules import sessions as records
+from app.rules import sessions
 
 HOSTED_PAGE_PATH = "/verify/session"
 
@@ -24,7 +24,7 @@ def create() -> Response:
         wanted = new_session(request.get_json(silent=True), current_app.config)
     except InvalidField as problem:
         return api_error(400, "VALIDATION_ERROR", problem.message, field=problem.field)
-    session = records.create(
+    session = sessions.create(
         reference=wanted.reference,
         institution_name=wanted.institution_name,
         permissions=wanted.permissions,
@@ -32,7 +32,7 @@ def create() -> Response:
         ttl_seconds=wanted.ttl_seconds,
         locale=wanted.locale,
     )
-    document = records.session_document(session, records.state_of(session))
+    document = sessions.session_document(session, sessions.state_of(session))
     return api_document({
         "id": session.id,
         "url": hosted_page_url(session.id),
@@ -45,10 +45,10 @@ def create() -> Response:
 @bp.get("/api/sessions/<session_id>")
 @institution_key_required
 def read(session_id: str) -> Response:
-    session = records.find(session_id)
+    session = sessions.find(session_id)
     if session is None:
         return api_error(404, "NOT_FOUND", "No session has this id.", field="id")
-    return api_document(records.session_document(session, records.state_of(session)))
+    return api_document(sessions.session_document(session, sessions.state_of(session)))
 
 
 def hosted_page_url(session_id: str) -> str:

@@ -22,6 +22,7 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 
+import app.rules.sessions  # in full: `sessions` here is the widget's own (app.widget.sessions)
 from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
 from app.plumbing import final_state_drawing, i18n
 from app.plumbing.database import utcnow
@@ -29,7 +30,6 @@ from app.plumbing.htmx import htmx
 from app.plumbing.passid_connection import passid_client, passid_connection
 from app.plumbing.rate_limits import limiter, session_limit, spinner_step, token_limit
 from app.rules import customer_wording as messages
-from app.rules import sessions as records
 from app.rules import verifications
 from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.rules.finished_requests import FinishedRequests
@@ -149,7 +149,7 @@ def session_page() -> Response:
     Its name and permissions are the session's, whatever the query says; embed.js's data-session
     opens the same page in its iframe, with the theme and the allowed origin as for any embed.
     """
-    session = records.find(request.args.get("id"))
+    session = app.rules.sessions.find(request.args.get("id"))
     if session is None:
         return unknown_session()
     i18n.prefer(session.locale)  # before anything on the page is translated
@@ -222,7 +222,7 @@ def start_session(options: WidgetOptions) -> Response:
     )
     session = sessions.session_of(options)
     if session is not None:  # so its webhook records it for the session if no poll of ours comes again
-        records.note_request(created.request_id, session)
+        app.rules.sessions.note_request(created.request_id, session)
     upstream_checks().seen_pending(created.request_id)
     return awaiting(options, handle)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from flask_babel import gettext as _
 
-from app.rules import sessions as records
+from app.rules import sessions
 from app.rules.return_urls import continue_url
 from app.rules.sessions import SessionState, SessionStatus, VerificationSession
 from app.widget.options import WidgetOptions, locked_to_session, options_from
@@ -23,7 +23,7 @@ from app.widget.states import StateView
 
 def options_for(values: Mapping[str, str]) -> WidgetOptions:
     """A session's locked options when `values` (signed, or the hosted page's) name a session; else the embed's."""
-    session = records.find(values.get("session"))
+    session = sessions.find(values.get("session"))
     return options_from(values) if session is None else session_options(session, values)
 
 
@@ -33,12 +33,12 @@ def session_options(session: VerificationSession, values: Mapping[str, str]) -> 
 
 
 def session_of(options: WidgetOptions) -> VerificationSession | None:
-    return records.find(options.session_id) if options.session_id else None
+    return sessions.find(options.session_id) if options.session_id else None
 
 
 def recorded_for(options: WidgetOptions) -> dict[str, Any]:
     """What a verification made in this widget records about its session (nothing outside one)."""
-    return records.recorded_for(session_of(options))
+    return sessions.recorded_for(session_of(options))
 
 
 def links(options: WidgetOptions, session: VerificationSession | None, *, closed: bool) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def closed_state(options: WidgetOptions) -> tuple[StateView, dict[str, Any]] | N
     session = session_of(options)
     if session is None:
         return None
-    state = records.state_of(session)
+    state = sessions.state_of(session)
     if not state.closed:
         return None
     return _final_view(options, session, state), links(options, session, closed=True)
