@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 
-def N_(text: str) -> str:  # noqa: N802 (gettext's conventional name for "mark only")
+def N_(text: str) -> str:  # gettext's conventional name for "mark only" (Babel extracts it by default)
     """Marks `text` for the catalogue without translating it: it is worded later, in the reader's language."""
     return text
 
