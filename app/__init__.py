@@ -59,8 +59,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db)
     _install_data_keys(app, settings.data_keys + settings.data_keys_decrypt_only, exit_on_error=environ is None)
-    from app.rules import audit, outcomes, verifications  # noqa: F401  (tables must be known to migrations)
-    from app.rules import sessions as session_records  # noqa: F401
+    from app.rules import audit, outcomes, sessions, verifications  # noqa: F401  (tables must be known to migrations)
     from app.rules import webhook_receipts as webhook_models  # noqa: F401
     from app.staff import models as staff_models  # noqa: F401
 

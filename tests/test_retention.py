@@ -661,8 +661,8 @@ def test_an_erased_persons_token_at_the_counter_or_the_cli_shows_and_keeps_nothi
 
 
 def test_an_outcome_about_an_erased_person_is_neither_sent_to_passid_nor_kept(app: Flask) -> None:
-    from app.console.reporting import OutcomeEntry, PersonErased, report_outcome
     from app.passid import PassidUnavailable
+    from app.rules.outcome_reporting import OutcomeEntry, PersonErased, report_outcome
 
     token = "QZ7K-W4PM-R8TX"
     with app.app_context():

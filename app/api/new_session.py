@@ -8,14 +8,20 @@ field's name, as PASSID's own API does, rather than verifying with options nobod
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from app.config import ALL_PERMISSIONS, LOCALES, SESSION_TTL_MAX_SECONDS, SESSION_TTL_MIN_SECONDS
+from app.config import (
+    ALL_PERMISSIONS,
+    LOCALES,
+    SESSION_TTL_MAX_SECONDS,
+    SESSION_TTL_MIN_SECONDS,
+    Settings,
+)
 from app.plumbing.i18n import supported_locale
+from app.rules.institution_names import listed_institution_name
 from app.rules.return_urls import UnusableReturnUrl, checked_return_url
-from app.widget.options import listed_institution_name
 
 FIELDS = ("reference", "permissions", "institutionName", "returnUrl", "ttlSeconds", "locale")
 REFERENCE_MAX_LENGTH = 64
@@ -38,7 +44,7 @@ class InvalidField(ValueError):
         self.message = message
 
 
-def new_session(body: Any, config: Mapping[str, Any]) -> NewSession:
+def new_session(body: Any, settings: Settings) -> NewSession:
     if not isinstance(body, dict):
         raise InvalidField("body", "The body must be a JSON object.")
     for name in body:
@@ -46,12 +52,12 @@ def new_session(body: Any, config: Mapping[str, Any]) -> NewSession:
             raise InvalidField(str(name)[:64], f"Unknown field; the fields are {', '.join(FIELDS)}.")
     return NewSession(
         reference=_reference(body.get("reference")),
-        permissions=_permissions(body.get("permissions"), config["PASSID_PERMISSIONS"]),
+        permissions=_permissions(body.get("permissions"), settings.permissions),
         institution_name=_institution_name(
-            body.get("institutionName"), config["PASSID_INSTITUTION_NAME"], config["PASSID_INSTITUTION_NAMES"]
+            body.get("institutionName"), settings.institution_name, settings.institution_names
         ),
-        return_url=_return_url(body.get("returnUrl"), config["PASSID_ALLOWED_EMBED_ORIGINS"]),
-        ttl_seconds=_ttl_seconds(body.get("ttlSeconds"), config["PASSID_SESSION_TTL_SECONDS"]),
+        return_url=_return_url(body.get("returnUrl"), settings.allowed_embed_origins),
+        ttl_seconds=_ttl_seconds(body.get("ttlSeconds"), settings.session_ttl_seconds),
         locale=_locale(body.get("locale")),
     )
 

@@ -7,7 +7,7 @@ JSON object is refused like any bad field.
 
 from __future__ import annotations
 
-from flask import Response, current_app, request
+from flask import Response, request
 
 from app.api import bp
 from app.api.auth import institution_key_required
@@ -23,7 +23,7 @@ HOSTED_PAGE_PATH = "/verify/session"
 @institution_key_required
 def create() -> Response:
     try:
-        wanted = new_session(request.get_json(silent=True), current_app.config)
+        wanted = new_session(request.get_json(silent=True), current_settings())
     except InvalidField as problem:
         return api_error(400, "VALIDATION_ERROR", problem.message, field=problem.field)
     created = sessions.create(

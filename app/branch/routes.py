@@ -12,14 +12,15 @@ import secrets
 from flask import Blueprint, Response, current_app, render_template
 from flask_babel import gettext as _
 
+from app.config import current_settings
 from app.passid import PassidError, ValidationError
 from app.plumbing.htmx import htmx
+from app.plumbing.own_origin import own_origin
 from app.plumbing.passid_connection import passid_client
 from app.rules import audit, verifications
 from app.rules.customer_wording import claim_lines
 from app.rules.token_forms import idempotency_key, submitted_token
 from app.staff.roles import Role, require_role
-from app.widget.options import own_origin
 
 bp = Blueprint("branch", __name__, url_prefix="/branch")
 
@@ -31,7 +32,7 @@ def never_store(response: Response) -> Response:
 
 
 def _render(template: str, status: int = 200, **context: object) -> tuple[str, int]:
-    context.setdefault("reset_seconds", int(current_app.config["PASSID_BRANCH_RESET_SECONDS"]))
+    context.setdefault("reset_seconds", current_settings().branch_reset_seconds)
     return render_template(template, **context), status
 
 
@@ -66,7 +67,7 @@ def verify() -> tuple[str, int]:
     if token is None or nonce is None:
         return _entry(_("That is not a PASSID token: 12 or 16 letters and numbers, like AB3X-7YQM-K9PQ-3MNX."), 422)
     key = idempotency_key(nonce, token)
-    permissions = list(current_app.config["PASSID_PERMISSIONS"])
+    permissions = list(current_settings().permissions)
     try:
         result = passid_client().verify(token, idempotency_key=key)
     except ValidationError:

@@ -24,6 +24,7 @@ def install_settings(app: Flask, settings: Settings) -> None:
     """
     app.config.update(settings.to_flask())
     app.extensions[_EXTENSION] = settings
+    app.jinja_env.globals["settings"] = settings  # templates read them typed too (`settings.theme_font`)
 
 
 def settings_of(app: App) -> Settings:

@@ -6,34 +6,17 @@ type instead, because a rejected form is re-shown with them next to the field.
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 
 from flask_babel import LazyString, lazy_gettext
-from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import AnyOf, InputRequired, Length, ValidationError
 
+from app.rules.outcome_entry import MAX_PRODUCT_TYPE, OUTCOME_LABELS, notes_problem, parse_amount, parse_currency
 from app.rules.outcomes import OUTCOME_MEANINGS
 
-MAX_NOTES = 1000
-MAX_PRODUCT_TYPE = 80  # our copy's column width
-MAX_AMOUNT = Decimal("1000000000000")
-_AMOUNT = re.compile(r"^\d{1,13}(\.\d{1,4})?$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-
-# The page's names and meanings of the outcome codes (app.rules.outcomes keeps the English meanings for the CLI).
-OUTCOME_LABELS: dict[str, LazyString] = {
-    "repaid": lazy_gettext("Repaid"),
-    "no_default": lazy_gettext("No default"),
-    "delinquent": lazy_gettext("Delinquent"),
-    "defaulted": lazy_gettext("Defaulted"),
-    "fraud_confirmed": lazy_gettext("Fraud confirmed"),
-    "account_closed": lazy_gettext("Account closed"),
-    "other": lazy_gettext("Other"),
-}
+# What the page says each outcome means, under its name (`app.rules.outcome_entry.OUTCOME_LABELS`).
 OUTCOME_MEANING_TEXTS: dict[str, LazyString] = {
     "repaid": lazy_gettext("Loan repaid in full, on schedule"),
     "no_default": lazy_gettext("Still active, no missed payments to date"),
@@ -43,39 +26,6 @@ OUTCOME_MEANING_TEXTS: dict[str, LazyString] = {
     "account_closed": lazy_gettext("Account closed by the institution (not a default)"),
     "other": lazy_gettext("Not covered by the above — explain in the notes"),
 }
-
-
-def outcome_label(outcome: str) -> str:
-    """`fraud_confirmed` → `Fraud confirmed`, in the staff member's language (the code when unknown)."""
-    label = OUTCOME_LABELS.get(outcome)
-    return str(label) if label is not None else outcome.replace("_", " ").capitalize()
-
-
-def parse_amount(raw: str) -> Decimal:
-    """A non-negative amount in plain digits; raises ValueError with the reason to show."""
-    text = raw.strip()
-    if not _AMOUNT.match(text):
-        raise ValueError(_("Enter the amount in digits only, like 2500 or 2500.50 (no commas or currency signs)."))
-    amount = Decimal(text)
-    if amount > MAX_AMOUNT:
-        raise ValueError(_("That amount is too large; check it and try again."))
-    return amount
-
-
-def parse_currency(raw: str) -> str:
-    text = raw.strip().upper()
-    if not _CURRENCY.match(text):
-        raise ValueError(_("Use a three-letter ISO-4217 currency code, like USD, GBP or KES."))
-    return text
-
-
-def notes_problem(outcome: str | None, notes: str) -> str | None:
-    """PASSID requires notes for "other" and takes at most 1000 characters."""
-    if len(notes) > MAX_NOTES:
-        return _("Notes can be at most %(max)d characters (you have %(num)d).", max=MAX_NOTES, num=len(notes))
-    if outcome == "other" and not notes.strip():
-        return _('Explain the outcome in the notes: "Other" needs a few words.')
-    return None
 
 
 class OutcomeForm(FlaskForm):

@@ -21,12 +21,12 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from app.console import queries
-from app.console.formatting import console_number
 from app.console.history_filters import BadFilter, HistoryFilters, parse_filters
 from app.console.routes import bp
 from app.passid import CLAIM_FIELDS
 from app.plumbing.csv_export import csv_response
 from app.plumbing.database import db, utcnow
+from app.plumbing.staff_formatting import console_number
 from app.rules import audit, review
 from app.rules.outcomes import OutcomeReport
 from app.rules.verifications import Verification

@@ -17,10 +17,10 @@ from flask_babel import gettext as _
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func
 
-from app.console.formatting import console_moment, console_number, console_time_pattern
 from app.console.history_filters import STATUS_NAMES, HistoryFilters
 from app.plumbing.database import db
 from app.plumbing.encryption import lookup_hashes
+from app.plumbing.staff_formatting import console_moment, console_number, console_time_pattern
 from app.rules import review
 from app.rules.outcomes import OutcomeReport
 from app.rules.review import ReviewDecision
@@ -31,7 +31,6 @@ from app.rules.webhook_receipts import (
     REJECTION_RESULTS,
     SIGNATURE_RESULTS,
     Handling,
-    SignatureResult,
     WebhookReceipt,
     WebhookRejection,
 )
@@ -60,14 +59,6 @@ def status_name(status: str) -> str:
         return status
 KNOWN_EVENT_TYPES = CONTRACT_EVENT_TYPES
 
-# PASSID's `fraud_risk` claim, as whole phrases: the adjective agrees with "risk" in the staff languages
-# ("risque de fraude élevé", "riesgo de fraude alto"). Any other value is shown as it came.
-FRAUD_RISK_PHRASES: dict[str, LazyString] = {
-    "low": lazy_gettext("fraud risk low"),
-    "medium": lazy_gettext("fraud risk medium"),
-    "high": lazy_gettext("fraud risk high"),
-}
-
 _PASSID_PREFIX = re.compile(r"^\s*passid[\s-]+", re.IGNORECASE)
 
 
@@ -80,27 +71,6 @@ def normalise_query(raw: str | None) -> str:
     """
     text = _PASSID_PREFIX.sub("", (raw or "")[:100])
     return re.sub(r"[^A-Z0-9]", "", text.upper())
-
-
-def claims_summary(claims: dict[str, Any] | None) -> str:
-    """Score and tier, identity, fraud risk: the three things a reviewer scans for."""
-    if not claims:
-        return ""
-    parts = []
-    score, tier = claims.get("fsi_score"), claims.get("tier")
-    if score is not None and tier:
-        parts.append(_("%(score)s · tier %(tier)s", score=score, tier=tier))
-    elif score is not None:
-        parts.append(_("score %(score)s", score=score))
-    elif tier:
-        parts.append(_("tier %(tier)s", tier=tier))
-    if "identity_verified" in claims:
-        parts.append(_("identity verified") if claims["identity_verified"] else _("identity NOT verified"))
-    if "fraud_risk" in claims:
-        risk = claims["fraud_risk"]
-        phrase = FRAUD_RISK_PHRASES.get(risk) if isinstance(risk, str) else None
-        parts.append(str(phrase) if phrase is not None else _("fraud risk %(risk)s", risk=risk))
-    return " · ".join(parts)
 
 
 def can_take_outcome(row: Verification) -> bool:
@@ -261,20 +231,6 @@ def event_types_seen() -> list[str]:
     return sorted(set(KNOWN_EVENT_TYPES) | set(seen) | ({OTHER_EVENT_TYPE} if other else set()))
 
 
-def latest_verified_test_webhook() -> WebhookReceipt | None:
-    """The newest "send test webhook" delivery whose signature held (only valid ones are kept whole).
-
-    Its `received_at` says when, its `answered_ms` how long the receiver took from the call's arrival
-    to the event committed (None on rows stored before that was measured): the go-live checklist reads both.
-    """
-    return db.session.execute(
-        db.select(WebhookReceipt)
-        .where(WebhookReceipt.test.is_(True), WebhookReceipt.signature_result == SignatureResult.VALID.value)
-        .order_by(WebhookReceipt.received_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-
-
 __all__ = [
     "PER_PAGE",
     "REJECTION_RESULTS",
@@ -284,40 +240,14 @@ __all__ = [
     "status_name",
     "HistoryPage",
     "can_take_outcome",
-    "claims_summary",
     "clean_filter",
     "event_types_seen",
-    "latest_verified_test_webhook",
     "history_select",
     "hour_range",
     "normalise_query",
     "outcomes_by_token",
-    "receipt_for_event",
     "rejection_counts",
     "rejection_summary",
     "verification_history",
     "webhook_receipts",
 ]
-
-
-def receipt_for_event(event_id: str) -> WebhookReceipt | WebhookRejection | None:
-    """What we know of one event's arrival; either answer carries its `signature_result`.
-
-    A valid event is stored under its id. A rejected call is only counted, but its hour's
-    count remembers the latest claimed id, which is enough to tell that a test event just
-    sent arrived with a bad signature.
-    """
-    receipt = db.session.execute(
-        db.select(WebhookReceipt)
-        .where((WebhookReceipt.event_id == event_id) | (WebhookReceipt.claimed_event_id == event_id))
-        .order_by(WebhookReceipt.received_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    if receipt is not None:
-        return receipt
-    return db.session.execute(
-        db.select(WebhookRejection)
-        .where(WebhookRejection.last_claimed_event_id == event_id)
-        .order_by(WebhookRejection.last_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()

@@ -3,7 +3,7 @@
 Every route is guarded by role (`require_role`: analysts and admins; the go-live
 checklist, the audit log and staff management admins only); every form carries a
 CSRF token (Flask-WTF, enforced app-wide for staff pages). Routes parse, call and render; what to
-show is decided in `queries`, `reporting`, `chart` and `checklist`.
+show is decided in `queries`, `app.rules.outcome_reporting`, `chart` and `app.golive`.
 Claims never travel in a URL: pages link by result id, and the only query
 strings are a search term, filters and a page number.
 """
@@ -18,19 +18,23 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from app.console import checklist as go_live
 from app.console import queries
 from app.console.chart import cohort_chart_svg, has_observations, percent
-from app.console.formatting import console_time
-from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm, outcome_label
+from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm
 from app.console.history_filters import FILTER_CHOICES, REVIEW_NAMES, BadFilter, parse_filters
-from app.console.reporting import AlreadyReported, OutcomeEntry, PersonErased, report_outcome
+from app.golive.facts import gather_facts
+from app.golive.verdicts import evaluate_checklist
+from app.golive.wording import STAFF_WORDING
 from app.passid import NotFound, PassidError, ValidationError
 from app.plumbing import encryption
 from app.plumbing.passid_connection import passid_client
+from app.plumbing.staff_formatting import console_time
 from app.rules import audit, verifications
+from app.rules.claims_summary import claims_summary
 from app.rules.customer_wording import claim_lines
 from app.rules.decision import VERDICT_NAMES, recommendation_name
+from app.rules.outcome_entry import outcome_label
+from app.rules.outcome_reporting import AlreadyReported, OutcomeEntry, PersonErased, report_outcome
 from app.rules.outcomes import OUTCOME_MEANINGS, OutcomeReport, find_report
 from app.rules.verifications import Verification
 from app.staff.roles import Role, require_role
@@ -54,7 +58,8 @@ def status_name(status: str) -> str:
 
 @bp.app_template_filter("console_time")
 def console_time_filter(moment: datetime | None, seconds: bool = False) -> str:
-    """Stored times are naive UTC; say so on the page, in the staff member's language (`app.console.formatting`)."""
+    """Stored times are naive UTC; say so on the page, in the staff member's language
+    (`app.plumbing.staff_formatting`)."""
     return console_time(moment, seconds)
 
 
@@ -139,7 +144,7 @@ def verification(result_id: str) -> str:
         row=row,
         claims=claims,
         lines=claim_lines(claims or {}),
-        summary=queries.claims_summary(claims),
+        summary=claims_summary(claims),
         recommendation=recommendation_name(row.recommendation) if row.recommendation else None,
         decision=verifications.verdict_of(row),
         report=report,
@@ -280,8 +285,8 @@ def _untrusted_https_claim() -> bool:
 @bp.get("/go-live")
 @require_role(Role.ADMIN)
 def checklist() -> str:
-    facts = go_live.gather_facts(https=request.is_secure, https_claimed_by_untrusted_proxy=_untrusted_https_claim())
-    items = go_live.evaluate_checklist(facts)
+    facts = gather_facts(https=request.is_secure, https_claimed_by_untrusted_proxy=_untrusted_https_claim())
+    items = evaluate_checklist(facts, STAFF_WORDING)
     return render_template("console/checklist.html", items=items, form=FlaskForm())
 
 

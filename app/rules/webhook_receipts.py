@@ -17,7 +17,7 @@ from sqlalchemy import DateTime, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.passid import EventType, SignatureFailure
-from app.plumbing.database import Model, utcnow
+from app.plumbing.database import Model, db, utcnow
 from app.plumbing.encryption import EncryptedBytes, hash_column
 
 
@@ -114,3 +114,40 @@ class WebhookRejection(Model):
     # The latest call's X-PASSID-Event-Id, unverified: lets `flask passid webhook-test` say that its
     # test event arrived with a bad signature, without keeping an id per call.
     last_claimed_event_id: Mapped[str | None] = mapped_column(String(64))
+
+
+def latest_verified_test_webhook() -> WebhookReceipt | None:
+    """The newest "send test webhook" delivery whose signature held (only valid ones are kept whole).
+
+    Its `received_at` says when, its `answered_ms` how long the receiver took from the call's arrival
+    to the event committed (None on rows stored before that was measured): the go-live checklist reads both.
+    """
+    return db.session.execute(
+        db.select(WebhookReceipt)
+        .where(WebhookReceipt.test.is_(True), WebhookReceipt.signature_result == SignatureResult.VALID.value)
+        .order_by(WebhookReceipt.received_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def receipt_for_event(event_id: str) -> WebhookReceipt | WebhookRejection | None:
+    """What we know of one event's arrival; either answer carries its `signature_result`.
+
+    A valid event is stored under its id. A rejected call is only counted, but its hour's
+    count remembers the latest claimed id, which is enough to tell that a test event just
+    sent arrived with a bad signature.
+    """
+    receipt = db.session.execute(
+        db.select(WebhookReceipt)
+        .where((WebhookReceipt.event_id == event_id) | (WebhookReceipt.claimed_event_id == event_id))
+        .order_by(WebhookReceipt.received_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if receipt is not None:
+        return receipt
+    return db.session.execute(
+        db.select(WebhookRejection)
+        .where(WebhookRejection.last_claimed_event_id == event_id)
+        .order_by(WebhookRejection.last_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()

@@ -17,13 +17,13 @@ set and is never taken from a Host header we have not checked (TRUSTED_HOSTS).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from flask import current_app, request
-
-from app.config import ALL_PERMISSIONS, COLOR_SCHEMES, DEFAULT_THEME_PRIMARY, THEME_FONTS, THEME_RADII
+from app.config import ALL_PERMISSIONS, COLOR_SCHEMES, DEFAULT_THEME_PRIMARY, THEME_FONTS, THEME_RADII, current_settings
 from app.plumbing.i18n import supported_locale
+from app.plumbing.own_origin import own_origin
+from app.rules.institution_names import allowed_institution_name
 
 _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
@@ -85,28 +85,28 @@ class WidgetOptions:
 
 def options_from(values: Mapping[str, str]) -> WidgetOptions:
     """Read overrides from a query string or form; invalid ones fall back to configuration."""
-    config = current_app.config
+    settings = current_settings()
     name = allowed_institution_name(
-        values.get("institutionName"), config["PASSID_INSTITUTION_NAME"], config["PASSID_INSTITUTION_NAMES"]
+        values.get("institutionName"), settings.institution_name, settings.institution_names
     )
     requested = tuple(p.strip() for p in (values.get("permissions") or "").split(",") if p.strip())
     if requested and all(p in ALL_PERMISSIONS for p in requested):
         permissions = tuple(p for p in ALL_PERMISSIONS if p in requested)
     else:
-        permissions = tuple(config["PASSID_PERMISSIONS"])
-    theme = parse_hex_colour(values.get("theme")) or config["PASSID_THEME_PRIMARY"] or DEFAULT_THEME_PRIMARY
+        permissions = settings.permissions
+    theme = parse_hex_colour(values.get("theme")) or settings.theme_primary or DEFAULT_THEME_PRIMARY
     origin = (values.get("origin") or "").strip()
     # Our own origin may always embed the widget (branch mode's QR flow does).
-    allowed = (*config["PASSID_ALLOWED_EMBED_ORIGINS"], own_origin())
+    allowed = (*settings.allowed_embed_origins, own_origin())
     return WidgetOptions(
         institution_name=name,
         permissions=permissions,
         theme_primary=theme,
         parent_origin=origin if origin in allowed else None,
         locale=supported_locale(values.get("locale")),
-        color_scheme=_pick(values.get("colorScheme"), COLOR_SCHEMES, config["PASSID_THEME_COLOR_SCHEME"]),
-        radius=_pick(values.get("radius"), THEME_RADII, config["PASSID_THEME_RADIUS"]),
-        font=_pick(values.get("font"), THEME_FONTS, config["PASSID_THEME_FONT"]),
+        color_scheme=_pick(values.get("colorScheme"), COLOR_SCHEMES, settings.theme_color_scheme),
+        radius=_pick(values.get("radius"), THEME_RADII, settings.theme_radius),
+        font=_pick(values.get("font"), THEME_FONTS, settings.theme_font),
     )
 
 
@@ -123,38 +123,6 @@ def locked_to_session(values: Mapping[str, str], *, session_id: str, institution
     options = options_from(values)
     return replace(options, institution_name=institution_name, permissions=permissions, session_id=session_id,
                    locale=locale or options.locale)
-
-
-def allowed_institution_name(requested: str | None, configured: str, also_allowed: Iterable[str]) -> str:
-    """The requested name if the institution listed it, in its listed spelling; otherwise the configured
-    name. Nobody can make the phone show a name the institution did not choose."""
-    return listed_institution_name(requested, configured, also_allowed) or configured
-
-
-def listed_institution_name(requested: str | None, configured: str, also_allowed: Iterable[str]) -> str | None:
-    """The listed spelling of `requested` (ignoring case and spacing) if the institution listed it, else None."""
-    wanted = comparable_name(requested or "")
-    for name in (configured, *also_allowed):
-        if wanted and comparable_name(name) == wanted:
-            return name
-    return None
-
-
-def comparable_name(name: str) -> str:
-    return " ".join(name.split()).casefold()
-
-
-def own_origin() -> str:
-    """This app's origin: PASSID_PUBLIC_URL when set, whatever Host the request names.
-
-    Without it, the request's own scheme and host: Flask has already answered 400 to a
-    host not in TRUSTED_HOSTS, so this is one of the names the app is configured to serve.
-    """
-    public = current_app.config.get("PASSID_PUBLIC_URL")
-    if public:
-        # A browser's origin never names the default port.
-        return public.removesuffix(":443") if public.startswith("https:") else public.removesuffix(":80")
-    return request.host_url.rstrip("/")
 
 
 def parse_hex_colour(raw: str | None) -> str | None:

@@ -14,7 +14,7 @@ rate limit with or without JavaScript.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,15 +22,15 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
 
+import app.rules.sessions  # in full: `sessions` here is the widget's own (app.widget.sessions)
 from app.config import current_settings, settings_of
 from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
-from app.plumbing import i18n
+from app.plumbing import final_state_drawing, i18n
 from app.plumbing.database import utcnow
 from app.plumbing.htmx import htmx
 from app.plumbing.passid_connection import passid_client, passid_connection
 from app.plumbing.rate_limits import limiter, session_limit, spinner_step, token_limit
 from app.rules import customer_wording as messages
-from app.rules import sessions as records
 from app.rules import verifications
 from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.rules.finished_requests import FinishedRequests
@@ -49,6 +49,7 @@ def _track_upstream_checks(state: BlueprintSetupState) -> None:
     """One record per process of which requests were asked about lately (see `polling`)."""
     state.app.extensions["passid_upstream_checks"] = UpstreamChecks(settings_of(state.app).poll_check_seconds)
     install_finished_requests(state.app, verifications.request_ids_created_since)
+    final_state_drawing.offer(state.app, draw_final_state)
 
 
 @bp.before_request
@@ -147,7 +148,7 @@ def session_page() -> Response:
     Its name and permissions are the session's, whatever the query says; embed.js's data-session
     opens the same page in its iframe, with the theme and the allowed origin as for any embed.
     """
-    session = records.find(request.args.get("id"))
+    session = app.rules.sessions.find(request.args.get("id"))
     if session is None:
         return unknown_session()
     i18n.prefer(session.locale)  # before anything on the page is translated
@@ -220,7 +221,7 @@ def start_session(options: WidgetOptions) -> Response:
     )
     session = sessions.session_of(options)
     if session is not None:  # so its webhook records it for the session if no poll of ours comes again
-        records.note_request(created.request_id, session)
+        app.rules.sessions.note_request(created.request_id, session)
     upstream_checks().seen_pending(created.request_id)
     return awaiting(options, handle)
 
@@ -428,3 +429,20 @@ def final_state(options: WidgetOptions, finished: verifications.Finished) -> Res
     closed = view.state == "success" or sessions.is_closed(session)
     return render_state(view.state, options, event=event, **view.context,
                         **sessions.links(options, session, closed=closed))
+
+
+def draw_final_state(status: str, deny_reason: str | None = None, *, parent_origin: str | None = None) -> str:
+    """A final state for a made-up verification (no claims), drawn by `final_state` as an htmx poll meets it.
+
+    Offered to the rest of the app through `app.plumbing.final_state_drawing`, so the go-live checklist looks
+    at what customers see without importing the widget. Needs a request context (the caller's: it decides the
+    host and the language); `parent_origin` draws it inside an embed on that page, with the event it receives.
+    """
+    finished = verifications.Finished(
+        result_id="checklist-result", status=verifications.FinalStatus(status), claims=None, token=None,
+        request_id="req_checklist", deny_reason=deny_reason, decline_reason=None,
+    )
+    options = options_from({})
+    if parent_origin is not None:
+        options = replace(options, parent_origin=parent_origin)
+    return final_state(options, finished).get_data(as_text=True)

@@ -24,8 +24,9 @@ from flask_babel import get_locale, gettext
 from flask_wtf import FlaskForm
 
 from app import create_app
-from app.console import checklist
-from app.console.checklist import Facts, Item, committed_secret_files, evaluate_checklist, failed
+from app.golive.facts import committed_secret_files, gather_facts
+from app.golive.probes import offers_new_code, render_final_state, verify_sends_idempotency_key
+from app.golive.verdicts import Facts, Item, evaluate_checklist, failed
 from app.passid import PassidClient
 from app.plumbing.database import db
 from app.plumbing.passid_connection import passid_connection
@@ -155,7 +156,7 @@ def store_test_webhook(answered_ms: int) -> None:
 
 
 def answer_time_verdict() -> Item:
-    return item(checklist.gather_facts(https=True), ANSWER_TIME)
+    return item(gather_facts(https=True), ANSWER_TIME)
 
 
 def test_a_slow_test_webhook_fails_the_answer_time_item_and_a_fast_one_passes(offline_app: Flask) -> None:
@@ -173,8 +174,8 @@ def test_a_slow_test_webhook_fails_the_answer_time_item_and_a_fast_one_passes(of
 
 
 def test_the_idempotency_item_passes_on_the_real_client(offline_app: Flask) -> None:
-    assert checklist.verify_sends_idempotency_key() is True
-    assert item(checklist.gather_facts(https=True), IDEMPOTENCY).verdict == "pass"
+    assert verify_sends_idempotency_key() is True
+    assert item(gather_facts(https=True), IDEMPOTENCY).verdict == "pass"
 
 
 def test_a_verify_without_the_header_fails_the_idempotency_item(
@@ -188,7 +189,7 @@ def test_a_verify_without_the_header_fails_the_idempotency_item(
         return real(self, method, path, headers=kept, **kwargs)
 
     monkeypatch.setattr(PassidClient, "_request", dropping_the_header)
-    assert item(checklist.gather_facts(https=True), IDEMPOTENCY).verdict == "fail"
+    assert item(gather_facts(https=True), IDEMPOTENCY).verdict == "fail"
 
 
 def test_a_retry_that_sends_a_new_key_fails_the_idempotency_item(
@@ -202,7 +203,7 @@ def test_a_retry_that_sends_a_new_key_fails_the_idempotency_item(
         return real(self, token, idempotency_key=f"fresh-{next(calls)}")
 
     monkeypatch.setattr(PassidClient, "verify", fresh_key_each_time)
-    assert item(checklist.gather_facts(https=True), IDEMPOTENCY).verdict == "fail"
+    assert item(gather_facts(https=True), IDEMPOTENCY).verdict == "fail"
 
 
 # --- the expired state, rendered as the widget draws it ------------------------------------------------
@@ -215,8 +216,8 @@ def with_declined_template(app: Flask, source: str) -> None:
 
 
 def test_the_expired_state_the_widget_draws_passes_the_expiry_item(offline_app: Flask) -> None:
-    assert 'Generate new code</button>' in checklist.render_final_state("expired")
-    assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "pass"
+    assert 'Generate new code</button>' in render_final_state("expired")
+    assert item(gather_facts(https=True), EXPIRY).verdict == "pass"
 
 
 def test_the_states_are_drawn_on_a_host_a_production_setup_trusts(tmp_path: Path) -> None:
@@ -228,35 +229,35 @@ def test_the_states_are_drawn_on_a_host_a_production_setup_trusts(tmp_path: Path
     app = create_app(env)
     with app.app_context():
         db.create_all()
-        facts = checklist.gather_facts(https=True)
+        facts = gather_facts(https=True)
     assert item(facts, EXPIRY).verdict == "pass"
     assert item(facts, SANCTIONS).verdict == "pass"
 
 
 def test_an_expired_state_with_the_words_but_no_button_fails_the_expiry_item(offline_app: Flask) -> None:
     with_declined_template(offline_app, '<div>{% if expired %}<p>Generate new code</p>{% endif %}</div>')
-    assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "fail"
+    assert item(gather_facts(https=True), EXPIRY).verdict == "fail"
 
 
 def test_an_expired_state_that_cannot_be_drawn_fails_the_expiry_item(offline_app: Flask) -> None:
     # The button is in the file, but the file is not a template any more (no endif): customers get an error.
     with_declined_template(offline_app, "{% if expired %}<form><button>Generate new code</button></form>")
-    assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "fail"
+    assert item(gather_facts(https=True), EXPIRY).verdict == "fail"
 
 
 def test_an_expired_state_that_offers_only_try_again_fails_the_expiry_item(offline_app: Flask) -> None:
     with_declined_template(offline_app, '<form method="post"><button type="submit">Try again</button></form>'
                                 '{# Generate new code #}')
-    assert item(checklist.gather_facts(https=True), EXPIRY).verdict == "fail"
+    assert item(gather_facts(https=True), EXPIRY).verdict == "fail"
 
 
 # --- the sanctions deny, rendered as the widget draws it -----------------------------------------------
 
 
 def test_a_sanctions_deny_drawn_as_a_neutral_decline_passes_the_sanctions_item(offline_app: Flask) -> None:
-    html = checklist.render_final_state("denied", "HARD_DENY_SANCTIONS_MATCH")
+    html = render_final_state("denied", "HARD_DENY_SANCTIONS_MATCH")
     assert 'data-view="declined"' in html and "sanction" not in html.lower()
-    assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "pass"
+    assert item(gather_facts(https=True), SANCTIONS).verdict == "pass"
 
 
 def test_a_sanctions_deny_that_names_the_reason_fails_the_sanctions_item(
@@ -265,7 +266,7 @@ def test_a_sanctions_deny_that_names_the_reason_fails_the_sanctions_item(
     from app.rules import customer_wording as messages
 
     monkeypatch.setattr(messages, "deny_message", lambda reason, name: f"You matched a sanctions list ({reason}).")
-    assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "fail"
+    assert item(gather_facts(https=True), SANCTIONS).verdict == "fail"
 
 
 def test_a_sanctions_deny_whose_event_names_the_reason_fails_the_sanctions_item(
@@ -282,12 +283,12 @@ def test_a_sanctions_deny_whose_event_names_the_reason_fails_the_sanctions_item(
         return replace(view, event={**(view.event or {}), "reason": finished.deny_reason})
 
     monkeypatch.setattr(states, "final_view", leaking)
-    assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "fail"
+    assert item(gather_facts(https=True), SANCTIONS).verdict == "fail"
 
 
 def test_a_sanctions_deny_drawn_as_success_fails_the_sanctions_item(offline_app: Flask) -> None:
     with_declined_template(offline_app, '<div class="passid-view" data-view="success">Verified</div>')
-    assert item(checklist.gather_facts(https=True), SANCTIONS).verdict == "fail"
+    assert item(gather_facts(https=True), SANCTIONS).verdict == "fail"
 
 
 @pytest.mark.parametrize(("html", "offered"), [
@@ -300,7 +301,7 @@ def test_a_sanctions_deny_drawn_as_success_fails_the_sanctions_item(offline_app:
     ('<form><input type="hidden" value="Generate new code"></form>', False),
 ])
 def test_only_a_submit_button_in_a_form_counts_as_offering_a_new_code(html: str, offered: bool) -> None:
-    assert checklist.offers_new_code(html) is offered
+    assert offers_new_code(html) is offered
 
 
 def test_the_page_labels_a_guarantee_by_construction_as_such(offline_app: Flask) -> None:
@@ -336,7 +337,7 @@ def test_drawing_a_state_leaves_the_page_s_context_untouched(offline_app: Flask)
     """Nothing the customer's request sets or caches in `g` (its locale above all) is left for the page."""
     with offline_app.test_request_context("/console/go-live", query_string={"locale": "de"}):
         kept = dict(vars(g))
-        checklist.render_final_state("expired")
+        render_final_state("expired")
         assert dict(vars(g)) == kept
         assert str(get_locale()) == "de"
 
@@ -428,7 +429,7 @@ OUR_SECRET = "checklist-our-webhook-secret"
 def app_item(app: Flask, title: str) -> Item:
     """One item as the app's own checklist finds it now."""
     with app.app_context():
-        return item(checklist.gather_facts(https=True), title)
+        return item(gather_facts(https=True), title)
 
 
 def institution_client(app: Flask) -> PassidClient:
@@ -477,9 +478,9 @@ def test_an_app_whose_passid_url_is_wrong_cannot_check_items_3_and_4(offline_app
     """PASSID_BASE_URL at an address where nothing answers: what PASSID holds cannot be known, and the fix says
     which setting to look at."""
     for title in (WEBHOOK_URL_ITEM, WEBHOOK_SECRET_ITEM):
-        found = item(checklist.gather_facts(https=True), title)
+        found = item(gather_facts(https=True), title)
         assert found.verdict == "cannot_check", title
-    url = item(checklist.gather_facts(https=True), WEBHOOK_URL_ITEM)
+    url = item(gather_facts(https=True), WEBHOOK_URL_ITEM)
     assert url.detail.startswith("Could not ask PASSID: ") and "PASSID_BASE_URL" in url.how_to_fix
 
 

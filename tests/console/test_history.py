@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import time
 
-from app.console.queries import SOURCE_NAMES, claims_summary, normalise_query
+from app.console.queries import SOURCE_NAMES, normalise_query
 from app.passid import PassidClient
+from app.rules.claims_summary import claims_summary
 from app.rules.verifications import Source
 from tests.console.conftest import OtherConsole, random_token, verify_in_widget
 from tests.support.html_fields import hidden

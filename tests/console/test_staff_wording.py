@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_babel import gettext
 
-from app.console.queries import claims_summary
+from app.rules.claims_summary import claims_summary
 from app.rules.verifications import FinalStatus, Source, record
 from tests.console.conftest import add_staff, signed_in
 

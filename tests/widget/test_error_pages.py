@@ -137,7 +137,7 @@ def test_every_other_status_has_words_of_its_own(app: Flask) -> None:
 def test_the_json_apis_keep_json_errors(client: FlaskClient) -> None:
     for method, path, status, code in (
         ("get", "/api/nothing?locale=fr", 404, "NOT_FOUND"),
-        ("get", "/api/sessions", 405, "METHOD_NOT_ALLOWED"),
+        ("put", "/api/sessions", 405, "METHOD_NOT_ALLOWED"),
         ("get", "/webhooks/passid", 405, "METHOD_NOT_ALLOWED"),
         ("get", "/webhooks/nothing", 404, "NOT_FOUND"),
     ):

@@ -23,7 +23,7 @@ from werkzeug.test import TestResponse
 from app.passid import PassidClient
 from app.plumbing.database import db, utcnow
 from app.plumbing.passid_connection import passid_connection
-from app.rules import sessions as records
+from app.rules import sessions
 from tests.support.html_fields import hidden
 from tests.support.migrations import empty_database, flask_db
 from tests.support.servers import (
@@ -237,7 +237,7 @@ def test_a_denied_attempt_may_be_retried_until_the_session_expires(
     assert "Generate QR" in client.get("/verify/reset", query_string={"o": hidden(page, "o")}).text
 
     with app.app_context():
-        row = records.find(made["id"])
+        row = sessions.find(made["id"])
         assert row is not None
         row.expires_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
@@ -252,7 +252,7 @@ def test_a_session_that_expired_unused_reads_expired(create: Callable[..., TestR
                                                     read: Callable[[str], TestResponse], app: Flask) -> None:
     made = create(reference="loan-6").get_json()
     with app.app_context():
-        row = records.find(made["id"])
+        row = sessions.find(made["id"])
         assert row is not None
         row.expires_at = utcnow() - timedelta(seconds=1)
         db.session.commit()
