@@ -27,6 +27,7 @@ from dotenv import dotenv_values
 
 from app.passid.claims import CLAIM_FIELDS
 from app.plumbing.file_modes import private_directory, write_private_file_once
+from app.plumbing.outbound_targets import RefusedTarget, TargetPolicy, refusal_without_lookup
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The default home of the generated secret key and the SQLite database; PASSID_INSTANCE_DIR moves it.
@@ -472,6 +473,15 @@ class Settings:
     passid_webhook_secrets: tuple[str, ...] = setting(
         "PASSID_WEBHOOK_SECRET", Items(), flask="PASSID_WEBHOOK_SECRETS")
     sandbox_jwt_secret: str = setting("PASSID_SANDBOX_JWT_SECRET", Text(optional=True), flask="SANDBOX_JWT_SECRET")
+    # Signed events to the bank's backend (app/rules/notifications.py), on PASSID_WEBHOOK_RETRY_SCHEDULE and
+    # PASSID_WEBHOOK_TIMEOUT_SECONDS: where (checked by _check_notify), and the secrets, newest first (the first
+    # signs; the receiver accepts any). The switch lets a developer's private or loopback receiver, over http,
+    # take them outside the embedded sandbox (which allows loopback by itself).
+    notify_url: str | None = setting(
+        "PASSID_NOTIFY_URL", Text(re.compile(r"^https?://[^/\s]+"), "must be an http:// or https:// URL",
+                                  optional=True))
+    notify_secrets: tuple[str, ...] = setting("PASSID_NOTIFY_SECRET", Items(), flask="PASSID_NOTIFY_SECRETS")
+    notify_allow_private_targets: bool = setting("PASSID_NOTIFY_ALLOW_PRIVATE_TARGETS", Flag(), "false")
     # Encrypts claims, tokens, codes and webhook bodies at rest (app/plumbing/encryption.py); kept out of
     # Flask's config.
     data_keys: tuple[str, ...] = setting("PASSID_DATA_KEY", DataKeys(), flask=False)
@@ -616,6 +626,41 @@ def _check_passid_connection(values: Mapping[str, Any], problems: list[str]) -> 
         problems.append("set PASSID_BASE_URL and PASSID_API_KEY, or leave PASSID_SANDBOX_ENABLED on")
 
 
+NOTIFY_SECRET_MIN_LENGTH = 16
+
+
+def _check_notify(values: Mapping[str, Any], problems: list[str]) -> None:
+    """The bank's notification URL follows the rules of every outbound call: https in a live configuration,
+    no private or loopback address unless a developer allows it (checked here for an address written in the
+    URL; a name is checked at every delivery, as it may resolve elsewhere by then), and signed, always.
+
+    The sentences never quote a secret: they end up in a service log.
+    """
+    url, secrets_ = values["notify_url"], values["notify_secrets"]
+    short = [number for number, secret in enumerate(secrets_, start=1) if len(secret) < NOTIFY_SECRET_MIN_LENGTH]
+    if short:
+        problems.append(f"PASSID_NOTIFY_SECRET entries must be at least {NOTIFY_SECRET_MIN_LENGTH} characters long: "
+                        f"entry {', '.join(map(str, short))} of {len(secrets_)} is shorter")
+    development = values["notify_allow_private_targets"]
+    if development and (values["passid_api_key"] or "").startswith("sk_live_"):
+        problems.append("PASSID_NOTIFY_ALLOW_PRIVATE_TARGETS is for development: it cannot be on with a live "
+                        "PASSID_API_KEY (sk_live_…)")
+    if not url:
+        return
+    if not secrets_:
+        problems.append("PASSID_NOTIFY_SECRET is required when PASSID_NOTIFY_URL is set: every notification is "
+                        "signed (comma-separated for rotation, newest first)")
+    embedded = values["sandbox_enabled"] and not values["passid_base_url"]
+    policy = TargetPolicy.for_notifications(embedded_sandbox=embedded, development=development)
+    try:
+        refusal_without_lookup(url, policy)
+    except RefusedTarget as refused:
+        detail = str(refused).removeprefix("url ").rstrip(".")
+        if refused.short == "not https":
+            detail += " (http:// only with the embedded sandbox or PASSID_NOTIFY_ALLOW_PRIVATE_TARGETS)"
+        problems.append(f"PASSID_NOTIFY_URL {detail}")
+
+
 def _trusted_hosts(listed: tuple[str, ...] | None, host: str, public_url: str | None,
                    problems: list[str]) -> tuple[str, ...]:
     """The host names requests may carry (Flask's TRUSTED_HOSTS); others get a 400.
@@ -657,6 +702,7 @@ def load_settings(
     _check_data_key(values, problems)
     _check_decrypt_only_keys(values, problems)
     _check_lease(values, problems)
+    _check_notify(values, problems)
     values["trusted_hosts"] = _trusted_hosts(values["trusted_hosts"], values["host"], values["public_url"],
                                              problems)
     if problems:
