@@ -149,13 +149,14 @@ def test_a_forbidden_page_says_whose_it_is(app: Flask, runner: FlaskCliRunner) -
 
 NAV = {"Branch": "/branch/", "History": "/console/", "Review queue": "/console/review",
        "Performance": "/console/performance",
-       "Webhooks": "/console/webhooks", "Go-live": "/console/go-live", "Audit log": "/console/audit",
+       "Webhooks": "/console/webhooks", "Notifications": "/console/notifications", "Go-live": "/console/go-live",
+       "Audit log": "/console/audit",
        "Staff": "/console/staff"}
 
 
 @pytest.mark.parametrize(("role", "page", "shown"), [
     ("counter", "/branch/", {"Branch"}),
-    ("analyst", "/console/", {"History", "Review queue", "Performance", "Webhooks"}),
+    ("analyst", "/console/", {"History", "Review queue", "Performance", "Webhooks", "Notifications"}),
     ("admin", "/console/", set(NAV)),
 ])
 def test_the_nav_shows_only_the_pages_the_role_may_open(
