@@ -17,16 +17,24 @@ same session reported twice (a retried request, two processes) is one event, sen
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from typing import Any
 
 import urllib3
 from flask import current_app
-from sqlalchemy import Boolean, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, Index, String, UniqueConstraint, delete
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.passid.signing import sign_payload
-from app.plumbing.database import Model, db
-from app.plumbing.outbound_delivery import DeliveryColumns, DeliveryEngine, envelope_body, request_checked_address
+from app.plumbing.database import Model, db, rows_changed
+from app.plumbing.outbound_delivery import (
+    DELIVERED,
+    FAILED,
+    DeliveryColumns,
+    DeliveryEngine,
+    envelope_body,
+    request_checked_address,
+)
 from app.plumbing.outbound_targets import RefusedTarget, TargetPolicy, resolve_target
 
 NOTIFY_JOB = "notification-delivery"
@@ -163,14 +171,24 @@ def send_test_event() -> str | None:
     return event_id
 
 
+def forget_settled(created_before: datetime) -> int:
+    """Delete the delivered and failed notifications made before `created_before`; how many (the caller commits).
+
+    For the retention purge: a settled row is only a log line by then, and its body names the bank's
+    reference. Pending ones stay, whatever their age, until they are delivered or fail.
+    """
+    return rows_changed(delete(NotificationDelivery).where(
+        NotificationDelivery.status.in_((DELIVERED, FAILED)), NotificationDelivery.created_at < created_before))
+
+
 def notify_url_answers() -> bool | None:
     """Whether PASSID_NOTIFY_URL answers HTTP now (for the go-live checklist); None when it is not set.
 
     One HEAD request, to the checked address, under the same rules and timeout as a delivery, carrying
     nothing: any answer but 404, 410 or a server error counts (a receiver that takes only POST answers
     405, or 501 for a method it does not implement, which still shows the host, port, TLS and path are
-    right). A refused address, a refused connection or no answer in time is False. Whether the receiver accepts our signature is what
-    "Send test event" shows.
+    right). A refused address, a refused connection or no answer in time is False. Whether the receiver
+    accepts our signature is what "Send test event" shows.
     """
     url = current_app.config.get("PASSID_NOTIFY_URL")
     if not url:

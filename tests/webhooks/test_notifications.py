@@ -179,6 +179,27 @@ def test_the_same_key_is_one_event_and_the_callers_own_work_stands(notifying: Ca
         assert Counter(r.headers["X-PASSID-Event-Id"] for r in receiver.received) == {first: 1, other: 1}
 
 
+def test_the_retention_purge_may_forget_settled_notifications_never_pending_ones(
+    notifying: Callable[..., Flask],
+) -> None:
+    from datetime import timedelta
+
+    from app.plumbing.database import utcnow
+
+    with WebhookReceiver() as receiver:
+        app = notifying(receiver.url, schedule="0,600,600,600,600")  # a failed first attempt waits: pending
+        delivered = enqueue(app)
+        settled(app)
+        receiver.fail_first = 100
+        pending = enqueue(app, "session.expired", {**ABOUT_A_SESSION, "status": "expired"}, key="session.expired:vs_x")
+        receiver.wait_for(2)
+        with app.app_context():
+            assert notifications.forget_settled(utcnow() - timedelta(minutes=1)) == 0  # none that old
+            assert notifications.forget_settled(utcnow() + timedelta(seconds=1)) == 1
+            db.session.commit()
+        assert [d.event_id for d in deliveries(app)] == [pending] and pending != delivered
+
+
 @pytest.mark.databases("sqlite")
 def test_claims_and_tokens_are_never_queued(notifying: Callable[..., Flask]) -> None:
     with WebhookReceiver() as receiver:
