@@ -49,7 +49,6 @@ class TargetPolicy:
         return ("deliveries go to public addresses, never to private, loopback, link-local, multicast, "
                 "reserved or unspecified ones")
 
-
     @classmethod
     def for_notifications(cls, *, embedded_sandbox: bool, development: bool) -> TargetPolicy:
         """The bank's notification URL: public https in a live configuration. With the embedded sandbox,
