@@ -21,6 +21,7 @@ from dotenv import dotenv_values
 from app.config.parsers import is_fernet_key
 from app.config.settings import INSTANCE_DIR, PROJECT_ROOT, SETTINGS, Settings
 from app.plumbing.file_modes import private_directory, write_private_file_once
+from app.plumbing.outbound_targets import RefusedTarget, TargetPolicy, refusal_without_lookup
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 _LISTENS_ON_LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "")
@@ -106,6 +107,41 @@ def _check_lease(values: Mapping[str, Any], problems: list[str]) -> None:
                         f"{values['job_lease_seconds']:g} and {values['webhook_timeout_seconds']:g}")
 
 
+NOTIFY_SECRET_MIN_LENGTH = 16
+
+
+def _check_notify(values: Mapping[str, Any], problems: list[str]) -> None:
+    """The bank's notification URL follows the rules of every outbound call: https in a live configuration,
+    no private or loopback address unless a developer allows it (checked here for an address written in the
+    URL; a name is checked at every delivery, as it may resolve elsewhere by then), and signed, always.
+
+    The sentences never quote a secret: they end up in a service log.
+    """
+    url, secrets_ = values["notify_url"], values["notify_secrets"]
+    short = [number for number, secret in enumerate(secrets_, start=1) if len(secret) < NOTIFY_SECRET_MIN_LENGTH]
+    if short:
+        problems.append(f"PASSID_NOTIFY_SECRET entries must be at least {NOTIFY_SECRET_MIN_LENGTH} characters long: "
+                        f"entry {', '.join(map(str, short))} of {len(secrets_)} is shorter")
+    development = values["notify_allow_private_targets"]
+    if development and (values["passid_api_key"] or "").startswith("sk_live_"):
+        problems.append("PASSID_NOTIFY_ALLOW_PRIVATE_TARGETS is for development: it cannot be on with a live "
+                        "PASSID_API_KEY (sk_live_…)")
+    if not url:
+        return
+    if not secrets_:
+        problems.append("PASSID_NOTIFY_SECRET is required when PASSID_NOTIFY_URL is set: every notification is "
+                        "signed (comma-separated for rotation, newest first)")
+    embedded = values["sandbox_enabled"] and not values["passid_base_url"]
+    policy = TargetPolicy.for_notifications(embedded_sandbox=embedded, development=development)
+    try:
+        refusal_without_lookup(url, policy)
+    except RefusedTarget as refused:
+        detail = str(refused).removeprefix("url ").rstrip(".")
+        if refused.short == "not https":
+            detail += " (http:// only with the embedded sandbox or PASSID_NOTIFY_ALLOW_PRIVATE_TARGETS)"
+        problems.append(f"PASSID_NOTIFY_URL {detail}")
+
+
 def _check_passid_connection(values: Mapping[str, Any], problems: list[str]) -> None:
     """A live (or hosted sandbox) PASSID needs its key; with neither it nor the embedded sandbox, nothing answers."""
     if values["passid_base_url"] and not values["passid_api_key"]:
@@ -155,6 +191,7 @@ def load_settings(
     _check_data_key(values, problems)
     _check_decrypt_only_keys(values, problems)
     _check_lease(values, problems)
+    _check_notify(values, problems)
     values["trusted_hosts"] = _trusted_hosts(values["trusted_hosts"], values["host"], values["public_url"],
                                              problems)
     if problems:

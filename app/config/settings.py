@@ -212,6 +212,15 @@ class Settings:
     passid_webhook_secrets: tuple[str, ...] = setting(
         "PASSID_WEBHOOK_SECRET", Items(), flask="PASSID_WEBHOOK_SECRETS")
     sandbox_jwt_secret: str = setting("PASSID_SANDBOX_JWT_SECRET", Text(optional=True), flask="SANDBOX_JWT_SECRET")
+    # Signed events to the bank's backend (app/rules/notifications.py), on PASSID_WEBHOOK_RETRY_SCHEDULE and
+    # PASSID_WEBHOOK_TIMEOUT_SECONDS: where (checked by _check_notify), and the secrets, newest first (the first
+    # signs; the receiver accepts any). The switch lets a developer's private or loopback receiver, over http,
+    # take them outside the embedded sandbox (which allows loopback by itself).
+    notify_url: str | None = setting(
+        "PASSID_NOTIFY_URL", Text(re.compile(r"^https?://[^/\s]+"), "must be an http:// or https:// URL",
+                                  optional=True))
+    notify_secrets: tuple[str, ...] = setting("PASSID_NOTIFY_SECRET", Items(), flask="PASSID_NOTIFY_SECRETS")
+    notify_allow_private_targets: bool = setting("PASSID_NOTIFY_ALLOW_PRIVATE_TARGETS", Flag(), "false")
     # Encrypts claims, tokens, codes and webhook bodies at rest (app/plumbing/encryption.py); kept out of
     # Flask's config.
     data_keys: tuple[str, ...] = setting("PASSID_DATA_KEY", DataKeys(), flask=False)

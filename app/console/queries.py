@@ -22,6 +22,7 @@ from app.plumbing.database import db
 from app.plumbing.encryption import lookup_hashes
 from app.plumbing.staff_formatting import console_moment, console_number, console_time_pattern
 from app.rules import review
+from app.rules.notifications import NotificationDelivery
 from app.rules.outcomes import OutcomeReport
 from app.rules.review import ReviewDecision
 from app.rules.verifications import FinalStatus, Source, Verification
@@ -164,6 +165,26 @@ def webhook_receipts(event_type: str, signature: str, page: int) -> Pagination:
     return db.paginate(select, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
 
 
+def notification_deliveries(page: int) -> Pagination:
+    """The notifications sent (or still to send) to the bank's backend, newest first."""
+    select = db.select(NotificationDelivery).order_by(
+        NotificationDelivery.created_at.desc(), NotificationDelivery.event_id)
+    return db.paginate(select, page=page, per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
+
+
+# How an outgoing delivery's status reads on the notification log; the code is what is stored.
+DELIVERY_STATUS_NAMES: dict[str, LazyString] = {
+    "pending": lazy_gettext("pending"),
+    "delivered": lazy_gettext("delivered"),
+    "failed": lazy_gettext("failed"),
+}
+
+
+def delivery_status_name(status: str) -> str:
+    """The delivery status in the staff member's language, or its code when unknown."""
+    return str(DELIVERY_STATUS_NAMES.get(status, status))
+
+
 # How a stored event's handling reads on the webhook log; the code is what is stored.
 HANDLING_NAMES: dict[Handling, LazyString] = {
     Handling.PENDING: lazy_gettext("pending"),
@@ -241,10 +262,12 @@ __all__ = [
     "HistoryPage",
     "can_take_outcome",
     "clean_filter",
+    "delivery_status_name",
     "event_types_seen",
     "history_select",
     "hour_range",
     "normalise_query",
+    "notification_deliveries",
     "outcomes_by_token",
     "rejection_counts",
     "rejection_summary",

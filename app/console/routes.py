@@ -1,4 +1,4 @@
-"""The back-office console, staff only: history, outcomes, performance, webhook log, go-live.
+"""The back-office console, staff only: history, outcomes, performance, webhook and notification logs, go-live.
 
 Every route is guarded by role (`require_role`: analysts and admins; the go-live
 checklist, the audit log and staff management admins only); every form carries a
@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
+from app.config import current_settings
 from app.console import queries
 from app.console.chart import cohort_chart_svg, has_observations, percent
 from app.console.forms import OUTCOME_MEANING_TEXTS, OutcomeForm
@@ -29,7 +30,7 @@ from app.passid import NotFound, PassidError, ValidationError
 from app.plumbing import encryption
 from app.plumbing.passid_connection import passid_client
 from app.plumbing.staff_formatting import console_time
-from app.rules import audit, verifications
+from app.rules import audit, notifications, verifications
 from app.rules.claims_summary import claims_summary
 from app.rules.customer_wording import claim_lines
 from app.rules.decision import VERDICT_NAMES, recommendation_name
@@ -266,6 +267,36 @@ def webhook_log() -> str:
         event_types=queries.event_types_seen(),
         signature_results=queries.SIGNATURE_RESULTS,
     )
+
+
+# --- outgoing notifications --------------------------------------------------------------------
+
+
+@bp.get("/notifications")
+@require_role(Role.ANALYST)
+def notification_log() -> str:
+    """Beside the webhook log (what PASSID sent us): what we sent the bank's backend, and how it went."""
+    return render_template(
+        "console/notifications.html",
+        configured=notifications.configured(),
+        notify_url=current_settings().notify_url,
+        deliveries=queries.notification_deliveries(page_number()),
+        delivery_status_name=queries.delivery_status_name,
+        page_args={},
+        form=FlaskForm(),
+    )
+
+
+@bp.post("/notifications/test")
+@require_role(Role.ADMIN)
+def send_test_notification() -> Response:
+    event_id = notifications.send_test_event()
+    if event_id is None:
+        flash(_("Notifications are off: set PASSID_NOTIFY_URL and PASSID_NOTIFY_SECRET first."), "error")
+    else:
+        audit.record(audit.Action.TEST_NOTIFICATION_SENT, subject=event_id)
+        flash(_("Test event %(id)s queued. Reload in a few seconds to see how it went.", id=event_id), "success")
+    return redirect(url_for("console.notification_log"), code=303)
 
 
 # --- go-live checklist -------------------------------------------------------------------------

@@ -43,6 +43,7 @@ class Action(StrEnum):
     STAFF_DISABLED = "staff_disabled"
     STAFF_ENABLED = "staff_enabled"
     TEST_WEBHOOK_SENT = "test_webhook_sent"
+    TEST_NOTIFICATION_SENT = "test_notification_sent"
     DATA_KEY_ROTATED = "data_key_rotated"
 
 
@@ -65,6 +66,7 @@ ACTION_NAMES: dict[Action, LazyString] = {
     Action.STAFF_DISABLED: lazy_gettext("Staff account disabled"),
     Action.STAFF_ENABLED: lazy_gettext("Staff account enabled"),
     Action.TEST_WEBHOOK_SENT: lazy_gettext("Test webhook sent"),
+    Action.TEST_NOTIFICATION_SENT: lazy_gettext("Test notification sent"),
     Action.DATA_KEY_ROTATED: lazy_gettext("Data key rotated"),
 }
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.plumbing.database import Model, utcnow
+from app.plumbing.outbound_delivery import DeliveryColumns
 
 
 class SandboxInstitution(Model):
@@ -134,26 +135,14 @@ class SandboxOutcome(Model):
     reported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class SandboxWebhookDelivery(Model):
-    """One event to one URL: the outbox row the delivery pass works through.
+class SandboxWebhookDelivery(DeliveryColumns, Model):
+    """One event to one institution's URL: the outbox row the delivery pass works through.
 
-    The body and signature are fixed when the event is created, so every
-    attempt sends the same bytes, as the contract requires.
+    The delivery columns (event, URL, body and signature fixed at creation, attempts, lease) are the
+    engine's (app/plumbing/outbound_delivery.py); the institution it is for is the sandbox's own.
     """
 
     __tablename__ = "sandbox_webhook_delivery"
     __table_args__ = (Index("ix_sandbox_delivery_due", "status", "next_attempt_at"),)
 
-    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     institution_id: Mapped[str] = mapped_column(ForeignKey("sandbox_institution.id"), index=True)
-    event_type: Mapped[str] = mapped_column(String(40))
-    url: Mapped[str] = mapped_column(String(2048))
-    body: Mapped[bytes] = mapped_column(LargeBinary)
-    signature: Mapped[str] = mapped_column(String(80))
-    status: Mapped[str] = mapped_column(String(10), default="pending")
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_status_code: Mapped[int | None] = mapped_column(Integer)
-    last_error: Mapped[str | None] = mapped_column(String(300))
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,9 +1,9 @@
 """Who may open which staff page: the access matrix, role by role, for every page and form.
 
 counter: the branch counter only. analyst: the console's history, verification pages, outcome reporting,
-performance, webhook log, review queue and history export. admin: everything, plus the audit log, erasure,
-staff management and the go-live checklist. Anonymous visitors go to sign-in; a disabled account's
-sessions are over, so it is anonymous again.
+performance, webhook and notification logs, review queue and history export. admin: everything, plus the
+audit log, erasure, staff management, the go-live checklist, the test webhook and the test notification.
+Anonymous visitors go to sign-in; a disabled account's sessions are over, so it is anonymous again.
 
 The matrix is checked against the app's own URL map: a new page under /branch or /console without an
 entry here fails `test_every_staff_page_and_form_is_in_the_matrix`, naming it.
@@ -37,10 +37,12 @@ MATRIX: dict[tuple[str, str], Role] = {
     ("console.outcome", "POST"): Role.ANALYST,
     ("console.performance", "GET"): Role.ANALYST,
     ("console.webhook_log", "GET"): Role.ANALYST,
+    ("console.notification_log", "GET"): Role.ANALYST,
     ("console.review_queue", "GET"): Role.ANALYST,
     ("console.review_decide", "POST"): Role.ANALYST,
     ("console.checklist", "GET"): Role.ADMIN,
     ("console.send_test_webhook", "POST"): Role.ADMIN,
+    ("console.send_test_notification", "POST"): Role.ADMIN,
     ("console.redaction", "GET"): Role.ADMIN,
     ("console.redaction", "POST"): Role.ADMIN,
     ("console.audit_log", "GET"): Role.ADMIN,
@@ -147,13 +149,14 @@ def test_a_forbidden_page_says_whose_it_is(app: Flask, runner: FlaskCliRunner) -
 
 NAV = {"Branch": "/branch/", "History": "/console/", "Review queue": "/console/review",
        "Performance": "/console/performance",
-       "Webhooks": "/console/webhooks", "Go-live": "/console/go-live", "Audit log": "/console/audit",
+       "Webhooks": "/console/webhooks", "Notifications": "/console/notifications", "Go-live": "/console/go-live",
+       "Audit log": "/console/audit",
        "Staff": "/console/staff"}
 
 
 @pytest.mark.parametrize(("role", "page", "shown"), [
     ("counter", "/branch/", {"Branch"}),
-    ("analyst", "/console/", {"History", "Review queue", "Performance", "Webhooks"}),
+    ("analyst", "/console/", {"History", "Review queue", "Performance", "Webhooks", "Notifications"}),
     ("admin", "/console/", set(NAV)),
 ])
 def test_the_nav_shows_only_the_pages_the_role_may_open(

@@ -310,7 +310,7 @@ def test_https_goes_to_the_checked_address_with_the_url_name_for_the_certificate
 ) -> None:
     import urllib3
 
-    from app.sandbox.webhooks import post_to_checked_address
+    from app.plumbing.outbound_delivery import post_to_checked_address
 
     port, hosts = tls_receiver
     target = resolve_webhook_target(f"https://localhost:{port}/hook")
