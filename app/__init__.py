@@ -59,7 +59,14 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db)
     _install_data_keys(app, settings.data_keys + settings.data_keys_decrypt_only, exit_on_error=environ is None)
-    from app.rules import audit, notifications, outcomes, sessions, verifications  # noqa: F401  (tables must be known to migrations)
+    from app.rules import (  # noqa: F401  (tables must be known to migrations)
+        audit,
+        notifications,
+        outcomes,
+        session_events,  # noqa: F401  (registers the listener that tells the bank's backend)
+        sessions,
+        verifications,
+    )
     from app.rules import webhook_receipts as webhook_models  # noqa: F401
     from app.staff import models as staff_models  # noqa: F401
 
@@ -87,6 +94,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     register_job(app, PURGE_JOB, purge_job, every_seconds=PURGE_EVERY_SECONDS)
     if settings.notify_url:  # no URL, no events queued, nothing to pass over
         register_job(app, notifications.NOTIFY_JOB, notifications.deliver_due)
+        register_job(app, session_events.EXPIRY_JOB, session_events.announce_expired_sessions,
+                     every_seconds=session_events.EXPIRY_EVERY_SECONDS)
 
     # The sandbox exists only when the app runs on it: with a PASSID_BASE_URL (live, or PASSID's own
     # sandbox) nothing under /sandbox answers and none of its jobs is scheduled.

@@ -37,9 +37,9 @@ from typing import Any
 from sqlalchemy import Select, delete, func, or_, select, update
 
 from app.config import current_settings
-from app.plumbing.database import db, rows_changed, utcnow
+from app.plumbing.database import db, isoformat_z, rows_changed, utcnow
 from app.plumbing.encryption import lookup_hashes
-from app.rules import audit, review, tombstones
+from app.rules import audit, notifications, review, tombstones
 from app.rules.outcomes import OutcomeReport
 from app.rules.sessions import SessionRequest, VerificationSession
 from app.rules.verifications import Verification
@@ -164,6 +164,7 @@ def redact(result_id: str, reason: str, *, actor: str | None = None) -> Redactio
         detail = reason if erased_id == row.id else f"same person as {row.id}: {reason}"
         audit.note(audit.Action.REDACTED, subject=erased_id, detail=detail, actor=actor)
     db.session.commit()
+    _wake_notifications()
     forget_erased_bytes()
     return Redaction(ids, erased)
 
@@ -197,6 +198,7 @@ def redact_reference(reference: str, reason: str, *, actor: str | None = None) -
         audit.note(audit.Action.REDACTED, subject=erased_id, detail=f"every record of its reference: {reason}",
                    actor=actor)
     db.session.commit()
+    _wake_notifications()
     forget_erased_bytes()
     return Redaction(ids, erased)
 
@@ -215,6 +217,7 @@ def _erase_people(rows: list[Verification], sessions: list[VerificationSession],
     tombstones.bury(tokens=[found.token for found in rows], request_ids=request_ids, session_ids=session_ids,
                     now=now)
     chosen = Verification.id.in_([found.id for found in rows])
+    _announce_redacted(rows, now)
     notes = review.erase_notes(chosen)  # selected by what the next step changes: first
     return Erased(
         verifications=_erase_verifications(chosen, now, reason),
@@ -301,6 +304,10 @@ def purge(*, dry_run: bool = False, actor: str = audit.SYSTEM_ACTOR, now: dateti
         return erased
     expired = tombstones.expire(now)  # before new ones are added: a tombstone from this run is never due yet
     _bury_old(old_rows, old_links, now)
+    if notifications.configured():
+        _announce_redacted(db.session.execute(
+            select(Verification.id, Verification.reference, Verification.session_id).where(old_rows)).all(), now)
+    notifications.forget_settled(cutoff)  # sent (or given up) events name references: kept no longer than the rest
     notes = review.erase_notes(old_notes)  # selected by what the next step changes: first
     erased = Erased(
         verifications=_erase_verifications(old_rows, now, RETENTION_REASON),
@@ -314,9 +321,25 @@ def purge(*, dry_run: bool = False, actor: str = audit.SYSTEM_ACTOR, now: dateti
         audit.note(audit.Action.RETENTION_PURGED, actor=actor,
                    detail=f"older than {cutoff:%Y-%m-%d %H:%M} UTC: {erased.describe()}")
     db.session.commit()
+    _wake_notifications()
     if erased.total:
         forget_erased_bytes()
     return erased
+
+
+def _announce_redacted(rows: Iterable[Any], now: datetime) -> None:
+    """Tell the bank's backend of each erased verification, in the erase's own transaction (one event each)."""
+    if not notifications.configured():
+        return
+    for row in rows:
+        notifications.enqueue("verification.redacted", {
+            "resultId": row.id, "reference": row.reference, "sessionId": row.session_id,
+            "redactedAt": isoformat_z(now)}, key=f"verification.redacted:{row.id}")
+
+
+def _wake_notifications() -> None:
+    if notifications.configured():
+        notifications.wake()
 
 
 def _bury_old(old_rows: Any, old_links: Any, now: datetime) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.passid import DenyReason
 from app.plumbing.database import Model, db, isoformat_z, rows_changed, utcnow
 from app.plumbing.encryption import EncryptedText
+from app.rules import notifications
 from app.rules.verifications import FinalStatus, Verification, redacted_document, result_document, verdict_of
 
 
@@ -192,12 +193,24 @@ def cancel(session: VerificationSession) -> SessionState:
                                           VerificationSession.redacted_at.is_(None))
         .values(cancelled_at=now)
     )
-    db.session.commit()
     db.session.refresh(session)
     state = state_of(session)
+    if changed:  # told in the cancel's own transaction: one event, and none for a cancel that did not happen
+        notifications.enqueue("session.cancelled", event_data(session, state), key=f"session.cancelled:{session.id}")
+    db.session.commit()
     if not changed and state.status != SessionStatus.CANCELLED:
         raise SessionClosed(state)
+    if changed and notifications.configured():
+        notifications.wake()
     return state
+
+
+def event_data(session: VerificationSession, state: SessionState) -> dict[str, Any]:
+    """What an event for the bank's backend says of a session: ids, its reference, status and verdict."""
+    decision = verdict_of(state.result) if state.result is not None else None
+    return {"sessionId": session.id, "reference": session.reference, "status": state.status.value,
+            "verdict": decision.verdict if decision else None,
+            "resultId": state.result.id if state.result is not None else None}
 
 
 REFERENCE_LIST_LIMIT = 100

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -25,7 +25,7 @@ from app.config import current_settings
 from app.passid import RequestStatus, VerifyResult, restrict_claims
 from app.plumbing.database import Model, db, isoformat_z, utcnow
 from app.plumbing.encryption import EncryptedText, hash_column, lookup_hashes, search_hash
-from app.rules import tombstones
+from app.rules import notifications, tombstones
 from app.rules.decision import Decision, VerdictRules, decide, review_status_for, storable_reasons, stored_reasons
 from app.rules.finished_requests import finished_requests
 
@@ -262,6 +262,9 @@ def record(
     )
     db.session.add(row)
     try:
+        db.session.flush()  # a second record of the same request or key stops here, before anyone hears of it
+        for listener in _RECORDED_LISTENERS:
+            listener(row)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -273,7 +276,22 @@ def record(
         _note_finished(existing.request_id)
         return existing
     _note_finished(request_id)
+    if notifications.configured():
+        notifications.wake()
     return _finished(row)
+
+
+# Who hears of each verification as it is recorded, inside its transaction, so what a listener adds (an event
+# for the bank's backend) commits with the row or not at all. `app.rules.session_events` registers the one
+# listener: it needs the sessions' rules, which import this module, so it cannot be called from here by name.
+_RECORDED_LISTENERS: list[Callable[[Verification], None]] = []
+
+
+def when_recorded(listener: Callable[[Verification], None]) -> Callable[[Verification], None]:
+    """Register `listener` (a decorator); it runs after the row is flushed and before the commit."""
+    if listener not in _RECORDED_LISTENERS:
+        _RECORDED_LISTENERS.append(listener)
+    return listener
 
 
 def configured_rules() -> VerdictRules:
