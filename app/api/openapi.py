@@ -30,7 +30,7 @@ def stored_document() -> dict[str, Any]:
 def served_document(mount_point: str) -> dict[str, Any]:
     """The stored document with this server's mount point filled in."""
     document = copy.deepcopy(stored_document())
-    document["servers"] = [{"url": mount_point or "/", "description": "This app."}]
+    document["servers"][0]["url"] = mount_point or "/"
     return document
 
 
