@@ -112,6 +112,7 @@ def test_an_undocumented_field_in_an_answer_fails_the_test(
     with app.app_context():
         key = passid_connection().api_key
     made = client.post("/api/sessions", json={"reference": "loan-1"}, headers={"X-Institution-Key": key}).get_json()
+    assert answers_match_the_api_document.checked == 1  # the 201 was checked, and passed
     documented = sessions.session_document
     monkeypatch.setattr(sessions, "session_document", lambda *args, **kwargs: {**documented(*args, **kwargs),
                                                                                "riskScore": 0.2})
