@@ -200,8 +200,8 @@ def answers_match_the_api_document(monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
     def checked_open(client: FlaskClient, *args: Any, **kwargs: Any) -> TestResponse:
         response = flask_open(client, *args, **kwargs)
-        if response.request.path.startswith(API_PREFIX):
-            log.check(_flask_answer(response), ours=True)
+        if response.request.path.startswith(API_PREFIX) and "api" in client.application.blueprints:
+            log.check(_flask_answer(response), ours=True)  # not the sandbox run on its own, whose /api/ is PASSID's
         return response
 
     def checked_send(session: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
