@@ -8,6 +8,6 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from app.api import results, sessions  # noqa: E402, F401  (routes register on the blueprint)
+from app.api import openapi, results, sessions  # noqa: E402, F401  (routes register on the blueprint)
 
 __all__ = ["bp"]
