@@ -190,8 +190,12 @@ def states_drawn_directly(app: Flask) -> Iterator[str]:
         claims = {"fsi_score": 812, "tier": "A", "income_verified": True, "income_band": "GBP 40k-60k",
                   "identity_verified": False, "sanctions_clear": False, "payment_reliability": 0.97,
                   "savings_consistency": 88, "fraud_risk": "medium"}
-        yield render_state("success", options, claims=claims, lines=messages.claim_lines(claims)).get_data(as_text=True)
+        yield render_state("success", options, claims=claims, lines=messages.claim_lines(claims),
+                           approved=True).get_data(as_text=True)
         yield render_state("success", options, claims={}, lines=messages.claim_lines({"income_verified": False}),
+                           approved=True, continue_url="https://bank.example/back").get_data(as_text=True)
+        # A verdict of review or decline: the neutral words instead of "Verified" and the claims.
+        yield render_state("success", options, claims=claims, lines=messages.claim_lines(claims), approved=False,
                            continue_url="https://bank.example/back").get_data(as_text=True)
 
 
