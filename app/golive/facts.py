@@ -15,6 +15,7 @@ from app.golive.probes import code_facts
 from app.golive.verdicts import Facts
 from app.passid import PassidError
 from app.plumbing.passid_connection import passid_client, passid_connection
+from app.rules import notifications
 from app.rules.webhook_receipts import latest_verified_test_webhook
 
 
@@ -39,6 +40,7 @@ def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool =
         https=https,
         https_claimed_by_untrusted_proxy=https_claimed_by_untrusted_proxy,
         committed_secret_files=committed_secret_files(PROJECT_ROOT, connection.api_key),
+        notify_url_answers=notifications.notify_url_answers(),
         **code_facts(),
     )
 

@@ -69,6 +69,9 @@ class Facts:
     # X-Forwarded-Proto said https, but PASSID_TRUSTED_PROXIES does not let the app believe it.
     https_claimed_by_untrusted_proxy: bool = False
     sanctions_deny_is_neutral: bool = True
+    # Our own notifications to the bank's backend (PASSID_NOTIFY_URL): whether an HTTP answer came back from it;
+    # None when no URL is set.
+    notify_url_answers: bool | None = None
 
 
 class Translate(Protocol):
@@ -118,6 +121,7 @@ def evaluate_checklist(facts: Facts, words: Wording = PLAIN_ENGLISH) -> list[Ite
         _idempotency_key(facts, words),
         _sanctions(facts, words),
         _expiry(facts, words),
+        _notify_url(facts, words),
     ]
     return [replace(item, label=words.gettext(VERDICT_LABELS[item.verdict])) for item in items]
 
@@ -312,6 +316,23 @@ def _expiry(facts: Facts, words: Wording) -> Item:
                       "templates/widget/_declined.html."))
     return Item(title, "pass", _('The expired state, rendered as the widget draws it, offers a "Generate new code" '
                                  "button, not an error."))
+
+
+def _notify_url(facts: Facts, words: Wording) -> Item:
+    """Not in the guide's list: this app's own events to the bank's backend, when the bank wants them."""
+    _ = words.gettext
+    title = _("Notification URL answers")
+    if facts.notify_url_answers is None:
+        return Item(title, "cannot_check", _("PASSID_NOTIFY_URL is not set: your backend is not told when a session "
+                                             "or verification ends, and reads results from the API instead."),
+                    _("To be told, set PASSID_NOTIFY_URL and PASSID_NOTIFY_SECRET, then use "
+                      "“Send test event” on the notifications page."))
+    if not facts.notify_url_answers:
+        return Item(title, "fail", _("PASSID_NOTIFY_URL did not answer (refused address, no connection, a server "
+                                     "error or not found)."),
+                    _("Check the URL, that your receiver runs and takes POST at that path, and that it is "
+                      "reachable from this server; the notifications page shows each delivery's result."))
+    return Item(title, "pass", _("PASSID_NOTIFY_URL answers over HTTP."))
 
 
 def failed(items: list[Item]) -> list[Item]:

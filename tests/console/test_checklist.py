@@ -48,6 +48,7 @@ LIVE = Facts(
     expiry_offers_new_code=True,
     https=True,
     committed_secret_files=(),
+    notify_url_answers=True,
 )
 ANSWER_TIME = "Webhook endpoint answers 200 within 10 seconds"
 IDEMPOTENCY = "Idempotency-Key sent on every verify"
@@ -62,8 +63,18 @@ def verdicts(facts: Facts) -> dict[str, str]:
 def test_a_live_looking_setup_passes_every_item() -> None:
     items = evaluate_checklist(LIVE)
     assert [item.verdict for item in items] == ["pass"] * len(items)
-    assert len(items) == 10
+    assert len(items) == 11  # the guide's ten, and our own notifications
     assert all(LIVE_KEY not in item.detail + item.how_to_fix for item in items)
+
+
+NOTIFY = "Notification URL answers"
+
+
+def test_the_notification_url_fails_when_it_does_not_answer_and_is_unchecked_when_unset() -> None:
+    assert verdicts(replace(LIVE, notify_url_answers=False))[NOTIFY] == "fail"
+    unset = item(replace(LIVE, notify_url_answers=None), NOTIFY)
+    assert unset.verdict == "cannot_check" and "PASSID_NOTIFY_URL" in unset.how_to_fix
+    assert not failed(evaluate_checklist(replace(LIVE, notify_url_answers=None)))
 
 
 def item(facts: Facts, title: str) -> Item:
@@ -369,7 +380,8 @@ def test_the_page_checks_the_sandbox_setup_and_sends_a_test_webhook(
     url = f"{console_server.url}/console/go-live"
     page = staff.get(url, timeout=15).text
     result = page_verdicts(page)
-    assert len(result) == 10
+    assert len(result) == 11
+    assert result[NOTIFY] == "cannot_check"  # this server has no PASSID_NOTIFY_URL
     assert result["Live API key configured"] == "fail"
     assert result["Served over HTTPS"] == "fail"
     assert result["Webhook URL registered with PASSID"] == "pass"
