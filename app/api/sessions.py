@@ -7,7 +7,7 @@ JSON object is refused like any bad field.
 
 from __future__ import annotations
 
-from flask import Response, request
+from flask import Response, abort, request
 
 from app.api import bp
 from app.api.auth import institution_key_required
@@ -63,9 +63,7 @@ def with_reference() -> Response:
 @bp.get("/api/sessions/<session_id>")
 @institution_key_required
 def read(session_id: str) -> Response:
-    session = sessions.find(session_id)
-    if session is None:
-        return api_error(404, "NOT_FOUND", "No session has this id.", field="id")
+    session = _session_or_404(session_id)
     return api_document(sessions.session_document(session, sessions.state_of(session)))
 
 
@@ -73,15 +71,21 @@ def read(session_id: str) -> Response:
 @institution_key_required
 def cancel(session_id: str) -> Response:
     """End an open session: the customer's page shows it over, and nothing completes it afterwards."""
-    session = sessions.find(session_id)
-    if session is None:
-        return api_error(404, "NOT_FOUND", "No session has this id.", field="id")
+    session = _session_or_404(session_id)
     try:
         state = sessions.cancel(session)
     except sessions.SessionClosed as closed:
         return api_error(409, "SESSION_CLOSED", f"The session is {closed.state.status.value}; only an open "
                                                 "session can be cancelled.")
     return api_document(sessions.session_document(session, state))
+
+
+def _session_or_404(session_id: str) -> sessions.VerificationSession:
+    """The session, or the API's 404 in its own shape (raised: Flask answers with the response given)."""
+    session = sessions.find(session_id)
+    if session is None:
+        abort(api_error(404, "NOT_FOUND", "No session has this id.", field="id"))
+    return session
 
 
 def hosted_page_url(session_id: str) -> str:
