@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NoReturn
 
-from flask import abort, render_template, request
+from flask import request
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -26,6 +26,7 @@ from app.console.routes import bp
 from app.passid import CLAIM_FIELDS
 from app.plumbing.csv_export import csv_response
 from app.plumbing.database import db, utcnow
+from app.plumbing.page_refusals import stop_with_page
 from app.plumbing.staff_formatting import console_number
 from app.rules import audit, review
 from app.rules.outcomes import OutcomeReport
@@ -128,4 +129,4 @@ def export_detail(filters: HistoryFilters, searched: bool, with_claims: bool, co
 
 
 def _refuse(message: str) -> NoReturn:
-    abort(Response(render_template("console/message.html", message=message), status=400))
+    stop_with_page(400, "console/message.html", message=message)

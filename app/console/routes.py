@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NoReturn
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
@@ -28,6 +28,7 @@ from app.golive.verdicts import evaluate_checklist
 from app.golive.wording import STAFF_WORDING
 from app.passid import NotFound, PassidError, ValidationError
 from app.plumbing import encryption
+from app.plumbing.page_refusals import stop_with_page
 from app.plumbing.passid_connection import passid_client
 from app.plumbing.staff_formatting import console_time
 from app.rules import audit, notifications, verifications
@@ -168,7 +169,7 @@ def _reportable(result_id: str) -> verifications.Verification:
 
 
 def _stop(status: int, message: str) -> NoReturn:
-    abort(Response(render_template("console/message.html", message=message), status=status))
+    stop_with_page(status, "console/message.html", message=message)
 
 
 def _outcome_page(row: Verification, form: OutcomeForm | None, status: int = 200, **context: Any) -> tuple[str, int]:

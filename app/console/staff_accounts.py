@@ -6,7 +6,7 @@ is parsed, the change made, and the page shown again with what happened or why i
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 from flask_login import current_user
@@ -17,6 +17,7 @@ from wtforms.validators import InputRequired
 
 from app.console.routes import bp
 from app.plumbing.database import db
+from app.plumbing.page_refusals import stop_with_page
 from app.staff import accounts
 from app.staff.accounts import AccountRefused
 from app.staff.models import StaffUser
@@ -58,8 +59,7 @@ def _page(status: int = 200, *, new_account: NewAccountForm | None = None,
 def _account(staff_id: int) -> StaffUser:
     user = db.session.get(StaffUser, staff_id)
     if user is None:
-        abort(Response(render_template("console/message.html", message=_("No staff account has this id.")),
-                       status=404))
+        stop_with_page(404, "console/message.html", message=_("No staff account has this id."))
     return user
 
 

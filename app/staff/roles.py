@@ -14,10 +14,11 @@ from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from babel.lists import format_list
-from flask import abort, current_app, render_template, url_for
+from flask import current_app, url_for
 from flask_babel import LazyString, get_locale, lazy_gettext
 from flask_login import current_user, login_required
-from werkzeug.wrappers import Response
+
+from app.plumbing.page_refusals import stop_with_page
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,7 +63,7 @@ def require_role(*allowed: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             if not may_use(current_user.role, allowed):
                 open_to = allowed if Role.ADMIN in allowed else (*allowed, Role.ADMIN)
-                abort(Response(render_template("staff/forbidden.html", open_to=role_names(open_to)), status=403))
+                stop_with_page(403, "staff/forbidden.html", open_to=role_names(open_to))
             return view(*args, **kwargs)
 
         # Read by `may_open` (the staff nav, the page after sign-in); copied onto login_required's wrapper.

@@ -17,6 +17,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
@@ -156,9 +157,24 @@ def session_page() -> Response:
 
 
 def unknown_session() -> Response:
-    """A link or poll that names no session we know: one translated sentence (404), nothing about why."""
-    return Response(_("Unknown verification session. Return to the page you came from and start again."),
-                    status=404, mimetype="text/plain")
+    """A link or poll that names no session we know: the translated error page (404), nothing about why.
+
+    Its way back is the page the customer came from, when that page is one the bank allowed (an embedding
+    origin): we do not know the bank's page of a session we do not know, and an unlisted referrer may be anyone.
+    """
+    referrer = request.referrer or ""
+    back = referrer if urlsplit(referrer).scheme in ("http", "https") and \
+        _origin_of(referrer) in current_settings().allowed_embed_origins else None
+    sentence = _("Unknown verification session. Return to the page you came from and start again.")
+    page = render_template("errors/error.html", title=_("Page not found"), sentence=sentence, back_url=back)
+    response = Response(page, status=404, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def session_closed(options: WidgetOptions) -> Response | None:

@@ -144,7 +144,10 @@ def test_a_forbidden_page_says_whose_it_is(app: Flask, runner: FlaskCliRunner) -
     counter = signed_in(app.test_client(), add_staff(runner, role="counter"))
     answer = counter.get("/console/")
     assert answer.status_code == 403
+    assert answer.mimetype == "text/html"  # a page, not its markup shown as text
     assert "This page is not open to your role" in answer.text and "(Counter staff)" in answer.text
+    missing = signed_in(app.test_client(), add_staff(runner)).get("/console/verifications/res_nothing")
+    assert missing.status_code == 404 and missing.mimetype == "text/html"  # the console's own refusals too
 
 
 NAV = {"Branch": "/branch/", "History": "/console/", "Review queue": "/console/review",

@@ -152,3 +152,16 @@ def test_the_json_apis_keep_json_errors(client: FlaskClient) -> None:
     assert sandbox.headers["X-PASSID-API-Version"] == "1"
     too_large = client.post("/webhooks/passid", data=TOO_LARGE, content_type="application/json")
     assert too_large.status_code == 413 and too_large.json["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_an_unknown_session_is_the_error_page_with_a_way_back_only_to_an_allowed_page(
+    build_app: Callable[..., Flask],
+) -> None:
+    client = build_app(PASSID_ALLOWED_EMBED_ORIGINS="https://bank.example").test_client()
+    came_from = "https://bank.example/loans/apply?step=3"
+    answer = client.get("/verify/session?id=vs_nobody", headers={"Referer": came_from, "Accept-Language": "fr"})
+    assert answer.status_code == 404 and answer.mimetype == "text/html"
+    assert "data-error-page" in answer.text and 'lang="fr"' in answer.text
+    assert f'href="{came_from.replace("&", "&amp;")}"' in answer.text
+    elsewhere = client.get("/verify/session?id=vs_nobody", headers={"Referer": "https://evil.example/"})
+    assert "evil.example" not in elsewhere.text and "passid-button" not in elsewhere.text

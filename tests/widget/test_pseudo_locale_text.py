@@ -262,5 +262,6 @@ def test_every_widget_post_names_the_embeds_locale_so_a_busy_answer_speaks_it(ap
 def test_an_unknown_session_link_or_poll_answers_in_the_customers_language(client: FlaskClient) -> None:
     for url in ("/verify/session?id=vs_nobody&locale=en-XA", "/verify/qr/status?h=forged&locale=en-XA"):
         answer = client.get(url)
-        assert answer.status_code == 404 and answer.text.startswith("[") and english_left(answer.text) == []
-    assert client.get("/verify/session?id=vs_nobody").text.startswith("Unknown verification session.")
+        assert answer.status_code == 404 and answer.mimetype == "text/html"
+        assert_all_pseudo(answer)
+    assert "Unknown verification session." in client.get("/verify/session?id=vs_nobody").text
