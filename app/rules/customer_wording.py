@@ -146,6 +146,16 @@ def claim_lines(claims: dict[str, Any]) -> list[tuple[str, bool | None]]:
     return lines
 
 
+# The bank's own risk assessment: it may act on them, but the customer never reads them (telling someone how
+# their fraud risk or sanctions screening came out is the bank's call, and for sanctions it is tipping-off).
+RISK_ASSESSMENT_CLAIMS = ("fraud_risk", "sanctions_clear")
+
+
+def customer_claim_lines(claims: dict[str, Any]) -> list[tuple[str, bool | None]]:
+    """The lines the customer's own screen shows: what they shared about themselves, not the bank's risk view."""
+    return claim_lines({name: value for name, value in claims.items() if name not in RISK_ASSESSMENT_CLAIMS})
+
+
 def token_format_message() -> str:
     return _(
         "That doesn't look like a PASSID token. It has 12 or 16 letters and numbers, "

@@ -44,7 +44,7 @@ def final_view(finished: Finished, options: WidgetOptions) -> StateView:
         }
         # The event is the guide's onSuccess(claims), the same for every verdict: it carries no verdict, and
         # the bank's page asks its own backend for it. The screen says "Verified" only on an approve.
-        return StateView("success", {"claims": claims, "lines": messages.claim_lines(claims),
+        return StateView("success", {"claims": claims, "lines": messages.customer_claim_lines(claims),
                                      "approved": finished.approved},
                          event if embedded else None)
     if finished.status == FinalStatus.DENIED:

@@ -111,3 +111,12 @@ def test_outside_an_allowed_embed_no_state_sends_an_event() -> None:
         view = final_view(finished(status, claims={}, deny_reason="TOKEN_NOT_FOUND"), STANDALONE)
         assert view.event is None, status
         assert view.state in STATES
+
+
+def test_the_customer_never_reads_the_bank_s_risk_assessment() -> None:
+    claims = {"identity_verified": True, "fraud_risk": "low", "sanctions_clear": True, "income_verified": True}
+    view = final_view(finished(FinalStatus.COMPLETED, claims=claims, token="KE8V-3TXY-Z72L", decision=APPROVED),
+                      EMBEDDED)
+    shown = " ".join(text for text, _ in view.context["lines"])
+    assert "Identity verified" in shown and "Income verified" in shown
+    assert "Fraud risk" not in shown and "sanctions" not in shown
