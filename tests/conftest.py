@@ -141,6 +141,15 @@ def fresh_database_url(database_kind: str, tmp_path: Path, request: pytest.Fixtu
         yield url
 
 
+@pytest.fixture(scope="module")
+def module_database_url(
+    database_kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A database of this module's own, for a server its tests share (each test works on rows of its own)."""
+    with provisioned_database(database_kind, tmp_path_factory.mktemp("db"), request) as url:
+        yield url
+
+
 @contextmanager
 def _serving(database_url: str, log: Path) -> Iterator[AppServer]:
     env = base_env(
