@@ -36,7 +36,14 @@ from tests.support.widget_actions import WidgetActions
 # modules build their settings, which inherit it.
 settings.register_profile("replay", derandomize=True)
 settings.register_profile("explore", derandomize=False)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "replay"))
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "replay")
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def fuzz_examples(exploring: int) -> int:
+    """How many examples a fuzz test tries: `exploring` when `make fuzz` looks for new trouble, a third of
+    it (at least 10) when `make test` replays: fixed examples find again only what they found before."""
+    return exploring if HYPOTHESIS_PROFILE == "explore" else max(10, exploring // 3)
 
 
 DATABASES = ("sqlite", "postgresql")
@@ -138,6 +145,15 @@ def database_url(
 def fresh_database_url(database_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A database of this test's own, for tests whose processes must not share work with others."""
     with provisioned_database(database_kind, tmp_path, request) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_database_url(
+    database_kind: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A database of this module's own, for a server its tests share (each test works on rows of its own)."""
+    with provisioned_database(database_kind, tmp_path_factory.mktemp("db"), request) as url:
         yield url
 
 

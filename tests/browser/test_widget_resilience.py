@@ -7,7 +7,6 @@ none bounds how fast the widget gets there.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -33,9 +32,10 @@ WATCH_COUNTDOWN = """() => {
 }"""
 
 
-@pytest.fixture
-def short_ttl_server(tmp_path: Path) -> Iterator[AppServer]:
-    """A widget whose QR requests live three seconds."""
+@pytest.fixture(scope="module")
+def short_ttl_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """A widget whose QR requests live three seconds (one server for the module: each test opens its own session)."""
+    tmp_path = tmp_path_factory.mktemp("short-ttl")
     env = base_env(
         f"sqlite:///{tmp_path / 'passid.db'}", PASSID_SANDBOX_MIN_TTL_SECONDS="1", PASSID_REQUEST_TTL_SECONDS="3"
     )

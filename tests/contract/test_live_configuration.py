@@ -12,6 +12,7 @@ import json
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,42 +66,58 @@ def _pending_delivery_to(database: Path, url: str) -> str:
     return "evt_left_over"
 
 
-@pytest.fixture
-def live_env(tmp_path: Path) -> dict[str, str]:
-    return base_env(
-        f"sqlite:///{tmp_path / 'live.db'}",
+@dataclass(frozen=True)
+class LiveSetup:
+    env: dict[str, str]
+    database: Path
+    demo: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def live_setup(tmp_path_factory: pytest.TempPathFactory) -> LiveSetup:
+    """The README's first two steps (`make run`), once for the module: migrations, then `passid demo`.
+
+    Each test reads what they did or starts the server on that database itself.
+    """
+    database = tmp_path_factory.mktemp("live") / "live.db"
+    env = base_env(
+        f"sqlite:///{database}",
         PASSID_BASE_URL=LIVE_BASE_URL,
         PASSID_API_KEY=LIVE_KEY,
         PASSID_WEBHOOK_SECRET="whsec_live_config_test_0123456789",
     )
+    upgrade = _flask(env, "db", "upgrade")
+    assert upgrade.returncode == 0, upgrade.stderr
+    demo = _flask(env, "passid", "demo")
+    assert demo.returncode == 0, demo.stderr
+    return LiveSetup(env, database, demo)
 
 
 @pytest.fixture
-def started_live(live_env: dict[str, str], tmp_path: Path) -> Iterator[AppServer]:
-    """The README's three steps (`make run`): migrations, `passid demo`, then the server (each test starts it)."""
-    upgrade = _flask(live_env, "db", "upgrade")
-    assert upgrade.returncode == 0, upgrade.stderr
-    demo = _flask(live_env, "passid", "demo")
-    assert demo.returncode == 0, demo.stderr
-    server = AppServer(live_env, tmp_path / "live.log")
+def started_live(live_setup: LiveSetup) -> Iterator[AppServer]:
+    """The README's last step, the server, on that database (each test starts it)."""
+    server = AppServer(live_setup.env, live_setup.database.with_name("live.log"))
     yield server
     server.stop()
 
 
 @pytest.mark.parametrize("key", [LIVE_KEY, "sk_sandbox_" + "H0st" * 8], ids=["live key", "hosted-sandbox key"])
 def test_passid_demo_in_a_live_configuration_onboards_nothing_and_prints_no_sandbox(
-    live_env: dict[str, str], tmp_path: Path, key: str
+    live_setup: LiveSetup, key: str
 ) -> None:
     """With any PASSID_BASE_URL (live, or PASSID's own hosted sandbox) there is no sandbox here to point at."""
-    env = dict(live_env, PASSID_API_KEY=key)
-    assert _flask(env, "db", "upgrade").returncode == 0
-    demo = _flask(env, "passid", "demo")
+    if key == LIVE_KEY:
+        demo = live_setup.demo  # the module's own steps ran with this key
+    else:
+        env = dict(live_setup.env, PASSID_API_KEY=key)
+        assert _flask(env, "db", "upgrade").returncode == 0
+        demo = _flask(env, "passid", "demo")
     assert demo.returncode == 0, demo.stderr
     assert "Traceback" not in demo.stderr
     assert f"PASSID API:        {LIVE_BASE_URL}" in demo.stdout
     assert "/verify" in demo.stdout and "/healthz" in demo.stdout
     assert "sandbox" not in demo.stdout.lower()
-    with sqlite3.connect(tmp_path / "live.db") as database:
+    with sqlite3.connect(live_setup.database) as database:
         assert database.execute("SELECT count(*) FROM sandbox_institution").fetchone() == (0,)
 
 
@@ -122,11 +139,11 @@ def test_nothing_under_sandbox_answers_in_a_live_configuration(started_live: App
 
 
 def test_no_sandbox_job_is_scheduled_or_runs_in_a_live_configuration(
-    started_live: AppServer, live_env: dict[str, str], tmp_path: Path
+    started_live: AppServer, live_setup: LiveSetup
 ) -> None:
-    server = started_live
+    server, live_env = started_live, live_setup.env
     with WebhookReceiver() as receiver:
-        event_id = _pending_delivery_to(tmp_path / "live.db", receiver.url)
+        event_id = _pending_delivery_to(live_setup.database, receiver.url)
         # What the server imports (`wsgi:app`), asked which jobs its scheduler is running.
         probe = subprocess.run(
             [str(BIN / "python"), "-c",
@@ -146,7 +163,7 @@ def test_no_sandbox_job_is_scheduled_or_runs_in_a_live_configuration(
             assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
         server.stop()
         assert receiver.received == []
-    with sqlite3.connect(tmp_path / "live.db") as database:
+    with sqlite3.connect(live_setup.database) as database:
         row = database.execute(
             "SELECT status, attempts, last_error FROM sandbox_webhook_delivery WHERE event_id = ?", (event_id,)
         ).fetchone()

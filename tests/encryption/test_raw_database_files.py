@@ -40,7 +40,7 @@ from app.passid import PassidClient
 from app.passid.claims import CLAIM_FIELDS
 from app.sandbox.profiles import DENY_TOKENS, PROFILES
 from tests.support.postgres import POSTGRES_ADMIN_URL
-from tests.support.servers import BIN, ROOT, AppServer, base_env, free_port, migrate
+from tests.support.servers import BIN, ROOT, AppServer, base_env, free_port
 from tests.support.widget_http import open_qr_session, poll_until_final, widget_fields
 
 SECRET = "whsec_raw_database_files_0123"
@@ -54,9 +54,13 @@ class Passid:
     process: subprocess.Popen[bytes]
 
 
-@pytest.fixture
-def standalone_passid(tmp_path: Path) -> Iterator[Passid]:
-    """The sandbox on its own, as PASSID runs apart from us, on a database of its own."""
+@pytest.fixture(scope="module")
+def standalone_passid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Passid]:
+    """The sandbox on its own, as PASSID runs apart from us, on a database of its own.
+
+    One for the module: each test onboards an institution of its own on it, and only our database is scanned.
+    """
+    tmp_path = tmp_path_factory.mktemp("standalone-passid")
     port = free_port()
     env = base_env(f"sqlite:///{tmp_path / 'passid-side.db'}", PORT=str(port),
                    PASSID_WEBHOOK_RETRY_SCHEDULE="0,0.5,0.5,0.5,0.5")
@@ -87,7 +91,6 @@ def app_on_passid(standalone_passid: Passid, fresh_database_url: str, tmp_path: 
     onboarding = PassidClient(standalone_passid.url).onboard("Raw Files Bank")
     env = base_env(fresh_database_url, PASSID_BASE_URL=standalone_passid.url, PASSID_API_KEY=onboarding.sandbox_key,
                    PASSID_WEBHOOK_SECRET=SECRET, PASSID_SANDBOX_ENABLED="false", PASSID_WEBHOOK_GRACE_SECONDS="0")
-    migrate(env)
     server = AppServer(env, tmp_path / "app.log")
     PassidClient(standalone_passid.url, onboarding.sandbox_key).set_webhook(f"{server.url}/webhooks/passid", SECRET)
     server.start()

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.passid import PassidClient
-from tests.conftest import provisioned_database
+from tests.conftest import fuzz_examples, provisioned_database
 from tests.support.html_fields import hidden
 from tests.support.postgres import refused_before_storage
 from tests.support.servers import BIN, ROOT, AppServer, base_env
@@ -38,8 +38,9 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "app" / "sandbox" / "openapi.js
 TIMEOUT = 20
 LEAKS = ("Traceback", 'File "/', "sqlalchemy.exc", "psycopg.errors")
 
-FAST = settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-FEWER = settings(FAST, max_examples=30)
+FAST = settings(max_examples=fuzz_examples(60), deadline=None, database=None,
+                suppress_health_check=list(HealthCheck))
+FEWER = settings(FAST, max_examples=fuzz_examples(30))
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -386,7 +387,7 @@ def test_the_sandbox_takes_any_json(
         json_value,
     )
 
-    @settings(FAST, max_examples=40)
+    @settings(FAST, max_examples=fuzz_examples(40))
     @given(body=bodies, segment=text, with_auth=st.booleans(), idempotency_key=st.one_of(st.none(), header_value))
     def answers_as_documented(body: object, segment: str, with_auth: bool, idempotency_key: str | None) -> None:
         # A path segment of any text (`.` and `..` would move to another route, so they become `x`).

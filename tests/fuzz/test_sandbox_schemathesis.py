@@ -33,10 +33,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.passid import PassidClient
+from tests.conftest import fuzz_examples
 from tests.support.servers import AppServer
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "app" / "sandbox" / "openapi.json"
-MAX_EXAMPLES = 40  # per operation and database: the file runs in about a minute
+MAX_EXAMPLES = fuzz_examples(40)  # per operation and database
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -50,9 +50,10 @@ def _write_something(server: AppServer) -> None:
     assert 'data-view="success"' in answer.text
 
 
-def test_everything_the_app_writes_under_instance_is_owner_only(
+def test_everything_the_app_writes_under_instance_is_owner_only_and_files_found_looser_are_tightened_at_start_up(
     instance_env: tuple[dict[str, str], Path], tmp_path: Path
 ) -> None:
+    """One migrated instance folder for both halves: the real command creates it (one `flask db upgrade`)."""
     env, instance = instance_env
     migrate(env, run_alembic=True)  # the real command creates the file: its mode is the subject
     server = AppServer(env, tmp_path / "app.log").start()
@@ -65,18 +66,13 @@ def test_everything_the_app_writes_under_instance_is_owner_only(
     finally:
         server.stop()
 
-
-def test_files_found_looser_are_tightened_at_start_up(
-    instance_env: tuple[dict[str, str], Path], tmp_path: Path
-) -> None:
-    env, instance = instance_env
-    migrate(env, run_alembic=True)  # the real command creates the file: its mode is the subject
+    # Files found looser: the folder and everything in it opened up, and a file of the operator's left there.
     instance.chmod(0o755)
     for path in instance.iterdir():
         path.chmod(0o644)
     (instance / "notes.txt").write_text("left here by an operator")
     (instance / "notes.txt").chmod(0o664)
-    server = AppServer(env, tmp_path / "app.log").start()
+    server = AppServer(env, tmp_path / "app-again.log").start()
     try:
         _write_something(server)
         assert _mode(instance) == 0o700

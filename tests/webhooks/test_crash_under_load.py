@@ -55,7 +55,6 @@ def pair(fresh_database_url: str, tmp_path: Path) -> Iterator[Pair]:
     app_env = base_env(fresh_database_url, PASSID_BASE_URL=passid.sandbox_url, PASSID_API_KEY=onboarding.sandbox_key,
                        PASSID_WEBHOOK_SECRET=SECRET, PASSID_SANDBOX_ENABLED="false",
                        PASSID_WEBHOOK_GRACE_SECONDS="0", PASSID_JOB_INTERVAL_SECONDS="0.2", **SHORT_LEASE)
-    migrate(app_env)
     app = AppServer(app_env, tmp_path / "app.log")
     institution.set_webhook(f"{app.url}/webhooks/passid", SECRET)
     app.start()

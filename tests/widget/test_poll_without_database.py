@@ -122,27 +122,28 @@ def test_a_pending_poll_between_checks_sends_no_statement_and_sees_another_proce
 # --- the same through real processes -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def two_workers(fresh_database_url: str, tmp_path: Path) -> Iterator[AppServer]:
+@pytest.fixture(scope="module")
+def two_workers(module_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     """The app as `make run` starts it, with two worker processes, on its embedded sandbox (webhooks on).
 
     Checks are a minute apart, so a result shown within seconds came from our records, not from PASSID.
+    One for the module's tests (each follows a request of its own), on each database.
     """
-    env = base_env(fresh_database_url, PASSID_POLL_CHECK_SECONDS="60", PASSID_WEBHOOK_GRACE_SECONDS="0")
-    server = AppServer(env, tmp_path / "app.log", workers=2).start()
+    env = base_env(module_database_url, PASSID_POLL_CHECK_SECONDS="60", PASSID_WEBHOOK_GRACE_SECONDS="0")
+    server = AppServer(env, tmp_path_factory.mktemp("two-workers") / "app.log", workers=2).start()
     yield server
     server.stop()
 
 
 def test_a_webhook_handled_by_either_worker_shows_at_every_poll_to_both(
-    two_workers: AppServer, fresh_database_url: str
+    two_workers: AppServer, module_database_url: str
 ) -> None:
     session = open_qr_session(two_workers.url)
     assert poll(session).status_code == 204
 
     phone = PassidClient(two_workers.sandbox_url)
     phone.fulfill_request(session.request_id, phone.sandbox_login("NG4M-XQRS-T88W"))
-    assert wait_recorded(fresh_database_url, session.request_id) == "completed"
+    assert wait_recorded(module_database_url, session.request_id) == "completed"
     time.sleep(0.2)  # past the refresh interval (50 ms) of whichever worker did not record it
 
     # A new connection per poll, so the polls land on both workers.
@@ -153,11 +154,11 @@ def test_a_webhook_handled_by_either_worker_shows_at_every_poll_to_both(
 
 
 def test_a_row_another_process_inserted_shows_at_the_next_poll_after_the_refresh(
-    two_workers: AppServer, fresh_database_url: str
+    two_workers: AppServer, module_database_url: str
 ) -> None:
     session = open_qr_session(two_workers.url)
     assert poll(session).status_code == 204
-    insert_finished_row(fresh_database_url, session.request_id, created_at=utcnow() - timedelta(seconds=5))
+    insert_finished_row(module_database_url, session.request_id, created_at=utcnow() - timedelta(seconds=5))
     time.sleep(0.2)
     answers = [requests.get(session.poll_url, headers={**HTMX, "Connection": "close"}, timeout=10)
                for _ in range(8)]

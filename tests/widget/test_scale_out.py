@@ -16,18 +16,16 @@ from tests.support.servers import (
     create_postgres_database,
     drop_postgres_database,
     free_port,
-    migrate,
     postgres_available,
 )
 from tests.support.widget_http import HTMX, open_qr_session
 
 
 @pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not reachable on 127.0.0.1:5432")
-def test_two_processes_share_one_qr_flow_and_handle_its_webhook_once(tmp_path: Path) -> None:
-    name, url = create_postgres_database()
+def test_two_processes_share_one_qr_flow_and_handle_its_webhook_once(tmp_path: Path, migrated_postgres: str) -> None:
+    name, url = create_postgres_database(template=migrated_postgres)  # a copy of the run's migrated database
     first_port = free_port()
     env = base_env(url, PASSID_PUBLIC_URL=f"http://127.0.0.1:{first_port}", PASSID_WEBHOOK_GRACE_SECONDS="0")
-    migrate(env)
     first = AppServer(env, tmp_path / "first.log", port=first_port).start()
     second = AppServer(env, tmp_path / "second.log").start()
     try:
