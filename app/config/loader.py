@@ -8,8 +8,10 @@ environment variables win.
 from __future__ import annotations
 
 import base64
+import multiprocessing
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -231,5 +233,27 @@ def load_settings_or_exit() -> Settings:
 
 def exit_with(error: ConfigError) -> NoReturn:
     """Print one sentence per problem on stderr and exit non-zero: how an operator's entry point stops."""
-    print("\n".join(config_error_sentences(error)), file=sys.stderr, flush=True)
+    # One write, newline included: two workers failing at once each write whole lines (print's separate
+    # write of its end let one worker's line run into the other's).
+    sys.stderr.write("".join(f"{sentence}\n" for sentence in config_error_sentences(error)))
+    sys.stderr.flush()
+    _stop_the_granian_server()
     raise SystemExit(CONFIG_ERROR_EXIT_STATUS) from None
+
+
+def _stop_the_granian_server() -> None:
+    """In a Granian worker, end the whole server: every worker meets the same configuration error.
+
+    Granian respawns a worker that exits (`--respawn-failed-workers`, which `make run` uses so a crashed
+    worker comes back), and stops on a crash loop only when one worker fails twice within seconds: with
+    two workers failing a moment apart, each respawn clears the other's record and the server respawned
+    workers for ever (granian 2.8). The worker stops its parent with SIGKILL, the one signal that leaves it
+    a failed status (its SIGTERM handler exits 0, and systemd's Restart=on-failure must see a failure).
+    Only the parent this worker was started by: once it is gone, a late sibling signals nothing.
+    """
+    if "granian" not in sys.modules:
+        return
+    parent = multiprocessing.parent_process()
+    if parent is None or parent.pid is None or os.getppid() != parent.pid:
+        return
+    os.kill(parent.pid, signal.SIGKILL)
