@@ -17,7 +17,6 @@ import secrets
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
@@ -36,6 +35,7 @@ from app.rules import verifications
 from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.rules.finished_requests import FinishedRequests
 from app.rules.finished_requests import install as install_finished_requests
+from app.rules.return_urls import UnusableReturnUrl, checked_return_url
 from app.rules.token_forms import idempotency_key, submitted_token, valid_nonce
 from app.widget import sessions, signed_handles, states
 from app.widget.options import WidgetOptions, options_from
@@ -162,19 +162,15 @@ def unknown_session() -> Response:
     Its way back is the page the customer came from, when that page is one the bank allowed (an embedding
     origin): we do not know the bank's page of a session we do not know, and an unlisted referrer may be anyone.
     """
-    referrer = request.referrer or ""
-    back = referrer if urlsplit(referrer).scheme in ("http", "https") and \
-        _origin_of(referrer) in current_settings().allowed_embed_origins else None
+    try:  # the same rule as a session's own return URL: http(s), no user name, an allowed origin
+        back: str | None = checked_return_url(request.referrer or "", current_settings().allowed_embed_origins)
+    except UnusableReturnUrl:
+        back = None
     sentence = _("Unknown verification session. Return to the page you came from and start again.")
     page = render_template("errors/error.html", title=_("Page not found"), sentence=sentence, back_url=back)
     response = Response(page, status=404, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def session_closed(options: WidgetOptions) -> Response | None:
