@@ -2,7 +2,11 @@
    <script src="https://verify.bank.example/embed.js" data-target="#passid"
            data-permissions="full_score,identity_verified"></script>
    Inserts the widget in an iframe and re-dispatches its messages as DOM events on the
-   target: passid:success, passid:decline, passid:error.
+   target: passid:ready, passid:success, passid:decline, passid:error.
+   The iframe takes the height of what the widget shows, in every state; data-height="560px"
+   (any CSS length) fixes it instead, and the widget then scrolls inside it.
+   If the frame does not report ready (this page's origin not allowed, a blocker, no network),
+   passid:error comes with detail.reason "frame-refused": send the customer to the hosted page.
    With data-session="<id>" (from your server's POST /api/sessions) the iframe shows that
    session: its permissions and institution name are the session's, and the events carry
    sessionId.
@@ -35,25 +39,55 @@
     params.delete("institutionName");
     path = "/verify/session";
   }
+  var fixedHeight = script.getAttribute("data-height");
   var frame = document.createElement("iframe");
   frame.src = widgetOrigin + path + "?" + params.toString();
   frame.title = script.getAttribute("data-title") || "Verify with PASSID";
+  frame.style.display = "block"; // an inline frame would leave a line's descent blank below it
   frame.style.width = "100%";
   frame.style.maxWidth = "28rem";
-  frame.style.height = "480px";
+  // Until the widget reports its height, about what its first screen needs.
+  frame.style.height = fixedHeight || "480px";
   frame.style.border = "0";
+  // Sized to the content there is nothing to scroll; a scroll bar flashing while the frame catches up with a
+  // taller state would narrow the content and wrap its lines again.
+  if (!fixedHeight) frame.setAttribute("scrolling", "no");
   target.appendChild(frame);
+
+  function dispatch(type, detail) {
+    target.dispatchEvent(new CustomEvent(type, { detail: detail, bubbles: true }));
+  }
+
+  // The widget reports ready once it is interactive. A refused frame never does: the page hears why it cannot
+  // count on it, and can offer the hosted page instead. A frame that loaded without reporting (the browser's
+  // own error page loads too) is given a moment, for the message still on its way; one that never loads, 8 s.
+  var answered = false; // ready, or refused: decided once
+  var refusal = null;
+  function refuseAfter(ms) {
+    clearTimeout(refusal);
+    refusal = setTimeout(function () {
+      if (answered) return;
+      answered = true;
+      dispatch("passid:error", { reason: "frame-refused", message: "The PASSID frame did not load" });
+    }, ms);
+  }
+  refuseAfter(8000);
+  frame.addEventListener("load", function () { if (!answered) refuseAfter(1500); });
 
   window.addEventListener("message", function (event) {
     if (event.origin !== widgetOrigin || event.source !== frame.contentWindow) return;
     var data = event.data || {};
     if (data.type === "passid:resize") {
-      frame.style.height = Math.min(Math.max(Number(data.height) || 0, 200), 2000) + "px";
+      if (!fixedHeight) frame.style.height = Math.min(Math.max(Number(data.height) || 0, 100), 4000) + "px";
       return;
     }
-    if (["passid:success", "passid:decline", "passid:error"].indexOf(data.type) === -1) return;
+    if (data.type === "passid:ready") {
+      answered = true; // a ready later than a refusal is still dispatched: the frame works after all
+      clearTimeout(refusal);
+    }
+    if (["passid:ready", "passid:success", "passid:decline", "passid:error"].indexOf(data.type) === -1) return;
     var detail = {};
     Object.keys(data).forEach(function (key) { if (key !== "type") detail[key] = data[key]; });
-    target.dispatchEvent(new CustomEvent(data.type, { detail: detail, bubbles: true }));
+    dispatch(data.type, detail);
   });
 })();

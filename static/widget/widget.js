@@ -1,7 +1,7 @@
 /* PASSID widget behaviour that htmx does not cover: keep data-state in step with the
    partial on screen, announce changes, run the countdown, check at once when the customer
-   comes back from the PASSID app, and tell the embedding page what happened — only ever
-   to the allow-listed parent origin the server rendered. */
+   comes back from the PASSID app, and tell the embedding page that the widget is ready, how tall
+   it is and what happened — only ever to the allow-listed parent origin the server rendered. */
 (function () {
   "use strict";
   var root = document.getElementById("passid-widget");
@@ -15,8 +15,12 @@
     if (parentOrigin && window.parent !== window) window.parent.postMessage(message, parentOrigin);
   }
 
+  // The embedding page sizes its frame to the content (embed.js): the body's own height, which a frame taller
+  // than its content does not inflate as <html>'s scrollHeight would, so a shorter state shrinks the frame.
+  var height = 0;
   function resize() {
-    post({ type: "passid:resize", height: document.documentElement.scrollHeight });
+    var now = Math.ceil(document.body.getBoundingClientRect().height);
+    if (now !== height) post({ type: "passid:resize", height: (height = now) });
   }
 
   function announce(text) {
@@ -98,9 +102,14 @@
   });
   document.body.addEventListener("htmx:sendError", offline);
   document.body.addEventListener("htmx:responseError", offline);
-  window.addEventListener("resize", resize);
+  // Every change of height, whatever caused it: a new state, a line wrapping after a resize, a late font.
+  if (window.ResizeObserver) new ResizeObserver(resize).observe(document.body);
+  else window.addEventListener("resize", resize);
   document.addEventListener("visibilitychange", checkOnReturn);
   window.addEventListener("pageshow", checkOnReturn);
   window.addEventListener("focus", checkOnReturn);
   settle(true);
+  // Interactive once htmx has wired the forms: it does so on DOMContentLoaded, which fires after this deferred
+  // script, and its listener was added before this one.
+  document.addEventListener("DOMContentLoaded", function () { post({ type: "passid:ready" }); });
 })();

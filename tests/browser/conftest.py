@@ -108,18 +108,21 @@ class EmbeddingSite:
         return f"http://{self.host}:{self.server.server_address[1]}"
 
     def html(self) -> str:
-        return f"""<!doctype html><html lang="en"><head><title>Apply for a loan</title></head><body>
+        return f"""<!doctype html><html lang="en"><head><title>Apply for a loan</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head><body>
 <h1>Apply for a loan</h1>
 <div id="passid"></div>
 <ol id="events"></ol>
 <script>
   window.passidEvents = [];
+  window.passidReady = 0;  // passid:ready, counted apart: the events above are what the widget decided
   var target = document.getElementById("passid");
   ["passid:success", "passid:decline", "passid:error"].forEach(function (name) {{
     target.addEventListener(name, function (event) {{
       window.passidEvents.push({{ type: name, detail: event.detail }});
     }});
   }});
+  target.addEventListener("passid:ready", function () {{ window.passidReady += 1; }});
 </script>
 <script src="{self.widget_url}/embed.js" data-target="#passid" data-permissions="full_score,identity_verified"
         data-institution-name="Partner Bank" {self.attributes}></script>

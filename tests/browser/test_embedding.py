@@ -5,15 +5,38 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import suppress
+from typing import Any
 
 import pytest
 import requests
 from babel.messages.pofile import read_po
-from playwright.sync_api import Page, Request, Response, expect
+from playwright.sync_api import Browser, Frame, Page, Request, Response, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from app.plumbing.i18n import TRANSLATIONS
 from tests.browser.conftest import EmbeddingSite, demo_key, read_event_json
+from tests.browser.layout import assert_fits
+from tests.browser.test_locales import GENERATE_BUTTON, PSEUDO
+from tests.browser.test_widget_accessibility import assert_no_axe_violations
 from tests.support.servers import AppServer, free_port
+
+# A desktop with a mouse, and a phone with a touch screen (Playwright's mobile emulation: pointer coarse,
+# hover none): the widget tells them apart by the device, whatever the frame's width.
+DEVICES: dict[str, dict[str, Any]] = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
+PRIMARY = "rgb(0, 194, 122)"  # --passid-primary, the default theme
+DECLINE_TOKEN = "TEST-EXPD-0001"
+REFUSAL_AFTER_MS = 8_000  # embed.js: a frame that has not reported ready by then is refused
+
+# In the widget's frame: its height, what its content needs down and sideways, and the content's own height.
+MEASURES = """() => { const html = document.documentElement; return { frame: html.clientHeight,
+  scrollHeight: html.scrollHeight, scrollWidth: html.scrollWidth, width: html.clientWidth,
+  content: document.body.getBoundingClientRect().height }; }"""
+# Nothing to scroll (down or sideways), and no blank below the content.
+FITS_ITS_CONTENT = f"""() => {{ const m = ({MEASURES})();
+  return m.scrollHeight <= m.frame && m.scrollWidth <= m.width && m.frame - m.content < 1.5; }}"""
 
 
 @pytest.fixture
@@ -33,6 +56,41 @@ def unlisted_site(widget_server: AppServer) -> Iterator[EmbeddingSite]:
 def _wait_for_event(page: Page, count: int = 1) -> list[dict]:
     page.wait_for_function(f"(window.passidEvents || []).length >= {count}", timeout=10_000)
     return read_event_json(page)
+
+
+def widget_frame(page: Page) -> Frame:
+    frame = page.locator("#passid iframe").element_handle().content_frame()
+    assert frame is not None
+    return frame
+
+
+def frame_fits(page: Page, state: str) -> int:
+    """Wait for the frame to show `state` at its content's height (embed.js sets it from the widget's report):
+    no scroll bar inside, no blank below, and the frame the only thing in its box. Its height in CSS px."""
+    frame = widget_frame(page)
+    expect(frame.locator("#passid-widget")).to_have_attribute("data-state", state)
+    try:
+        frame.wait_for_function(FITS_ITS_CONTENT)
+    except PlaywrightTimeoutError:
+        raise AssertionError(f"the frame does not fit its {state} content: {frame.evaluate(MEASURES)}") from None
+    height = frame.evaluate("document.documentElement.clientHeight")
+    box, around = page.locator("#passid iframe").bounding_box(), page.locator("#passid").bounding_box()
+    assert box is not None and around is not None
+    assert abs(box["height"] - height) < 1 and abs(around["height"] - height) < 1, (state, height, box, around)
+    return height
+
+
+def leading_action(frame: Frame) -> dict[str, Any]:
+    """Where the app link sits against the QR code in the awaiting state, and how it looks."""
+    link, qr = frame.locator("[data-deep-link]"), frame.locator(".passid-qr-frame")
+    link_box, qr_box = link.bounding_box(), qr.bounding_box()
+    assert link_box is not None and qr_box is not None
+    return {
+        "link_first": link_box["y"] + link_box["height"] <= qr_box["y"],
+        "qr_first": qr_box["y"] + qr_box["height"] <= link_box["y"],
+        "link_height": link_box["height"],
+        "link_background": link.evaluate("el => getComputedStyle(el).backgroundColor"),
+    }
 
 
 def test_the_snippet_inserts_the_widget_and_delivers_passid_success(
@@ -86,6 +144,85 @@ def test_a_qr_approval_reaches_the_embedding_page_with_the_request_id(
     assert event["detail"]["claims"]["fsi_score"] == 812
 
 
+@pytest.fixture(params=list(DEVICES))
+def device(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def device_page(browser: Browser, device: str) -> Iterator[Page]:
+    context = browser.new_context(**DEVICES[device])
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+def test_the_embed_leads_with_what_the_device_needs_and_takes_each_state_s_height(
+    device_page: Page, device: str, sandbox_phone: Page, allowed_site: EmbeddingSite
+) -> None:
+    """Idle → declined → idle → awaiting → success inside a frame on another origin: passid:ready once, the
+    frame as tall as each state (shrinking for the decline and the success), and in the awaiting state the QR
+    first on a desktop, the app link first on a phone. The page's clock, jumped past the refusal delay at the
+    end, shows that a frame that reported ready is never reported refused."""
+    page = device_page
+    page.clock.install()  # time flows as usual until the end
+    page.goto(allowed_site.origin)
+    page.wait_for_function("window.passidReady === 1")
+    frame = widget_frame(page)
+    idle = frame_fits(page, "idle")
+
+    frame.get_by_label("Enter a PASSID token").fill(DECLINE_TOKEN)
+    frame.get_by_role("button", name="Verify token").click()
+    declined = frame_fits(page, "declined")
+    assert declined < idle
+    frame.get_by_role("button", name="Try again").click()
+    assert frame_fits(page, "idle") == idle
+
+    frame.get_by_role("button", name="Generate QR").click()
+    awaiting = frame_fits(page, "awaiting")
+    lead = leading_action(frame)
+    if device == "phone":
+        assert lead["link_first"] and lead["link_background"] == PRIMARY and lead["link_height"] >= 44, lead
+    else:
+        assert lead["qr_first"] and lead["link_background"] == "rgb(255, 255, 255)", lead  # secondary
+
+    sandbox_phone.goto(frame.locator("[data-phone-link]").get_attribute("href") or "")
+    sandbox_phone.get_by_role("button", name="Share & Verify").click()
+    success = frame_fits(page, "success")
+    assert success < awaiting
+    assert [event["type"] for event in _wait_for_event(page, 2)] == ["passid:decline", "passid:success"]
+
+    page.clock.run_for(REFUSAL_AFTER_MS + 1_000)
+    assert page.evaluate("window.passidReady") == 1
+    assert [event["type"] for event in read_event_json(page)] == ["passid:decline", "passid:success"]
+
+
+@pytest.mark.parametrize("locale", [PSEUDO, "ar"])
+def test_at_320px_the_awaiting_state_fits_its_frame_and_passes_axe_with_a_mouse_and_by_touch(
+    browser: Browser, widget_server: AppServer, allowed_site_port: int, locale: str
+) -> None:
+    """The awaiting state is the one whose layout depends on the device: checked for each, in the locale whose
+    strings are longest and in the right-to-left one, on a 320 px page."""
+    site = EmbeddingSite(widget_server.url, allowed_site_port, attributes=f'data-locale="{locale}"')
+    try:
+        for touch in (False, True):
+            context = browser.new_context(viewport={"width": 320, "height": 640}, has_touch=touch, is_mobile=touch)
+            context.set_default_timeout(10_000)
+            page = context.new_page()
+            page.goto(site.origin)
+            frame_fits(page, "idle")
+            frame = widget_frame(page)
+            frame.locator(f"#passid-state {GENERATE_BUTTON}").click()
+            frame_fits(page, "awaiting")
+            expect(frame.locator("html")).to_have_attribute("lang", locale)
+            assert leading_action(frame)["link_first" if touch else "qr_first"]
+            assert_fits(frame, f"{locale} awaiting, {'touch' if touch else 'mouse'}")  # type: ignore[arg-type]
+            assert_no_axe_violations(frame)  # type: ignore[arg-type]
+            context.close()
+    finally:
+        site.close()
+
+
 def test_nothing_the_browser_receives_in_a_sanctions_decline_names_the_reason(
     page: Page, allowed_site: EmbeddingSite, widget_server: AppServer
 ) -> None:
@@ -136,7 +273,11 @@ def test_a_page_not_on_the_allow_list_cannot_frame_the_widget_or_get_messages(
     [child] = page.main_frame.child_frames
     child.wait_for_url("chrome-error://chromewebdata/")  # Chromium's error page stands in its place
     assert page.frame_locator("#passid iframe").locator("#passid-widget").count() == 0
-    assert read_event_json(page) == []
+    # The page hears that the frame was refused, so it can send the customer to the hosted page: the refusal
+    # proved above, not a frame merely slow to answer.
+    [event] = _wait_for_event(page)
+    assert event["type"] == "passid:error" and event["detail"]["reason"] == "frame-refused"
+    assert page.evaluate("window.passidReady") == 0
     # Even asked directly, the widget will not address messages to that origin.
     html = requests.get(f"{widget_server.url}/verify", params={"origin": unlisted_site.origin}, timeout=10).text
     assert "data-parent-origin" not in html
@@ -162,11 +303,14 @@ def test_the_snippet_s_language_and_look_reach_the_widget_and_stay_through_its_l
     page: Page, widget_server: AppServer, allowed_site_port: int
 ) -> None:
     """data-locale, data-color-scheme, data-radius and data-font, whatever the browser's own language
-    (English here): the iframe's page, and the awaiting state htmx swaps in after "Generate QR"."""
+    (English here): the iframe's page, and the awaiting state htmx swaps in after "Generate QR". And
+    data-height: the integrator's height stays through both states, the widget scrolling inside it."""
     site = EmbeddingSite(widget_server.url, allowed_site_port,
-                         attributes='data-locale="ar" data-color-scheme="dark" data-radius="round" data-font="serif"')
+                         attributes='data-locale="ar" data-color-scheme="dark" data-radius="round" data-font="serif" '
+                                    'data-height="300px"')
     try:
         page.goto(site.origin)
+        page.wait_for_function("window.passidReady === 1")
         frame = page.frame_locator("#passid iframe")
         html = frame.locator("html")
         expect(html).to_have_attribute("lang", "ar")
@@ -177,5 +321,9 @@ def test_the_snippet_s_language_and_look_reach_the_widget_and_stay_through_its_l
         frame.get_by_role("button", name=catalogue_text("ar", "Generate QR")).click()
         expect(frame.locator("#passid-widget")).to_have_attribute("data-state", "awaiting")
         expect(frame.locator(".passid-view__title")).to_have_text(catalogue_text("ar", "Approve in the PASSID app"))
+        iframe = page.locator("#passid iframe")
+        assert iframe.evaluate("el => [el.style.height, el.getAttribute('scrolling')]") == ["300px", None]
+        # Taller than 300 px and scrollable in its frame: the widget's height reports changed nothing.
+        assert widget_frame(page).evaluate("document.documentElement.scrollHeight") > 300
     finally:
         site.close()
