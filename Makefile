@@ -18,9 +18,10 @@ assets: static/.compressed app/translations/.compiled
 
 STATIC_SOURCES := $(filter-out %.gz %.br,$(wildcard static/*.svg static/*/*.css static/*/*.js))
 
-# gzip and brotli copies for WhiteNoise to serve; remade when a source changes.
+# gzip (by Zopfli: app/plumbing/static_compression.py) and brotli copies for WhiteNoise to serve; remade when a
+# source changes.
 static/.compressed: static/vendor/htmx.min.js $(STATIC_SOURCES) $(VENV)/.installed
-	$(BIN)/python -m whitenoise.compress --quiet static
+	$(BIN)/python -m app.plumbing.static_compression static
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
