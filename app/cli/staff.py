@@ -59,13 +59,34 @@ def create_staff(username: str, role: str | None, password: str) -> None:
                + f" (role {user.role}{', disabled' if user.disabled_at else ''}).")
 
 
+@staff_group.command("break-glass")
+@click.argument("username")
+@click.password_option(help="At least 12 characters; prompted for when omitted. Keep it sealed: it is for "
+                            "the day single sign-on is down.")
+def break_glass_command(username: str, password: str) -> None:
+    """Create the one break-glass admin, or give it a new password (which signs it out everywhere).
+
+    With PASSID_LOCAL_PASSWORDS=off it is the only account that signs in with a password; each of its sign-ins
+    is in the audit log as such.
+    """
+    try:
+        user, created = accounts.make_break_glass(username, password)
+    except AccountRefused as error:
+        raise _refused(error) from None
+    click.echo(f"{'Created' if created else 'New password for'} the break-glass account {user.username!r} (admin).")
+
+
 @staff_group.command("set-role")
 @click.argument("username")
 @click.argument("role", type=ROLE_CHOICE)
 def set_role_command(username: str, role: str) -> None:
     """Change an account's role (which signs it out everywhere)."""
     user = _account(username)
-    if accounts.change_role(user, Role(role), by=None):
+    try:
+        changed = accounts.change_role(user, Role(role), by=None)
+    except AccountRefused as error:
+        raise _refused(error) from None
+    if changed:
         click.echo(f"{user.username!r} is now {role}.")
     else:
         click.echo(f"{user.username!r} already is {role}.")
@@ -95,7 +116,7 @@ def enable_command(username: str) -> None:
 
 @staff_group.command("list")
 def list_command() -> None:
-    """Every account: name, role, created, last sign-in, disabled."""
+    """Every account: name, role, created, last sign-in, disabled, single sign-on or break-glass."""
     found = accounts.all_accounts()
     if not found:
         click.echo("No staff accounts yet.")
@@ -103,5 +124,6 @@ def list_command() -> None:
     for user in found:
         last = f"{user.last_sign_in_at:%Y-%m-%d %H:%M}" if user.last_sign_in_at else "never"
         state = f"  disabled {user.disabled_at:%Y-%m-%d %H:%M}" if user.disabled_at else ""
+        kind = "  single sign-on" if user.single_sign_on else "  break-glass" if user.break_glass else ""
         click.echo(f"{user.username:<24} {user.role:<8} created {user.created_at:%Y-%m-%d %H:%M}  "
-                   f"last sign-in {last}{state}")
+                   f"last sign-in {last}{state}{kind}")

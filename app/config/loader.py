@@ -23,7 +23,7 @@ from dotenv import dotenv_values
 from app.config.parsers import is_fernet_key
 from app.config.settings import INSTANCE_DIR, PROJECT_ROOT, SETTINGS, Settings
 from app.plumbing.file_modes import private_directory, write_private_file_once
-from app.plumbing.outbound_targets import RefusedTarget, TargetPolicy, refusal_without_lookup
+from app.plumbing.outbound_targets import RefusedTarget, TargetPolicy, loopback_host, refusal_without_lookup
 
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 _LISTENS_ON_LOOPBACK = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", "")
@@ -144,6 +144,41 @@ def _check_notify(values: Mapping[str, Any], problems: list[str]) -> None:
         problems.append(f"PASSID_NOTIFY_URL {detail}")
 
 
+_SSO_ONLY = ("oidc_client_id", "oidc_client_secret", "oidc_role_map", "oidc_mfa_acr_values")
+
+
+def _check_sso(values: Mapping[str, Any], problems: list[str]) -> None:
+    """Single sign-on needs its three credentials and a role map; its issuer is https (http only on loopback,
+    where nothing crosses a network); and local passwords go off only when there is another way in.
+
+    The sentences never quote the client secret: they end up in a service log.
+    """
+    issuer = values["oidc_issuer"]
+    if not issuer:
+        named = [SETTINGS[name].variable for name in _SSO_ONLY if values[name]]
+        if named:
+            problems.append(f"{', '.join(named)} set without PASSID_OIDC_ISSUER: set the provider's issuer URL too, "
+                            "or remove them")
+        if not values["local_passwords"]:
+            problems.append("PASSID_LOCAL_PASSWORDS=off needs single sign-on (PASSID_OIDC_ISSUER and its settings): "
+                            "without it, staff would have no way to sign in")
+        return
+    parts = urlsplit(issuer)
+    if parts.query or parts.fragment or "@" in parts.netloc:
+        problems.append("PASSID_OIDC_ISSUER must be a plain URL, without a query, a fragment or a user name")
+    elif parts.scheme != "https" and not loopback_host(parts.hostname):
+        problems.append(f"PASSID_OIDC_ISSUER must be an https:// URL (http:// only on a loopback address), "
+                        f"got {issuer!r}")
+    for name in ("oidc_client_id", "oidc_client_secret"):
+        if not values[name]:
+            problems.append(f"{SETTINGS[name].variable} is required with PASSID_OIDC_ISSUER")
+    if not values["oidc_role_map"]:
+        problems.append("PASSID_OIDC_ROLE_MAP is required with PASSID_OIDC_ISSUER: which values of the role claim "
+                        "give which role, e.g. passid-admins=admin;passid-analysts=analyst;branch-staff=counter")
+    if "openid" not in values["oidc_scopes"].split(" "):
+        problems.append("PASSID_OIDC_SCOPES must include openid")
+
+
 def _check_passid_connection(values: Mapping[str, Any], problems: list[str]) -> None:
     """A live (or hosted sandbox) PASSID needs its key; with neither it nor the embedded sandbox, nothing answers."""
     if values["passid_base_url"] and not values["passid_api_key"]:
@@ -194,6 +229,7 @@ def load_settings(
     _check_decrypt_only_keys(values, problems)
     _check_lease(values, problems)
     _check_notify(values, problems)
+    _check_sso(values, problems)
     values["trusted_hosts"] = _trusted_hosts(values["trusted_hosts"], values["host"], values["public_url"],
                                              problems)
     if problems:

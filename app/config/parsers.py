@@ -236,6 +236,32 @@ class VerdictRuleList(Parser[dict[str, str]]):
 
 
 @dataclass(frozen=True)
+class RoleMap(Parser[dict[str, str]]):
+    """PASSID_OIDC_ROLE_MAP: `claim value=role` pairs separated by `;`, read as {claim value: role}.
+
+    A semicolon, not a comma, and the role after the *last* `=`: group names from a directory hold both
+    commas and equals signs (`CN=Tellers,OU=Groups,DC=bank,DC=example=counter`).
+    """
+
+    roles: tuple[str, ...]
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        for item in (part.strip() for part in raw.split(";")):
+            if not item:
+                continue
+            value, equals, role = (part.strip() for part in item.rpartition("="))
+            if not equals or not value or role not in self.roles:
+                problems.append(f"{variable} entry {item[:60]!r} must be CLAIM VALUE=ROLE, the role one of "
+                                f"{', '.join(self.roles)} (separate entries with ;)")
+            elif value in mapping and mapping[value] != role:
+                problems.append(f"{variable} maps {value[:60]!r} to two roles")
+            else:
+                mapping[value] = role
+        return mapping
+
+
+@dataclass(frozen=True)
 class RateLimitStorage(Parser[str]):
     """`database`: counters in the app's own database, shared by every process (app/plumbing/rate_limit_storage.py)."""
 

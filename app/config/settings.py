@@ -27,6 +27,7 @@ from app.config.parsers import (
     Parser,
     RateLimit,
     RateLimitStorage,
+    RoleMap,
     Schedule,
     Text,
     VerdictRuleList,
@@ -45,6 +46,8 @@ DEFAULT_THEME_PRIMARY = "#00c27a"
 COLOR_SCHEMES = ("auto", "light", "dark")
 THEME_RADII = ("square", "small", "medium", "large", "round")
 THEME_FONTS = ("system", "sans-serif", "serif", "rounded", "inherit")
+# The staff roles, least first (app/staff/roles.py's Role; a test holds the two together).
+STAFF_ROLES = ("counter", "analyst", "admin")
 LOCALES = ("en", "fr", "de", "es", "pt", "it", "nl", "pl", "sw", "ar")  # app.plumbing.i18n reads these
 # Bounds of a server-created session's life (POST /api/sessions ttlSeconds, PASSID_SESSION_TTL_SECONDS):
 # long enough for one QR request (at most an hour) and retries, short enough that an old link is dead by tomorrow.
@@ -180,6 +183,30 @@ class Settings:
     # the hundreds of accounts they make would otherwise spend most of a minute hashing.
     password_hash: str = setting(
         "PASSID_PASSWORD_HASH", Text(_PASSWORD_HASH, "must be scrypt, or pbkdf2:sha256:ITERATIONS"), "scrypt")
+    # Staff single sign-on (app/staff/sso.py): the bank's OpenID Connect provider, found by discovery under
+    # its issuer URL; https, or http on a loopback address only (a provider on this very machine, as the tests
+    # start one). Kept out of Flask's config, the secret above all. Checked together by _check_sso.
+    oidc_issuer: str | None = setting(
+        "PASSID_OIDC_ISSUER", Text(re.compile(r"^https?://[^/\s?#]+"), "must be the provider's https:// issuer URL",
+                                   optional=True), flask=False)
+    oidc_client_id: str | None = setting("PASSID_OIDC_CLIENT_ID", Text(optional=True), flask=False)
+    oidc_client_secret: str | None = setting(
+        "PASSID_OIDC_CLIENT_SECRET", Text(optional=True, quote=False), flask=False)
+    # Space-separated, as OpenID Connect writes them; `openid` is required. Some providers send the role claim
+    # only for a scope of its own (Okta's `groups`).
+    oidc_scopes: str = setting(
+        "PASSID_OIDC_SCOPES", Text(re.compile(r"^[\x21-\x7e]+( [\x21-\x7e]+)*$"),
+                                   "must be scopes separated by single spaces"), "openid profile email",
+        flask=False)
+    # Which claim of the ID token (or the UserInfo answer) carries the role, and which of its values gives which
+    # role (`passid-admins=admin;passid-analysts=analyst;branch-staff=counter`); a user with none is refused.
+    oidc_role_claim: str = setting("PASSID_OIDC_ROLE_CLAIM", Name(200), "groups", flask=False)
+    oidc_role_map: dict[str, str] = setting("PASSID_OIDC_ROLE_MAP", RoleMap(STAFF_ROLES), flask=False)
+    # `acr` values by which this provider says it checked a second factor (an `amr` of `mfa`, or a password
+    # and a possession or inherence method, says so by itself).
+    oidc_mfa_acr_values: tuple[str, ...] = setting("PASSID_OIDC_MFA_ACR_VALUES", Items(), flask=False)
+    # off: with single sign-on, only the break-glass account (`flask staff break-glass`) signs in with a password.
+    local_passwords: bool = setting("PASSID_LOCAL_PASSWORDS", Flag(), "on", flask=False)
     rate_limit_sessions: str = setting("PASSID_RATE_LIMIT_SESSIONS", RateLimit(), "10 per minute")
     rate_limit_tokens: str = setting("PASSID_RATE_LIMIT_TOKENS", RateLimit(), "20 per minute")
     rate_limit_sign_in: str = setting("PASSID_RATE_LIMIT_SIGN_IN", RateLimit(), "10 per minute")
@@ -232,6 +259,11 @@ class Settings:
     def embedded_sandbox(self) -> bool:
         """True when the app talks to the sandbox it serves itself."""
         return self.sandbox_enabled and self.passid_base_url is None
+
+    @property
+    def single_sign_on(self) -> bool:
+        """True when staff may sign in through the bank's OpenID Connect provider."""
+        return self.oidc_issuer is not None
 
     @property
     def public_base_url(self) -> str:

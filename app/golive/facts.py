@@ -1,7 +1,8 @@
 """Gathering the checklist's facts from the running app (needs an app context).
 
 Configuration and the PASSID connection, PASSID's own webhook settings (asked over the wire), our webhook
-log, git (what is committed next to the app), and the probes of the app's own code (`app.golive.probes`).
+log, who still signs in with a password (offered by staff sign-in), git (what is committed next to the app),
+and the probes of the app's own code (`app.golive.probes`).
 The console page and `flask passid checklist` both call `gather_facts`, then `verdicts.evaluate_checklist`.
 """
 
@@ -10,11 +11,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path, PurePosixPath
 
-from app.config import PROJECT_ROOT
+from flask import current_app
+
+from app.config import PROJECT_ROOT, current_settings
 from app.golive.probes import code_facts
 from app.golive.verdicts import Facts
 from app.passid import PassidError
 from app.plumbing.passid_connection import passid_client, passid_connection
+from app.plumbing.password_accounts import password_accounts_of
 from app.rules import notifications
 from app.rules.webhook_receipts import latest_verified_test_webhook
 
@@ -29,6 +33,7 @@ def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool =
     except PassidError as problem:
         error = str(problem)
     receipt = latest_verified_test_webhook()
+    settings = current_settings()
     return Facts(
         api_key=connection.api_key,
         webhook_secret_set=bool(connection.webhook_secrets),
@@ -41,6 +46,9 @@ def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool =
         https_claimed_by_untrusted_proxy=https_claimed_by_untrusted_proxy,
         committed_secret_files=committed_secret_files(PROJECT_ROOT, connection.api_key),
         notify_url_answers=notifications.notify_url_answers(),
+        single_sign_on=settings.single_sign_on,
+        local_passwords=settings.local_passwords,
+        password_accounts=password_accounts_of(current_app._get_current_object()),  # type: ignore[attr-defined]
         **code_facts(),
     )
 

@@ -72,6 +72,11 @@ class Facts:
     # Our own notifications to the bank's backend (PASSID_NOTIFY_URL): whether an HTTP answer came back from it;
     # None when no URL is set.
     notify_url_answers: bool | None = None
+    # Staff sign-in: the bank's single sign-on configured (PASSID_OIDC_ISSUER), PASSID_LOCAL_PASSWORDS, and the
+    # enabled accounts other than the break-glass one that sign in with a password (None: not known).
+    single_sign_on: bool = False
+    local_passwords: bool = True
+    password_accounts: tuple[str, ...] | None = ()
 
 
 class Translate(Protocol):
@@ -122,6 +127,7 @@ def evaluate_checklist(facts: Facts, words: Wording = PLAIN_ENGLISH) -> list[Ite
         _sanctions(facts, words),
         _expiry(facts, words),
         _notify_url(facts, words),
+        _local_passwords(facts, words),
     ]
     return [replace(item, label=words.gettext(VERDICT_LABELS[item.verdict])) for item in items]
 
@@ -333,6 +339,39 @@ def _notify_url(facts: Facts, words: Wording) -> Item:
                     _("Check the URL, that your receiver runs and takes POST at that path, and that it is "
                       "reachable from this server; the notifications page shows each delivery's result."))
     return Item(title, "pass", _("PASSID_NOTIFY_URL answers over HTTP."))
+
+
+# Accounts named in the item's detail; the rest are counted.
+_NAMES_SHOWN = 5
+
+
+def _local_passwords(facts: Facts, words: Wording) -> Item:
+    """Not in the guide's list: a bank's security team expects staff to sign in through its own provider, so
+    that a leaver loses access the day they leave, with a password only for the break-glass account."""
+    _ = words.gettext
+    title = _("Local passwords limited to break-glass under single sign-on")
+    off = _("Set PASSID_LOCAL_PASSWORDS=off: the break-glass account made by `flask staff break-glass` still signs "
+            "in with its password, for the day the provider is down.")
+    if not facts.single_sign_on:
+        return Item(title, "cannot_check", _("Single sign-on is not configured: staff sign in with local passwords."),
+                    _("Connect the bank's identity provider (PASSID_OIDC_ISSUER, PASSID_OIDC_CLIENT_ID, "
+                      "PASSID_OIDC_CLIENT_SECRET and PASSID_OIDC_ROLE_MAP; see docs/staff.md), then: %(off)s",
+                      off=off))
+    if not facts.local_passwords:
+        return Item(title, "pass", _("Staff sign in through single sign-on; local passwords are off, but for the "
+                                     "break-glass account."))
+    if facts.password_accounts is None:
+        return Item(title, "cannot_check", _("This app cannot list its staff accounts."), off)
+    if facts.password_accounts:
+        names = ", ".join(facts.password_accounts[:_NAMES_SHOWN])
+        more = len(facts.password_accounts) - _NAMES_SHOWN
+        if more > 0:
+            names = _("%(names)s and %(num)s more", names=names, num=words.number(more))
+        return Item(title, "fail", _("Single sign-on is on, yet these accounts still sign in with a local "
+                                     "password: %(names)s.", names=names),
+                    _("%(off)s Or disable these accounts on the Staff page.", off=off))
+    return Item(title, "pass", _("Single sign-on is on, and no account but the break-glass one has a local "
+                                 "password."))
 
 
 def failed(items: list[Item]) -> list[Item]:

@@ -102,6 +102,16 @@ def address_allowed(address: IPAddress, policy: TargetPolicy = SANDBOX_POLICY) -
     )
 
 
+def loopback_host(host: str | None) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1): a connection to it never leaves this machine."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    literal = _ip_literal(host)
+    return literal is not None and literal.is_loopback
+
+
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     """The IPv4 address inside ::ffff:a.b.c.d, 6to4 (2002::/16) and NAT64 (64:ff9b::/96) forms."""
     if not isinstance(address, ipaddress.IPv6Address):

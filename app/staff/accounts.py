@@ -8,15 +8,20 @@ its open sessions, so a cookie issued before the change cannot outlive it.
 (audited as the CLI). An admin cannot disable their own account or give up their own admin role in
 the console: the console is then never left without an admin who can undo a mistake. The CLI, run
 by whoever holds the server, may do either (it is also how a locked-out bank gets an admin back).
+
+Accounts made by single sign-on (`account_from_provider`) have no password: none can be set on them, here or
+by the CLI, or a leaver the provider no longer signs in would keep a way in. With PASSID_LOCAL_PASSWORDS off,
+new passwords are for the one break-glass admin only, which only the CLI makes (`make_break_glass`).
 """
 
 from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from app.config import current_settings
 from app.plumbing.database import db, utcnow
 from app.rules import audit
-from app.staff.models import StaffUser, find_staff
+from app.staff.models import NO_PASSWORD, StaffUser, find_staff
 from app.staff.roles import Role
 
 MIN_PASSWORD_LENGTH = 12
@@ -59,7 +64,14 @@ def _actor(by: StaffUser | None) -> str | None:
     return audit.CLI_ACTOR if by is None else None
 
 
+def _local_passwords_on() -> None:
+    if not current_settings().local_passwords:
+        raise AccountRefused(_("Local passwords are off: staff sign in through single sign-on, and their accounts "
+                               "are made when they first do. Only the break-glass account has a password."))
+
+
 def create_account(name: str, role: Role, password: str, *, by: StaffUser | None) -> StaffUser:
+    _local_passwords_on()
     name = clean_name(name)
     check_password(password)
     if find_staff(name) is not None:
@@ -74,6 +86,11 @@ def create_account(name: str, role: Role, password: str, *, by: StaffUser | None
 
 def reset_password(user: StaffUser, password: str, *, by: StaffUser | None) -> None:
     """A new password, which signs out whoever held the old one, everywhere."""
+    if user.single_sign_on:
+        raise AccountRefused(_("%(name)s signs in through single sign-on and has no password here.",
+                               name=user.username))
+    if not user.break_glass:
+        _local_passwords_on()
     check_password(password)
     user.set_password(password)
     user.end_sessions()
@@ -88,6 +105,8 @@ def change_role(user: StaffUser, role: Role, *, by: StaffUser | None) -> bool:
         return False
     if by is not None and by.id == user.id and user.role == Role.ADMIN:
         raise AccountRefused(_("You cannot remove your own admin role: ask another admin to do it."))
+    if user.break_glass:
+        raise AccountRefused(_("The break-glass account is always an administrator."))
     before = user.role
     user.role = role.value
     user.end_sessions()  # signed in again, the account lands on its new role's pages
@@ -118,6 +137,89 @@ def enable(user: StaffUser, *, by: StaffUser | None) -> bool:
     audit.note(audit.Action.STAFF_ENABLED, subject=user.username, actor=_actor(by))
     db.session.commit()
     return True
+
+
+def account_from_provider(issuer: str, subject: str, name: str, role: Role | None) -> StaffUser:
+    """The account the bank's provider just signed in (`subject` at `issuer`), made or brought up to date.
+
+    Made on first sign-in with the role the bank's claim gives; on later ones its role follows the claim (a
+    change ends its other sessions). Raises AccountRefused when the claim gives no role (and then ends the
+    account's open sessions too: the bank has taken its role away), when the account is disabled here, or
+    when its name is already a local account's (never taken over: it may be the break-glass admin). Nothing
+    is committed: the caller commits the account with its sign-in, or the refusal with its audit entry.
+    """
+    user = linked_account(issuer, subject)
+    if role is None:
+        if user is not None:
+            user.end_sessions()
+        raise AccountRefused(_("The bank's sign-in service gives you no role in PASSID Verify. Ask your "
+                               "administrator to add you to one of its staff groups."))
+    if user is None:
+        name = clean_name(name)
+        if find_staff(name) is not None:
+            raise AccountRefused(_("The name %(name)s already belongs to another staff account here. Ask an "
+                                   "administrator to rename or remove it.", name=name))
+        user = StaffUser(username=name, role=role.value, password_hash=NO_PASSWORD, sso_issuer=issuer,
+                         sso_subject=subject)
+        db.session.add(user)
+        audit.note(audit.Action.STAFF_CREATED, subject=name, detail=f"role {role}, by single sign-on",
+                   actor=audit.SYSTEM_ACTOR)
+    elif user.disabled_at is not None:
+        raise AccountRefused(_("Your staff account is disabled. Ask an administrator."))
+    elif user.role != role:
+        before = user.role
+        user.role = role.value
+        user.end_sessions()
+        audit.note(audit.Action.STAFF_ROLE_CHANGED, subject=user.username,
+                   detail=f"{before} → {role}, from single sign-on", actor=audit.SYSTEM_ACTOR)
+    db.session.flush()  # the id and session version the sign-in's cookie carries
+    return user
+
+
+def linked_account(issuer: str, subject: str) -> StaffUser | None:
+    """The account single sign-on made for `subject` at `issuer`, if there is one."""
+    return db.session.execute(
+        db.select(StaffUser).filter_by(sso_issuer=issuer, sso_subject=subject)
+    ).scalar_one_or_none()
+
+
+def make_break_glass(name: str, password: str) -> tuple[StaffUser, bool]:
+    """The one break-glass admin: made (True), or given a new password when it exists (False).
+
+    It signs in with a password when PASSID_LOCAL_PASSWORDS is off, for the day the provider is down. Only the
+    CLI makes it (whoever holds the server); there is one, so another name is refused while it exists.
+    """
+    name = clean_name(name)
+    check_password(password)
+    current = db.session.execute(db.select(StaffUser).filter_by(break_glass=True)).scalar_one_or_none()
+    if current is not None and current.username != name:
+        raise AccountRefused(_("%(name)s is already the break-glass account: give it a new password, or disable "
+                               "it first.", name=current.username))
+    if current is not None:
+        current.set_password(password)
+        current.end_sessions()
+        audit.note(audit.Action.STAFF_PASSWORD_RESET, subject=name, detail="break-glass account",
+                   actor=audit.CLI_ACTOR)
+        db.session.commit()
+        return current, False
+    if find_staff(name) is not None:
+        raise AccountRefused(_("There is already a staff account named %(name)s.", name=name))
+    user = StaffUser(username=name, role=Role.ADMIN.value, break_glass=True)
+    user.set_password(password)
+    db.session.add(user)
+    audit.note(audit.Action.STAFF_CREATED, subject=name, detail="role admin, break-glass account",
+               actor=audit.CLI_ACTOR)
+    db.session.commit()
+    return user, True
+
+
+def password_accounts() -> list[str]:
+    """Enabled accounts that sign in with a password and are not the break-glass one (the go-live checklist)."""
+    return list(db.session.execute(
+        db.select(StaffUser.username)
+        .where(StaffUser.sso_subject.is_(None), StaffUser.disabled_at.is_(None), StaffUser.break_glass.is_(False))
+        .order_by(StaffUser.username)
+    ).scalars())
 
 
 def all_accounts() -> list[StaffUser]:

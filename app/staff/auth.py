@@ -15,9 +15,12 @@ from flask_babel import gettext
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
+from app.plumbing import password_accounts
 from app.plumbing.database import db
+from app.staff.accounts import password_accounts as list_password_accounts
 from app.staff.models import StaffUser, parse_session_id
 from app.staff.roles import may_open, role_name
+from app.staff.sso import init_sso
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
@@ -44,6 +47,8 @@ def init_staff(app: Flask, *, csrf_exempt: tuple[Blueprint, ...]) -> None:
     app.register_error_handler(CSRFError, _csrf_failed)
     app.add_template_global(_may_open, "may_open")
     app.add_template_global(role_name, "role_name")  # the staff list, the audit log, the 403 page
+    init_sso(app)  # the bank's provider, when configured
+    password_accounts.offer(app, list_password_accounts)  # for the go-live checklist
 
 
 def _may_open(endpoint: str) -> bool:

@@ -1,5 +1,6 @@
 """Staff accounts: a name, a password hash (scrypt, via Werkzeug, unless PASSID_PASSWORD_HASH says otherwise)
-and a session version.
+and a session version; or, for an account made by single sign-on, the provider's issuer and subject instead
+of a usable password.
 
 The session version is how a sign-out ends a session on the server: the cookie carries the
 version it was signed in with (through `get_id`), and bumping it makes every older cookie worthless.
@@ -14,16 +15,26 @@ from datetime import datetime
 from functools import cache
 
 from flask_login import UserMixin
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.config import current_settings
 from app.plumbing.database import Model, db, utcnow
 
+# What an account made by single sign-on holds instead of a password hash: no password matches it (Werkzeug
+# reads no method from it), so such an account signs in only through its provider.
+NO_PASSWORD = "!single-sign-on"
+
 
 class StaffUser(UserMixin, Model):
     __tablename__ = "staff_user"
+    __table_args__ = (
+        Index("ix_staff_user_sso_identity", "sso_issuer", "sso_subject", unique=True),
+        # At most one break-glass account, held by the database too.
+        Index("ix_staff_user_one_break_glass", "break_glass", unique=True,
+              sqlite_where=text("break_glass"), postgresql_where=text("break_glass")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
@@ -36,6 +47,18 @@ class StaffUser(UserMixin, Model):
     role: Mapped[str] = mapped_column(String(10), default="counter")
     # A disabled account cannot sign in, and its open sessions end (its session version moves on).
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Single sign-on (app/staff/sso.py): the provider's issuer and the `sub` it gives this person, never
+    # reassigned; None for a local account.
+    sso_issuer: Mapped[str | None] = mapped_column(String(255))
+    sso_subject: Mapped[str | None] = mapped_column(String(255))
+    # The one admin account that signs in with a password when PASSID_LOCAL_PASSWORDS is off
+    # (`flask staff break-glass`): the way in when the provider is down.
+    break_glass: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+
+    @property
+    def single_sign_on(self) -> bool:
+        """True for an account made by single sign-on: it has no password, and signs in through its provider."""
+        return self.sso_subject is not None
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method=password_method())
@@ -114,15 +137,21 @@ def check_sign_in(username: str, password: str) -> SignInCheck:
 
     An unknown name still costs one password-hash check (against a hash nobody's password matches),
     so the time an answer takes does not tell which names exist; a disabled account's password is
-    checked too, and refused after, so it answers like a wrong password, in the same time.
+    checked too, and refused after, so it answers like a wrong password, in the same time. So is a
+    right password while PASSID_LOCAL_PASSWORDS is off, unless the account is the break-glass one.
     """
     # No account name holds NUL, and PostgreSQL cannot even compare text that does.
     user = find_staff(username) if "\x00" not in username else None
     if user is None:
         check_password_hash(unmatchable_hash(password_method()), password)
         return SignInCheck(None, "no such account")
+    if user.single_sign_on:  # it has no password: its provider decides, and a leaver's provider says no
+        check_password_hash(unmatchable_hash(password_method()), password)
+        return SignInCheck(None, "single sign-on account: no local password", user.username)
     if not user.check_password(password):
         return SignInCheck(None, "wrong password", user.username)
     if user.disabled_at is not None:
         return SignInCheck(None, "account disabled", user.username)
+    if not current_settings().local_passwords and not user.break_glass:
+        return SignInCheck(None, "local passwords are off and this is not the break-glass account", user.username)
     return SignInCheck(user)

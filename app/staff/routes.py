@@ -1,26 +1,29 @@
-"""Sign in and sign out."""
+"""Sign in (with a password, or through the bank's single sign-on) and sign out."""
 
 from __future__ import annotations
 
-import time
-from urllib.parse import urlsplit
+import json
+import logging
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
-from app.plumbing.database import db, utcnow
+from app.config import current_settings
+from app.plumbing.database import db
 from app.plumbing.rate_limits import limiter, sign_in_limit
 from app.rules import audit
-from app.staff.auth import SIGNED_IN_AT
+from app.staff import sso
+from app.staff.accounts import AccountRefused, account_from_provider, linked_account
 from app.staff.models import check_sign_in
-from app.staff.roles import home_for, may_open
+from app.staff.signing_in import PASSWORD, SINGLE_SIGN_ON, complete_sign_in, safe_next
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("staff", __name__)
 
@@ -36,35 +39,6 @@ def too_many_sign_ins(error: Exception) -> tuple[str, int]:
     return render_template("staff/sign_in.html", form=SignInForm(), error=message), 429
 
 
-def _landing(target: str | None, role: str) -> str:
-    """`next` when it is a page of this site the account may open, else its role's home page."""
-    path = _safe_next(target)
-    if path is None:
-        return home_for(role)
-    try:
-        endpoint, _arguments = current_app.url_map.bind("localhost").match(urlsplit(path).path, method="GET")
-    except HTTPException:  # no such page (or a redirect to one): home instead
-        return home_for(role)
-    return path if may_open(str(endpoint), role) else home_for(role)
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site: an open redirect would turn sign-in into a phishing aid."""
-    if (
-        target
-        and target.startswith("/")
-        and not target.startswith("//")
-        and not urlsplit(target).netloc
-        # Printable ASCII, no backslash: no newline breaks the Location header (a 500 after signing in),
-        # and no `/<backslash>host`, which browsers read as `//host`, leaves the site.
-        and target.isascii()
-        and target.isprintable()
-        and "\\" not in target
-    ):
-        return target
-    return None
-
-
 @bp.route("/staff/sign-in", methods=["GET", "POST"])
 @limiter.limit(sign_in_limit, methods=["POST"])
 def sign_in() -> str | Response | tuple[str, int]:
@@ -74,14 +48,8 @@ def sign_in() -> str | Response | tuple[str, int]:
         check = check_sign_in(tried, form.password.data or "")
         user = check.user
         if user is not None:
-            session.clear()
-            login_user(user)
-            session.permanent = True
-            session[SIGNED_IN_AT] = int(time.time())
-            user.last_sign_in_at = utcnow()
-            audit.note(audit.Action.SIGN_IN, subject=user.username)
-            db.session.commit()
-            return redirect(_landing(request.args.get("next"), user.role))
+            return complete_sign_in(user, second_factor_from_provider=False, method=PASSWORD,
+                                    next_target=request.args.get("next"))
         # Nobody proved who they are, so the actor is "an unknown user" (a typed "system" must not pose as the
         # app); an account the attempt named is its subject. The name tried (a typo of a real one, or a
         # password typed in the wrong box) is kept as data in the detail, which admins alone read.
@@ -90,6 +58,77 @@ def sign_in() -> str | Response | tuple[str, int]:
         return render_template("staff/sign_in.html", form=form, error=_("Wrong username or password.")), 401
     status = 400 if request.method == "POST" else 200
     return render_template("staff/sign_in.html", form=form, error=None), status
+
+
+# Where a single sign-on started by this browser goes once it is done (a path of this site, checked again then).
+SSO_NEXT = "sso_next"
+
+
+@bp.post("/staff/sso/start")
+@limiter.limit(sign_in_limit)
+def sso_start() -> Response | tuple[str, int]:
+    """Off to the bank's provider, with a new state, nonce and PKCE verifier kept in this browser's session.
+
+    A form post with its CSRF token, not a link: nothing but a person's press starts a sign-in.
+    """
+    if not current_settings().single_sign_on:
+        return _sso_page(404, _("Single sign-on is not set up here."))
+    next_target = safe_next(request.form.get("next"))
+    try:
+        started = sso.authorization_redirect()
+    except sso.ProviderUnavailable as problem:
+        log.warning("single sign-on could not start: %s", problem)
+        return _provider_down(next_target)
+    session[SSO_NEXT] = next_target
+    return started
+
+
+@bp.get("/staff/sso/callback")
+@limiter.limit(sign_in_limit)
+def sso_callback() -> Response | tuple[str, int]:
+    """The provider's answer: the code exchanged, the ID token checked (Authlib), the account made or updated,
+    and the staff member signed in; or a page saying why not, and an audit entry."""
+    if not current_settings().single_sign_on:
+        return _sso_page(404, _("Single sign-on is not set up here."))
+    try:
+        identity = sso.identity_from_callback()
+    except sso.ProviderUnavailable as problem:
+        log.warning("single sign-on could not finish: %s", problem)
+        return _provider_down()
+    except sso.SignInRejected as rejected:
+        _refused(f"single sign-on rejected: {rejected}")
+        return _sso_page(400, _("The sign-in could not be completed. Start again from the sign-in page."))
+    settings = current_settings()
+    role = sso.role_for(identity.role_values, settings.oidc_role_map)
+    try:
+        user = account_from_provider(identity.issuer, identity.subject, identity.name, role)
+    except AccountRefused as refusal:
+        # Recorded with what the refusal changed (a role taken away ends the account's sessions), in one commit.
+        why = "no role mapped from the role claim" if role is None else str(refusal)
+        values = json.dumps(list(identity.role_values)[:10], ensure_ascii=False)
+        linked = linked_account(identity.issuer, identity.subject)
+        _refused(f"single sign-on refused: {why}; claim {settings.oidc_role_claim} {values}; "
+                 f"provider user {json.dumps(identity.name[:80], ensure_ascii=False)}",
+                 subject=linked.username if linked is not None else None)
+        return _sso_page(403, str(refusal))
+    return complete_sign_in(user, second_factor_from_provider=identity.second_factor, method=SINGLE_SIGN_ON,
+                            next_target=session.get(SSO_NEXT))
+
+
+def _refused(detail: str, subject: str | None = None) -> None:
+    """A single sign-on that signed nobody in, in the audit log: by nobody the app knows, as any failed sign-in."""
+    audit.record(audit.Action.SIGN_IN_FAILED, actor=audit.UNKNOWN_ACTOR, subject=subject, detail=detail)
+
+
+def _sso_page(status: int, message: str) -> tuple[str, int]:
+    return render_template("staff/sso_refused.html", message=message), status
+
+
+def _provider_down(next_target: str | None = None) -> tuple[str, int]:
+    """The sign-in page again, saying the provider did not answer: its password form stays for break-glass."""
+    message = _("The bank's sign-in service did not answer. Try again in a few minutes. If it stays down, "
+                "an administrator can sign in with the break-glass account below.")
+    return render_template("staff/sign_in.html", form=SignInForm(), error=message, next_target=next_target), 503
 
 
 @bp.post("/staff/sign-out")

@@ -21,6 +21,7 @@ from app.passid import PassidClient
 from app.plumbing.passid_connection import passid_connection
 from tests.support.demo_institution import demo_institution
 from tests.support.html_fields import hidden  # noqa: F401  (the console tests import it from here)
+from tests.support.oidc import OidcTestProvider, running_provider
 from tests.support.servers import BIN, ROOT, AppServer, base_env, migrate
 from tests.support.widget_http import widget_fields
 
@@ -160,6 +161,13 @@ def quiet(console_server: AppServer, tmp_path_factory: pytest.TempPathFactory) -
     """
     with other_institution(console_server, tmp_path_factory.mktemp("quiet"), "Quiet Bank") as console:
         yield console
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcTestProvider]:
+    """A real OpenID provider on loopback (`oidc-provider`, tests/support/oidc.py), started once per worker."""
+    with running_provider(tmp_path_factory.mktemp("oidc") / "provider.log") as provider:
+        yield provider
 
 
 # --- in-process ----------------------------------------------------------------------------------
