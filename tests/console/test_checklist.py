@@ -49,6 +49,8 @@ LIVE = Facts(
     https=True,
     committed_secret_files=(),
     notify_url_answers=True,
+    single_sign_on=True,
+    local_passwords=False,
 )
 ANSWER_TIME = "Webhook endpoint answers 200 within 10 seconds"
 IDEMPOTENCY = "Idempotency-Key sent on every verify"
@@ -63,7 +65,7 @@ def verdicts(facts: Facts) -> dict[str, str]:
 def test_a_live_looking_setup_passes_every_item() -> None:
     items = evaluate_checklist(LIVE)
     assert [item.verdict for item in items] == ["pass"] * len(items)
-    assert len(items) == 11  # the guide's ten, and our own notifications
+    assert len(items) == 12  # the guide's ten, our own notifications, and staff sign-in
     assert all(LIVE_KEY not in item.detail + item.how_to_fix for item in items)
 
 
@@ -380,8 +382,10 @@ def test_the_page_checks_the_sandbox_setup_and_sends_a_test_webhook(
     url = f"{console_server.url}/console/go-live"
     page = staff.get(url, timeout=15).text
     result = page_verdicts(page)
-    assert len(result) == 11
+    assert len(result) == 12
     assert result[NOTIFY] == "cannot_check"  # this server has no PASSID_NOTIFY_URL
+    # Nor single sign-on.
+    assert result["Local passwords limited to break-glass under single sign-on"] == "cannot_check"
     assert result["Live API key configured"] == "fail"
     assert result["Served over HTTPS"] == "fail"
     assert result["Webhook URL registered with PASSID"] == "pass"
