@@ -11,6 +11,7 @@ audit entry; a provider that does not answer gets a clear page while the break-g
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -27,7 +28,7 @@ from app.staff.roles import Role
 from app.staff.signing_in import SECOND_FACTOR_FROM_PROVIDER
 from tests.console.conftest import PASSWORD, add_staff, hidden, signed_in
 from tests.support.oidc import MFA_ACR, REDIRECT_URI, OidcTestProvider
-from tests.support.servers import free_port
+from tests.support.servers import base_env, free_port
 
 pytestmark = pytest.mark.databases("sqlite")
 
@@ -363,3 +364,41 @@ def test_the_go_live_item_fails_while_other_accounts_keep_local_passwords_under_
     assert f"[FAIL] {CHECK}" in done.output
     assert f"these accounts still sign in with a local password: {name}." in done.output
     assert "emergency" not in done.output.split(CHECK)[1].split("[")[0]
+
+
+# --- the migration ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_single_sign_on_migration_matches_the_model_holds_one_break_glass_and_downgrades(
+    kind: str, tmp_path: Path
+) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import MetaData, create_engine, inspect
+    from sqlalchemy.exc import IntegrityError
+
+    from tests.support.migrations import empty_database, flask_db
+
+    with empty_database(kind, tmp_path) as url:
+        env = base_env(url)
+        flask_db(env, "upgrade", "0019_staff_sso")
+        engine = create_engine(url)
+        ours = MetaData()
+        StaffUser.__table__.to_metadata(ours)
+        with engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), ours)
+        assert [d for d in differences if "staff_user" in repr(d)] == []
+        row = ("INSERT INTO staff_user (username, password_hash, role, session_version, created_at, break_glass) "
+               "VALUES ('{}', 'x', 'admin', 1, CURRENT_TIMESTAMP, {})")
+        with engine.begin() as connection:  # any number of ordinary accounts, one break-glass
+            for name, glass in (("a", "false"), ("b", "false"), ("c", "true")):
+                connection.exec_driver_sql(row.format(name, glass))
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.exec_driver_sql(row.format("d", "true"))
+        flask_db(env, "downgrade", "0017_notification_deliveries")
+        engine.dispose()
+        assert "break_glass" not in {column["name"] for column in inspect(engine).get_columns("staff_user")}
+        flask_db(env, "upgrade")
+        engine.dispose()
+        assert "sso_subject" in {column["name"] for column in inspect(engine).get_columns("staff_user")}
