@@ -248,6 +248,10 @@ def test_a_provider_that_does_not_answer_gets_a_clear_page_and_break_glass_still
         db.session.add(local)
         db.session.commit()
 
+    with app.app_context():  # every call to the provider (discovery, keys, token, UserInfo) has a timeout
+        client = app.extensions[sso.EXTENSION]
+        assert client._get_session().default_timeout == client._get_oauth_client().default_timeout == (5.0, 10.0)
+
     browser = app.test_client()
     page = browser.get("/staff/sign-in").text
     assert "Sign in with single sign-on" in page and "Break-glass account" in page
@@ -282,6 +286,12 @@ def test_single_sign_on_accounts_get_no_password_and_the_break_glass_one_stays_a
         listed = runner.invoke(args=["staff", "list"]).output
         ids = {user.username: user.id for user in db.session.execute(db.select(StaffUser)).scalars()}
     assert f"{name:<24} analyst" in listed and "single sign-on" in listed and "break-glass" in listed
+
+    # A person at the provider whose name is a local account's (here the break-glass one) never takes it over.
+    oidc_provider.set_user("emergency", ADMINS)
+    taken = signs_in(oidc_provider, app.test_client(), "emergency")
+    assert taken.status_code == 403 and "already belongs to another staff account" in taken.text
+    assert not account(app, "emergency").single_sign_on  # type: ignore[union-attr]
 
     page = admin.get("/console/staff").text
     assert f'action="/console/staff/{ids[name]}/password"' not in page  # no password form for it
