@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,6 +69,8 @@ class ProviderIdentity:
     name: str  # what staff read: preferred_username, else email, else sub
     role_values: tuple[str, ...]  # the role claim's values, as the provider sent them
     second_factor: bool  # `amr` or `acr` says the provider checked a second factor
+    # The ID token's `amr` and `acr` as sent (those present), for a second-factor step that reads them itself.
+    method_claims: Mapping[str, Any] = field(default_factory=dict)
 
 
 def init_sso(app: Flask) -> None:
@@ -150,14 +152,18 @@ def identity_from_callback() -> ProviderIdentity:
     if not claims:
         raise SignInRejected("the provider's answer held no ID token")
     values = claim_values(claims, settings.oidc_role_claim)
+    about = dict(claims)
     if values is None and metadata.get("userinfo_endpoint"):
-        values = _role_values_from_userinfo(client, token, str(claims["sub"]), settings.oidc_role_claim)
+        info = _userinfo(client, token, str(claims["sub"]))
+        values = claim_values(info, settings.oidc_role_claim)
+        about = {**info, **claims}  # the ID token's own claims win
     return ProviderIdentity(
         issuer=str(claims["iss"]),
         subject=str(claims["sub"]),
-        name=display_name(claims),
+        name=display_name(about),
         role_values=values or (),
         second_factor=second_factor_from(claims, settings.oidc_mfa_acr_values),
+        method_claims={key: claims[key] for key in ("amr", "acr") if key in claims},
     )
 
 
@@ -194,9 +200,8 @@ def metadata_problem(metadata: Mapping[str, Any], issuer: str) -> str | None:
     return None
 
 
-def _role_values_from_userinfo(client: Any, token: Mapping[str, Any], subject: str,
-                               claim: str) -> tuple[str, ...] | None:
-    """The role claim from UserInfo, when the ID token does not carry it (many providers send groups only there).
+def _userinfo(client: Any, token: Mapping[str, Any], subject: str) -> Mapping[str, Any]:
+    """UserInfo's claims, when the ID token does not carry the role claim (many providers send groups only there).
 
     OpenID Connect Core 5.3.2: UserInfo's `sub` must be the ID token's, or the answer is not about this person.
     """
@@ -208,7 +213,7 @@ def _role_values_from_userinfo(client: Any, token: Mapping[str, Any], subject: s
         raise SignInRejected(f"UserInfo refused ({type(error).__name__})") from None
     if str(info.get("sub")) != subject:
         raise SignInRejected("UserInfo answered about another subject")
-    return claim_values(info, claim)
+    return dict(info)
 
 
 def claim_values(claims: Mapping[str, Any], claim: str) -> tuple[str, ...] | None:
