@@ -392,7 +392,7 @@ def test_the_single_sign_on_migration_matches_the_model_holds_one_break_glass_an
 
     with empty_database(kind, tmp_path) as url:
         env = base_env(url)
-        flask_db(env, "upgrade", "0019_staff_sso")
+        flask_db(env, "upgrade", "0018_staff_sso")
         engine = create_engine(url)
         ours = MetaData()
         StaffUser.__table__.to_metadata(ours)

@@ -1,6 +1,6 @@
 """staff single sign-on: accounts linked to the bank's provider, and the one break-glass account
 
-Revision ID: 0019_staff_sso
+Revision ID: 0018_staff_sso
 Revises: 0017_notification_deliveries
 Create Date: 2026-12-06 01:00:00
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0019_staff_sso'
+revision = '0018_staff_sso'
 down_revision = '0017_notification_deliveries'
 branch_labels = None
 depends_on = None
