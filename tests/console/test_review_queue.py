@@ -1,10 +1,11 @@
 """The review queue: a "Review" verdict waits for an analyst, who decides proceed or do not proceed, with a note.
 
 In-process, on SQLite and PostgreSQL (`database_kind`): the queue is a query, the decision a conditional
-UPDATE racing a colleague's. Verifications reach the queue through the real flow: the widget's manual
-token path against the app's own sandbox. The embed here asks for every permission but
-`identity_verified`, so Kofi's fixed token (GH2P-…: PASSID recommends review, fraud risk medium) reads
-"Review" at the counter; with his unverified identity shown it would be "do not proceed".
+UPDATE racing a colleague's; checks of the form, the roles and the audit entry run on SQLite only.
+Verifications reach the queue through the real flow: the widget's manual token path against the app's
+own sandbox. The embed here asks for every permission but `identity_verified`, so Kofi's fixed token
+(GH2P-…: PASSID recommends review, fraud risk medium) reads "Review" at the counter; with his unverified
+identity shown it would be "do not proceed".
 """
 
 from __future__ import annotations
@@ -275,6 +276,7 @@ def test_two_analysts_at_once_only_one_wins(app: Flask, analyst: FlaskClient,
     assert audit_entries(app, audit.Action.REVIEW_DECIDED) == []
 
 
+@pytest.mark.databases("sqlite")
 def test_a_note_is_required_and_at_most_1000_characters(app: Flask, analyst: FlaskClient) -> None:
     result_id = verified_in_widget(app, REVIEW_TOKEN)
     for note, sentence in (("", "A note is required: say why."), ("  ", "A note is required: say why."),
@@ -287,6 +289,7 @@ def test_a_note_is_required_and_at_most_1000_characters(app: Flask, analyst: Fla
     assert decisions_of(app, result_id) == []
 
 
+@pytest.mark.databases("sqlite")
 @pytest.mark.parametrize("match", ["claims", "deny_reason"])
 def test_a_sanctions_match_can_only_be_do_not_proceed(app: Flask, analyst: FlaskClient, match: str) -> None:
     if match == "claims":
@@ -317,6 +320,7 @@ def test_deciding_something_not_in_the_queue_is_409(app: Flask, analyst: FlaskCl
         assert refused.status_code == 409 and "not in the review queue" in refused.text
 
 
+@pytest.mark.databases("sqlite")
 def test_only_analysts_and_admins_see_the_queue_and_its_nav_link(app: Flask) -> None:
     result_id = verified_in_widget(app, REVIEW_TOKEN)
     counter, _ = staff_of(app, "counter")
@@ -335,6 +339,7 @@ def test_only_analysts_and_admins_see_the_queue_and_its_nav_link(app: Flask) -> 
         assert page.status_code == 200 and 'href="/console/review"' in page.text
 
 
+@pytest.mark.databases("sqlite")
 def test_a_decision_without_the_csrf_token_is_refused(app: Flask, analyst: FlaskClient) -> None:
     result_id = verified_in_widget(app, REVIEW_TOKEN)
     refused = analyst.post(f"/console/review/{result_id}", data={"decision": "proceed", "note": "ok"})
@@ -382,6 +387,7 @@ def test_erasing_a_verification_can_erase_the_notes_about_it(app: Flask, analyst
     assert decisions_of(app, other)[0][1] == "Spoke to Mr Mensah at home."
 
 
+@pytest.mark.databases("sqlite")
 def test_each_view_of_the_queue_is_one_recorded_view_naming_the_results_it_showed(app: Flask) -> None:
     """The reasons the queue shows come from the person's claims (fraud risk, identity), so a page of it is a
     view of each person on it: one entry per page view, naming them by result id."""

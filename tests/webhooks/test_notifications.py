@@ -1,10 +1,13 @@
 """Notifications to the bank's backend: delivered, signed, retried after a 500 and after a restart, sent once.
 
-The events are queued the way the app's own code queues them (`notifications.enqueue` in a
-transaction, committed, then `wake()`), here by the test in an app built on the same database; the
-deliveries are made by the app's background pass, in this process or in server processes. Every
-test with a database runs on SQLite and PostgreSQL. Tests wait for the delivery record to reach its
-end and then count what arrived; none bounds how fast a delivery comes.
+The events are queued the way the app's own code queues them (`notifications.enqueue` in a transaction,
+committed, then `wake()`), here by the test in an app built on the same database; the deliveries are
+made by the app's background pass, in this process or in server processes. What the database decides
+runs on SQLite and PostgreSQL: one event per key, the purge, two processes claiming; what is sent and
+when (signatures, the schedule, a restart) is the delivery engine's, which
+tests/webhooks/test_sandbox_delivery.py also runs on PostgreSQL, so it runs here on SQLite. Tests wait
+for the delivery record to reach its end and then count what arrived; none bounds how fast a delivery
+comes.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ def settled(app: Flask, count: int = 1) -> list[NotificationDelivery]:
 # --- delivered and signed --------------------------------------------------------------------------------
 
 
+@pytest.mark.databases("sqlite")
 def test_an_event_is_delivered_signed_over_the_raw_body_with_the_newest_secret(
     notifying: Callable[..., Flask],
 ) -> None:
@@ -134,6 +138,7 @@ def test_an_event_is_delivered_signed_over_the_raw_body_with_the_newest_secret(
     assert (row.status, row.attempts, row.last_status_code, row.next_attempt_at) == ("delivered", 1, 200, None)
 
 
+@pytest.mark.databases("sqlite")
 def test_a_500_is_retried_on_the_schedule_with_the_same_body_and_signature(notifying: Callable[..., Flask]) -> None:
     with WebhookReceiver(fail_first=2) as receiver:
         app = notifying(receiver.url, schedule="0,1,2,1,1")
@@ -147,6 +152,7 @@ def test_a_500_is_retried_on_the_schedule_with_the_same_body_and_signature(notif
     assert (row.status, row.attempts, row.last_status_code) == ("delivered", 3, 200)
 
 
+@pytest.mark.databases("sqlite")
 def test_a_notification_fails_after_the_last_attempt_of_the_schedule(notifying: Callable[..., Flask]) -> None:
     with WebhookReceiver(fail_first=100, status_when_failing=503) as receiver:
         app = notifying(receiver.url)
@@ -275,6 +281,7 @@ def start_server(fresh_database_url: str, tmp_path: Path) -> Iterator[Callable[.
         server.stop()
 
 
+@pytest.mark.databases("sqlite")
 def test_a_notification_waiting_for_retry_survives_a_restart(
     start_server: Callable[..., AppServer], fresh_database_url: str, tmp_path: Path
 ) -> None:
@@ -297,6 +304,7 @@ def test_a_notification_waiting_for_retry_survives_a_restart(
     assert (row.status, row.attempts) == ("delivered", 2)
 
 
+@pytest.mark.databases("sqlite")
 def test_a_notification_queued_while_no_server_runs_is_sent_by_the_next_one(
     start_server: Callable[..., AppServer], fresh_database_url: str, tmp_path: Path
 ) -> None:

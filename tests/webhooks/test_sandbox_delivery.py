@@ -1,7 +1,9 @@
 """The sandbox's webhook delivery: signatures, the retry schedule, restarts, two processes.
 
 Tests wait for PASSID's own delivery record to reach its end (delivered or failed: nothing more is
-scheduled) and then count what arrived; no test bounds how fast a delivery comes.
+scheduled) and then count what arrived; no test bounds how fast a delivery comes. A restart and two
+processes run on SQLite and PostgreSQL (claims and leases are the database's work); what is sent and
+when, on SQLite only (the database just stores it).
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ def _institution_on(server: AppServer | str, receiver: WebhookReceiver) -> tuple
     return onboarding.sandbox_key, client
 
 
+@pytest.mark.databases("sqlite")
 def test_each_event_is_signed_with_hmac_sha256_over_the_raw_body(app_server: AppServer) -> None:
     with WebhookReceiver() as receiver:
         _, client = _institution_on(app_server, receiver)
@@ -100,6 +103,7 @@ def test_each_event_is_signed_with_hmac_sha256_over_the_raw_body(app_server: App
     assert event.data["recommendation"] == "approve" and event.data["proofType"] == "passid.share.v1"
 
 
+@pytest.mark.databases("sqlite")
 def test_every_kind_of_event_is_sent(app_server: AppServer) -> None:
     with WebhookReceiver() as receiver:
         _, client = _institution_on(app_server, receiver)
@@ -127,6 +131,7 @@ def test_every_kind_of_event_is_sent(app_server: AppServer) -> None:
     assert test_event["test"] is True and test_event["type"] == "verification.completed"
 
 
+@pytest.mark.databases("sqlite")
 def test_failed_deliveries_follow_the_retry_schedule_with_the_same_body(
     sandbox_with_schedule: Callable[[str], str],
 ) -> None:
@@ -148,6 +153,7 @@ def test_failed_deliveries_follow_the_retry_schedule_with_the_same_body(
     assert delivery.last_status_code == 200 and delivery.next_attempt_at is None
 
 
+@pytest.mark.databases("sqlite")
 def test_a_delivery_fails_after_the_fifth_failed_attempt(sandbox_with_schedule: Callable[[str], str]) -> None:
     sandbox_url = sandbox_with_schedule("0,0.3,0.3,0.3,0.3")
     with WebhookReceiver(fail_first=100, status_when_failing=503) as receiver:
@@ -160,6 +166,7 @@ def test_a_delivery_fails_after_the_fifth_failed_attempt(sandbox_with_schedule: 
     assert delivery.last_status_code == 503
 
 
+@pytest.mark.databases("sqlite")
 def test_a_refused_connection_is_retried(sandbox_with_schedule: Callable[[str], str]) -> None:
     from tests.support.servers import free_port
 
