@@ -8,9 +8,6 @@ import re
 import secrets
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import requests
@@ -116,51 +113,6 @@ def random_token(prefix: str) -> str:
     alphabet = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
     rest = "".join(secrets.choice(alphabet) for _ in range(8))
     return f"{prefix}-{rest[:4]}-{rest[4:]}"
-
-
-@dataclass
-class OtherConsole:
-    """Another institution's app on the same sandbox, with a signed-in staff session."""
-
-    server: AppServer
-    staff: requests.Session
-    passid: PassidClient
-    institution_id: str
-
-
-@contextmanager
-def other_institution(
-    console_server: AppServer, directory: Path, name: str, *, passid_url: str | None = None
-) -> Iterator[OtherConsole]:
-    """A freshly onboarded institution that registered no webhook URL, so no webhook ever reaches its app.
-
-    `passid_url` puts something between the app and the sandbox (a FaultyUpstream).
-    """
-    onboarding = PassidClient(console_server.sandbox_url).onboard(name)
-    env = base_env(
-        f"sqlite:///{directory / 'passid.db'}",
-        PASSID_BASE_URL=passid_url or console_server.sandbox_url,
-        PASSID_API_KEY=onboarding.sandbox_key,
-    )
-    migrate(env)
-    server = AppServer(env, directory / "app.log").start()
-    try:
-        client = PassidClient(console_server.sandbox_url, onboarding.sandbox_key, timeout=(3.05, 15.0))
-        yield OtherConsole(server, sign_in(server, create_staff(server)), client, onboarding.institution_id)
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def quiet(console_server: AppServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherConsole]:
-    """An institution whose app receives no webhooks and never reports an outcome.
-
-    History tests count rows here: on the demo institution a webhook about the
-    same verify can race the widget's own record and add a second row (see
-    test_known_races.py).
-    """
-    with other_institution(console_server, tmp_path_factory.mktemp("quiet"), "Quiet Bank") as console:
-        yield console
 
 
 @pytest.fixture(scope="session")
