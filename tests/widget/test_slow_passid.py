@@ -40,8 +40,8 @@ def done(polls: list[Future[requests.Response]]) -> list[requests.Response]:
 def test_a_hanging_passid_holds_two_threads_and_the_rest_keep_answering(
     widget_server: AppServer, tmp_path: Path
 ) -> None:
-    with app_behind_proxy(widget_server, tmp_path, PASSID_POLL_CHECK_SECONDS="0", PASSID_MAX_CALLS_IN_FLIGHT="2",
-                          **HELD) as wired:
+    with app_behind_proxy(widget_server, tmp_path, server=True, PASSID_POLL_CHECK_SECONDS="0",
+                          PASSID_MAX_CALLS_IN_FLIGHT="2", **HELD) as wired:
         proxy = wired.proxy
         sessions = [open_qr_session(wired.app.url) for _ in range(WIDGETS)]
         proxy.hang_seconds = 2 * PATIENCE
@@ -74,7 +74,7 @@ def test_an_expired_request_is_never_called_pending_while_passid_is_busy(
     widget_server: AppServer, tmp_path: Path
 ) -> None:
     """Past its expiry a widget must move on; if PASSID cannot be asked, it shows the error state."""
-    with app_behind_proxy(widget_server, tmp_path, PASSID_MAX_CALLS_IN_FLIGHT="1",
+    with app_behind_proxy(widget_server, tmp_path, server=True, PASSID_MAX_CALLS_IN_FLIGHT="1",
                           PASSID_REQUEST_TTL_SECONDS="1", **HELD) as wired:
         proxy = wired.proxy
         holding, expired = open_qr_session(wired.app.url), open_qr_session(wired.app.url)
