@@ -27,6 +27,7 @@ export SECRET_KEY
 # The scanner sends thousands of form posts from one address: let them reach the code under test.
 export PASSID_RATE_LIMIT_SESSIONS="100000 per minute" PASSID_RATE_LIMIT_TOKENS="100000 per minute"
 export PASSID_RATE_LIMIT_SIGN_IN="100000 per minute" PASSID_SANDBOX_RATE_LIMIT_ONBOARD="100000 per minute"
+export PASSID_RATE_LIMIT_SECOND_FACTOR="100000 per minute"
 PASSWORD="scan-$(python3 -c 'import secrets; print(secrets.token_urlsafe(12))')"
 
 cleanup() { [[ -n "${SERVER:-}" ]] && kill -- -"$SERVER" 2>/dev/null; rm -rf "$WORK"; }
@@ -42,13 +43,20 @@ for _ in $(seq 1 100); do
 done
 curl -fs -m 1 "http://127.0.0.1:$PORT/healthz" >/dev/null || { tail -20 "$WORK/app.log"; exit 1; }
 
+# An admin signs in with a second factor (PASSID_STAFF_MFA=admin, the default): the scanner's account enrols an
+# authenticator app at its first sign-in, as a person would, with the code computed from the secret shown.
 COOKIE="$(.venv/bin/python - "$PORT" "$PASSWORD" <<'PY'
-import re, sys, requests
+import re, sys, pyotp, requests
 base = f"http://127.0.0.1:{sys.argv[1]}"
 s = requests.Session()
+token = lambda page: re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
 page = s.get(f"{base}/staff/sign-in", timeout=5).text
-token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
-s.post(f"{base}/staff/sign-in", data={"csrf_token": token, "username": "scanner", "password": sys.argv[2]}, timeout=5)
+s.post(f"{base}/staff/sign-in", data={"csrf_token": token(page), "username": "scanner", "password": sys.argv[2]},
+       timeout=5)
+page = s.get(f"{base}/staff/second-factor/app", timeout=5).text
+secret = re.search(r"data-totp-secret>([A-Z2-7 ]+)<", page).group(1).replace(" ", "")
+s.post(f"{base}/staff/second-factor/app", data={"csrf_token": token(page), "code": pyotp.TOTP(secret).now()},
+       timeout=5)
 print("; ".join(f"{c.name}={c.value}" for c in s.cookies))
 PY
 )"
@@ -72,7 +80,8 @@ echo "Scanning http://127.0.0.1:$PORT/ for up to $MINUTES minutes (modules: $MOD
   -s "http://127.0.0.1:$PORT/verify" -s "http://127.0.0.1:$PORT/branch/" -s "http://127.0.0.1:$PORT/console/" \
   -s "http://127.0.0.1:$PORT/console/go-live" -s "http://127.0.0.1:$PORT/sandbox/phone" \
   -s "http://127.0.0.1:$PORT/sandbox/phone/share" -s "http://127.0.0.1:$PORT/staff/sign-in" \
-  -x "http://127.0.0.1:$PORT/staff/sign-out" \
+  -s "http://127.0.0.1:$PORT/staff/account" \
+  -x "http://127.0.0.1:$PORT/staff/sign-out" -x "http://127.0.0.1:$PORT/staff/sign-in/cancel" \
   -H "Cookie: $COOKIE" -m "$MODULES" \
   --endpoint "http://127.0.0.1:9/" --dns-endpoint 127.0.0.1 --no-bugreport --flush-session --store-session "$WORK/session" \
   --max-scan-time "$((MINUTES * 60))" --max-attack-time 60 -t 10 --tasks 4 \

@@ -40,3 +40,6 @@ def demo_command() -> None:
     click.echo(f"  Health:            {base}/healthz")
     if not db.session.execute(db.select(StaffUser.id).limit(1)).first():
         click.echo("  No staff account yet: .venv/bin/flask --app app staff create YOUR-NAME --role admin")
+        if current_settings().staff_mfa != "off":
+            click.echo("  (an admin sets up a second factor at first sign-in: an authenticator app, or a passkey"
+                       f" on {base.replace('127.0.0.1', 'localhost')})")

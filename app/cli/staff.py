@@ -114,6 +114,17 @@ def enable_command(username: str) -> None:
         click.echo(f"{user.username!r} was not disabled.")
 
 
+@staff_group.command("reset-second-factor")
+@click.argument("username")
+def reset_second_factor_command(username: str) -> None:
+    """Forget an account's passkeys, authenticator app and recovery codes (it lost them); its sessions end."""
+    user = _account(username)
+    if accounts.reset_second_factor(user, by=None):
+        click.echo(f"Reset the second factor of {user.username!r}; its sessions have ended.")
+    else:
+        click.echo(f"{user.username!r} has no second factor to reset.")
+
+
 @staff_group.command("list")
 def list_command() -> None:
     """Every account: name, role, created, last sign-in, disabled, single sign-on or break-glass."""

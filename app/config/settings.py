@@ -68,6 +68,9 @@ DEFAULT_VERDICT_RULES: dict[str, str] = {
 }
 VERDICT_OUTCOMES = ("approve", "review", "decline")
 TIERS = ("A", "B", "C", "D", "E")  # best first, as PASSID's claims grade them
+# Who must pass a second factor to sign in (app/staff/signing_in.py): admins only, every role, or nobody
+# (an account that has enrolled a factor is asked for it whatever this says).
+STAFF_MFA_POLICIES = ("admin", "all", "off")
 # Not an environment setting: a larger body is refused before any view reads it.
 MAX_CONTENT_LENGTH = 1024 * 1024
 # PASSID's webhook bodies: no event comes near it (app/webhooks/routes.py refuses a larger one first).
@@ -210,6 +213,15 @@ class Settings:
     rate_limit_sessions: str = setting("PASSID_RATE_LIMIT_SESSIONS", RateLimit(), "10 per minute")
     rate_limit_tokens: str = setting("PASSID_RATE_LIMIT_TOKENS", RateLimit(), "20 per minute")
     rate_limit_sign_in: str = setting("PASSID_RATE_LIMIT_SIGN_IN", RateLimit(), "10 per minute")
+    # Second-factor codes and passkey answers at sign-in, per client address (each account also locks after
+    # a run of wrong codes: app/staff/factors.py).
+    rate_limit_second_factor: str = setting("PASSID_RATE_LIMIT_SECOND_FACTOR", RateLimit(), "10 per minute")
+    staff_mfa: str = setting(
+        "PASSID_STAFF_MFA", Text(one_of(STAFF_MFA_POLICIES), f"must be one of {', '.join(STAFF_MFA_POLICIES)}"),
+        "admin")
+    # With single sign-on: whether a second factor the bank's provider says it checked (its ID token's `amr`, or
+    # an `acr` of PASSID_OIDC_MFA_ACR_VALUES) stands for ours; off, ours is asked after the provider's sign-in too.
+    staff_mfa_from_provider: bool = setting("PASSID_STAFF_MFA_FROM_PROVIDER", Flag(), "on", flask=False)
     # Webhook calls that fail their signature check, per client address; valid deliveries never count.
     rate_limit_webhook_failures: str = setting("PASSID_RATE_LIMIT_WEBHOOK_FAILURES", RateLimit(), "30 per minute")
     # Onboarding on the embedded sandbox needs no credentials: per client address, it is limited.

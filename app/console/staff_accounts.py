@@ -18,7 +18,7 @@ from wtforms.validators import InputRequired
 from app.console.routes import bp
 from app.plumbing.database import db
 from app.plumbing.page_refusals import stop_with_page
-from app.staff import accounts
+from app.staff import accounts, factors
 from app.staff.accounts import AccountRefused
 from app.staff.models import StaffUser
 from app.staff.roles import ROLE_NAMES, Role, require_role, role_name
@@ -49,6 +49,7 @@ def _page(status: int = 200, *, new_account: NewAccountForm | None = None,
     return render_template(
         "console/staff.html",
         accounts=accounts.all_accounts(),
+        factors_of=factors.factors_of,
         new_account=new_account or NewAccountForm(formdata=None),
         role_choices=ROLE_CHOICES,
         min_password=accounts.MIN_PASSWORD_LENGTH,
@@ -142,3 +143,16 @@ def enable_staff_account(staff_id: int) -> Response:
     user = _account(staff_id)
     accounts.enable(user, by=current_user)
     return _done(_("Enabled %(name)s.", name=user.username))
+
+
+@bp.post("/staff/<int:staff_id>/second-factor/reset")
+@require_role(Role.ADMIN)
+def reset_staff_second_factor(staff_id: int) -> tuple[str, int] | Response:
+    user = _account(staff_id)
+    try:
+        reset = accounts.reset_second_factor(user, by=current_user)
+    except AccountRefused as error:
+        return _page(409, problem=str(error))
+    if not reset:
+        return _done(_("%(name)s has no second factor to reset.", name=user.username))
+    return _done(_("Second factor reset for %(name)s; their sessions have ended.", name=user.username))

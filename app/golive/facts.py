@@ -49,6 +49,7 @@ def gather_facts(*, https: bool | None, https_claimed_by_untrusted_proxy: bool =
         single_sign_on=settings.single_sign_on,
         local_passwords=settings.local_passwords,
         password_accounts=password_accounts_of(current_app._get_current_object()),  # type: ignore[attr-defined]
+        staff_second_factor=settings.staff_mfa,
         **code_facts(),
     )
 

@@ -1,7 +1,8 @@
 """Personal data encrypted at rest, and the keyed hashes that keep it searchable.
 
 What PASSID proves about a person (claims, the one-time token, the QR code, the raw webhook body),
-and what an analyst writes about them (a review note), is stored encrypted with Fernet (AES-128-CBC
+what an analyst writes about them (a review note), and one secret of our own (a staff member's
+authenticator-app secret), is stored encrypted with Fernet (AES-128-CBC
 with HMAC-SHA256, from `cryptography`), so a copied database file, a backup or a stray SQL console
 shows ciphertext only. The columns say so in their type (`EncryptedText`, `EncryptedBytes`,
 `EncryptedInteger`): the rest of the app reads and writes plain values and never sees a ciphertext.
@@ -333,6 +334,8 @@ ENCRYPTED_TABLES: tuple[EncryptedTable, ...] = (
                    hashes_within=(("token_hash", "body", token_in_event),)),
     EncryptedTable("verification_session", "id", "created_at", text_columns=("permissions_json",)),
     EncryptedTable("review_decision", "id", "id", text_columns=("note",)),
+    # Not personal data but a secret: whoever reads it computes a staff member's authenticator codes.
+    EncryptedTable("staff_totp", "staff_id", "staff_id", text_columns=("secret",)),
 )
 
 

@@ -35,6 +35,10 @@ def sign_in_limit() -> str:
     return current_settings().rate_limit_sign_in
 
 
+def second_factor_limit() -> str:
+    return current_settings().rate_limit_second_factor
+
+
 def spinner_step() -> bool:
     """The htmx spinner step calls nothing upstream; its follow-up request is the one counted.
 

@@ -45,6 +45,13 @@ class Action(StrEnum):
     TEST_WEBHOOK_SENT = "test_webhook_sent"
     TEST_NOTIFICATION_SENT = "test_notification_sent"
     DATA_KEY_ROTATED = "data_key_rotated"
+    SECOND_FACTOR_ENROLLED = "second_factor_enrolled"  # a passkey or an authenticator app added
+    SECOND_FACTOR_REMOVED = "second_factor_removed"  # by the staff member, from their own page
+    SECOND_FACTOR_RESET = "second_factor_reset"  # by an admin or the CLI: every factor of an account
+    SECOND_FACTOR_FAILED = "second_factor_failed"  # a wrong, replayed or refused code or passkey answer
+    SECOND_FACTOR_LOCKED = "second_factor_locked"  # too many wrong answers in a row
+    RECOVERY_CODES_CREATED = "recovery_codes_created"
+    RECOVERY_CODE_USED = "recovery_code_used"
 
 
 # What the console's audit log page shows for each action; the code itself is what is stored, filtered on and
@@ -68,6 +75,13 @@ ACTION_NAMES: dict[Action, LazyString] = {
     Action.TEST_WEBHOOK_SENT: lazy_gettext("Test webhook sent"),
     Action.TEST_NOTIFICATION_SENT: lazy_gettext("Test notification sent"),
     Action.DATA_KEY_ROTATED: lazy_gettext("Data key rotated"),
+    Action.SECOND_FACTOR_ENROLLED: lazy_gettext("Second factor added"),
+    Action.SECOND_FACTOR_REMOVED: lazy_gettext("Second factor removed"),
+    Action.SECOND_FACTOR_RESET: lazy_gettext("Second factors reset"),
+    Action.SECOND_FACTOR_FAILED: lazy_gettext("Second factor failed"),
+    Action.SECOND_FACTOR_LOCKED: lazy_gettext("Second factor locked"),
+    Action.RECOVERY_CODES_CREATED: lazy_gettext("Recovery codes created"),
+    Action.RECOVERY_CODE_USED: lazy_gettext("Recovery code used"),
 }
 
 

@@ -21,6 +21,7 @@ from flask_babel import gettext as _
 from app.config import current_settings
 from app.plumbing.database import db, utcnow
 from app.rules import audit
+from app.staff import factors
 from app.staff.models import NO_PASSWORD, StaffUser, find_staff
 from app.staff.roles import Role
 
@@ -220,6 +221,28 @@ def password_accounts() -> list[str]:
         .where(StaffUser.sso_subject.is_(None), StaffUser.disabled_at.is_(None), StaffUser.break_glass.is_(False))
         .order_by(StaffUser.username)
     ).scalars())
+
+
+def reset_second_factor(user: StaffUser, *, by: StaffUser | None) -> bool:
+    """Forget every passkey, authenticator app and recovery code of another account, and its lock; False when it
+    had none. Its sessions end; where its role needs a second factor, its next sign-in enrols one again.
+
+    For the staff member who lost their devices (an admin's console, or the CLI when no admin can sign in).
+    An admin resets their own factors from their own page, one by one, never all at once from here.
+    """
+    if by is not None and by.id == user.id:
+        raise AccountRefused(_("Change your own second factor from your own sign-in page."))
+    had = factors.factors_of(user.id)
+    locked = factors.locked_until(user) is not None
+    if not (had.any or had.recovery_codes_left or locked):
+        return False
+    factors.delete_all(user)
+    user.end_sessions()
+    audit.note(audit.Action.SECOND_FACTOR_RESET, subject=user.username, actor=_actor(by),
+               detail=f"{len(had.passkeys)} passkeys, authenticator app {'yes' if had.totp else 'no'}, "
+                      f"{had.recovery_codes_left} recovery codes{', was locked' if locked else ''}")
+    db.session.commit()
+    return True
 
 
 def all_accounts() -> list[StaffUser]:

@@ -6,27 +6,31 @@ CSRF: they use no cookie session at all, so there is nothing to forge.
 
 from __future__ import annotations
 
-import time
-from datetime import timedelta
-
-from flask import Flask, render_template, session
+from flask import Flask, flash, redirect, render_template, request, session, url_for
 from flask.sansio.blueprints import Blueprint
 from flask_babel import gettext
 from flask_login import LoginManager, current_user
+from flask_login.utils import login_url
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.wrappers import Response
 
 from app.plumbing import password_accounts
 from app.plumbing.database import db
 from app.staff.accounts import password_accounts as list_password_accounts
+from app.staff.factors import needs_second_factor
 from app.staff.models import StaffUser, parse_session_id
 from app.staff.roles import may_open, role_name
+from app.staff.signing_in import (
+    SECOND_FACTOR,
+    SIGNED_IN_AT,
+    STAFF_SESSION_LIFETIME,
+    pending_account,
+    signed_in_lately,
+)
 from app.staff.sso import init_sso
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
-
-STAFF_SESSION_LIFETIME = timedelta(hours=8)
-SIGNED_IN_AT = "signed_in_at"  # in the session: when the password was checked (epoch seconds)
 
 
 def init_staff(app: Flask, *, csrf_exempt: tuple[Blueprint, ...]) -> None:
@@ -41,6 +45,7 @@ def init_staff(app: Flask, *, csrf_exempt: tuple[Blueprint, ...]) -> None:
     login_manager.login_message = "Please sign in to continue."
     login_manager.localize_callback = gettext  # flashed in the staff member's language
     login_manager.session_protection = "strong"
+    login_manager.unauthorized_handler(_unauthorized)
     csrf.init_app(app)
     for blueprint in csrf_exempt:
         csrf.exempt(blueprint)
@@ -58,7 +63,8 @@ def _may_open(endpoint: str) -> bool:
 
 @login_manager.user_loader
 def _load_user(session_id: str) -> StaffUser | None:
-    """The signed-in account, unless its sessions were ended (sign-out, new password or role, disabled)."""
+    """The signed-in account, unless its sessions were ended (sign-out, new password or role, disabled), or it
+    needs a second factor this session has not passed (PASSID_STAFF_MFA changed, or a factor was enrolled, since)."""
     parsed = parse_session_id(session_id)
     if parsed is None:
         return None
@@ -68,20 +74,20 @@ def _load_user(session_id: str) -> StaffUser | None:
     user = db.session.get(StaffUser, user_id)
     if user is None or user.disabled_at is not None:  # disabling ends the sessions too: a second lock
         return None
-    return user if user.session_version == session_version else None
+    if user.session_version != session_version:
+        return None
+    if not session.get(SECOND_FACTOR) and needs_second_factor(user):
+        return None
+    return user
 
 
-def signed_in_lately(signed_in_at: object, now: float | None = None) -> bool:
-    """True within STAFF_SESSION_LIFETIME of signing in.
-
-    Flask re-signs a permanent session's cookie on every response, so the cookie's own timestamp
-    only measures time since the last request; without this, a session in use (or a stolen
-    cookie replayed now and then) would never end.
-    """
-    if not isinstance(signed_in_at, int | float):
-        return False
-    age = (time.time() if now is None else now) - signed_in_at
-    return 0 <= age <= STAFF_SESSION_LIFETIME.total_seconds()
+def _unauthorized() -> Response:
+    """Not signed in: a pending sign-in goes back to its second-factor step (or enrolment), and nowhere else;
+    anyone else to the sign-in page, with `next` (Flask-Login's own behaviour)."""
+    if pending_account() is not None:
+        return redirect(url_for("staff.second_factor"))
+    flash(gettext(login_manager.login_message), login_manager.login_message_category)
+    return redirect(login_url("staff.sign_in", next_url=request.url))
 
 
 def _csrf_failed(error: CSRFError) -> tuple[str, int]:

@@ -59,6 +59,10 @@ class StaffUser(UserMixin, Model):
     def single_sign_on(self) -> bool:
         """True for an account made by single sign-on: it has no password, and signs in through its provider."""
         return self.sso_subject is not None
+    # Wrong second-factor answers in a row, and until when they lock the account's second factor
+    # (app/staff/factors.py): the per-address rate limit alone would let many addresses guess one account's codes.
+    second_factor_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    second_factor_locked_until: Mapped[datetime | None] = mapped_column(DateTime)
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method=password_method())

@@ -1,4 +1,7 @@
-"""Sign in (with a password, or through the bank's single sign-on) and sign out."""
+"""Sign in (with a password, or through the bank's single sign-on: the first factor) and sign out.
+
+The second factor's steps, between the first and a signed-in session: `app.staff.factor_routes`.
+"""
 
 from __future__ import annotations
 
@@ -33,10 +36,12 @@ class SignInForm(FlaskForm):
     password = PasswordField(lazy_gettext("Password"), validators=[DataRequired(), Length(max=256)])
 
 
-@bp.errorhandler(429)
-def too_many_sign_ins(error: Exception) -> tuple[str, int]:
-    message = _("Too many sign-in attempts from this device. Wait a minute and try again.")
-    return render_template("staff/sign_in.html", form=SignInForm(), error=message), 429
+TOO_MANY = lazy_gettext("Too many sign-in attempts from this device. Wait a minute and try again.")
+
+
+def too_many_sign_ins() -> tuple[str, int]:
+    """The sign-in page's 429 (`app.staff.factor_routes` answers every 429 of this blueprint)."""
+    return render_template("staff/sign_in.html", form=SignInForm(), error=str(TOO_MANY)), 429
 
 
 @bp.route("/staff/sign-in", methods=["GET", "POST"])
@@ -48,6 +53,7 @@ def sign_in() -> str | Response | tuple[str, int]:
         check = check_sign_in(tried, form.password.data or "")
         user = check.user
         if user is not None:
+            # Signed in now, or (a second factor needed) sent to that step: a password alone opens no staff page.
             return complete_sign_in(user, second_factor_from_provider=False, method=PASSWORD,
                                     next_target=request.args.get("next"))
         # Nobody proved who they are, so the actor is "an unknown user" (a typed "system" must not pose as the
@@ -139,5 +145,12 @@ def sign_out() -> Response:
     audit.note(audit.Action.SIGN_OUT, subject=current_user.username)
     db.session.commit()
     logout_user()
+    session.clear()
+    return redirect(url_for("staff.sign_in"))
+
+
+@bp.post("/staff/sign-in/cancel")
+def cancel_sign_in() -> Response:
+    """Leave a sign-in waiting for its second factor (or its first enrolment): the password is asked again."""
     session.clear()
     return redirect(url_for("staff.sign_in"))

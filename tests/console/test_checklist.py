@@ -65,7 +65,7 @@ def verdicts(facts: Facts) -> dict[str, str]:
 def test_a_live_looking_setup_passes_every_item() -> None:
     items = evaluate_checklist(LIVE)
     assert [item.verdict for item in items] == ["pass"] * len(items)
-    assert len(items) == 12  # the guide's ten, our own notifications, and staff sign-in
+    assert len(items) == 13  # the guide's ten, our own notifications, and staff sign-in's two
     assert all(LIVE_KEY not in item.detail + item.how_to_fix for item in items)
 
 
@@ -125,6 +125,7 @@ def test_misconfigurations_fail_with_a_fix() -> None:
         (replace(LIVE, expiry_offers_new_code=False), EXPIRY),
         (replace(LIVE, idempotency_key_sent=False), IDEMPOTENCY),
         (replace(LIVE, test_webhook_answered_ms=12_000), ANSWER_TIME),
+        (replace(LIVE, staff_second_factor="off"), "Staff sign-in has a second factor for admins"),
     ]
     for facts, title in cases:
         assert [i.title for i in failed(evaluate_checklist(facts))] == [title]
@@ -382,10 +383,12 @@ def test_the_page_checks_the_sandbox_setup_and_sends_a_test_webhook(
     url = f"{console_server.url}/console/go-live"
     page = staff.get(url, timeout=15).text
     result = page_verdicts(page)
-    assert len(result) == 12
+    assert len(result) == 13
     assert result[NOTIFY] == "cannot_check"  # this server has no PASSID_NOTIFY_URL
     # Nor single sign-on.
     assert result["Local passwords limited to break-glass under single sign-on"] == "cannot_check"
+    # The suite's servers let staff in with a password alone (PASSID_STAFF_MFA=off): the page says so.
+    assert result["Staff sign-in has a second factor for admins"] == "fail"
     assert result["Live API key configured"] == "fail"
     assert result["Served over HTTPS"] == "fail"
     assert result["Webhook URL registered with PASSID"] == "pass"

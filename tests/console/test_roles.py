@@ -53,6 +53,7 @@ MATRIX: dict[tuple[str, str], Role] = {
     ("console.change_staff_role", "POST"): Role.ADMIN,
     ("console.disable_staff_account", "POST"): Role.ADMIN,
     ("console.enable_staff_account", "POST"): Role.ADMIN,
+    ("console.reset_staff_second_factor", "POST"): Role.ADMIN,
 }
 
 STAFF_PREFIXES = ("/branch", "/console")

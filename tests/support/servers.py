@@ -71,8 +71,13 @@ TEST_SETTINGS: dict[str, str] = {
     "PASSID_RATE_LIMIT_SESSIONS": "10000 per minute",
     "PASSID_RATE_LIMIT_TOKENS": "10000 per minute",
     "PASSID_RATE_LIMIT_SIGN_IN": "10000 per minute",
+    "PASSID_RATE_LIMIT_SECOND_FACTOR": "10000 per minute",
     "PASSID_RATE_LIMIT_WEBHOOK_FAILURES": "10000 per minute",
     "PASSID_SANDBOX_RATE_LIMIT_ONBOARD": "10000 per minute",
+    # Staff sign in with a password alone unless a test says otherwise: most tests are about what a signed-in
+    # account sees, not how it signed in. tests/console/test_second_factor.py (in-process, PASSID_STAFF_MFA=admin
+    # and all) and tests/browser/test_passkeys.py prove the second factor; production's default is `admin`.
+    "PASSID_STAFF_MFA": "off",
     # `?locale=en-XA`: every string accented and 40% longer, for the layout tests (app/pseudo_locale.py).
     "PASSID_PSEUDO_LOCALE": "true",
 }
