@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
 
 from app.plumbing.metrics import Metrics
 
@@ -30,6 +31,8 @@ def exposed() -> dict[str, set[str]]:
     """Each series name the app can expose, with the labels it carries."""
     series: dict[str, set[str]] = {}
     for metric in vars(Metrics(CollectorRegistry())).values():  # every metric, with or without samples yet
+        if not isinstance(metric, MetricWrapperBase):
+            continue
         labels = set(metric._labelnames)
         for family in metric.describe():
             for suffix in SUFFIXES[family.type]:

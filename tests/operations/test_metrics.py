@@ -8,14 +8,17 @@ data after a whole journey is tests/operations/test_no_personal_data.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from app.config import ConfigError, load_settings
 from app.plumbing.access_log import AccessLog
 from app.plumbing.request_guards import BodiesInFlight, RequestEnvironOnly
 from tests.support.scraping import BEARER, METRICS_TOKEN, samples, value
+from tests.support.servers import TEST_SETTINGS
 from tests.support.widget_actions import WidgetActions
 
 pytestmark = pytest.mark.databases("sqlite")
@@ -52,12 +55,10 @@ def test_metrics_answers_only_the_bearer_of_the_token(client: FlaskClient) -> No
     assert "# TYPE passid_http_requests_total counter" in answer.text
 
 
-def test_a_short_or_odd_metrics_token_stops_start_up(build_app: Callable[..., Flask]) -> None:
-    from app.config import ConfigError
-
+def test_a_short_or_odd_metrics_token_stops_start_up(tmp_path: Path) -> None:
     for bad in ("too-short", "has spaces in it somewhere", "quote\"inside-a-long-token"):
         with pytest.raises(ConfigError, match="PASSID_METRICS_TOKEN") as refused:
-            build_app(PASSID_METRICS_TOKEN=bad)
+            load_settings({**TEST_SETTINGS, "PASSID_INSTANCE_DIR": str(tmp_path), "PASSID_METRICS_TOKEN": bad})
         assert bad not in str(refused.value)  # a secret's sentence never copies it into the service log
 
 
@@ -109,12 +110,13 @@ def test_rate_limit_and_body_slot_refusals_are_counted_by_route_and_class(build_
     assert widget.submit_token("TEST-EXPD-0001").status_code == 429
 
     customers = body_slots(app)["customer"]
+    taken = 0
     while customers.take():  # every customer slot taken, as by slow uploads
-        pass
+        taken += 1
     try:
         assert widget.submit_token("TEST-EXPD-0001").status_code == 503
     finally:
-        for _ in range(2):
+        for _ in range(taken):
             customers.give_back()
 
     text = scrape(client)
