@@ -30,6 +30,8 @@ from app.plumbing.file_modes import tighten_instance_dir
 from app.plumbing.htmx import htmx
 from app.plumbing.i18n import init_i18n
 from app.plumbing.json_bodies import init_json_bodies
+from app.plumbing.log_format import init_logging
+from app.plumbing.metrics import init_metrics
 from app.plumbing.rate_limits import init_rate_limits
 from app.plumbing.request_guards import init_request_guards
 from app.plumbing.security import init_security
@@ -52,12 +54,15 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
     )
     install_settings(app, settings)
+    init_logging(settings.log_format)  # first: start-up's own lines in the operator's format
     init_json_bodies(app)  # every JSON body through one bounded parser
     # Owner-only secrets and database, before anything opens them: no other account on the host reads them.
     tighten_instance_dir(settings.instance_dir)
     prepare_sqlite_file(settings.database_url)
     db.init_app(app)
     migrate.init_app(app, db)
+    with app.app_context():  # before any connection opens, so the pool gauges see every one
+        init_metrics(app, db.engines)
     _install_data_keys(app, settings.data_keys + settings.data_keys_decrypt_only, exit_on_error=environ is None)
     from app.rules import (  # noqa: F401  (tables must be known to migrations)
         audit,

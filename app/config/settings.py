@@ -78,6 +78,8 @@ MAX_WEBHOOK_BODY = 256 * 1024
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _ORIGIN = re.compile(r"^https?://[^/\s]+$")
 _PASSWORD_HASH = re.compile(r"^(scrypt|pbkdf2:sha256:[1-9][0-9]{0,7})$")
+_BEARER_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{16,}$")
+LOG_FORMATS = ("text", "json")
 _HOST_NAME = re.compile(r"^\.?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 
 
@@ -266,6 +268,15 @@ class Settings:
     # Keys that only decrypt (and find by their hashes): a rotation's new key before every server has it, then
     # the old one until `rotate-data-key` has run.
     data_keys_decrypt_only: tuple[str, ...] = setting("PASSID_DATA_KEYS_DECRYPT_ONLY", DataKeys(), flask=False)
+    # Operations (app/health.py): `/metrics` answers only a request bearing this token (404 while it is unset);
+    # a token's characters, at least 16 of them, so a scraper's header can carry it as it is.
+    metrics_token: str | None = setting(
+        "PASSID_METRICS_TOKEN", Text(_BEARER_TOKEN, "must be at least 16 letters, digits or ._~+/=-", optional=True,
+                                     quote=False), flask=False)
+    # `json`: one JSON object per log line, with the request id (app/plumbing/log_format.py).
+    log_format: str = setting(
+        "PASSID_LOG_FORMAT", Text(one_of(LOG_FORMATS), f"must be one of {', '.join(LOG_FORMATS)}"), "text",
+        flask=False)
 
     @property
     def embedded_sandbox(self) -> bool:

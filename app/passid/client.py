@@ -3,20 +3,30 @@
 One private `_request` does transport, the version check and error mapping, so
 every endpoint method is just "build the body, call, parse". Callers only ever
 see `PassidError` subclasses, never a `requests` exception or a KeyError.
+
+Two hooks let the code that owns a client watch it without this package knowing
+that code: `observe(endpoint, outcome, seconds)` hears of every endpoint call (its
+method's name, one word for how it ended, and how long it took), and
+`extra_headers()` adds headers to every call (the caller's request id, say). An
+error's message names the endpoint's path with its ids left out, so a log line
+that quotes it holds no request id, code or token.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 from urllib.parse import quote
 
 import requests
@@ -36,6 +46,8 @@ from .errors import (
     PassidTimeout,
     PassidUnavailable,
     RateLimited,
+    ServerError,
+    Unauthorized,
     error_class_for,
 )
 from .types import (
@@ -59,6 +71,70 @@ DEFAULT_BASE_URL = "https://api.passid.io"
 DEFAULT_USER_AGENT = "passid-python-client/1"
 
 Timeout = float | tuple[float, float]
+# `observe(endpoint, outcome, seconds)`: told of each endpoint call once it ends (see `outcome_of`).
+Observer = Callable[[str, str, float], None]
+# `extra_headers()`: headers added to every call, asked for at each call.
+ExtraHeaders = Callable[[], Mapping[str, str]]
+
+# The words `observe` hears as an outcome: a short fixed list, so a metric labelled with it stays small.
+OUTCOMES = ("ok", "client_error", "unauthorized", "rate_limited", "server_error", "timeout", "unavailable",
+            "busy", "malformed", "error")
+# The path segments that carry an id, code or token, as an error message shows them instead.
+_ID_SEGMENTS = re.compile(r"(/api/bridge/(?:request/code|request|share))/[^/?]+")
+_URL_IN_ERROR = re.compile(r"(with url: )(\S+)")
+
+
+def outcome_of(error: BaseException | None) -> str:
+    """One word for how a call ended, from what it raised (None: it returned)."""
+    if error is None:
+        return "ok"
+    if isinstance(error, PassidBusy):
+        return "busy"
+    if isinstance(error, PassidTimeout):
+        return "timeout"
+    if isinstance(error, PassidUnavailable):
+        return "unavailable"
+    if isinstance(error, RateLimited):
+        return "rate_limited"
+    if isinstance(error, Unauthorized):
+        return "unauthorized"
+    if isinstance(error, ServerError):
+        return "server_error"
+    if isinstance(error, PassidAPIError):
+        return "client_error"
+    if isinstance(error, MalformedResponse | ApiVersionMismatch):
+        return "malformed"
+    return "error"
+
+
+def shown_path(path: str) -> str:
+    """`path` as an error message may show it: `/api/bridge/request/{id}/public`, never the id itself."""
+    return _ID_SEGMENTS.sub(r"\1/{id}", path)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _observed(method: Callable[Concatenate[PassidClient, P], R]) -> Callable[Concatenate[PassidClient, P], R]:
+    """Tell the client's observer how this endpoint call ended and how long it took (named as the method)."""
+    endpoint = method.__name__
+
+    @functools.wraps(method)
+    def call(self: PassidClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if self._observe is None:
+            return method(self, *args, **kwargs)
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            self._observe(endpoint, outcome_of(failure), time.perf_counter() - started)
+
+    return call
 
 
 @dataclass(frozen=True)
@@ -110,6 +186,12 @@ def _retry_after(header: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _without_url(error: Exception) -> str:
+    """urllib3's text names the URL it tried ("… with url: /api/bridge/request/req_…"): its path is shown
+    without its ids, as the message's own."""
+    return _URL_IN_ERROR.sub(lambda found: found.group(1) + shown_path(found.group(2)), str(error))
 
 
 def _api_error(response: requests.Response) -> PassidAPIError:
@@ -188,10 +270,15 @@ class PassidClient:
         session: requests.Session | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         in_flight: threading.Semaphore | None = None,
+        observe: Observer | None = None,
+        extra_headers: ExtraHeaders | None = None,
     ) -> None:
         """`in_flight`, shared by the clients of one process, caps its calls waiting on PASSID at once
-        (a bulkhead): past the cap a call raises `PassidBusy` without being sent."""
+        (a bulkhead): past the cap a call raises `PassidBusy` without being sent. `observe` hears how each
+        endpoint call ended; `extra_headers` adds headers to every call (see the module's docstring)."""
         self.base_url = base_url.rstrip("/")
+        self._observe = observe
+        self._extra_headers = extra_headers
         self._in_flight = in_flight
         self.timeout = timeout
         self.user_agent = user_agent
@@ -230,8 +317,10 @@ class PassidClient:
         A keyed call without a key is still sent: the server's 401 (raised as
         Unauthorized) is the one answer for "no key", whoever forgot it.
         """
-        what = f"{method} {path}"
+        what = f"{method} {shown_path(path)}"
         send = {"Accept": "application/json", "User-Agent": self.user_agent}
+        if self._extra_headers is not None:
+            send.update(self._extra_headers())
         if auth and self._api_key:
             send["X-Institution-Key"] = self._api_key
         send.update(headers or {})
@@ -255,11 +344,11 @@ class PassidClient:
             # A stall while reading the body surfaces as ConnectionError(ReadTimeoutError).
             if any(isinstance(arg, ReadTimeoutError) for arg in exc.args):
                 raise PassidTimeout(f"{what}: answer stalled beyond {self.timeout}s") from exc
-            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {exc}") from exc
+            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {_without_url(exc)}") from exc
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
-            raise PassidUnavailable(f"{what}: answer was cut off: {exc}") from exc
+            raise PassidUnavailable(f"{what}: answer was cut off: {_without_url(exc)}") from exc
         except requests.RequestException as exc:
-            raise PassidError(f"{what}: {exc}") from exc
+            raise PassidError(f"{what}: {_without_url(exc)}") from exc
         finally:
             if self._in_flight is not None:
                 self._in_flight.release()
@@ -280,26 +369,32 @@ class PassidClient:
 
     # --- workspace ----------------------------------------------------------
 
+    @_observed
     def onboard(self, institution_name: str) -> OnboardResult:
         answer = self._request("POST", "/api/onboard", json={"institutionName": institution_name}, auth=False)
         return api_types.parse_onboard(answer.payload)
 
+    @_observed
     def set_webhook(self, url: str, secret: str) -> WebhookConfig:
         answer = self._request("PUT", "/api/institution/webhook", json={"url": url, "secret": secret})
         return api_types.parse_webhook_config(answer.payload)
 
+    @_observed
     def get_webhook(self) -> WebhookConfig:
         return api_types.parse_webhook_config(self._request("GET", "/api/institution/webhook").payload)
 
+    @_observed
     def send_test_webhook(self) -> str:
         """Returns the event id of the sample `verification.completed` sent."""
         return api_types.parse_event_id(self._request("POST", "/api/institution/webhook/test").payload)
 
+    @_observed
     def list_webhook_deliveries(self) -> list[WebhookDelivery]:
         return api_types.parse_deliveries(self._request("GET", "/api/institution/webhook/deliveries").payload)
 
     # --- bridge requests (QR flow) -------------------------------------------
 
+    @_observed
     def create_request(
         self,
         *,
@@ -314,19 +409,23 @@ class PassidClient:
         )
         return api_types.parse_bridge_request(self._request("POST", "/api/bridge/request", json=body).payload)
 
+    @_observed
     def get_request(self, request_id: str) -> RequestDetails:
         answer = self._request("GET", f"/api/bridge/request/{_segment(request_id)}")
         return api_types.parse_request_details(answer.payload)
 
+    @_observed
     def get_public_request(self, request_id: str) -> PublicRequest:
         """Raises RequestGone (code REQUEST_EXPIRED/COMPLETED/DECLINED) once not pending."""
         answer = self._request("GET", f"/api/bridge/request/{_segment(request_id)}/public", auth=False)
         return api_types.parse_public_request(answer.payload)
 
+    @_observed
     def get_request_by_code(self, code: str) -> PublicRequest:
         answer = self._request("GET", f"/api/bridge/request/code/{_segment(code)}", auth=False)
         return api_types.parse_public_request(answer.payload)
 
+    @_observed
     def fulfill_request(
         self, request_id: str, user_jwt: str, permissions: Iterable[Permission | str] | None = None
     ) -> RequestUpdate:
@@ -339,6 +438,7 @@ class PassidClient:
         )
         return api_types.parse_request_update(answer.payload)
 
+    @_observed
     def decline_request(self, request_id: str, user_jwt: str, reason: str | None = None) -> RequestUpdate:
         answer = self._request(
             "POST",
@@ -351,11 +451,13 @@ class PassidClient:
 
     # --- customer side: sandbox login and share tokens -----------------------
 
+    @_observed
     def sandbox_login(self, profile: str) -> str:
         """Returns a short-lived user JWT for one of the sandbox's fixed profiles."""
         answer = self._request("POST", "/api/sandbox/login", json={"profile": profile}, auth=False)
         return api_types.parse_jwt(answer.payload)
 
+    @_observed
     def create_share_token(
         self,
         user_jwt: str,
@@ -372,11 +474,13 @@ class PassidClient:
         answer = self._request("POST", "/api/bridge/share", json=body, headers=self._bearer(user_jwt), auth=False)
         return api_types.parse_share_token(answer.payload)
 
+    @_observed
     def revoke_share_token(self, user_jwt: str, token: str) -> None:
         self._request("DELETE", f"/api/bridge/share/{_segment(token)}", headers=self._bearer(user_jwt), auth=False)
 
     # --- verify, outcomes, cohorts -------------------------------------------
 
+    @_observed
     def verify(self, token: str, *, idempotency_key: str | None = None) -> VerifyResult:
         """Verify a share token; a deny is returned, not raised.
 
@@ -395,6 +499,7 @@ class PassidClient:
             exc.idempotency_key = key
             raise
 
+    @_observed
     def report_outcome(
         self,
         token: str,
@@ -415,6 +520,7 @@ class PassidClient:
         )
         return api_types.parse_outcome_receipt(self._request("POST", "/api/bridge/outcome", json=body).payload)
 
+    @_observed
     def cohorts(
         self,
         *,

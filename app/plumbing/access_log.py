@@ -18,6 +18,12 @@ It is WSGI middleware wrapped around everything (static files included), writing
 through Python logging to the "passid.access" logger; with no logging configured it
 prints to stderr, which is where `make run` shows it. Werkzeug's development server
 (`flask run`) logs its own request lines; those lose their query string too.
+
+Being the outermost layer, it is also where each request gets its id (app/plumbing/request_ids.py,
+returned in `X-Request-Id`) and where it is counted and timed for `/metrics` (app/plumbing/metrics.py),
+under its URL rule (`/api/sessions/<session_id>`), never its path. The same fields as the line go with
+each record as attributes (`client`, `method`, `path`, `route`, `status`, `bytes`, `duration_ms`), which
+JSON logs (app/plumbing/log_format.py) write as fields of their own.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map
+
+from app.config import settings_of
+from app.plumbing import request_ids
+from app.plumbing.metrics import UNMATCHED, Metrics, metrics
 
 ACCESS_LOGGER = "passid.access"
 # The environ key holding perf_counter() when the app first saw the request (the outermost layer).
@@ -54,7 +66,8 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 def init_access_log(app: Flask) -> None:
     """Wrap the app (call last in the factory, so this layer is outermost)."""
-    app.wsgi_app = AccessLog(app.wsgi_app, access_logger())  # type: ignore[method-assign]
+    app.wsgi_app = AccessLog(app.wsgi_app, access_logger(), metrics=metrics(app), url_map=app.url_map,  # type: ignore[method-assign]
+                             trust_request_id=settings_of(app).trusted_proxies > 0)
     development_server = logging.getLogger("werkzeug")
     if not any(isinstance(f, WithoutQueryString) for f in development_server.filters):
         development_server.addFilter(WithoutQueryString())
@@ -112,35 +125,70 @@ class WithoutQueryString(logging.Filter):
         return True
 
 
-class AccessLog:
-    """WSGI middleware: one log line once the response has been sent (or handed to the server's sendfile)."""
+def route_of(environ: dict[str, Any], url_map: Map | None) -> str:
+    """The URL rule that answered the request (`/api/sessions/<session_id>`), never its path.
 
-    def __init__(self, app: WSGIApp, logger: logging.Logger) -> None:
+    Flask's request (which Werkzeug leaves in the environ) knows the rule it matched; a request answered
+    before Flask saw it (a static file, a body-slot refusal) is matched against the app's rules here.
+    """
+    flask_request = environ.get("werkzeug.request")
+    if isinstance(flask_request, Request):  # (a test client leaves a plain Werkzeug request of its own there)
+        return flask_request.url_rule.rule if flask_request.url_rule is not None else UNMATCHED
+    if url_map is None:
+        return UNMATCHED
+    try:
+        found, _arguments = url_map.bind("localhost").match(
+            environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET"), return_rule=True)
+    except HTTPException:  # no rule (404), another method's (405), or a redirect to one (308)
+        return UNMATCHED
+    return str(found.rule)
+
+
+class AccessLog:
+    """WSGI middleware: the request's id as it arrives; one log line, and its count and time in the metrics,
+    once the response has been sent (or handed to the server's sendfile)."""
+
+    def __init__(self, app: WSGIApp, logger: logging.Logger, *, metrics: Metrics | None = None,
+                 url_map: Map | None = None, trust_request_id: bool = False) -> None:
         self.app = app
         self.logger = logger
+        self.metrics = metrics
+        self.url_map = url_map
+        self.trust_request_id = trust_request_id
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         environ[ARRIVED_AT] = started  # when the app first saw the request: the webhook receiver's answered_ms
+        request_id = request_ids.choose(environ, trust_header=self.trust_request_id)
+        environ[request_ids.ENVIRON_KEY] = request_id
+        request_ids.begin(request_id)
         response: dict[str, Any] = {}
 
         def recording_start_response(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
             response["status"] = status
             response["length"] = next((v for k, v in headers if k.lower() == "content-length"), None)
+            headers.append((request_ids.HEADER, request_id))
             return start_response(status, headers, *exc_info)
 
         def finish(sent: int | None) -> None:
+            seconds = time.perf_counter() - started
+            status_text = str(response.get("status", "500"))[:3]
+            status = int(status_text) if status_text.isdigit() else 500
+            method = environ.get("REQUEST_METHOD", "-")
+            route = route_of(environ, self.url_map)
+            if self.metrics is not None:
+                self.metrics.request_answered(route, method, status, seconds)
+            request_ids.end()
             if not self.logger.isEnabledFor(logging.INFO):
                 return
-            status = str(response.get("status", "500"))[:3]
-            self.logger.info(log_line(
-                environ.get("REMOTE_ADDR") or "-",  # read now: ProxyFix (inside us) has set the client's
-                environ.get("REQUEST_METHOD", "-"),
-                environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
-                int(status) if status.isdigit() else 500,
-                sent,
-                (time.perf_counter() - started) * 1000,
-            ))
+            client = environ.get("REMOTE_ADDR") or "-"  # read now: ProxyFix (inside us) has set the client's
+            path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+            milliseconds = seconds * 1000
+            self.logger.info(log_line(client, method, path, status, sent, milliseconds), extra={
+                "request_id": request_id, "client": printable(client, 64), "method": printable(method, 16),
+                "path": printable(masked_path(path), _MAX_PATH), "route": route, "status": status, "bytes": sent,
+                "duration_ms": round(milliseconds, 1),
+            })
 
         try:
             body = self.app(environ, recording_start_response)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Flask
 
 from app.config import settings_of
+from app.plumbing.metrics import metrics
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,11 @@ def _start(app: Flask) -> BackgroundScheduler:
     interval = settings_of(app).job_interval_seconds
     for name, (job, every_seconds) in app.extensions.get("passid_jobs", {}).items():
         scheduler.add_job(
-            _in_app_context(app, job),
+            _in_app_context(app, name, job),
             "interval",
             seconds=every_seconds or interval,
             id=name,
+            name=name,  # what APScheduler's own log lines call it
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(),
@@ -75,12 +78,22 @@ def wake_job(app: Flask, name: str) -> None:
         log.debug("could not wake job %s", name, exc_info=True)
 
 
-def _in_app_context(app: Flask, job: Job) -> Job:
+def _in_app_context(app: Flask, name: str, job: Job) -> Job:
+    """The pass as the scheduler runs it: in the app's context, a failure logged (not raised into the
+    scheduler), and each run counted and timed in the metrics under the job's name."""
+    watched = metrics(app)
+
     def run() -> None:
+        started = time.perf_counter()
+        result = "ok"
         with app.app_context():
             try:
                 job()
             except Exception:
+                result = "failed"
                 log.exception("background job failed; it runs again at its next tick")
+        if watched is not None:
+            watched.job_runs.labels(name, result).inc()
+            watched.job_seconds.labels(name).observe(time.perf_counter() - started)
 
     return run

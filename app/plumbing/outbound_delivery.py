@@ -102,6 +102,8 @@ class DeliveryEngine:
     policy: Callable[[], TargetPolicy] = lambda: SANDBOX_POLICY  # which addresses, decided at each attempt
     headers: DeliveryHeaders = DeliveryHeaders()
     log_label: str = "delivery"
+    # Told how each attempt ended ("delivered", "retrying" or "failed": given up), for the metrics.
+    on_attempt: Callable[[str], None] | None = None
 
     def add(self, **columns: Any) -> DeliveryColumns:
         """Add a pending delivery, due now, to the session (the caller commits)."""
@@ -204,12 +206,17 @@ class DeliveryEngine:
         if status_code is not None and 200 <= status_code < 300:
             delivery.status = DELIVERED
             delivery.next_attempt_at = None
+            result = DELIVERED
         elif attempt_number >= len(schedule):
             delivery.status = FAILED
             delivery.next_attempt_at = None
+            result = FAILED
         else:
             delivery.next_attempt_at = utcnow() + timedelta(seconds=schedule[attempt_number])
+            result = "retrying"
         db.session.commit()
+        if self.on_attempt is not None:
+            self.on_attempt(result)
         # No event id or URL in the line (ids stay out of logs); the delivery log in the database has them.
         log.info("%s %s attempt %d: %s", self.log_label, delivery.event_type, attempt_number,
                  status_code or (error or "").split(":")[0])

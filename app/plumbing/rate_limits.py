@@ -7,15 +7,26 @@ with nothing extra to run. `memory://` counts per process; `redis://…` is a sh
 
 from __future__ import annotations
 
-from flask import Flask
-from flask_limiter import Limiter
+from flask import Flask, Response, request
+from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 
 from app.config import current_settings, settings_of
 from app.plumbing import rate_limit_storage  # noqa: F401  (registers the `database://` storage scheme with `limits`)
 from app.plumbing.htmx import htmx
+from app.plumbing.metrics import UNMATCHED, metrics
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True)
+
+def count_refusal(_limit: RequestLimit) -> Response | None:
+    """Every refusal (429) counted under the URL rule it refused, never the client's address (the limit's key)."""
+    watched = metrics()
+    if watched is not None:
+        rule = request.url_rule
+        watched.rate_limit_refusals.labels(rule.rule if rule is not None else UNMATCHED).inc()
+    return None  # the refusal itself is the limiter's (and each part's 429 handler's)
+
+
+limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True, on_breach=count_refusal)
 
 
 def init_rate_limits(app: Flask) -> None:

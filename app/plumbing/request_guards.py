@@ -63,6 +63,7 @@ from werkzeug.wsgi import LimitedStream
 
 from app.config import MAX_CONTENT_LENGTH, MAX_WEBHOOK_BODY, settings_of
 from app.plumbing.access_log import CountedBody
+from app.plumbing.metrics import metrics
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -109,7 +110,10 @@ def init_request_guards(app: Flask) -> None:
     settings = settings_of(app)
     sandbox = settings.embedded_sandbox
     pools = slot_pools(settings.max_bodies_in_flight, settings.body_slot_wait_seconds, sandbox=sandbox)
-    bodies = BodiesInFlight(app.wsgi_app, pools, sandbox=sandbox, busy=lambda environ: busy_text(app, environ))
+    watched = metrics(app)
+    refused = (lambda kind: watched.body_slot_refusals.labels(kind).inc()) if watched is not None else None
+    bodies = BodiesInFlight(app.wsgi_app, pools, sandbox=sandbox, busy=lambda environ: busy_text(app, environ),
+                            refused=refused)
     app.wsgi_app = RequestEnvironOnly(bodies)  # type: ignore[method-assign]
 
 
@@ -264,9 +268,12 @@ class BodiesInFlight:
     """Requests with a body take a slot of their class's pool first; a full pool means 503, unread."""
 
     def __init__(self, app: WSGIApp, pools: Mapping[str, SlotPool], *, sandbox: bool = False,
-                 busy: Callable[[dict[str, Any]], bytes] = lambda _environ: _BUSY_BODY) -> None:
+                 busy: Callable[[dict[str, Any]], bytes] = lambda _environ: _BUSY_BODY,
+                 refused: Callable[[str], None] | None = None) -> None:
+        """`refused(kind)` is told of each 503, with the class of request it refused (for the metrics)."""
         self.app = app
         self.busy = busy
+        self.refused = refused
         self.pools = pools
         self.sandbox = sandbox
         self.drains = threading.BoundedSemaphore(DRAINS_AT_ONCE)
@@ -279,6 +286,8 @@ class BodiesInFlight:
             return self._answer_unread(environ, start_response, oversized=is_oversized(environ, kind))
         pool = self.pools[kind]
         if not pool.take():
+            if self.refused is not None:
+                self.refused(kind)
             body = self.busy(environ)
             start_response("503 Service Unavailable", [
                 ("Content-Type", "text/plain; charset=utf-8"),

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.config import current_settings
 from app.passid.signing import sign_payload
 from app.plumbing.database import Model, db, rows_changed
+from app.plumbing.metrics import metrics
 from app.plumbing.outbound_delivery import (
     DELIVERED,
     FAILED,
@@ -78,6 +79,13 @@ def _policy() -> TargetPolicy:
     )
 
 
+def _count_attempt(result: str) -> None:
+    """`passid_notification_attempts_total{result}`: delivered, retrying or failed (given up)."""
+    watched = metrics()
+    if watched is not None:
+        watched.notifications.labels(result).inc()
+
+
 ENGINE = DeliveryEngine(
     model=NotificationDelivery,
     job_name=NOTIFY_JOB,
@@ -88,6 +96,7 @@ ENGINE = DeliveryEngine(
     timeout=lambda: current_settings().webhook_timeout_seconds,
     policy=_policy,
     log_label="notification",
+    on_attempt=_count_attempt,
 )
 
 

@@ -25,6 +25,7 @@ from app.config import current_settings
 from app.passid import RequestStatus, VerifyResult, restrict_claims
 from app.plumbing.database import Model, db, isoformat_z, utcnow
 from app.plumbing.encryption import EncryptedText, hash_column, lookup_hashes, search_hash
+from app.plumbing.metrics import metrics
 from app.rules import notifications, tombstones
 from app.rules.decision import Decision, VerdictRules, decide, review_status_for, storable_reasons, stored_reasons
 from app.rules.finished_requests import finished_requests
@@ -276,6 +277,9 @@ def record(
         _note_finished(existing.request_id)
         return existing
     _note_finished(request_id)
+    watched = metrics()
+    if watched is not None:  # once per verification: a second record of the same one returned above
+        watched.verifications.labels(row.source, row.status, row.verdict or "none").inc()
     if notifications.configured():
         notifications.wake()
     return _finished(row)

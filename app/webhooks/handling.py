@@ -24,6 +24,7 @@ from sqlalchemy import or_, update
 from app.config import current_settings
 from app.passid import EventType, MalformedResponse, read_webhook_event, restrict_claims
 from app.plumbing.database import db, rows_changed, utcnow
+from app.plumbing.metrics import metrics
 from app.rules import sessions as session_records
 from app.rules import tombstones, verifications
 from app.rules.outcomes import record_outcome_event
@@ -119,6 +120,8 @@ def _handle(receipt_id: int) -> None:
         if receipt.handling_attempts >= MAX_ATTEMPTS:
             receipt.handling_status = Handling.FAILED
         db.session.commit()
+        if receipt.handling_status == Handling.FAILED:
+            observe_lag(receipt, "failed")
         log.warning("webhook %s handling failed: %s", receipt.event_id, receipt.handling_error)
         return
     receipt.handling_status = Handling.HANDLED
@@ -126,6 +129,15 @@ def _handle(receipt_id: int) -> None:
     receipt.handled_at = utcnow()
     receipt.lease_until = None
     db.session.commit()
+    observe_lag(receipt, "handled")
+
+
+def observe_lag(receipt: WebhookReceipt, result: str) -> None:
+    """`passid_webhook_handling_lag_seconds{result}`: from the event's arrival to the end of its handling."""
+    watched = metrics()
+    if watched is not None and receipt.received_at is not None:
+        lag = (utcnow() - receipt.received_at).total_seconds()
+        watched.webhook_lag.labels(result).observe(max(0.0, lag))
 
 
 def _give_up(receipt: WebhookReceipt, error: str) -> None:
@@ -134,6 +146,7 @@ def _give_up(receipt: WebhookReceipt, error: str) -> None:
     receipt.handling_error = error[:500]
     receipt.lease_until = None
     db.session.commit()
+    observe_lag(receipt, "failed")
     log.warning("webhook %s cannot be handled: %s", receipt.event_id, receipt.handling_error)
 
 
@@ -162,6 +175,7 @@ def _drop_erased(receipt: WebhookReceipt, data: dict[str, Any]) -> None:
     receipt.handled_at, receipt.lease_until = now, None
     count_erased_event(data)
     db.session.commit()
+    observe_lag(receipt, "erased")
     log.info("webhook %s is about an erased person: nothing of it was kept", receipt.event_id)
 
 

@@ -45,6 +45,7 @@ from app.plumbing.access_log import ARRIVED_AT
 from app.plumbing.background import wake_job
 from app.plumbing.database import db, utcnow
 from app.plumbing.encryption import search_hash
+from app.plumbing.metrics import metrics
 from app.plumbing.passid_connection import passid_connection
 from app.plumbing.rate_limits import limiter
 from app.rules.webhook_receipts import Handling, SignatureResult, WebhookReceipt
@@ -93,9 +94,11 @@ def receive() -> tuple[Response, int]:
         return _error("INVALID_SIGNATURE", inbound.detail), 401
     event = inbound.event
     if event is None:
+        count_receipt("invalid_event")
         return _error("VALIDATION_ERROR", inbound.detail), 400
     unstorable = storage_problem(event)
     if unstorable:
+        count_receipt("invalid_event")
         return _error("VALIDATION_ERROR", f"The body is not a PASSID event: {unstorable}."), 400
     erased = None if event.test else erased_subject(event.data)
     receipt = WebhookReceipt(
@@ -115,9 +118,12 @@ def receive() -> tuple[Response, int]:
         db.session.commit()
     except IntegrityError:  # delivered before: acknowledge, do nothing twice
         db.session.rollback()
+        count_receipt("duplicate")
         return jsonify(received=True, duplicate=True), 200
     if erased:  # acknowledged, so PASSID stops retrying; nothing to handle
+        count_receipt("erased")
         return jsonify(received=True), 200
+    count_receipt("accepted")
     if event.test:
         record_answer_time(receipt, request.environ[ARRIVED_AT])
     wake_job(current_app._get_current_object(), HANDLING_JOB)  # type: ignore[attr-defined]
@@ -134,7 +140,19 @@ def too_many_failed_calls(_exception: HTTPException) -> tuple[Response, int]:
 
 @bp.errorhandler(413)
 def too_large(_exception: HTTPException) -> tuple[Response, int]:
+    count_receipt("too_large")
     return _error("PAYLOAD_TOO_LARGE", _too_large_detail()), 413
+
+
+# `passid_webhook_receipts_total{result}` for each refusal, by the status it was refused with.
+_REFUSAL_RESULTS = {401: "invalid_signature", 413: "too_large", 429: "rate_limited"}
+
+
+def count_receipt(result: str) -> None:
+    """One call to the receiver, counted under what came of it (accepted, duplicate, erased, or a refusal)."""
+    watched = metrics()
+    if watched is not None:
+        watched.webhook_receipts.labels(result).inc()
 
 
 def _inbound() -> Inbound:
@@ -181,6 +199,7 @@ def _oversized() -> Inbound:
 def _reject(inbound: Inbound, status: int) -> None:
     """Count the call under its verdict, and say why in the log: the reason is what an operator acts on."""
     claimed_id = request.headers.get("X-PASSID-Event-Id")
+    count_receipt(_REFUSAL_RESULTS.get(status, "invalid_signature"))
     count_rejection(inbound.verdict, request.headers.get("X-PASSID-Event-Type"), claimed_id, refused=status == 429)
     if status != 429:  # past the limit only the count grows: a flood cannot fill the log either
         log.warning("webhook call rejected: status=%d reason=%s claimed_event_id=%s", status, inbound.reason,

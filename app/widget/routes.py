@@ -28,6 +28,7 @@ from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, 
 from app.plumbing import final_state_drawing, i18n
 from app.plumbing.database import utcnow
 from app.plumbing.htmx import htmx
+from app.plumbing.metrics import metrics
 from app.plumbing.passid_connection import passid_client, passid_connection
 from app.plumbing.rate_limits import limiter, session_limit, spinner_step, token_limit
 from app.rules import customer_wording as messages
@@ -282,7 +283,8 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     webhooks = bool(passid_connection().webhook_secrets)
     finished_lately = finished_requests().holds(request_id)  # at most one query per process every 50 ms
     if not finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
-        return None  # between checks, and no process recorded it lately: no database, no PASSID
+        # Between checks, and no process recorded it lately: no database, no PASSID.
+        return poll_answered("records", None)
     # A due check asks PASSID without a lookup first: a row the set missed (another process wrote it within
     # the last refresh interval) is found by `record` below once PASSID reports the final state.
     finished = verifications.find_by_request(request_id) if finished_lately else None
@@ -292,21 +294,21 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
         options = signed_options()
         if options.session_id:  # its webhook may have recorded it first, knowing no session
             verifications.attach_session(request_id, **sessions.recorded_for(options))
-        return view_over() if result_view_over(finished) else final_state(options, finished)
+        return poll_answered("records", view_over() if result_view_over(finished) else final_state(options, finished))
     if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
-        return None  # known finished, but its row is gone (erased): wait for the check, as before
+        return poll_answered("records", None)  # known finished, but its row is gone (erased): wait for the check
     options = signed_options()
     try:
         details = passid_client().get_request(request_id)
     except PassidBusy as error:
         if datetime.now(UTC) < expires_at:
             upstream_checks().forget(request_id)  # PASSID is slow for others already: ask at the next poll
-            return None
-        return status_check_failed(options, error)  # expired meanwhile: "pending" would be a lie
+            return poll_answered("passid", None)
+        return poll_answered("passid", status_check_failed(options, error), "error")  # "pending" would be a lie
     except PassidError as error:
-        return status_check_failed(options, error)
+        return poll_answered("passid", status_check_failed(options, error), "error")
     if details.status == RequestStatus.PENDING:
-        return None
+        return poll_answered("passid", None)
     finished = verifications.record(
         source=verifications.Source.QR,
         status=details.status,
@@ -320,7 +322,16 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
         **sessions.recorded_for(options),
     )
     # `record` may have found an old row the set did not hold: its result view is over too.
-    return view_over() if result_view_over(finished) else final_state(options, finished)
+    return poll_answered("passid", view_over() if result_view_over(finished) else final_state(options, finished))
+
+
+def poll_answered(answered_by: str, answer: Response | None, state: str | None = None) -> Response | None:
+    """Count the poll (`passid_widget_polls_total`): who answered it (our records, or PASSID asked) and what it
+    drew (pending while None, else final, or the error state); pass the answer through."""
+    watched = metrics()
+    if watched is not None:
+        watched.poll_answered(answered_by, state or ("pending" if answer is None else "final"))
+    return answer
 
 
 def result_view_over(finished: verifications.Finished) -> bool:

@@ -1,9 +1,10 @@
 """Secrets and the database on disk are readable by their owner only.
 
 With no SECRET_KEY and no DATABASE_URL the app keeps a generated secret key and its
-SQLite database (with SQLite's -wal and -shm files) in its instance folder. That
-folder is 0700 and everything in it 0600, whether the app creates it or finds it
-looser at start-up. PASSID_INSTANCE_DIR points the app at a temporary folder here,
+SQLite database (with SQLite's -wal and -shm files) in its instance folder, and each
+Granian server's metrics folder (its workers' figures). That folder and every folder in
+it are 0700 and every file 0600, whether the app creates them or finds them looser at
+start-up. PASSID_INSTANCE_DIR points the app at a temporary folder here,
 so the project's own instance/ is never touched.
 """
 
@@ -26,7 +27,13 @@ def _mode(path: Path) -> int:
 
 
 def _modes(instance: Path) -> dict[str, str]:
-    return {path.name: oct(_mode(path)) for path in instance.iterdir()}
+    """Each file's mode, and each folder's, by its path under `instance` (folders end with /)."""
+    return {str(path.relative_to(instance)) + ("/" if path.is_dir() else ""): oct(_mode(path))
+            for path in instance.rglob("*")}
+
+
+def _owner_only(modes: dict[str, str]) -> bool:
+    return all(mode == ("0o700" if name.endswith("/") else "0o600") for name, mode in modes.items())
 
 
 @pytest.fixture
@@ -60,23 +67,24 @@ def test_everything_the_app_writes_under_instance_is_owner_only_and_files_found_
     try:
         _write_something(server)
         names = {path.name for path in instance.iterdir()}
-        assert {"secret_key", "passid.db", "passid.db-wal", "passid.db-shm"} <= names
+        assert {"secret_key", "passid.db", "passid.db-wal", "passid.db-shm", "metrics"} <= names
+        assert any(name.startswith("metrics/") and name.endswith(".db") for name in _modes(instance))
         assert _mode(instance) == 0o700
-        assert set(_modes(instance).values()) == {"0o600"}, _modes(instance)
+        assert _owner_only(_modes(instance)), _modes(instance)
     finally:
         server.stop()
 
     # Files found looser: the folder and everything in it opened up, and a file of the operator's left there.
     instance.chmod(0o755)
-    for path in instance.iterdir():
-        path.chmod(0o644)
+    for path in sorted(instance.rglob("*"), reverse=True):  # a folder's files before the folder
+        path.chmod(0o755 if path.is_dir() else 0o644)
     (instance / "notes.txt").write_text("left here by an operator")
     (instance / "notes.txt").chmod(0o664)
     server = AppServer(env, tmp_path / "app-again.log").start()
     try:
         _write_something(server)
         assert _mode(instance) == 0o700
-        assert set(_modes(instance).values()) == {"0o600"}, _modes(instance)
+        assert _owner_only(_modes(instance)), _modes(instance)
     finally:
         server.stop()
 
