@@ -1,6 +1,6 @@
 """staff second factor: passkeys, authenticator-app secrets, recovery codes, and a lock after wrong codes
 
-Revision ID: 0018_staff_second_factor
+Revision ID: 0019_staff_second_factor
 Revises: 0018_staff_sso
 Create Date: 2026-12-06 01:00:00
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0018_staff_second_factor'
+revision = '0019_staff_second_factor'
 down_revision = '0018_staff_sso'
 branch_labels = None
 depends_on = None
