@@ -85,6 +85,22 @@ def test_verdict_rules_are_read_over_the_defaults() -> None:
     assert settings_for().verdict_rules == {} and settings_for().minimum_tier is None
 
 
+def test_the_customer_reads_the_claims_the_bank_chose_but_never_its_risk_assessment() -> None:
+    assert settings_for().customer_claims == ("full_score", "income_verified", "identity_verified")
+    chosen = settings_for(PASSID_CUSTOMER_CLAIMS=" identity_verified , payment_reliability ")
+    assert chosen.customer_claims == ("identity_verified", "payment_reliability")
+    assert settings_for(PASSID_CUSTOMER_CLAIMS="none").customer_claims == ()
+    for assessment in ("fraud_risk", "sanctions_clear"):
+        with pytest.raises(ConfigError) as error:
+            settings_for(PASSID_CUSTOMER_CLAIMS=f"full_score,{assessment}")
+        assert f"PASSID_CUSTOMER_CLAIMS names {assessment}: the bank's own assessment" in str(error.value)
+
+
+def test_the_default_currency_is_an_iso_4217_code() -> None:
+    assert settings_for().default_currency == "USD"
+    assert settings_for(PASSID_DEFAULT_CURRENCY=" kes ").default_currency == "KES"
+
+
 def test_an_explicit_environment_ignores_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "abc")
     monkeypatch.setenv("PASSID_THEME_PRIMARY", "red")
@@ -133,6 +149,9 @@ def test_an_explicit_environment_ignores_the_process_environment(monkeypatch: py
         ({"PASSID_LOGO_PATH": "/nonexistent/logo.png"}, "PASSID_LOGO_PATH"),
         ({"PASSID_LOGO_PATH": "/etc/passwd"}, "PASSID_LOGO_PATH"),
         ({"PASSID_PSEUDO_LOCALE": "perhaps"}, "PASSID_PSEUDO_LOCALE"),
+        ({"PASSID_CUSTOMER_CLAIMS": "full_score,shoe_size"}, "PASSID_CUSTOMER_CLAIMS"),
+        ({"PASSID_DEFAULT_CURRENCY": "XYZ"}, "PASSID_DEFAULT_CURRENCY"),
+        ({"PASSID_DEFAULT_CURRENCY": "dollars"}, "PASSID_DEFAULT_CURRENCY"),
     ],
     ids=lambda value: value if isinstance(value, str) else "-".join(f"{k}={v}"[:50] for k, v in value.items()),
 )

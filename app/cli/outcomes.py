@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from app.cli.tokens import token_argument
+from app.config import current_settings
 from app.passid import NotFound, PassidError
 from app.plumbing.database import db
 from app.plumbing.encryption import lookup_hashes
@@ -38,15 +39,16 @@ def _outcome_choices() -> list[str]:
 @click.argument("outcome", type=click.Choice(_outcome_choices()))
 @click.option("--product", "product_type", required=True, help="Product type, e.g. personal_loan.")
 @click.option("--amount", required=True, help="Amount lent, digits only (2500 or 2500.50).")
-@click.option("--currency", default="USD", show_default=True, help="ISO-4217 code.")
+@click.option("--currency", default=None, help="ISO-4217 code; PASSID_DEFAULT_CURRENCY (USD unless set) if omitted.")
 @click.option("--notes", default=None, help="Required for 'other'; at most 1000 characters.")
-def outcome_command(token: str, outcome: str, product_type: str, amount: str, currency: str,
+def outcome_command(token: str, outcome: str, product_type: str, amount: str, currency: str | None,
                     notes: str | None) -> None:
     """Report what happened to the loan behind a verified TOKEN (one outcome per token)."""
     token = token_argument(token)
     product_type = product_type.strip()
     if not 1 <= len(product_type) <= MAX_PRODUCT_TYPE:
         raise click.BadParameter(f"1–{MAX_PRODUCT_TYPE} characters", param_hint="--product")
+    currency = currency or current_settings().default_currency
     try:
         entry = OutcomeEntry(outcome, product_type, parse_amount(amount), parse_currency(currency),
                              (notes or "").strip() or None)

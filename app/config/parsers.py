@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from babel.numbers import is_currency
+
 T = TypeVar("T")
 
 RATE_PATTERN = re.compile(r"^\d{1,6}\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?$")
@@ -163,6 +165,40 @@ class Choices(Parser[tuple[str, ...]]):
             problems.append(f"{variable} has unknown {self.noun}(s) {', '.join(unknown)}; "
                             f"choose from {', '.join(self.choices)}")
         return picked
+
+
+@dataclass(frozen=True)
+class CustomerClaims(Choices):
+    """PASSID_CUSTOMER_CLAIMS: the permissions whose lines the customer's success screen shows; `none` for none.
+
+    The bank's own assessment (`withheld`: fraud risk, sanctions) is refused by name: telling a customer how
+    their screening came out is the bank's call, and for sanctions it is tipping-off.
+    """
+
+    withheld: tuple[str, ...] = ()
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> tuple[str, ...]:
+        if raw.strip().lower() == "none":
+            return ()
+        picked = _list(raw)
+        withheld = [item for item in picked if item in self.withheld]
+        if withheld:
+            problems.append(f"{variable} names {', '.join(withheld)}: the bank's own assessment, which the "
+                            "customer never reads (staff and the API still see it); choose from "
+                            f"{', '.join(self.choices)}, or none")
+        others = ",".join(item for item in picked if item not in self.withheld)
+        return tuple(item for item in super().parse(others, variable, problems) if item)
+
+
+@dataclass(frozen=True)
+class Currency(Parser[str]):
+    """An ISO 4217 code as Babel's CLDR data knows it ("usd" reads as USD); "XYZ" or "dollars" is refused."""
+
+    def parse(self, raw: str, variable: str, problems: list[str]) -> str:
+        value = raw.strip().upper()
+        if not is_currency(value):
+            problems.append(f"{variable} must be an ISO 4217 currency code such as USD, GBP or KES, got {raw!r}")
+        return value
 
 
 @dataclass(frozen=True)

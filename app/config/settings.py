@@ -16,6 +16,8 @@ from typing import Any
 from app.config.parsers import (
     BarSeparatedNames,
     Choices,
+    Currency,
+    CustomerClaims,
     DataKeys,
     Directory,
     Flag,
@@ -42,6 +44,11 @@ INSTANCE_DIR = PROJECT_ROOT / "instance"
 
 # The contract's seven permissions, in its order (the client package owns that knowledge).
 ALL_PERMISSIONS: tuple[str, ...] = tuple(CLAIM_FIELDS)
+# The bank's own assessment of the customer: staff and the API read it, the customer never does.
+RISK_ASSESSMENT_PERMISSIONS: tuple[str, ...] = ("fraud_risk", "sanctions_clear")
+# What the customer's success screen shows unless PASSID_CUSTOMER_CLAIMS says otherwise: the score badge and tier
+# (the guide's success state), income and identity; the other facts about themselves are the bank's to add.
+DEFAULT_CUSTOMER_CLAIMS: tuple[str, ...] = ("full_score", "income_verified", "identity_verified")
 DEFAULT_THEME_PRIMARY = "#00c27a"
 COLOR_SCHEMES = ("auto", "light", "dark")
 THEME_RADII = ("square", "small", "medium", "large", "round")
@@ -133,6 +140,12 @@ class Settings:
     sandbox_enabled: bool = setting("PASSID_SANDBOX_ENABLED", Flag(), "true", flask="SANDBOX_ENABLED")
     permissions: tuple[str, ...] = setting(
         "PASSID_PERMISSIONS", Choices(ALL_PERMISSIONS, "permission"), ",".join(ALL_PERMISSIONS))
+    # The claim lines the customer's own success screen shows (app/rules/customer_wording.py).
+    customer_claims: tuple[str, ...] = setting(
+        "PASSID_CUSTOMER_CLAIMS",
+        CustomerClaims(tuple(p for p in ALL_PERMISSIONS if p not in RISK_ASSESSMENT_PERMISSIONS), "permission",
+                       RISK_ASSESSMENT_PERMISSIONS),
+        ",".join(DEFAULT_CUSTOMER_CLAIMS))
     theme_primary: str = setting(
         "PASSID_THEME_PRIMARY", Text(_HEX_COLOUR, "must be a hex colour like #00c27a"), DEFAULT_THEME_PRIMARY)
     # The look beyond one colour: each from a safe list, so no value can inject CSS.
@@ -164,6 +177,8 @@ class Settings:
     webhook_timeout_seconds: float = setting(
         "PASSID_WEBHOOK_TIMEOUT_SECONDS", Number(0.1, 60), "10", flask="SANDBOX_WEBHOOK_TIMEOUT_SECONDS")
     request_ttl_seconds: int = setting("PASSID_REQUEST_TTL_SECONDS", WholeNumber(1, 3600), "600")
+    # The outcome form's currency until staff type another (set once by the bank; app/console/forms.py, the CLI).
+    default_currency: str = setting("PASSID_DEFAULT_CURRENCY", Currency(), "USD")
     branch_reset_seconds: int = setting("PASSID_BRANCH_RESET_SECONDS", WholeNumber(1, 3600), "60")
     # With webhooks on, how often a pending poll asks PASSID itself (0: every poll).
     poll_check_seconds: float = setting("PASSID_POLL_CHECK_SECONDS", Number(0, 60), "7")

@@ -13,6 +13,7 @@ from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField, TextAreaField
 from wtforms.validators import AnyOf, InputRequired, Length, ValidationError
 
+from app.config import current_settings
 from app.rules.outcome_entry import MAX_PRODUCT_TYPE, OUTCOME_LABELS, notes_problem, parse_amount, parse_currency
 from app.rules.outcomes import OUTCOME_MEANINGS
 
@@ -49,7 +50,9 @@ class OutcomeForm(FlaskForm):
     )
     amount = StringField(lazy_gettext("Amount"),
                          validators=[InputRequired(lazy_gettext("Enter the amount lent, for example 2500."))])
-    currency = StringField(lazy_gettext("Currency"), default="USD")
+    # The bank's own currency (PASSID_DEFAULT_CURRENCY), read when the form is drawn: staff type another only
+    # for a loan in a foreign currency.
+    currency = StringField(lazy_gettext("Currency"), default=lambda: current_settings().default_currency)
     notes = TextAreaField(lazy_gettext("Notes"))
 
     def validate_amount(self, field: StringField) -> None:
@@ -60,7 +63,7 @@ class OutcomeForm(FlaskForm):
 
     def validate_currency(self, field: StringField) -> None:
         try:
-            field.data = parse_currency(field.data or "USD")
+            field.data = parse_currency(field.data or current_settings().default_currency)
         except ValueError as error:
             raise ValidationError(str(error)) from None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from babel import Locale
@@ -17,7 +18,8 @@ from babel.numbers import NumberPattern, format_currency
 from flask_babel import format_decimal, format_percent, ngettext
 from flask_babel import gettext as _
 
-from app.passid import DenyReason
+from app.config import RISK_ASSESSMENT_PERMISSIONS
+from app.passid import DenyReason, restrict_claims
 from app.plumbing.i18n import request_locale
 from app.rules.verifications import FinalStatus
 
@@ -146,14 +148,12 @@ def claim_lines(claims: dict[str, Any]) -> list[tuple[str, bool | None]]:
     return lines
 
 
-# The bank's own risk assessment: it may act on them, but the customer never reads them (telling someone how
-# their fraud risk or sanctions screening came out is the bank's call, and for sanctions it is tipping-off).
-RISK_ASSESSMENT_CLAIMS = ("fraud_risk", "sanctions_clear")
-
-
-def customer_claim_lines(claims: dict[str, Any]) -> list[tuple[str, bool | None]]:
-    """The lines the customer's own screen shows: what they shared about themselves, not the bank's risk view."""
-    return claim_lines({name: value for name, value in claims.items() if name not in RISK_ASSESSMENT_CLAIMS})
+def customer_claims(claims: dict[str, Any], shown: Iterable[str]) -> dict[str, Any]:
+    """The claims the customer's own success screen draws (score badge, tier, lines): those of the permissions
+    the bank chose to show (`shown`, PASSID_CUSTOMER_CLAIMS), never its own risk assessment (fraud risk,
+    sanctions) whatever `shown` says: how their screening came out is the bank's to tell, and for sanctions
+    telling is tipping-off."""
+    return restrict_claims(claims, [p for p in shown if p not in RISK_ASSESSMENT_PERMISSIONS])
 
 
 def token_format_message() -> str:

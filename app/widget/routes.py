@@ -443,7 +443,7 @@ def final_state(options: WidgetOptions, finished: verifications.Finished) -> Res
     """
     if finished.redacted_at is not None:
         return view_over()
-    view = states.final_view(finished, options)
+    view = states.final_view(finished, options, current_settings().customer_claims)
     session = sessions.session_of(options)
     if session is None:
         return render_state(view.state, options, event=view.event, **view.context)

@@ -7,9 +7,11 @@ with a `Finished` and the options and reads the answer. The routes only render i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from app.config import DEFAULT_CUSTOMER_CLAIMS
 from app.rules import customer_wording as messages
 from app.rules.verifications import FinalStatus, Finished
 from app.widget.options import WidgetOptions
@@ -30,9 +32,10 @@ class StateView:
     event: dict[str, Any] | None
 
 
-def final_view(finished: Finished, options: WidgetOptions) -> StateView:
+def final_view(finished: Finished, options: WidgetOptions,
+               customer_claims: Iterable[str] = DEFAULT_CUSTOMER_CLAIMS) -> StateView:
     """Success (with the claims when the verdict is approve), or declined with words the customer may read,
-    and its event."""
+    and its event. `customer_claims`: the permissions whose claims the screen shows (`PASSID_CUSTOMER_CLAIMS`)."""
     embedded = bool(options.parent_origin)
     if finished.status == FinalStatus.COMPLETED:
         claims = finished.claims or {}
@@ -44,7 +47,8 @@ def final_view(finished: Finished, options: WidgetOptions) -> StateView:
         }
         # The event is the guide's onSuccess(claims), the same for every verdict: it carries no verdict, and
         # the bank's page asks its own backend for it. The screen says "Verified" only on an approve.
-        return StateView("success", {"claims": claims, "lines": messages.customer_claim_lines(claims),
+        shown = messages.customer_claims(claims, customer_claims)
+        return StateView("success", {"claims": shown, "lines": messages.claim_lines(shown),
                                      "approved": finished.approved},
                          event if embedded else None)
     if finished.status == FinalStatus.DENIED:

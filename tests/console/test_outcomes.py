@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.console.forms import OutcomeForm
 from app.passid import DuplicateOutcome, PassidClient
 from app.rules.outcomes import OUTCOME_MEANINGS
 from tests.console.conftest import add_staff, share_token_for, signed_in
@@ -50,6 +51,16 @@ def test_the_form_explains_all_seven_outcomes(
     for value, meaning in OUTCOME_MEANINGS.items():
         assert f'value="{value}"' in page and meaning in page
     assert 'name="currency" value="USD"' in page
+
+
+def test_the_currency_is_the_bank_s_own_until_staff_type_another(build_app: Callable[..., Flask]) -> None:
+    kenyan = build_app(PASSID_DEFAULT_CURRENCY="kes")
+    with kenyan.test_request_context("/console/"):
+        form = OutcomeForm(meta={"csrf": False})
+        assert form.currency.data == "KES"
+        form.process(data={"currency": ""})
+        form.validate_currency(form.currency)
+        assert form.currency.data == "KES"  # left blank: the bank's currency, not USD
 
 
 def test_an_outcome_is_reported_end_to_end_then_shown_as_already_reported(

@@ -120,3 +120,18 @@ def test_the_customer_never_reads_the_bank_s_risk_assessment() -> None:
     shown = " ".join(text for text, _ in view.context["lines"])
     assert "Identity verified" in shown and "Income verified" in shown
     assert "Fraud risk" not in shown and "sanctions" not in shown
+
+
+def test_the_bank_chooses_the_customer_s_lines_and_its_risk_assessment_is_never_among_them() -> None:
+    """PASSID_CUSTOMER_CLAIMS picks the lines (here no score badge, no identity line); fraud risk and sanctions
+    stay off the screen even if a caller names them. The embedding page's event still carries every claim."""
+    claims = {"fsi_score": 812, "tier": "A", "identity_verified": True, "savings_consistency": 88,
+              "fraud_risk": "low", "sanctions_clear": True}
+    view = final_view(finished(FinalStatus.COMPLETED, claims=claims, request_id="req_1", decision=APPROVED),
+                      EMBEDDED, customer_claims=("savings_consistency", "fraud_risk", "sanctions_clear"))
+    assert view.context["claims"] == {"savings_consistency": 88}  # what the badge and the lines are drawn from
+    assert view.context["lines"] == [("Savings consistency 88 out of 100", None)]
+    assert view.event is not None and view.event["claims"] == claims
+    default = final_view(finished(FinalStatus.COMPLETED, claims=claims, request_id="req_1", decision=APPROVED),
+                         EMBEDDED)
+    assert default.context["claims"] == {"fsi_score": 812, "tier": "A", "identity_verified": True}
