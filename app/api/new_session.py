@@ -22,9 +22,9 @@ from app.config import (
 from app.plumbing.i18n import supported_locale
 from app.rules.institution_names import listed_institution_name
 from app.rules.return_urls import UnusableReturnUrl, checked_return_url
+from app.rules.sessions import REFERENCE_MAX_LENGTH
 
 FIELDS = ("reference", "permissions", "institutionName", "returnUrl", "ttlSeconds", "locale")
-REFERENCE_MAX_LENGTH = 64
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from flask import Response, abort, request
 from app.api import bp
 from app.api.auth import institution_key_required
 from app.api.errors import api_document, api_error
-from app.api.new_session import REFERENCE_MAX_LENGTH, InvalidField, new_session
+from app.api.new_session import InvalidField, new_session
 from app.config import current_settings
 from app.rules import sessions
 
@@ -52,9 +52,9 @@ def with_reference() -> Response:
     if not reference:
         return api_error(400, "VALIDATION_ERROR", "Required: the reference your server gave its sessions.",
                          field="reference")
-    if len(reference) > REFERENCE_MAX_LENGTH or not reference.isprintable():
+    if len(reference) > sessions.REFERENCE_MAX_LENGTH or not reference.isprintable():
         return api_error(400, "VALIDATION_ERROR",
-                         f"Must be 1 to {REFERENCE_MAX_LENGTH} printable characters.", field="reference")
+                         f"Must be 1 to {sessions.REFERENCE_MAX_LENGTH} printable characters.", field="reference")
     found = sessions.with_reference(reference)
     return api_document({"reference": reference,
                          "sessions": [sessions.session_document(each, sessions.state_of(each)) for each in found]})

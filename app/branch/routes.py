@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, Response, current_app, render_template
+from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import gettext as _
 
 from app.config import current_settings
@@ -19,6 +19,7 @@ from app.plumbing.own_origin import own_origin
 from app.plumbing.passid_connection import passid_client
 from app.rules import audit, verifications
 from app.rules.customer_wording import claim_lines
+from app.rules.sessions import REFERENCE_MAX_LENGTH, is_usable_reference
 from app.rules.token_forms import idempotency_key, submitted_token
 from app.staff.roles import Role, require_role
 
@@ -42,9 +43,22 @@ def _audit_result_shown(result_id: str, where: str) -> None:
     audit.record(audit.Action.CLAIMS_VIEWED, subject=result_id, detail=where)
 
 
-def _entry(error: str | None = None, status: int = 200) -> tuple[str, int]:
+def _entry(error: str | None = None, status: int = 200, *, reference: str = "",
+           reference_error: str | None = None) -> tuple[str, int]:
     template = "branch/_entry.html" if htmx else "branch/counter.html"
-    return _render(template, status, nonce=secrets.token_urlsafe(16), error=error, view="entry")
+    return _render(template, status, nonce=secrets.token_urlsafe(16), error=error, view="entry",
+                   reference=reference, reference_error=reference_error)
+
+
+def _typed_reference() -> tuple[str | None, bool]:
+    """The customer reference staff typed (optional): None when left blank, and whether it is usable.
+
+    The same rule as a session's reference (`POST /api/sessions`), so the console finds a counter's
+    verification and a session's alike, and erasing a reference erases both."""
+    typed = request.form.get("reference", "").strip()
+    if not typed:
+        return None, True
+    return typed, is_usable_reference(typed)
 
 
 @bp.get("/")
@@ -63,20 +77,28 @@ def next_customer() -> tuple[str, int]:
 @bp.post("/verify")
 @require_role(Role.COUNTER)
 def verify() -> tuple[str, int]:
+    reference, usable = _typed_reference()
     token, nonce = submitted_token()
-    if token is None or nonce is None:
-        return _entry(_("That is not a PASSID token: 12 or 16 letters and numbers, like AB3X-7YQM-K9PQ-3MNX."), 422)
+    if not usable or token is None or nonce is None:  # each field's problem beside it, what was typed kept
+        token_error = None if token is not None and nonce is not None else _(
+            "That is not a PASSID token: 12 or 16 letters and numbers, like AB3X-7YQM-K9PQ-3MNX.")
+        reference_error = None if usable else _(
+            "A customer reference is at most %(max)d characters, on one line.", max=REFERENCE_MAX_LENGTH)
+        return _entry(token_error, 422, reference=request.form.get("reference", "")[:200],
+                      reference_error=reference_error)
     key = idempotency_key(nonce, token)
     permissions = list(current_settings().permissions)
     try:
         result = passid_client().verify(token, idempotency_key=key)
     except ValidationError:
-        return _entry(_("PASSID did not accept that token format. Check it with the customer."), 422)
+        return _entry(_("PASSID did not accept that token format. Check it with the customer."), 422,
+                      reference=reference or "")
     except PassidError:
         current_app.logger.warning("branch verify failed", exc_info=True)
-        return _entry(_("PASSID could not be reached. Nothing was verified — try again in a moment."), 502)
+        return _entry(_("PASSID could not be reached. Nothing was verified — try again in a moment."), 502,
+                      reference=reference or "")
     finished = verifications.record_verify_result(
-        result, source=verifications.Source.BRANCH, idempotency_key=key, wanted=permissions
+        result, source=verifications.Source.BRANCH, idempotency_key=key, wanted=permissions, reference=reference
     )
     if finished.redacted_at is not None:  # the person was erased: their tombstone refused this record
         return _render("branch/_missing.html", 410, erased=True)
@@ -86,7 +108,7 @@ def verify() -> tuple[str, int]:
     template = "branch/_result.html" if htmx else "branch/counter.html"
     return _render(
         template, view="result", decision=decision, token=result.token, claims=claims or {},
-        lines=claim_lines(claims or {}),
+        lines=claim_lines(claims or {}), reference=reference,
     )
 
 
@@ -109,5 +131,5 @@ def result(result_id: str) -> tuple[str, int]:
     decision = verifications.verdict_of(row)
     return _render(
         "branch/_result.html", view="result", decision=decision, token=row.token or row.code,
-        claims=row.claims or {}, lines=claim_lines(row.claims or {}),
+        claims=row.claims or {}, lines=claim_lines(row.claims or {}), reference=row.reference,
     )

@@ -86,6 +86,15 @@ class SessionState:
     closed: bool
 
 
+# The institution's reference for an applicant, on a session (`POST /api/sessions`) or typed at the branch counter.
+REFERENCE_MAX_LENGTH = 64
+
+
+def is_usable_reference(value: str) -> bool:
+    """1 to 64 printable characters: what a session's reference and a counter's typed one both must be."""
+    return 1 <= len(value) <= REFERENCE_MAX_LENGTH and value.isprintable()
+
+
 def new_session_id() -> str:
     # Unguessable: whoever holds the id may verify in this session, so it is a capability like a handle.
     return f"vs_{secrets.token_urlsafe(24)}"
@@ -218,7 +227,7 @@ REFERENCE_LIST_LIMIT = 100
 
 def with_reference(reference: str) -> list[VerificationSession]:
     """The sessions created under the institution's reference, newest first (at most REFERENCE_LIST_LIMIT)."""
-    if not reference or len(reference) > 64 or "\x00" in reference:
+    if not reference or len(reference) > REFERENCE_MAX_LENGTH or "\x00" in reference:
         return []
     return list(db.session.execute(
         select(VerificationSession).where(VerificationSession.reference == reference)

@@ -81,17 +81,29 @@ def test_the_token_is_formatted_as_it_is_typed(tablet: Page) -> None:
     expect(field).to_have_value("KE8V-3TXY-Z72L")
 
 
-def test_an_approved_customer_shows_approve_then_next_customer_clears_everything(tablet: Page) -> None:
+def test_an_approved_customer_shows_approve_then_next_customer_clears_everything(
+    tablet: Page, branch_server: AppServer
+) -> None:
+    tablet.get_by_label("Customer reference (optional)").fill("loan-42")
     verify(tablet, "ke8v3txyz72l")
     result = tablet.locator("[data-branch-view=result]")
     expect(result).to_have_attribute("data-verdict", "approve")
     expect(result.get_by_role("heading")).to_have_text("Approve")
     expect(result).to_contain_text("812")
     expect(result).to_contain_text("Identity verified")
+    expect(result).to_contain_text("Customer reference loan-42")
     tablet.get_by_role("link", name="Next customer").click()
     expect(tablet.get_by_label("Token the customer reads out")).to_have_value("")
-    assert "812" not in tablet.content()
+    expect(tablet.get_by_label("Customer reference (optional)")).to_have_value("")
+    assert "812" not in tablet.content() and "loan-42" not in tablet.content()
     assert tablet.evaluate("history.state") is None
+
+    # A console page is not the counter's: its 403 is a page in the browser, not its markup shown as text.
+    refused = tablet.goto(f"{branch_server.url}/console/")
+    assert refused is not None and refused.status == 403
+    assert refused.headers["content-type"].startswith("text/html")
+    expect(tablet.get_by_role("heading", name="This page is not open to your role")).to_be_visible()
+    expect(tablet.locator("body")).not_to_contain_text("<h1>")
 
 
 @pytest.mark.parametrize(
