@@ -137,5 +137,5 @@ def widget_options(http: requests.Session, app_url: str) -> str:
 
 
 def open_qr_session(http: requests.Session, app_url: str, options: str) -> QrSession:
-    """Generate QR, as the widget does (the same helper the tests use)."""
+    """The QR button ("Verify with the PASSID app"), as the widget does (the same helper the tests use)."""
     return open_widget_session(app_url, http, options)

@@ -81,7 +81,7 @@ def test_a_reachable_postgresql_is_never_skipped() -> None:
 
 
 def test_the_in_process_app_reaches_its_sandbox_over_http(app: Flask, widget: WidgetActions) -> None:
-    """Generate QR makes the app's PASSID client call the sandbox at PASSID_BASE_URL, a real loopback port."""
+    """The QR button makes the app's PASSID client call the sandbox at PASSID_BASE_URL, a real loopback port."""
     base = app.config["PASSID_BASE_URL"]
     assert base.startswith("http://127.0.0.1:") and base.endswith("/sandbox")
     session = widget.generate_qr()

@@ -83,7 +83,11 @@ def init_security(app: Flask) -> None:
         "object-src": "'none'",
         "frame-ancestors": "'none'",
     }
-    widget_policy = {**policy, "frame-ancestors": " ".join(("'self'", *origins))}
+    # A widget form may lead to the bank's page: "Cancel and return" answers its post with a redirect to the
+    # session's returnUrl, which is always on an allowed origin (app/rules/return_urls.py), and browsers hold
+    # a form's redirects to form-action too.
+    widget_policy = {**policy, "frame-ancestors": " ".join(("'self'", *origins)),
+                     "form-action": " ".join(("'self'", *origins))}
     app.extensions["talisman"] = FramingTalisman(
         app,
         widget_options={
@@ -140,6 +144,9 @@ def serve_static_files(app: Flask) -> None:
         root=str(root),
         prefix="static/",
         max_age=3600,
+        # Only our own pages load these (a partner's page loads /embed.js, which says so itself): no CORS
+        # header, which WhiteNoise sends by default, on every file of every first visit.
+        allow_all_origins=False,
         add_headers_function=security_headers,
     )
     for plain, hashed in names.items():

@@ -15,7 +15,7 @@ from typing import Any
 
 from babel import Locale
 from babel.numbers import NumberPattern, format_currency
-from flask_babel import format_decimal, format_percent, ngettext
+from flask_babel import LazyString, format_decimal, format_percent, lazy_gettext, ngettext
 from flask_babel import gettext as _
 
 from app.config import RISK_ASSESSMENT_PERMISSIONS
@@ -24,6 +24,26 @@ from app.plumbing.i18n import request_locale
 from app.rules.verifications import FinalStatus
 
 NEUTRAL_DECLINE = DenyReason.HARD_DENY_SANCTIONS_MATCH
+
+
+# What each permission lets the bank see, in the customer's words, for the first screen ("What Demo Bank will
+# see"). The same sentences the PASSID app's consent screen shows (the sandbox phone, app/sandbox/phone.py,
+# which imports nothing of ours): the customer reads the same list here and in the app, in every language.
+PERMISSION_WORDS: dict[str, LazyString] = {
+    "full_score": lazy_gettext("Your financial stability score (FSI) and its tier"),
+    "income_verified": lazy_gettext("Whether your income is verified, and its band"),
+    "identity_verified": lazy_gettext("Whether your identity is verified"),
+    "sanctions_clear": lazy_gettext("Whether you are clear of sanctions lists"),
+    "payment_reliability": lazy_gettext("How reliably you pay your bills"),
+    "savings_consistency": lazy_gettext("How consistently you save"),
+    "fraud_risk": lazy_gettext("Your fraud risk level (low, medium or high)"),
+}
+
+
+def what_the_bank_sees(permissions: Iterable[str]) -> list[str]:
+    """The requested permissions as the customer reads them, in the contract's order; one PASSID adds later
+    and we have no words for yet is left out rather than shown as a code."""
+    return [str(PERMISSION_WORDS[p]) for p in permissions if p in PERMISSION_WORDS]
 
 
 def deny_message(reason: str | None, institution_name: str) -> str:

@@ -3,8 +3,8 @@
 The return URL is chosen by the institution's server, but a session id is a capability and the
 link is followed by a browser: so it must be http(s) on an origin the institution already trusts
 (PASSID_ALLOWED_EMBED_ORIGINS), never `javascript:` or a stranger's site. "Continue" adds
-`session=<id>` to its query and nothing else: no claims, token or reason travel in a URL, the
-bank's server asks `GET /api/sessions/<id>` for those.
+`session=<id>` to its query and nothing else, "Cancel and return" `session=<id>&status=cancelled`: no
+claims, token or reason travel in a URL, the bank's server asks `GET /api/sessions/<id>` for those.
 """
 
 from __future__ import annotations
@@ -42,7 +42,18 @@ def checked_return_url(raw: str, allowed_origins: Iterable[str]) -> str:
 
 def continue_url(return_url: str, session_id: str) -> str:
     """`return_url` with `session=<id>` in its query (replacing any session it named already)."""
+    return _with_query(return_url, session=session_id)
+
+
+def cancelled_url(return_url: str, session_id: str) -> str:
+    """Where "Cancel and return" leads: `return_url` with `session=<id>&status=cancelled`, nothing else. The status
+    only saves the bank's page a call to show its own words at once; its server still asks the API, which
+    says the same (`cancelled`), since anyone can type a query string."""
+    return _with_query(return_url, session=session_id, status="cancelled")
+
+
+def _with_query(return_url: str, **added: str) -> str:
     parts = urlsplit(return_url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "session"]
-    query.append(("session", session_id))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in added]
+    query.extend(added.items())
     return urlunsplit(parts._replace(query=urlencode(query)))

@@ -110,6 +110,18 @@ def options_from(values: Mapping[str, str]) -> WidgetOptions:
     )
 
 
+def handle_query(options: WidgetOptions) -> dict[str, str]:
+    """`options.as_query()` less what configuration says anyway: what the signed `o` handle carries.
+
+    `options_from` reads a missing key as its configured value, so the same options come back, and the handle
+    that every form, poll and first visit carries shrinks from a couple of hundred characters to a few dozen
+    for an embed that overrides nothing (the first visit's weight has a budget: bench/weight.py)."""
+    configured = options_from({})
+    query = options.as_query()
+    defaults = configured.as_query()
+    return {key: value for key, value in query.items() if defaults.get(key) != value}
+
+
 def _pick(requested: str | None, choices: tuple[str, ...], configured: str) -> str:
     value = (requested or "").strip().lower()
     return value if value in choices else configured

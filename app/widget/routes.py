@@ -18,9 +18,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
+from werkzeug.wrappers import Response as BaseResponse
 
 import app.rules.sessions  # in full: `sessions` here is the widget's own (app.widget.sessions)
 from app.config import current_settings, settings_of
@@ -36,14 +37,15 @@ from app.rules import verifications
 from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.rules.finished_requests import FinishedRequests
 from app.rules.finished_requests import install as install_finished_requests
-from app.rules.return_urls import UnusableReturnUrl, checked_return_url
+from app.rules.return_urls import UnusableReturnUrl, cancelled_url, checked_return_url
 from app.rules.token_forms import idempotency_key, submitted_token, valid_nonce
 from app.widget import sessions, signed_handles, states
-from app.widget.options import WidgetOptions, options_from
+from app.widget.options import WidgetOptions, handle_query, options_from
 from app.widget.polling import UpstreamChecks
 from app.widget.qr import qr_svg
 
 bp = Blueprint("widget", __name__)
+bp.add_app_template_global(messages.what_the_bank_sees, "what_the_bank_sees")
 
 
 @bp.record_once
@@ -77,14 +79,21 @@ def locale_of_this_request() -> str | None:
 
 # --- rendering ----------------------------------------------------------------------
 
+# States a customer may leave a session from ("Cancel and return to <bank>"): not a spinner, not a final state.
+CANCELLABLE_STATES = ("idle", "awaiting", "declined", "error")
+
+
 def render_state(state: str, options: WidgetOptions, status: int = 200, **context: Any) -> Response:
     """The partial for htmx, or the full page around the same partial."""
     assert state in states.STATES
     context.update(
         state=state,
         options=options,
-        options_handle=signed_handles.sign("options", options.as_query()),
+        options_handle=signed_handles.sign("options", handle_query(options)),
     )
+    if "cancellable" not in context:  # only a session's page asks its database
+        context["cancellable"] = (state in CANCELLABLE_STATES and options.session_id is not None
+                                  and not context.get("session_closed") and sessions.may_cancel(options))
     template = f"widget/_{state}.html" if htmx else "widget/page.html"
     response = Response(render_template(template, **context), status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
@@ -174,6 +183,35 @@ def unknown_session() -> Response:
     return response
 
 
+@bp.post("/verify/session/cancel")
+@limiter.shared_limit(session_limit, scope="widget-sessions")
+def cancel_session() -> BaseResponse:
+    """The customer's "Cancel and return to <bank>": the session ends as cancelled (as the bank's own cancel
+    does, `POST /api/sessions/<id>/cancel`), then the hosted page goes back to its returnUrl with
+    `session=<id>&status=cancelled`; inside an embed the embedding page gets `passid:cancel` instead.
+
+    A session already over (a success in another tab, its time up) is not cancelled: its final state is shown,
+    with its own way back, so the bank's page never hears "cancelled" of a session that completed.
+    """
+    options = signed_options()
+    session = sessions.session_of(options)
+    if session is None:
+        return unknown_session()
+    try:
+        app.rules.sessions.cancel(session)
+    except app.rules.sessions.SessionClosed:
+        closed = session_closed(options)
+        assert closed is not None  # the session is over: its final state
+        return closed
+    if session.return_url and not options.parent_origin:
+        response = redirect(cancelled_url(session.return_url, session.id), 303)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    view = sessions.cancelled_view(options, session)
+    return render_state(view.state, options, event=view.event, session_closed=True, cancellable=False,
+                        **view.context)
+
+
 def session_closed(options: WidgetOptions) -> Response | None:
     """A session's final state once it takes no more attempts; None outside a session or while it is open."""
     closed = sessions.closed_state(options)
@@ -195,7 +233,7 @@ def reset() -> Response:
 @bp.post("/verify/qr")
 @limiter.shared_limit(session_limit, scope="widget-sessions", exempt_when=spinner_step)
 def requesting() -> Response:
-    """Generate QR: show the spinner first (htmx), which then asks for the session; without
+    """"Verify with the PASSID app": show the spinner first (htmx), which then asks for the session; without
     JavaScript this post starts the session itself (the spinner step alone is not counted)."""
     if htmx:
         return render_state("requesting", signed_options())

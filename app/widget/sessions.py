@@ -55,6 +55,23 @@ def is_closed(session: VerificationSession) -> bool:
     return sessions.state_of(session).closed
 
 
+def may_cancel(options: WidgetOptions) -> bool:
+    """Whether the page offers "Cancel and return to <bank>": in an open session with somewhere to return to
+    (its returnUrl) or someone to tell (the embedding page, through its event)."""
+    session = session_of(options)
+    return (session is not None and (bool(session.return_url) or bool(options.parent_origin))
+            and not is_closed(session))
+
+
+def cancelled_view(options: WidgetOptions, session: VerificationSession) -> StateView:
+    """What the customer's own cancel shows where it does not go back to the bank's page itself: inside an embed
+    (the embedding page gets `passid:cancel` and decides), or a session with no returnUrl. Reopened later, the
+    link shows the closed session's neutral words (`closed_state`), as for a session the bank cancelled."""
+    event = {"type": "passid:cancel", "sessionId": session.id} if options.parent_origin else None
+    return StateView("declined", {"message": _("You cancelled this verification. Nothing more is needed here."),
+                                  "heading": _("Verification cancelled"), "expired": False, "qr": False}, event)
+
+
 def closed_state(options: WidgetOptions) -> tuple[StateView, dict[str, Any]] | None:
     """What a session shows once it takes no more attempts (first success, or expiry); None while it is open.
 

@@ -2,7 +2,8 @@
    <script src="https://verify.bank.example/embed.js" data-target="#passid"
            data-permissions="full_score,identity_verified"></script>
    Inserts the widget in an iframe and re-dispatches its messages as DOM events on the
-   target: passid:ready, passid:success, passid:decline, passid:error.
+   target: passid:ready, passid:success, passid:decline, passid:error, and passid:cancel when the
+   customer cancels a session (its sessionId in the detail).
    The iframe takes the height of what the widget shows, in every state; data-height="560px"
    (any CSS length) fixes it instead, and the widget then scrolls inside it.
    If the frame does not report ready (this page's origin not allowed, a blocker, no network),
@@ -85,7 +86,8 @@
       answered = true; // a ready later than a refusal is still dispatched: the frame works after all
       clearTimeout(refusal);
     }
-    if (["passid:ready", "passid:success", "passid:decline", "passid:error"].indexOf(data.type) === -1) return;
+    if (["passid:ready", "passid:success", "passid:decline", "passid:error", "passid:cancel"]
+        .indexOf(data.type) === -1) return;
     var detail = {};
     Object.keys(data).forEach(function (key) { if (key !== "type") detail[key] = data[key]; });
     dispatch(data.type, detail);

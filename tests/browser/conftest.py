@@ -117,7 +117,7 @@ class EmbeddingSite:
   window.passidEvents = [];
   window.passidReady = 0;  // passid:ready, counted apart: the events above are what the widget decided
   var target = document.getElementById("passid");
-  ["passid:success", "passid:decline", "passid:error"].forEach(function (name) {{
+  ["passid:success", "passid:decline", "passid:error", "passid:cancel"].forEach(function (name) {{
     target.addEventListener(name, function (event) {{
       window.passidEvents.push({{ type: name, detail: event.detail }});
     }});

@@ -33,7 +33,7 @@ def test_no_response_the_browser_sees_contains_the_api_key(
     try:
         page.goto(site.origin)
         widget = page.frame_locator("#passid iframe")
-        widget.get_by_role("button", name="Generate QR").click()
+        widget.get_by_role("button", name="Verify with the PASSID app").click()
         sandbox_phone.goto(widget.locator("[data-phone-link]").get_attribute("href"))
         sandbox_phone.get_by_role("button", name="Share & Verify").click()
         expect(widget.locator("#passid-widget")).to_have_attribute("data-state", "success", timeout=10_000)

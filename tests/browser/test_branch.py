@@ -145,7 +145,7 @@ def test_the_screen_resets_by_itself_and_leaves_no_claims_behind(tablet: Page, b
 def test_the_qr_flow_is_one_tap_away(tablet: Page, sandbox_phone: Page) -> None:
     tablet.get_by_role("link", name="Customer can scan: show a QR code").click()
     widget = tablet.frame_locator("[data-branch-widget]")
-    widget.get_by_role("button", name="Generate QR").click()
+    widget.get_by_role("button", name="Verify with the PASSID app").click()
     sandbox_phone.goto(widget.locator("[data-phone-link]").get_attribute("href"))
     sandbox_phone.get_by_label("Kofi (Ghana → European Union), tier C").check()
     sandbox_phone.get_by_role("button", name="Share & Verify").click()

@@ -133,7 +133,7 @@ def test_a_qr_approval_reaches_the_embedding_page_with_the_request_id(
 ) -> None:
     page.goto(allowed_site.origin)
     widget = page.frame_locator("#passid iframe")
-    widget.get_by_role("button", name="Generate QR").click()
+    widget.get_by_role("button", name="Verify with the PASSID app").click()
     phone_url = widget.locator("[data-phone-link]").get_attribute("href")
     sandbox_phone.goto(phone_url)
     expect(sandbox_phone.get_by_role("heading")).to_contain_text("Partner Bank")
@@ -178,7 +178,7 @@ def test_the_embed_leads_with_what_the_device_needs_and_takes_each_state_s_heigh
     frame.get_by_role("button", name="Try again").click()
     assert frame_fits(page, "idle") == idle
 
-    frame.get_by_role("button", name="Generate QR").click()
+    frame.get_by_role("button", name="Verify with the PASSID app").click()
     awaiting = frame_fits(page, "awaiting")
     lead = leading_action(frame)
     if device == "phone":
@@ -303,8 +303,8 @@ def test_the_snippet_s_language_and_look_reach_the_widget_and_stay_through_its_l
     page: Page, widget_server: AppServer, allowed_site_port: int
 ) -> None:
     """data-locale, data-color-scheme, data-radius and data-font, whatever the browser's own language
-    (English here): the iframe's page, and the awaiting state htmx swaps in after "Generate QR". And
-    data-height: the integrator's height stays through both states, the widget scrolling inside it."""
+    (English here): the iframe's page, and the awaiting state htmx swaps in after "Verify with the PASSID
+    app". And data-height: the integrator's height stays through both states, the widget scrolling inside it."""
     site = EmbeddingSite(widget_server.url, allowed_site_port,
                          attributes='data-locale="ar" data-color-scheme="dark" data-radius="round" data-font="serif" '
                                     'data-height="300px"')
@@ -318,7 +318,7 @@ def test_the_snippet_s_language_and_look_reach_the_widget_and_stay_through_its_l
         expect(html).to_have_attribute("data-color-scheme", "dark")
         expect(html).to_have_attribute("data-radius", "round")
         expect(html).to_have_attribute("data-font", "serif")
-        frame.get_by_role("button", name=catalogue_text("ar", "Generate QR")).click()
+        frame.get_by_role("button", name=catalogue_text("ar", "Verify with the PASSID app")).click()
         expect(frame.locator("#passid-widget")).to_have_attribute("data-state", "awaiting")
         expect(frame.locator(".passid-view__title")).to_have_text(catalogue_text("ar", "Approve in the PASSID app"))
         iframe = page.locator("#passid iframe")

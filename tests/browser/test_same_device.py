@@ -62,9 +62,9 @@ def device_page(browser: Browser, device: str) -> Iterator[Page]:
 
 
 def generate_qr(page: Page, server: AppServer) -> str:
-    """Open the widget and press Generate QR; the PASSID request id the awaiting state is for."""
+    """Open the widget and press "Verify with the PASSID app"; the PASSID request id the awaiting state is for."""
     page.goto(f"{server.url}/verify")
-    page.get_by_role("button", name="Generate QR").click()
+    page.get_by_role("button", name="Verify with the PASSID app").click()
     expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting")
     phone_link = page.locator("[data-phone-link]").get_attribute("href") or ""
     return parse_qs(urlsplit(phone_link).query)["r"][0]

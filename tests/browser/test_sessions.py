@@ -56,7 +56,7 @@ def backend(widget_server: AppServer) -> Backend:
 
 
 def approve_on_phone(widget: Page | FrameLocator, phone: Page) -> None:
-    widget.get_by_role("button", name="Generate QR").click()
+    widget.get_by_role("button", name="Verify with the PASSID app").click()
     phone.goto(widget.locator("[data-phone-link]").get_attribute("href") or "")
     phone.get_by_role("button", name="Share & Verify").click()
 
@@ -84,7 +84,7 @@ def test_a_hosted_session_from_creation_to_the_return_url_to_its_result(
     # Reopened after its success: the final state, no new form, no claims.
     page.goto(session["url"])
     expect(page.locator("#passid-widget")).to_have_attribute("data-state", "success")
-    expect(page.get_by_role("button", name="Generate QR")).to_have_count(0)
+    expect(page.get_by_role("button", name="Verify with the PASSID app")).to_have_count(0)
     expect(page.locator(".passid-claim")).to_have_count(0)
     expect(page.get_by_role("link", name="Continue")).to_have_attribute(
         "href", f"{return_url}&session={session['id']}")
@@ -108,6 +108,30 @@ def test_an_embedded_session_shows_that_session_and_its_events_carry_its_id(
     read = backend.read(session["id"]).json()
     assert read["status"] == "completed" and read["resultId"] == event["detail"]["resultId"]
     assert page.context.cookies() == []  # nothing here needed a cookie
+
+
+def test_the_customer_cancels_and_returns_to_the_bank_hosted_or_embedded(
+    page: Page, backend: Backend, bank_site: SessionSite
+) -> None:
+    """Hosted: "Cancel and return" ends the session and the tab lands on the returnUrl with exactly
+    session=<id>&status=cancelled (a redirect the page's CSP form-action must let through). Embedded: the bank's
+    page gets passid:cancel with the session id, and stays where it is."""
+    return_url = f"{bank_site.origin}/loans/return"
+    hosted = backend.create(reference="loan-43", returnUrl=return_url).json()
+    page.goto(hosted["url"])
+    expect(page.locator("#passid-widget")).to_have_attribute("data-state", "idle")
+    page.get_by_role("button", name="Cancel and return to Demo Bank").click()
+    page.wait_for_url(f"{return_url}?session={hosted['id']}&status=cancelled")
+    assert backend.read(hosted["id"]).json()["status"] == "cancelled"
+
+    embedded = backend.create(reference="loan-44").json()
+    bank_site.session_id = embedded["id"]
+    page.goto(bank_site.origin)
+    page.frame_locator("#passid iframe").get_by_role("button", name="Cancel and return to Demo Bank").click()
+    page.wait_for_function("(window.passidEvents || []).length >= 1", timeout=10_000)
+    [event] = read_event_json(page)
+    assert event == {"type": "passid:cancel", "detail": {"sessionId": embedded["id"]}}
+    assert page.url.rstrip("/") == bank_site.origin and backend.read(embedded["id"]).json()["status"] == "cancelled"
 
 
 def test_the_backend_api_refuses_without_the_key_and_names_bad_fields(

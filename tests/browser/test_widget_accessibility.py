@@ -108,7 +108,7 @@ def test_axe_finds_no_violations_in_each_state(
         server, proxy = request.getfixturevalue("upstream")
         open_widget(page, server)
         proxy.mode = "error500"
-        page.get_by_role("button", name="Generate QR").click()
+        page.get_by_role("button", name="Verify with the PASSID app").click()
         expect(widget(page)).to_have_attribute("data-state", "error")
         expect(page.get_by_role("button", name="Try again")).to_be_visible()
         assert_no_axe_violations(page)
@@ -119,14 +119,14 @@ def test_axe_finds_no_violations_in_each_state(
         assert_no_axe_violations(page)
     elif state == "requesting":
         with held(page, "**/verify/qr/session") as wait_until_held:
-            page.get_by_role("button", name="Generate QR").click()
+            page.get_by_role("button", name="Verify with the PASSID app").click()
             wait_until_held()
             expect(widget(page)).to_have_attribute("data-state", "requesting")
             expect(page.locator(".passid-spinner")).to_be_attached()
             assert_no_axe_violations(page)
         expect(widget(page)).to_have_attribute("data-state", "awaiting")
     elif state == "awaiting":
-        page.get_by_role("button", name="Generate QR").click()
+        page.get_by_role("button", name="Verify with the PASSID app").click()
         expect(widget(page)).to_have_attribute("data-state", "awaiting")
         expect(page.locator("svg.passid-qr")).to_be_visible()
         assert_no_axe_violations(page)
@@ -174,7 +174,7 @@ def test_manual_entry_completes_with_the_keyboard_alone(page: Page, widget_serve
 @pytest.mark.parametrize("key", ["Enter", "Space"])
 def test_generate_qr_works_from_the_keyboard(page: Page, widget_server: AppServer, key: str) -> None:
     open_widget(page, widget_server)
-    focused = tab_to(page, lambda el: el["text"] == "Generate QR")
+    focused = tab_to(page, lambda el: el["text"] == "Verify with the PASSID app")
     assert focused["tag"] == "button"
     page.keyboard.press(key)
     expect(widget(page)).to_have_attribute("data-state", "awaiting")
@@ -213,7 +213,7 @@ def test_the_qr_is_announced_with_its_code_and_the_countdown_stays_quiet(
     page.clock.install()  # time flows as usual until the end, where the test moves it on
     open_widget(page, widget_server)
     with held(page, "**/verify/qr/session") as wait_until_held:
-        page.get_by_role("button", name="Generate QR").click()
+        page.get_by_role("button", name="Verify with the PASSID app").click()
         wait_until_held()
         expect(announcer(page)).to_have_text("Creating verification session…")
     expect(widget(page)).to_have_attribute("data-state", "awaiting")
@@ -259,7 +259,7 @@ def test_the_pulse_and_spinner_respect_reduced_motion(page: Page, widget_server:
     page.emulate_media(reduced_motion="reduce" if reduced else "no-preference")
     open_widget(page, widget_server)
     with held(page, "**/verify/qr/session") as wait_until_held:
-        page.get_by_role("button", name="Generate QR").click()
+        page.get_by_role("button", name="Verify with the PASSID app").click()
         wait_until_held()
         expect(page.locator(".passid-spinner")).to_be_attached()
         spinner = animation_name(page, ".passid-spinner")
@@ -274,7 +274,7 @@ def test_the_pulse_and_spinner_respect_reduced_motion(page: Page, widget_server:
 # --- 5. theme ------------------------------------------------------------------------------------------
 
 def primary_button_colours(page: Page) -> tuple[str, str]:
-    return page.get_by_role("button", name="Generate QR").evaluate(
+    return page.get_by_role("button", name="Verify with the PASSID app").evaluate(
         "el => { const s = getComputedStyle(el); return [s.backgroundColor, s.color]; }"
     )
 

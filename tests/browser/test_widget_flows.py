@@ -35,7 +35,7 @@ def open_widget(page: Page, server: AppServer, query: str = "") -> None:
 
 def test_the_idle_widget_offers_a_qr_and_manual_entry(page: Page, widget_server: AppServer) -> None:
     open_widget(page, widget_server)
-    expect(page.get_by_role("button", name="Generate QR")).to_be_visible()
+    expect(page.get_by_role("button", name="Verify with the PASSID app")).to_be_visible()
     expect(page.get_by_label("Enter a PASSID token")).to_be_visible()
 
 
@@ -44,7 +44,7 @@ def test_the_qr_flow_completes_when_the_customer_approves_on_the_phone(
 ) -> None:
     page.clock.install()  # time flows as usual until the end, where the test moves it on
     open_widget(page, widget_server)
-    page.get_by_role("button", name="Generate QR").click()
+    page.get_by_role("button", name="Verify with the PASSID app").click()
     expect(widget(page)).to_have_attribute("data-state", "awaiting")
     assert states(page)[:3] == ["idle", "requesting", "awaiting"]
     code = page.locator(".passid-code").inner_text()
@@ -80,7 +80,7 @@ def test_the_customer_can_open_the_request_by_typing_the_code_on_the_phone(
     page: Page, sandbox_phone: Page, widget_server: AppServer
 ) -> None:
     open_widget(page, widget_server)
-    page.get_by_role("button", name="Generate QR").click()
+    page.get_by_role("button", name="Verify with the PASSID app").click()
     code = page.locator(".passid-code").inner_text()
     sandbox_phone.goto(f"{widget_server.sandbox_url}/phone")
     sandbox_phone.get_by_label("Code or link").fill(code.lower().replace("-", ""))
@@ -94,7 +94,7 @@ def test_the_qr_flow_shows_declined_when_the_customer_declines_on_the_phone(
     page: Page, sandbox_phone: Page, widget_server: AppServer
 ) -> None:
     open_widget(page, widget_server)
-    page.get_by_role("button", name="Generate QR").click()
+    page.get_by_role("button", name="Verify with the PASSID app").click()
     expect(widget(page)).to_have_attribute("data-state", "awaiting")
     sandbox_phone.goto(page.locator("[data-phone-link]").get_attribute("href"))
     sandbox_phone.get_by_role("button", name="Decline").click()

@@ -49,7 +49,7 @@ def test_an_expired_code_offers_generate_new_code_which_starts_a_fresh_session(
     page: Page, short_ttl_server: AppServer
 ) -> None:
     page.goto(f"{short_ttl_server.url}/verify")
-    page.get_by_role("button", name="Generate QR").click()
+    page.get_by_role("button", name="Verify with the PASSID app").click()
     expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting", timeout=WAIT)
     first_code = page.locator(".passid-code").inner_text()
     expect(page.locator("#passid-widget")).to_have_attribute("data-state", "declined", timeout=WAIT)
@@ -62,7 +62,7 @@ def test_an_expired_code_offers_generate_new_code_which_starts_a_fresh_session(
 def test_the_countdown_reaches_zero_with_the_expiry(page: Page, short_ttl_server: AppServer) -> None:
     """Down to 0:00, second by second; at zero the widget asks at once and shows the expired state."""
     page.goto(f"{short_ttl_server.url}/verify")
-    page.get_by_role("button", name="Generate QR").click()
+    page.get_by_role("button", name="Verify with the PASSID app").click()
     expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting", timeout=WAIT)
     page.evaluate(WATCH_COUNTDOWN)
     expect(page.locator("#passid-widget")).to_have_attribute("data-state", "declined", timeout=WAIT)
@@ -82,7 +82,7 @@ def test_passid_failing_shows_the_error_state_and_try_again_recovers(
     server, proxy = upstream
     page.goto(f"{server.url}/verify")
     proxy.mode = mode
-    page.get_by_role("button", name="Generate QR").click()
+    page.get_by_role("button", name="Verify with the PASSID app").click()
     expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error", timeout=WAIT)
     expect(page.get_by_role("button", name="Try again")).to_be_visible()
     proxy.mode = "forward"
@@ -112,7 +112,7 @@ def test_a_poll_that_fails_upstream_resumes_the_same_code(
 ) -> None:
     server, proxy = upstream
     page.goto(f"{server.url}/verify")
-    page.get_by_role("button", name="Generate QR").click()
+    page.get_by_role("button", name="Verify with the PASSID app").click()
     expect(page.locator("#passid-widget")).to_have_attribute("data-state", "awaiting", timeout=WAIT)
     code = page.locator(".passid-code").inner_text()
     proxy.mode = "error500"
@@ -129,6 +129,6 @@ def test_our_own_server_being_unreachable_still_shows_the_error_state(
     server, _ = upstream
     page.goto(f"{server.url}/verify")
     server.stop()
-    page.get_by_role("button", name="Generate QR").click()
+    page.get_by_role("button", name="Verify with the PASSID app").click()
     expect(page.locator("#passid-widget")).to_have_attribute("data-state", "error", timeout=WAIT)
     expect(page.get_by_role("link", name="Try again")).to_be_visible()

@@ -16,7 +16,8 @@ from playwright.sync_api import Page, expect
 
 from tests.support.servers import AppServer, base_env, migrate
 
-# "Generate QR" / "Generate new code": the form posting to /verify/qr (with ?locale= when the embed chose one).
+# "Verify with the PASSID app" / "Generate new code": the form posting to /verify/qr (with ?locale= when the
+# embed chose one).
 GENERATE_BUTTON = 'form:is([action$="/verify/qr"], [action*="/verify/qr?"]) button'
 
 SUCCESS_TOKEN = "KE8V-3TXY-Z72L"

@@ -29,7 +29,7 @@ class WidgetActions:
         return widget_fields_in(self.open(**query).text)
 
     def generate_qr(self, options: str | None = None, **query: str) -> QrSession:
-        """Press Generate QR (htmx): the awaiting state's poll path, request id and code."""
+        """Press "Verify with the PASSID app" (htmx): the awaiting state's poll path, request id and code."""
         answer = self.client.post(
             "/verify/qr/session", data={"o": options or self.fields(**query)["o"]}, headers=HTMX
         )

@@ -27,7 +27,7 @@ def widget_fields(app_url: str, http: requests.Session | None = None, **query: s
 
 
 def awaiting_session(html: str, app_url: str, status: int) -> QrSession:
-    """Read the awaiting partial Generate QR answers with (what its poll, code and phone link are)."""
+    """Read the awaiting partial "Verify with the PASSID app" answers with (what its poll, code and phone link are)."""
     poll = re.search(r'hx-get="(/verify/qr/status\?[^"]+)"', html)
     request_id = re.search(r"phone\?r=(req_[A-Za-z0-9]+)", html)
     code = re.search(r'data-code="([A-Z0-9-]+)"', html)
@@ -36,7 +36,7 @@ def awaiting_session(html: str, app_url: str, status: int) -> QrSession:
 
 
 def open_qr_session(app_url: str, http: requests.Session | None = None, options: str | None = None) -> QrSession:
-    """Generate QR: the awaiting partial carries the poll URL, the code and the phone link."""
+    """"Verify with the PASSID app": the awaiting partial carries the poll URL, the code and the phone link."""
     http = http or requests.Session()
     options = options or widget_fields(app_url, http)["o"]
     answer = http.post(f"{app_url}/verify/qr/session", data={"o": options}, headers=HTMX, timeout=10)

@@ -8,8 +8,10 @@ page, "Continue" goes back to the bank with `session=<id>` only, and the backend
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from html import unescape
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -68,7 +70,7 @@ def open_hosted(client: FlaskClient, url: str, **query: str) -> TestResponse:
 
 
 def approve_qr(widget: WidgetActions, sandbox: PassidClient, page: str) -> TestResponse:
-    """Generate QR on `page`, approve it on the sandbox phone, and poll to the final state."""
+    """"Verify with the PASSID app" on `page`, approve it on the sandbox phone, and poll to the final state."""
     qr: QrSession = widget.generate_qr(hidden(page, "o"))
     sandbox.fulfill_request(qr.request_id, sandbox.sandbox_login("KE8V-3TXY-Z72L"))
     return widget.poll_until_final(qr)
@@ -216,7 +218,8 @@ def test_a_session_reopened_after_success_shows_its_final_state_without_claims_o
     page = open_hosted(client, made["url"]).text
     approve_qr(widget, app_sandbox, page)
     again = open_hosted(client, made["url"]).text
-    assert 'data-view="success"' in again and "Generate QR" not in again and "passid-claim--" not in again
+    assert 'data-view="success"' in again and "Verify with the PASSID app" not in again
+    assert "passid-claim--" not in again
     assert f'href="{CONTINUE_PREFIX}{made["id"]}"' in again
     # An old page's form cannot start a second verification either.
     late = client.post("/verify/qr", data={"o": hidden(page, "o")})
@@ -234,7 +237,7 @@ def test_a_denied_attempt_may_be_retried_until_the_session_expires(
     session = read(made["id"]).get_json()
     assert session["status"] == "denied" and session["result"]["denyReason"] == "TOKEN_EXPIRED"
     assert session["result"]["reference"] == "loan-5"
-    assert "Generate QR" in client.get("/verify/reset", query_string={"o": hidden(page, "o")}).text
+    assert "Verify with the PASSID app" in client.get("/verify/reset", query_string={"o": hidden(page, "o")}).text
 
     with app.app_context():
         row = sessions.find(made["id"])
@@ -243,9 +246,62 @@ def test_a_denied_attempt_may_be_retried_until_the_session_expires(
         db.session.commit()
     over = open_hosted(client, made["url"]).text
     assert 'data-view="declined"' in over and "has expired" in over
-    assert 'action="/verify/reset"' not in over and "Generate QR" not in over
+    assert 'action="/verify/reset"' not in over and "Verify with the PASSID app" not in over
     assert f'href="{CONTINUE_PREFIX}{made["id"]}"' in over
     assert read(made["id"]).get_json()["status"] == "denied"
+
+
+CANCEL_LABEL = "Cancel and return to Demo Bank"
+
+
+def test_the_customer_cancels_a_hosted_session_and_goes_back_with_its_id_and_status_only(
+    create: Callable[..., TestResponse], read: Callable[[str], TestResponse], client: FlaskClient,
+) -> None:
+    """What the customer reads first (the bank, the app, what the bank will see, how to get the app) and the way
+    out: the session ends as cancelled and the tab goes back to the bank with session=<id>&status=cancelled."""
+    made = create(reference="loan-c", permissions=["identity_verified", "fraud_risk"],
+                  returnUrl="https://bank.example/back").get_json()
+    page = open_hosted(client, made["url"]).text
+    assert "Demo Bank asks you to confirm who you are with the PASSID app." in page
+    sees = page.split('aria-labelledby="passid-sees">', 1)[1].split("</ul>", 1)[0]
+    assert sees.count("<li") == 2 and "Whether your identity is verified" in sees and "fraud risk" in sees
+    assert "app store" in page and CANCEL_LABEL in page and 'target="_top"' in page
+    back = client.post("/verify/session/cancel", data={"o": hidden(page, "o")})
+    assert back.status_code == 303
+    assert back.headers["Location"] == f"https://bank.example/back?session={made['id']}&status=cancelled"
+    assert read(made["id"]).get_json()["status"] == "cancelled"
+    reopened = open_hosted(client, made["url"]).text  # the session's neutral closed state, its way back only
+    assert 'data-view="declined"' in reopened and CANCEL_LABEL not in reopened and "passid-manual" not in reopened
+
+
+def test_a_cancel_in_an_embed_tells_the_embedding_page_and_a_finished_session_is_not_cancelled(
+    create: Callable[..., TestResponse], read: Callable[[str], TestResponse], client: FlaskClient,
+    widget: WidgetActions, app_sandbox: PassidClient,
+) -> None:
+    embedded = create(reference="loan-e").get_json()  # no returnUrl: the embedding page decides what comes next
+    page = open_hosted(client, embedded["url"], origin="https://bank.example").text
+    assert 'hx-post="/verify/session/cancel"' in page and 'target="_top"' not in page
+    told = client.post("/verify/session/cancel", data={"o": hidden(page, "o")}, headers={"HX-Request": "true"})
+    assert told.status_code == 200 and 'data-view="declined"' in told.text and "Verification cancelled" in told.text
+    event = hidden_event(told.text)
+    assert event == {"type": "passid:cancel", "sessionId": embedded["id"]}
+    assert read(embedded["id"]).get_json()["status"] == "cancelled"
+
+    plain = create(reference="loan-p").get_json()  # nowhere to return to and nobody to tell: no way out offered
+    assert CANCEL_LABEL not in open_hosted(client, plain["url"]).text
+
+    done = create(reference="loan-d", returnUrl="https://bank.example/back").get_json()
+    old_page = open_hosted(client, done["url"]).text
+    approve_qr(widget, app_sandbox, old_page)
+    late = client.post("/verify/session/cancel", data={"o": hidden(old_page, "o")})  # from a second tab
+    assert late.status_code == 200 and 'data-view="success"' in late.text and "status=cancelled" not in late.text
+    assert read(done["id"]).get_json()["status"] == "completed"
+
+
+def hidden_event(page: str) -> dict[str, Any]:
+    """The event a final state hands widget.js for the embedding page (templates/widget/_event.html)."""
+    raw = page.split("data-event='", 1)[1].split("'", 1)[0]
+    return dict(json.loads(unescape(raw)))
 
 
 def test_a_session_that_expired_unused_reads_expired(create: Callable[..., TestResponse],
@@ -268,7 +324,7 @@ def test_plain_verify_ignores_a_session_in_its_query(create: Callable[..., TestR
                                                     client: FlaskClient) -> None:
     made = create(reference="loan-1", permissions=["identity_verified"]).get_json()
     page = widget.open(session=made["id"]).text
-    assert "Generate QR" in page
+    assert "Verify with the PASSID app" in page
     assert "Continue" not in page
 
 
