@@ -22,7 +22,7 @@ from app.config import (
     load_settings_or_exit,
     settings_of,
 )
-from app.error_pages import init_error_pages
+from app.error_pages import busy_answer, init_error_pages
 from app.plumbing.access_log import init_access_log
 from app.plumbing.background import register_job, start_background_jobs
 from app.plumbing.database import db, migrate, prepare_sqlite_file
@@ -113,7 +113,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     cli.init_app(app)
     start_jobs_on_first_request(app)
-    init_request_guards(app)  # slow bodies and server-copied environment, before any other layer
+    init_request_guards(app, busy=busy_answer)  # slow bodies and server-copied environment, before any other layer
     init_access_log(app)  # last: the outermost layer sees every request, static files too
     return app
 

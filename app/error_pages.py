@@ -23,6 +23,7 @@ backend API's JSON, one line in the log, and for a customer the same translated 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, current_app, render_template, request, url_for
 from flask_babel import gettext as _
@@ -31,6 +32,7 @@ from werkzeug.exceptions import HTTPException
 from app.api.errors import api_error
 from app.plumbing.encryption import UNDECRYPTABLE, DataKeyError
 from app.plumbing.i18n import html_lang
+from app.plumbing.request_guards import BUSY_SENTENCE
 from app.rules import customer_wording as messages
 
 log = logging.getLogger(__name__)
@@ -73,10 +75,8 @@ def undecryptable_answer(_error: DataKeyError) -> Response:
         return api_error(500, "DATA_KEY", UNDECRYPTABLE)
     if request.path.startswith(MACHINE_PREFIXES):
         return api_error(500, "INTERNAL_ERROR", "Something went wrong on our side.")
-    if request.path.startswith(STAFF_PREFIXES):
-        response = Response(UNDECRYPTABLE, status=500, mimetype="text/plain")
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    if request.path.startswith(STAFF_PREFIXES):  # the operator's sentence, as a page like every other
+        return _error_page(500, sentence=UNDECRYPTABLE)
     return _error_page(500)
 
 
@@ -98,12 +98,42 @@ def _json_error(status: int, error: HTTPException) -> Response:
     return api_error(status, code, message)  # the shape integrators already read, never cached
 
 
-def _error_page(status: int) -> Response:
-    title, sentence = page_words(status)
-    page = render_template("errors/error.html", title=title, sentence=sentence, back_url=_way_back())
+def _error_page(status: int, *, sentence: str | None = None) -> Response:
+    title, words = page_words(status)
+    page = render_template("errors/error.html", title=title, sentence=sentence or words, back_url=_way_back())
     response = Response(page, status=status, mimetype="text/html")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def busy_answer(app: Flask, environ: dict[str, Any]) -> tuple[str, bytes]:
+    """The 503 a request meets when its class's body slots are full (app/plumbing/request_guards.py), worded
+    before its body is read: from the URL and Accept-Language only (the widget's forms name the embed's
+    `locale` in their URLs for this).
+
+    A customer's or a staff member's browser gets a page in its language with "Try again" back to the page it
+    was on; an htmx post from the widget gets that same view alone, which the widget swaps in as its error
+    state. Machines keep the sentence as plain text, as the API document says. Content type and bytes; the
+    English sentence if anything here fails, since a refusal must never fail.
+    """
+    try:
+        with app.request_context(environ):
+            title, sentence = page_words(503)
+            if request.path.startswith((*MACHINE_PREFIXES, "/sandbox/api/")):
+                return "text/plain; charset=utf-8", (sentence + "\n").encode()
+            back = _same_origin(request.headers.get("HX-Current-URL") or request.referrer) or _way_back()
+            words = {"title": title, "sentence": sentence, "back_url": back, "back_label": _("Try again")}
+            if request.headers.get("HX-Request") == "true":
+                return "text/html; charset=utf-8", render_template("errors/_view.html", heading="h2", **words).encode()
+            return "text/html; charset=utf-8", render_template("errors/error.html", **words).encode()
+    except Exception:
+        log.warning("the busy answer could not be drawn; sending the plain sentence", exc_info=True)
+        return "text/plain; charset=utf-8", BUSY_SENTENCE
+
+
+def _same_origin(url: str | None) -> str | None:
+    """`url` when it is a page of this very origin (the page the request came from), else None."""
+    return url if url and url.startswith(request.host_url) else None
 
 
 def page_words(status: int) -> tuple[str, str]:

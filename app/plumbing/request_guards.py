@@ -75,7 +75,10 @@ _CGI_KEYS = frozenset({
     "REMOTE_ADDR", "REMOTE_PORT", "REMOTE_HOST", "REMOTE_USER", "AUTH_TYPE", "REQUEST_URI", "RAW_URI",
     "HTTPS",
 })
-_BUSY_BODY = b"The service is busy. Please try again in a moment.\n"
+BUSY_SENTENCE = b"The service is busy. Please try again in a moment.\n"
+_PLAIN_TEXT = "text/plain; charset=utf-8"
+# The 503 page: our stylesheet and icon, nothing else; a partner's iframe may show it (the widget's posts meet it).
+BUSY_PAGE_POLICY = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'"
 DRAIN_AT_MOST = 64 * 1024
 # A burst of PASSID's deliveries may all wait for a webhook slot; elsewhere one waiter per slot.
 WEBHOOK_WAITERS_PER_SLOT = 3
@@ -102,8 +105,11 @@ _CLASS_OF_PREFIX = (
 _WELL_FORMED_SIGNATURE = re.compile(r"sha256=[0-9a-fA-F]{64}")
 
 
-def init_request_guards(app: Flask) -> None:
-    """Wrap the app (call after every other WSGI layer, so these see each request first)."""
+def init_request_guards(app: Flask, busy: Callable[[Flask, dict[str, Any]], tuple[str, bytes]] | None = None) -> None:
+    """Wrap the app (call after every other WSGI layer, so these see each request first).
+
+    `busy`: the 503's content type and bytes for a request (app/error_pages.py draws pages); without it, the
+    plain sentence in the request's language."""
     # The embedded sandbox is PASSID's side of the wire served by this same process: a widget post
     # that holds a slot calls it over HTTP, so its requests take slots of their own, or the widget
     # would starve itself. It exists only on a developer's machine.
@@ -112,20 +118,20 @@ def init_request_guards(app: Flask) -> None:
     pools = slot_pools(settings.max_bodies_in_flight, settings.body_slot_wait_seconds, sandbox=sandbox)
     watched = metrics(app)
     refused = (lambda kind: watched.body_slot_refusals.labels(kind).inc()) if watched is not None else None
-    bodies = BodiesInFlight(app.wsgi_app, pools, sandbox=sandbox, busy=lambda environ: busy_text(app, environ),
+    answer = busy or busy_text
+    bodies = BodiesInFlight(app.wsgi_app, pools, sandbox=sandbox, busy=lambda environ: answer(app, environ),
                             refused=refused)
     app.wsgi_app = RequestEnvironOnly(bodies)  # type: ignore[method-assign]
 
 
-def busy_text(app: Flask, environ: dict[str, Any]) -> bytes:
-    """The 503 sentence in the customer's language: a widget's form post may meet it, and htmx shows it in
-    the widget. Chosen from the URL and Accept-Language (`app.plumbing.i18n`); the body stays unread, so the widget's
-    forms carry an embed's `locale` in their URLs as well as in the signed `o` of their bodies."""
+def busy_text(app: Flask, environ: dict[str, Any]) -> tuple[str, bytes]:
+    """The 503 sentence in the customer's language, as plain text, chosen from the URL and Accept-Language
+    (`app.plumbing.i18n`); the body stays unread."""
     try:
         with app.request_context(environ):
-            return (_("The service is busy. Please try again in a moment.") + "\n").encode()
+            return _PLAIN_TEXT, (_("The service is busy. Please try again in a moment.") + "\n").encode()
     except Exception:  # never let a refusal fail: the English sentence
-        return _BUSY_BODY
+        return _PLAIN_TEXT, BUSY_SENTENCE
 
 
 def is_request_key(key: str) -> bool:
@@ -268,7 +274,7 @@ class BodiesInFlight:
     """Requests with a body take a slot of their class's pool first; a full pool means 503, unread."""
 
     def __init__(self, app: WSGIApp, pools: Mapping[str, SlotPool], *, sandbox: bool = False,
-                 busy: Callable[[dict[str, Any]], bytes] = lambda _environ: _BUSY_BODY,
+                 busy: Callable[[dict[str, Any]], tuple[str, bytes]] = lambda _environ: (_PLAIN_TEXT, BUSY_SENTENCE),
                  refused: Callable[[str], None] | None = None) -> None:
         """`refused(kind)` is told of each 503, with the class of request it refused (for the metrics)."""
         self.app = app
@@ -288,13 +294,12 @@ class BodiesInFlight:
         if not pool.take():
             if self.refused is not None:
                 self.refused(kind)
-            body = self.busy(environ)
-            start_response("503 Service Unavailable", [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(body))),
-                ("Retry-After", "5"),
-                ("Cache-Control", "no-store"),
-            ])
+            content_type, body = self.busy(environ)
+            headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), ("Retry-After", "5"),
+                       ("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff")]
+            if content_type.startswith("text/html"):  # drawn before Talisman could add a policy: its own, strict
+                headers.append(("Content-Security-Policy", BUSY_PAGE_POLICY))
+            start_response("503 Service Unavailable", headers)
             return [body]
         try:
             answer = self._answer_then_drain(environ, start_response)

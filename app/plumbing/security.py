@@ -7,24 +7,29 @@ the error pages its URLs answer) may be framed, by our own pages (branch mode's 
 sandbox) says `frame-ancestors 'none'` and `X-Frame-Options: DENY`, so a partner
 site cannot frame a staff page and trick a click. HSTS is sent on HTTPS
 requests only (Talisman checks), i.e. behind TLS. A request naming a host we
-do not serve (Flask's TRUSTED_HOSTS) gets a plain 400.
+do not serve (Flask's TRUSTED_HOSTS) gets a short 400 page.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from wsgiref.headers import Headers
 
 from flask import Flask, Response, request
+from flask_babel import gettext as _
 from flask_compress import Compress
 from flask_talisman import Talisman
+from markupsafe import escape
 from werkzeug.exceptions import SecurityError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import PROJECT_ROOT, settings_of
+from app.plumbing.i18n import html_lang, text_direction
 from app.plumbing.static_assets import IMMUTABLE, FreshCopiesOnly, fingerprinted_names, install_fingerprints
 
 compress = Compress()
+log = logging.getLogger(__name__)
 
 # Blueprints whose pages a partner site may frame: the widget (`/verify…`), nothing else.
 FRAMEABLE_BLUEPRINTS = ("widget",)
@@ -114,12 +119,17 @@ def init_security(app: Flask) -> None:
 
 
 def untrusted_host(error: SecurityError) -> Response:
-    """A Host (or trusted X-Forwarded-Host) not in TRUSTED_HOSTS: say so in a sentence, never echo it."""
-    return Response(
-        "This app is not served under this host name. Its operator lists the names it answers to in "
-        "PASSID_PUBLIC_URL or PASSID_TRUSTED_HOSTS.\n",
-        status=400, mimetype="text/plain",
-    )
+    """A Host (or trusted X-Forwarded-Host) not in TRUSTED_HOSTS: a short page in the visitor's language, like
+    every error page, that never echoes the host. It links nowhere and loads nothing: no URL of ours can be
+    built for a host we do not serve. The operator's fix goes to the log, once per such request."""
+    log.warning("a request named a host this app does not serve: it answers only the names in "
+                "PASSID_PUBLIC_URL or PASSID_TRUSTED_HOSTS")
+    title = escape(_("Something went wrong"))
+    sentence = escape(_("We couldn't handle this request. Please start again."))
+    page = (f'<!doctype html>\n<html lang="{html_lang()}" dir="{text_direction()}"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head>'
+            f"<body><main><h1>{title}</h1><p>{sentence}</p></main></body></html>\n")
+    return Response(page, status=400, mimetype="text/html")
 
 
 def serve_static_files(app: Flask) -> None:

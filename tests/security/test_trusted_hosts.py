@@ -34,9 +34,12 @@ def test_a_forged_host_gets_a_clear_400_from_the_running_app(widget_server: AppS
     for headers in ({"Host": "evil.example"}, {"Host": f"evil.example:{widget_server.port}"}):
         answer = requests.get(f"{widget_server.url}/verify", params={"origin": "http://evil.example"},
                               headers=headers, timeout=10)
-        assert answer.status_code == 400
-        assert "not served under this host name" in answer.text
+        assert answer.status_code == 400 and answer.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert "<h1>Something went wrong</h1>" in answer.text
         assert "data-parent-origin" not in answer.text and "evil.example" not in answer.text
+    french = requests.get(f"{widget_server.url}/verify", headers={"Host": "evil.example", "Accept-Language": "fr"},
+                          timeout=10)
+    assert french.status_code == 400 and '<html lang="fr"' in french.text and "Something" not in french.text
 
 
 def test_loopback_names_are_trusted_when_the_app_listens_on_loopback(widget_server: AppServer) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from html import unescape
 
 import pytest
-from flask import Flask
+from flask import Flask, abort
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -165,3 +165,34 @@ def test_an_unknown_session_is_the_error_page_with_a_way_back_only_to_an_allowed
     assert f'href="{came_from.replace("&", "&amp;")}"' in answer.text
     elsewhere = client.get("/verify/session?id=vs_nobody", headers={"Referer": "https://evil.example/"})
     assert "evil.example" not in elsewhere.text and "passid-button" not in elsewhere.text
+
+
+def test_every_error_status_is_a_translated_page_on_customer_and_staff_urls_and_json_for_machines(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever status a view stops with, a person gets a page (text/html, in their language: the customer's on
+    the widget, the staff member's on the console) and a machine JSON. The 503 of full body slots and the staff
+    403 have their own tests (test_pseudo_locale_text.py, tests/console/test_roles.py)."""
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    for status in (400, 403, 404, 405, 410, 413, 429, 500, 503):
+        def stop(status: int = status) -> str:
+            abort(status)
+
+        for endpoint in ("widget.page", "console.history", "webhooks.receive"):
+            monkeypatch.setitem(app.view_functions, endpoint, stop)
+        for path, locale in (("/verify", "fr"), ("/console/", "de")):
+            page = client.get(path, query_string={"locale": locale}, headers={"Accept-Language": "en"})
+            assert page.status_code == status and page.content_type == "text/html; charset=utf-8", path
+            assert f'<html lang="{locale}"' in page.text
+            if status == 429 and path == "/verify":  # the widget's own answer: its form again, with the sentence
+                assert 'data-view="idle"' in page.text and _translated(app, locale, 429)[1] in unescape(page.text)
+                continue
+            assert "data-error-page" in page.text
+            assert _words(page)[:2] == _translated(app, locale, status), (status, path)
+        machine = client.post("/webhooks/passid", data=b"{}", content_type="application/json")
+        assert machine.status_code == status and machine.is_json and "error" in machine.json
+
+
+def _translated(app: Flask, locale: str, status: int) -> tuple[str, str]:
+    with app.test_request_context("/verify", query_string={"locale": locale}):
+        return page_words(status)

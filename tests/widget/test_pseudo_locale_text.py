@@ -28,11 +28,13 @@ from app.passid import DenyReason
 from app.plumbing.database import db
 from app.plumbing.request_guards import CUSTOMER, BodiesInFlight
 from app.rules import customer_wording as messages
+from app.rules import sessions
 from app.rules.verifications import FinalStatus
 from app.sandbox.models import SandboxInstitution
 from app.sandbox.profiles import PROFILES
 from app.widget.options import options_from
 from app.widget.routes import Retry, error_state, render_state
+from app.widget.sessions import cancelled_view
 from tests.support.html_fields import hidden
 
 PSEUDO = {"locale": "en-XA"}
@@ -50,7 +52,9 @@ ALLOWED = re.compile(
 def app_settings() -> dict[str, str]:
     # Every poll checks PASSID: a decline on the phone reaches the widget through that check (no webhook
     # reports it), and the pages are what is tested here, not how often a poll checks (7 s by default).
-    return {"PASSID_INSTITUTION_NAME": INSTITUTION, "PASSID_POLL_CHECK_SECONDS": "0"}
+    # A post meeting full body slots is answered at once, not after the second a waiter may wait.
+    return {"PASSID_INSTITUTION_NAME": INSTITUTION, "PASSID_POLL_CHECK_SECONDS": "0",
+            "PASSID_BODY_SLOT_WAIT_SECONDS": "0"}
 
 
 class ReadableText(HTMLParser):
@@ -180,6 +184,10 @@ def states_drawn_directly(app: Flask) -> Iterator[str]:
         for error in (messages.token_format_message(), messages.rate_limited_message()):
             yield render_state("idle", options, nonce="n", error=error, token="x").get_data(as_text=True)
         yield render_state("idle", options, nonce="n", notice=messages.view_over_message()).get_data(as_text=True)
+        # A session's way out, and what the customer's own cancel shows inside an embed.
+        yield render_state("idle", options, nonce="n", cancellable=True).get_data(as_text=True)
+        cancelled = cancelled_view(options, sessions.VerificationSession(id="vs_x"))
+        yield render_state(cancelled.state, options, session_closed=True, **cancelled.context).get_data(as_text=True)
         for reason in [*DenyReason, "SOMETHING_NEW"]:
             message = messages.deny_message(reason, INSTITUTION)
             yield render_state("declined", options, message=message, expired=False, qr=False).get_data(as_text=True)
@@ -229,12 +237,23 @@ def customer_slots_taken(app: Flask) -> Iterator[None]:
 
 
 def test_the_busy_answer_to_a_form_post_speaks_the_customers_language(app: Flask, client: FlaskClient) -> None:
-    """Every body slot taken: the 503 a widget's post meets (htmx shows it in the widget) is translated too."""
+    """Every body slot taken: the 503 a widget's post meets is translated too. An htmx post gets the widget's
+    error view (htmx swaps it in as the error state) with "Try again" back to the page it was on; a plain post
+    the whole page; the API the plain sentence its document names."""
+    on_page = "http://localhost/verify/session?id=vs_x&locale=en-XA"
     with customer_slots_taken(app):
-        busy = client.post("/verify/qr", query_string=PSEUDO, data={"o": "x"})
-        english = client.post("/verify/qr", data={"o": "x"})
-    assert busy.status_code == 503 and busy.text.startswith("[") and english_left(busy.text) == []
-    assert english.text == "The service is busy. Please try again in a moment.\n"
+        swapped = client.post("/verify/qr", query_string=PSEUDO, data={"o": "x"},
+                              headers={"HX-Request": "true", "HX-Current-URL": on_page})
+        page = client.post("/verify/qr", query_string=PSEUDO, data={"o": "x"}, headers={"Referer": on_page})
+        english = client.post("/verify/qr", data={"o": "x"}, headers={"Referer": "https://elsewhere.example/"})
+    assert swapped.status_code == 503 and swapped.mimetype == "text/html"
+    assert swapped.text.strip().startswith('<div class="passid-view" data-view="error"') and "<html" not in swapped.text
+    assert english_left(swapped.text) == [] and f'href="{on_page.replace("&", "&amp;")}"' in swapped.text
+    assert page.status_code == 503 and page.mimetype == "text/html" and page.headers["Retry-After"] == "5"
+    assert_all_pseudo(page)
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    assert "The service is busy. Please try again in a moment." in english.text
+    assert 'href="/verify?locale=en"' in english.text  # not back to a page of another origin
 
 
 def test_every_widget_post_names_the_embeds_locale_so_a_busy_answer_speaks_it(app: Flask, client: FlaskClient) -> None:
@@ -255,8 +274,8 @@ def test_every_widget_post_names_the_embeds_locale_so_a_busy_answer_speaks_it(ap
 
     with customer_slots_taken(app):
         busy = client.post(posts[0], data={"o": hidden(idle, "o")}, headers=english_browser)
-    assert busy.status_code == 503
-    assert busy.text == "Le service est très sollicité. Veuillez réessayer dans un instant.\n"
+    assert busy.status_code == 503 and '<html lang="fr"' in busy.text
+    assert "Le service est très sollicité. Veuillez réessayer dans un instant." in busy.text
 
 
 def test_an_unknown_session_link_or_poll_answers_in_the_customers_language(client: FlaskClient) -> None:
