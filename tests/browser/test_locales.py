@@ -35,7 +35,7 @@ from app.passid import DenyReason
 from app.rules import customer_wording as messages
 from tests.browser.conftest import demo_key
 from tests.browser.layout import assert_fits, layout_problems
-from tests.browser.test_widget_accessibility import held
+from tests.browser.test_widget_accessibility import assert_no_axe_violations, held
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.servers import AppServer, base_env, migrate
 
@@ -427,27 +427,61 @@ def test_the_pseudo_locale_fits_320px_in_every_widget_state(
         assert_fits(page, f"{PSEUDO} {state}")
 
 
-def test_the_pseudo_locale_fits_320px_on_a_hosted_sessions_pages(
-    browser: Browser, widget_server: AppServer, allowed_site_port: int
+@pytest.mark.parametrize("locale", [PSEUDO, "ar"])
+def test_a_hosted_session_s_pages_fit_320px_and_pass_axe(
+    browser: Browser, widget_server: AppServer, allowed_site_port: int, locale: str
 ) -> None:
-    """A session's page with its way back to the bank, and the same link reopened once it is closed."""
-    made = requests.post(f"{widget_server.url}/api/sessions", headers={"X-Institution-Key": demo_key(widget_server)},
-                         json={"reference": "loan-320", "returnUrl": f"http://localhost:{allowed_site_port}/back"},
-                         timeout=10)
-    assert made.status_code == 201, made.text
-    url = f"{made.json()['url']}&locale={PSEUDO}"
+    """A session's pages with their ways back to the bank, in the pseudo-locale and right to left: the first
+    screen, a failed attempt and the QR (each with "Cancel and return"), success with "Continue", the link
+    reopened once closed, the customer's own cancel inside an embed, and an unknown session's error page."""
+    key = demo_key(widget_server)
+
+    def new_session(**body: Any) -> dict[str, Any]:
+        made = requests.post(f"{widget_server.url}/api/sessions", json={"reference": "loan-320", **body},
+                             headers={"X-Institution-Key": key}, timeout=10)
+        assert made.status_code == 201, made.text
+        return dict(made.json())
+
+    bank = f"http://localhost:{allowed_site_port}"
+    url = f"{new_session(returnUrl=f'{bank}/back')['url']}&locale={locale}"
     with customer_page(browser, viewport=PHONE) as page:
+
+        def fits_and_passes_axe(state: str, *, axe: bool = True) -> None:
+            assert page.locator("html").get_attribute("lang") == locale, state
+            assert_fits(page, f"{locale} {state}")
+            if axe:  # the states this page added or changed (axe takes about a second each)
+                assert_no_axe_violations(page)
+
+        cancel = page.locator('form[action*="/verify/session/cancel"] button')
         page.goto(url)
         expect(widget(page)).to_have_attribute("data-state", "idle")
-        assert_fits(page, f"{PSEUDO} session idle")
+        expect(cancel).to_be_visible()
+        fits_and_passes_axe("session idle")
+        reach_declined(page)
+        expect(cancel).to_be_visible()
+        fits_and_passes_axe("session declined")
+        page.locator('form[action="/verify/reset"] button').click()
+        reach_awaiting(page)
+        expect(cancel).to_be_visible()
+        fits_and_passes_axe("session awaiting")
+        page.goto(url)
         submit_token(page, SUCCESS_TOKEN)
         expect(page.locator("[data-continue]")).to_be_visible()
-        assert_fits(page, f"{PSEUDO} session success")
+        fits_and_passes_axe("session success", axe=False)
         page.goto(url)
         expect(widget(page)).to_have_attribute("data-state", "success")
         expect(page.locator("#passid-token")).to_have_count(0)  # closed: no new form
-        assert page.locator("html").get_attribute("lang") == PSEUDO
-        assert_fits(page, f"{PSEUDO} closed session")
+        fits_and_passes_axe("closed session", axe=False)
+
+        embedded = new_session()  # inside an embed (its origin allowed): the cancel stays on the page
+        page.goto(f"{embedded['url']}&locale={locale}&origin={bank}")
+        cancel.click()
+        expect(widget(page)).to_have_attribute("data-state", "declined")
+        expect(cancel).to_have_count(0)
+        fits_and_passes_axe("cancelled in an embed")
+        page.goto(f"{widget_server.url}/verify/session?id=vs_unknown&locale={locale}")
+        expect(page.locator("[data-error-page]")).to_be_visible()
+        fits_and_passes_axe("unknown session")
 
 
 @pytest.mark.parametrize("answer", ["share", "decline"])
