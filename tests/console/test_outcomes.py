@@ -18,12 +18,14 @@ from flask.testing import FlaskClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.config import install_settings, load_settings
 from app.console.forms import OutcomeForm
 from app.passid import DuplicateOutcome, PassidClient
 from app.rules.outcomes import OUTCOME_MEANINGS
 from tests.console.conftest import add_staff, share_token_for, signed_in
 from tests.support.faulty_upstream import FaultyUpstream
 from tests.support.html_fields import hidden
+from tests.support.servers import TEST_DATA_KEY
 from tests.support.widget_actions import WidgetActions
 
 
@@ -53,8 +55,11 @@ def test_the_form_explains_all_seven_outcomes(
     assert 'name="currency" value="USD"' in page
 
 
-def test_the_currency_is_the_bank_s_own_until_staff_type_another(build_app: Callable[..., Flask]) -> None:
-    kenyan = build_app(PASSID_DEFAULT_CURRENCY="kes")
+def test_the_currency_is_the_bank_s_own_until_staff_type_another() -> None:
+    """The form alone, in a bare app holding only the settings (building the whole app costs seconds)."""
+    kenyan = Flask(__name__)
+    install_settings(kenyan, load_settings({"SECRET_KEY": "test-secret", "DATABASE_URL": "sqlite:///:memory:",
+                                            "PASSID_DATA_KEY": TEST_DATA_KEY, "PASSID_DEFAULT_CURRENCY": "kes"}))
     with kenyan.test_request_context("/console/"):
         form = OutcomeForm(meta={"csrf": False})
         assert form.currency.data == "KES"
