@@ -49,6 +49,11 @@ BREAKDOWN_TITLES: dict[str, LazyString] = {
     "locale": lazy_gettext("By language"),
     "device": lazy_gettext("By device class"),
 }
+BREAKDOWN_COLUMNS: dict[str, LazyString] = {
+    "channel": lazy_gettext("Channel"),
+    "locale": lazy_gettext("Language"),
+    "device": lazy_gettext("Device class"),
+}
 VALUE_NAMES: dict[str, dict[str, LazyString]] = {
     "channel": {
         funnel.Channel.EMBED: lazy_gettext("Embedded widget"),
@@ -140,6 +145,7 @@ def funnel_page() -> str:
         verdicts=VERDICTS,
         verdict_names=VERDICT_NAMES,
         breakdown_titles=BREAKDOWN_TITLES,
+        breakdown_columns=BREAKDOWN_COLUMNS,
         value_name=value_name,
         percent=percent,
         seconds_text=seconds_text,

@@ -8,7 +8,8 @@ corridor. The webhook receipts about it lose their raw body but keep their event
 signed event delivered again is still a duplicate (PASSID's signature carries no time: the event id
 is the only defence against a replay). Its outcome report keeps which outcome it was and loses the
 token, amount, notes and score. The links from its QR requests to its session are deleted. An analyst's
-review note on it is erased (the decision, who made it and when stay).
+review note on it is erased (the decision, who made it and when stay). The funnel's counts (`app.rules.funnel`)
+hold nothing of the person and stay; its journeys still open lose their request ids.
 
 "One person", for a redaction: the verification named, every other verification with the same token
 (a share token is one person's; the widget's row and a webhook's row of the same verify share it),

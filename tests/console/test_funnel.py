@@ -29,11 +29,12 @@ import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from html import unescape
+from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import select
+from sqlalchemy import MetaData, create_engine, inspect, select
 from werkzeug.test import TestResponse
 
 from app.passid import PassidClient
@@ -43,6 +44,8 @@ from app.rules.decision import VERDICTS
 from app.rules.funnel import Counts, FunnelEvent, FunnelJourney, Tally, Timed, percentile, summarise
 from tests.console.conftest import share_token_for
 from tests.support.html_fields import hidden
+from tests.support.migrations import empty_database, flask_db
+from tests.support.servers import base_env
 from tests.support.waiting import wait_until
 from tests.support.widget_http import HTMX, QrSession, awaiting_session
 
@@ -348,3 +351,30 @@ def test_rates_and_times_follow_their_definitions() -> None:
     assert Counts().start_rate is None and Counts().rate("approved") is None
     assert funnel.device_of("PHONE") == "phone" and funnel.device_of("tablet<script>") == "unknown"
 
+
+
+# --- the migration ------------------------------------------------------------------------------------
+
+
+def test_the_funnel_migration_matches_the_model_and_downgrades(tmp_path: Path) -> None:
+    """On SQLite: every PostgreSQL run migrates its template database through this migration already."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with empty_database("sqlite", tmp_path) as url:
+        env = base_env(url)
+        flask_db(env, "upgrade", "0020_funnel")
+        engine = create_engine(url)
+        ours = MetaData()
+        for model in (FunnelEvent, FunnelJourney):
+            model.__table__.to_metadata(ours)
+        with engine.connect() as connection:
+            differences = compare_metadata(MigrationContext.configure(connection), ours)
+        # Only these tables are compared: every other table of the database is "not in the model" here.
+        assert [d for d in differences if "funnel_" in repr(d)] == []
+        flask_db(env, "downgrade", "0020_funnel-1")
+        engine.dispose()
+        assert not {"funnel_event", "funnel_journey"} & set(inspect(engine).get_table_names())
+        flask_db(env, "upgrade", "0020_funnel")
+        engine.dispose()
+        assert {"funnel_event", "funnel_journey"} <= set(inspect(engine).get_table_names())
