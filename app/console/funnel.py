@@ -91,12 +91,19 @@ def parse_period(args: Mapping[str, str], today: date, oldest: date) -> Period:
     kept is moved up to it (said on the page): nothing older exists. BadFilter for a day that is not one, or a
     range that ends before it starts."""
     last = parse_day(args, "to") or today
-    first = parse_day(args, "from") or last - timedelta(days=DEFAULT_DAYS - 1)
+    first = parse_day(args, "from") or _days_before(last, DEFAULT_DAYS - 1)
     if first > last:
         raise BadFilter(_("The “from” date is after the “to” date."))
     if first >= oldest:
         return Period(first, last)
     return Period(oldest, max(last, oldest), clamped=True)
+
+
+def _days_before(day: date, days: int) -> date:
+    try:
+        return day - timedelta(days=days)
+    except OverflowError:  # a "to" in the first days of year 1
+        return date.min
 
 
 def _period() -> Period:

@@ -28,6 +28,7 @@ deleted; erasing a person clears the request ids of their open journeys, which t
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,11 +39,14 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import Boolean, DateTime, Integer, String, delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.plumbing.database import Model, db, end_of, rows_changed, start_of, utcnow
 from app.rules import verifications
 from app.rules.verifications import FinalStatus, Verification
+
+log = logging.getLogger(__name__)
 
 # How long past its code's expiry a QR start may still get its verification (a poll after the countdown, a
 # webhook's first retries: 0, 30 s, 5 min) before it counts as abandoned.
@@ -163,21 +167,33 @@ def _clip(locale: str) -> str:
 # --- recording -----------------------------------------------------------------------------------
 
 
+@contextmanager
+def _counting(what: str) -> Iterator[None]:
+    """A count the customer's page does not wait on: the widget's first screen needed no database before the
+    funnel, and a database that cannot take the count (locked, down) costs the count, never the page."""
+    try:
+        yield
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("funnel: %s not counted: the database did not take it", what, exc_info=True)
+
+
 def note_shown(channel: Channel, locale: str) -> None:
     """A journey's first screen was drawn (whether it will run JavaScript, and on which layout, is not known yet)."""
-    db.session.add(FunnelEvent(kind=Kind.SHOWN.value, channel=channel.value, scripted=None, locale=_clip(locale),
-                               device=Device.UNKNOWN.value, hour=hour_of(utcnow())))
-    db.session.commit()
+    with _counting("a widget shown"):
+        db.session.add(FunnelEvent(kind=Kind.SHOWN.value, channel=channel.value, scripted=None,
+                                   locale=_clip(locale), device=Device.UNKNOWN.value, hour=hour_of(utcnow())))
 
 
 def note_qr_started(journey: Journey, request_id: str, expires_at: datetime) -> None:
     """A QR request was created: the start, and the open journey its verification (or its expiry) will end."""
-    db.session.add(_event(Kind.STARTED, journey))
-    db.session.add(FunnelJourney(
-        request_id=request_id, channel=journey.channel.value, scripted=journey.scripted,
-        locale=_clip(journey.locale), device=journey.device.value, started_at=journey.started_at,
-        expires_at=expires_at.replace(tzinfo=None)))
-    db.session.commit()
+    with _counting("a QR start"):
+        db.session.add(_event(Kind.STARTED, journey))
+        db.session.add(FunnelJourney(
+            request_id=request_id, channel=journey.channel.value, scripted=journey.scripted,
+            locale=_clip(journey.locale), device=journey.device.value, started_at=journey.started_at,
+            expires_at=expires_at.replace(tzinfo=None)))
 
 
 _CHECKING: ContextVar[Journey | None] = ContextVar("funnel_token_check", default=None)

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
-from sqlalchemy import MetaData, create_engine, inspect, select
+from sqlalchemy import MetaData, create_engine, inspect, select, text
 from werkzeug.test import TestResponse
 
 from app.passid import PassidClient
@@ -308,6 +308,17 @@ def test_a_replayed_or_refused_start_and_a_retention_purge(
     assert kinds == [("shown", clock.now)]
 
 
+def test_a_database_that_cannot_take_the_count_costs_the_count_not_the_page(app: Flask, client: FlaskClient) -> None:
+    """The widget's first screen and a QR start needed no funnel before: a count the database refuses is logged
+    and dropped, and the customer's page is drawn as ever."""
+    with app.app_context():
+        db.session.execute(text("DROP TABLE funnel_event"))
+        db.session.commit()
+    page = client.get("/verify")
+    assert page.status_code == 200 and 'data-view="idle"' in page.text
+    assert start_qr(client, page, "phone").request_id.startswith("req_")
+
+
 # --- the period --------------------------------------------------------------------------------------
 
 
@@ -319,6 +330,7 @@ def test_a_period_before_what_is_kept_starts_at_the_oldest_day_and_bad_dates_are
     assert page.status_code == 200
     oldest = (utcnow() - timedelta(days=90)).date().isoformat()
     assert f'name="from" type="date" value="{oldest}"' in page.text and "the oldest day still kept" in page.text
+    assert staff_client.get("/console/funnel.csv", query_string={"to": "0001-01-05"}).status_code == 200
     for query, words in (({"from": "yesterday"}, "must be a day written YYYY-MM-DD"),
                          ({"from": today.isoformat(), "to": (today - timedelta(days=1)).isoformat()},
                           "is after the")):
