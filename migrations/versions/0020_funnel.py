@@ -1,7 +1,7 @@
 """the funnel: widgets shown, verifications started and how each ended, with nothing about the person
 
 Revision ID: 0020_funnel
-Revises: 0018_staff_sso
+Revises: 0019_staff_second_factor
 Create Date: 2026-12-06 09:00:00
 
 `funnel_event` holds one row per shown widget, start and end (`app.rules.funnel`): its kind, channel, whether
@@ -17,7 +17,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0020_funnel'
-down_revision = '0018_staff_sso'
+down_revision = '0019_staff_second_factor'
 branch_labels = None
 depends_on = None
 
