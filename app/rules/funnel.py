@@ -174,9 +174,10 @@ def _counting(what: str) -> Iterator[None]:
     try:
         yield
         db.session.commit()
-    except SQLAlchemyError:
+    except SQLAlchemyError as refused:
         db.session.rollback()
-        log.warning("funnel: %s not counted: the database did not take it", what, exc_info=True)
+        # Its class only: the error's text quotes the statement's parameters, a request id among them.
+        log.warning("funnel: %s not counted: the database did not take it (%s)", what, type(refused).__name__)
 
 
 def note_shown(channel: Channel, locale: str) -> None:

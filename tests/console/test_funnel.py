@@ -308,15 +308,21 @@ def test_a_replayed_or_refused_start_and_a_retention_purge(
     assert kinds == [("shown", clock.now)]
 
 
-def test_a_database_that_cannot_take_the_count_costs_the_count_not_the_page(app: Flask, client: FlaskClient) -> None:
+def test_a_database_that_cannot_take_the_count_costs_the_count_not_the_page(
+    app: Flask, client: FlaskClient, caplog: pytest.LogCaptureFixture,
+) -> None:
     """The widget's first screen and a QR start needed no funnel before: a count the database refuses is logged
-    and dropped, and the customer's page is drawn as ever."""
+    (without the statement's parameters: a request id is one) and dropped, and the page is drawn as ever."""
     with app.app_context():
         db.session.execute(text("DROP TABLE funnel_event"))
         db.session.commit()
     page = client.get("/verify")
     assert page.status_code == 200 and 'data-view="idle"' in page.text
-    assert start_qr(client, page, "phone").request_id.startswith("req_")
+    qr = start_qr(client, page, "phone")
+    said = [record.getMessage() for record in caplog.records if record.name == funnel.__name__]
+    assert said == ["funnel: a widget shown not counted: the database did not take it (OperationalError)",
+                    "funnel: a QR start not counted: the database did not take it (OperationalError)"]
+    assert not any(qr.request_id in (record.getMessage() + (record.exc_text or "")) for record in caplog.records)
 
 
 # --- the period --------------------------------------------------------------------------------------
