@@ -132,7 +132,7 @@ def csv_of(staff: FlaskClient, **period: str) -> dict[tuple[str, str], dict[str,
     return {(row["breakdown"], row["value"]): row for row in csv.DictReader(io.StringIO(answer.text))}
 
 
-def test_the_funnel_counts_scripted_journeys_exactly_and_an_erasure_leaves_the_counts(  # noqa: PLR0915
+def test_the_funnel_counts_scripted_journeys_exactly_and_an_erasure_leaves_the_counts(
     app: Flask, client: FlaskClient, staff_client: FlaskClient, runner: FlaskCliRunner, app_sandbox: PassidClient,
     app_demo: tuple[str, str], clock: Clock,
 ) -> None:
@@ -287,11 +287,11 @@ def test_the_funnel_counts_scripted_journeys_exactly_and_an_erasure_leaves_the_c
     assert [value for value in personal if value in dumped] == []
 
 
-def test_a_replayed_or_refused_start_and_a_retention_purge(
+def test_a_malformed_token_starts_nothing_and_the_retention_purge_drops_only_old_counts(
     app: Flask, client: FlaskClient, clock: Clock,
 ) -> None:
-    """A form PASSID refused (a malformed token) starts nothing; the retention purge drops counts older than the
-    retention period with everything else, and keeps the rest."""
+    """A token refused as malformed starts nothing (the same form sent again is the main test's journey 4); the
+    retention purge drops counts older than the retention period with everything else, and keeps the rest."""
     page = client.get("/verify")
     refused = client.post("/verify/token/check", headers=layout("phone"),
                           data={"o": hidden(page.text, "o"), "n": hidden(page.text, "n"), "token": "nope"})
