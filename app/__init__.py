@@ -66,6 +66,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     _install_data_keys(app, settings.data_keys + settings.data_keys_decrypt_only, exit_on_error=environ is None)
     from app.rules import (  # noqa: F401  (tables must be known to migrations)
         audit,
+        funnel,  # with the listener that ends a journey when its verification is recorded
         notifications,
         outcomes,
         session_events,  # noqa: F401  (registers the listener that tells the bank's backend)
@@ -97,6 +98,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from app.rules.retention import PURGE_EVERY_SECONDS, PURGE_JOB, purge_job
 
     register_job(app, PURGE_JOB, purge_job, every_seconds=PURGE_EVERY_SECONDS)
+    register_job(app, funnel.SETTLE_JOB, funnel.settle_abandoned, every_seconds=funnel.SETTLE_EVERY_SECONDS)
     if settings.notify_url:  # no URL, no events queued, nothing to pass over
         register_job(app, notifications.NOTIFY_JOB, notifications.deliver_due)
         register_job(app, session_events.EXPIRY_JOB, session_events.announce_expired_sessions,

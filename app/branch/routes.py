@@ -15,9 +15,10 @@ from flask_babel import gettext as _
 from app.config import current_settings
 from app.passid import PassidError, ValidationError
 from app.plumbing.htmx import htmx
+from app.plumbing.i18n import chosen_locale
 from app.plumbing.own_origin import own_origin
 from app.plumbing.passid_connection import passid_client
-from app.rules import audit, verifications
+from app.rules import audit, funnel, verifications
 from app.rules.customer_wording import claim_lines
 from app.rules.sessions import REFERENCE_MAX_LENGTH, is_usable_reference
 from app.rules.token_forms import idempotency_key, submitted_token
@@ -64,13 +65,15 @@ def _typed_reference() -> tuple[str | None, bool]:
 @bp.get("/")
 @require_role(Role.COUNTER)
 def counter() -> tuple[str, int]:
+    funnel.note_shown(funnel.Channel.BRANCH, chosen_locale())
     return _entry()
 
 
 @bp.get("/next")
 @require_role(Role.COUNTER)
 def next_customer() -> tuple[str, int]:
-    """A clean entry form: the previous customer's result is gone from the page."""
+    """A clean entry form: the previous customer's result is gone from the page (the next one's, in the funnel)."""
+    funnel.note_shown(funnel.Channel.BRANCH, chosen_locale())
     return _entry()
 
 
@@ -88,6 +91,8 @@ def verify() -> tuple[str, int]:
                       reference_error=reference_error)
     key = idempotency_key(nonce, token)
     permissions = list(current_settings().permissions)
+    # The counter's layout is its own, not the widget's phone or desktop one: its device class is not known.
+    journey = funnel.Journey(funnel.Channel.BRANCH, bool(htmx), chosen_locale(), funnel.Device.UNKNOWN)
     try:
         result = passid_client().verify(token, idempotency_key=key)
     except ValidationError:
@@ -97,9 +102,10 @@ def verify() -> tuple[str, int]:
         current_app.logger.warning("branch verify failed", exc_info=True)
         return _entry(_("PASSID could not be reached. Nothing was verified — try again in a moment."), 502,
                       reference=reference or "")
-    finished = verifications.record_verify_result(
-        result, source=verifications.Source.BRANCH, idempotency_key=key, wanted=permissions, reference=reference
-    )
+    with funnel.checking_token(journey):
+        finished = verifications.record_verify_result(
+            result, source=verifications.Source.BRANCH, idempotency_key=key, wanted=permissions, reference=reference
+        )
     if finished.redacted_at is not None:  # the person was erased: their tombstone refused this record
         return _render("branch/_missing.html", 410, erased=True)
     claims = finished.claims

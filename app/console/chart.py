@@ -1,11 +1,11 @@
-"""The calibration chart, drawn on the server as inline SVG.
+"""The console's charts (calibration by tier, the funnel), drawn on the server as inline SVG.
 
-No JavaScript and no chart library: five pairs of bars are a few dozen SVG
+No JavaScript and no chart library: five pairs of bars (or eight funnel steps) are a few dozen SVG
 elements, and drawing them here keeps the console free of scripts (our CSP
 allows none inline) and lets a test check the picture without a browser.
 Colours are SVG presentation attributes, not `style`, for the same CSP.
 
-Accessibility: the picture is one `role="img"` with a <title> and a <desc>
+Accessibility: each picture is one `role="img"` with a <title> and a <desc>
 that says in words what the bars show; the page repeats the numbers in a
 table beneath it.
 """
@@ -22,6 +22,8 @@ from markupsafe import Markup, escape
 
 from app.passid import CohortReport, CohortTier
 from app.plumbing.i18n import request_locale
+from app.plumbing.staff_formatting import console_number
+from app.rules.funnel import Counts, Outcome
 
 WIDTH, HEIGHT = 640, 340
 LEFT, RIGHT, TOP, BOTTOM = 56, 16, 56, 70
@@ -156,5 +158,74 @@ def cohort_chart_svg(report: CohortReport, *, chart_id: str = "cohort-chart") ->
     if not has_observations(report):
         out.append(_text(LEFT + plot_w / 2, TOP + 16, _("No outcomes reported yet — expected rates only"),
                          size=13, fill=MUTED))
+    out.append("</svg>")
+    return Markup("".join(out))
+
+
+# --- the funnel ----------------------------------------------------------------------------------
+
+FUNNEL_LABEL_W, FUNNEL_ROW_H, FUNNEL_TOP = 190, 30, 40
+FUNNEL_PLOT_W = WIDTH - FUNNEL_LABEL_W - 220  # room on the right for "1,234 · 83.33% of widgets shown"
+FUNNEL_FILLS = {
+    "shown": INK, "started": INK, Outcome.APPROVED: OBSERVED_FILL, Outcome.DENIED: "#a4161a",
+    Outcome.DECLINED: "#8a5a00", Outcome.EXPIRED: MUTED, Outcome.ABANDONED: "#767d8a", "in_progress": EXPECTED_FILL,
+}
+
+
+def funnel_steps(counts: Counts, names: dict[str, str]) -> list[tuple[str, str, int, str | None]]:
+    """(step, its name, count, its share in words) for every bar: shown, started, each end, in progress."""
+    def of_started(count: int) -> str | None:
+        return _("%(rate)s of started", rate=percent(count / counts.started)) if counts.started else None
+
+    steps: list[tuple[str, str, int, str | None]] = [
+        ("shown", names["shown"], counts.shown or 0, None),
+        ("started", names["started"], counts.started,
+         _("%(rate)s of widgets shown", rate=percent(counts.start_rate)) if counts.start_rate is not None else None),
+    ]
+    steps += [(outcome.value, names[outcome.value], counts.outcomes[outcome], of_started(counts.outcomes[outcome]))
+              for outcome in Outcome]
+    steps.append(("in_progress", names["in_progress"], counts.in_progress, of_started(counts.in_progress)))
+    return steps
+
+
+def describe_funnel(counts: Counts, names: dict[str, str]) -> str:
+    """The funnel in words, for the <desc>."""
+    parts = []
+    for _step, name, count, share in funnel_steps(counts, names):
+        if share is None:
+            parts.append(_("%(step)s: %(count)s.", step=name, count=console_number(count)))
+        else:
+            parts.append(_("%(step)s: %(count)s (%(share)s).", step=name, count=console_number(count), share=share))
+    return " ".join(parts)
+
+
+def funnel_chart_svg(counts: Counts, names: dict[str, str], *, chart_id: str = "funnel-chart") -> Markup:
+    """One bar per step, as long as its count against the longest, with its count and share beside it.
+
+    `names`: each step's name in the staff member's language (shown, started, each outcome, in_progress).
+    """
+    steps = funnel_steps(counts, names)
+    height = FUNNEL_TOP + FUNNEL_ROW_H * len(steps) + 12
+    longest = max(count for _step, _name, count, _share in steps) or 1
+    title_id, desc_id = f"{chart_id}-title", f"{chart_id}-desc"
+    title = _("Widgets shown, verifications started and how they ended")
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" id="{escape(chart_id)}" class="console-chart" '
+        f'viewBox="0 0 {WIDTH} {height}" width="100%" role="img" '
+        f'aria-labelledby="{escape(title_id)} {escape(desc_id)}" font-family="{FONT}">',
+        f'<title id="{escape(title_id)}">{escape(title)}</title>',
+        f'<desc id="{escape(desc_id)}">{escape(describe_funnel(counts, names))}</desc>',
+        _text(16, 24, title, size=13, anchor="start", weight="bold"),
+    ]
+    for index, (step, name, count, share) in enumerate(steps):
+        y = FUNNEL_TOP + FUNNEL_ROW_H * index
+        width = max(FUNNEL_PLOT_W * count / longest, 1.0)  # a hairline for zero, so the row still reads as a bar
+        dashed = (f' stroke="{EXPECTED_STROKE}" stroke-width="1.5" stroke-dasharray="4 2"'
+                  if step == "in_progress" else "")
+        out.append(_text(FUNNEL_LABEL_W - 8, y + 19, name, anchor="end"))
+        out.append(f'<rect data-step="{escape(step)}" data-count="{count}" x="{FUNNEL_LABEL_W}" y="{y + 5}" '
+                   f'width="{width:.1f}" height="{FUNNEL_ROW_H - 10}" fill="{FUNNEL_FILLS[step]}"{dashed}/>')
+        label = console_number(count) if share is None else f"{console_number(count)} · {share}"
+        out.append(_text(FUNNEL_LABEL_W + width + 6, y + 19, label, size=11, anchor="start", fill=MUTED))
     out.append("</svg>")
     return Markup("".join(out))

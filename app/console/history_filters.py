@@ -108,7 +108,8 @@ def _choice(args: Mapping[str, str], name: str, allowed: tuple[str, ...], refusa
     return value
 
 
-def _day(args: Mapping[str, str], name: str) -> date | None:
+def parse_day(args: Mapping[str, str], name: str) -> date | None:
+    """The UTC day `args[name]` names (YYYY-MM-DD), None when empty; BadFilter when it names none (the funnel's too)."""
     value = (args.get(name) or "").strip()
     if not value:
         return None
@@ -128,8 +129,8 @@ def parse_filters(args: Mapping[str, str]) -> HistoryFilters:
         status=_choice(args, "status", STATUSES, lazy_gettext(
             "“%(value)s” is not a verification status; choose one from the list.")),
         source=_choice(args, "source", SOURCES, lazy_gettext("“%(value)s” is not a source; choose one from the list.")),
-        date_from=_day(args, "from"),
-        date_to=_day(args, "to"),
+        date_from=parse_day(args, "from"),
+        date_to=parse_day(args, "to"),
         review=_choice(args, "review", REVIEW_STATUSES, lazy_gettext(
             "“%(value)s” is not a review status; choose one from the list.")),
         verdict=_choice(args, "verdict", VERDICTS, lazy_gettext(

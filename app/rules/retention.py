@@ -8,7 +8,8 @@ corridor. The webhook receipts about it lose their raw body but keep their event
 signed event delivered again is still a duplicate (PASSID's signature carries no time: the event id
 is the only defence against a replay). Its outcome report keeps which outcome it was and loses the
 token, amount, notes and score. The links from its QR requests to its session are deleted. An analyst's
-review note on it is erased (the decision, who made it and when stay).
+review note on it is erased (the decision, who made it and when stay). The funnel's counts (`app.rules.funnel`)
+hold nothing of the person and stay; its journeys still open lose their request ids.
 
 "One person", for a redaction: the verification named, every other verification with the same token
 (a share token is one person's; the widget's row and a webhook's row of the same verify share it),
@@ -39,7 +40,7 @@ from sqlalchemy import Select, delete, func, or_, select, update
 from app.config import current_settings
 from app.plumbing.database import db, isoformat_z, rows_changed, utcnow
 from app.plumbing.encryption import lookup_hashes
-from app.rules import audit, notifications, review, tombstones
+from app.rules import audit, funnel, notifications, review, tombstones
 from app.rules.outcomes import OutcomeReport
 from app.rules.sessions import SessionRequest, VerificationSession
 from app.rules.verifications import Verification
@@ -62,7 +63,7 @@ _PERSONAL_COLUMNS = (
 )
 # The tables an erase changes: what `forget_erased_bytes` cleans up after.
 _TABLES = ("verification", "webhook_receipt", "outcome_report", "session_request", "review_decision",
-           "verification_session")
+           "verification_session", "funnel_journey")
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ def _erase_people(rows: list[Verification], sessions: list[VerificationSession],
         select(SessionRequest.request_id).where(SessionRequest.session_id.in_(session_ids))).scalars())
     tombstones.bury(tokens=[found.token for found in rows], request_ids=request_ids, session_ids=session_ids,
                     now=now)
+    funnel.forget_requests(request_ids)  # the funnel's counts stay; an open journey loses the request id
     chosen = Verification.id.in_([found.id for found in rows])
     _announce_redacted(rows, now)
     notes = review.erase_notes(chosen)  # selected by what the next step changes: first
@@ -303,6 +305,7 @@ def purge(*, dry_run: bool = False, actor: str = audit.SYSTEM_ACTOR, now: dateti
         db.session.rollback()
         return erased
     expired = tombstones.expire(now)  # before new ones are added: a tombstone from this run is never due yet
+    funnel.purge_before(cutoff)  # counts, with nothing personal in them, kept as long as the rest and no longer
     _bury_old(old_rows, old_links, now)
     if notifications.configured():
         _announce_redacted(db.session.execute(

@@ -30,10 +30,11 @@ from app.plumbing import final_state_drawing, i18n
 from app.plumbing.database import utcnow
 from app.plumbing.htmx import htmx
 from app.plumbing.metrics import metrics
+from app.plumbing.own_origin import own_origin
 from app.plumbing.passid_connection import passid_client, passid_connection
 from app.plumbing.rate_limits import limiter, session_limit, spinner_step, token_limit
 from app.rules import customer_wording as messages
-from app.rules import verifications
+from app.rules import funnel, verifications
 from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.rules.finished_requests import FinishedRequests
 from app.rules.finished_requests import install as install_finished_requests
@@ -114,12 +115,14 @@ def new_form_nonce() -> str:
 
 
 def idle(options: WidgetOptions, *, nonce: str | None = None, error: str | None = None,
-         status: int = 200, token: str = "", notice: str | None = None) -> Response:
+         status: int = 200, token: str = "", notice: str | None = None, first_screen: bool = False) -> Response:
     """The form, unless a session takes no more attempts: then its final state (every way back to
-    the form passes here: reset, "Try again", an old page's error)."""
+    the form passes here: reset, "Try again", an old page's error); a journey's `first_screen` is `shown`."""
     closed = session_closed(options)
     if closed is not None:
         return closed
+    if first_screen:
+        shown(options)
     return render_state("idle", options, status, nonce=nonce or new_form_nonce(), error=error, token=token,
                         notice=notice)
 
@@ -149,7 +152,7 @@ def too_many(error: Exception) -> Response:
 
 @bp.get("/verify")
 def page() -> Response:
-    return idle(options_from(request.args))
+    return idle(options_from(request.args), first_screen=True)
 
 
 @bp.get("/verify/session")
@@ -163,7 +166,7 @@ def session_page() -> Response:
     if session is None:
         return unknown_session()
     i18n.prefer(session.locale)  # before anything on the page is translated
-    return idle(sessions.session_options(session, request.args))
+    return idle(sessions.session_options(session, request.args), first_screen=True)
 
 
 def unknown_session() -> Response:
@@ -273,6 +276,7 @@ def start_session(options: WidgetOptions) -> Response:
     session = sessions.session_of(options)
     if session is not None:  # so its webhook records it for the session if no poll of ours comes again
         app.rules.sessions.note_request(created.request_id, session)
+    funnel.note_qr_started(funnel_journey(options), created.request_id, created.expires_at)
     upstream_checks().seen_pending(created.request_id)
     return awaiting(options, handle)
 
@@ -457,6 +461,7 @@ def check_submitted_token(options: WidgetOptions, token: str, nonce: str) -> Res
     if closed is not None:
         return closed
     key = idempotency_key(nonce, token)
+    journey = funnel_journey(options)  # started as it is submitted
     try:
         result = passid_client().verify(token, idempotency_key=key)
     except ValidationError:
@@ -464,11 +469,32 @@ def check_submitted_token(options: WidgetOptions, token: str, nonce: str) -> Res
     except PassidError:
         current_app.logger.warning("verify failed", exc_info=True)
         return error_state(options, retry=Retry("get", url_for("widget.reset"), {"n": nonce}))
-    finished = verifications.record_verify_result(
-        result, source=verifications.Source.MANUAL, idempotency_key=key, wanted=options.permissions,
-        **sessions.recorded_for(options),
-    )
+    with funnel.checking_token(journey):
+        finished = verifications.record_verify_result(
+            result, source=verifications.Source.MANUAL, idempotency_key=key, wanted=options.permissions,
+            **sessions.recorded_for(options),
+        )
     return final_state(options, finished)
+
+
+# --- the funnel ---------------------------------------------------------------------------------
+
+def funnel_channel(options: WidgetOptions) -> funnel.Channel:
+    return funnel.channel_of(session=options.session_id is not None, framed_by_us=options.parent_origin == own_origin())
+
+
+def shown(options: WidgetOptions) -> None:
+    """A journey's first screen, counted in the funnel; not the counter's framed QR flow: its counter counted it."""
+    channel = funnel_channel(options)
+    if channel != funnel.Channel.BRANCH:
+        funnel.note_shown(channel, i18n.chosen_locale())
+
+
+def funnel_journey(options: WidgetOptions) -> funnel.Journey:
+    """What a start is counted under (`app.rules.funnel`): the page's channel and language, whether it runs
+    JavaScript (htmx sent it), and the layout widget.js reported (never a fingerprint of the device)."""
+    return funnel.Journey(channel=funnel_channel(options), scripted=bool(htmx), locale=i18n.chosen_locale(),
+                          device=funnel.device_of(request.headers.get(funnel.LAYOUT_HEADER)))
 
 
 # --- final states ---------------------------------------------------------------------------------

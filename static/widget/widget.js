@@ -100,6 +100,10 @@
   document.body.addEventListener("htmx:afterSettle", function (evt) {
     if (evt.target === stateBox) settle(false);
   });
+  // The layout widget.css chose (phone or desktop, by the pointer), for the console's funnel; nothing else.
+  document.body.addEventListener("htmx:configRequest", function (evt) {
+    evt.detail.headers["PASSID-Layout"] = window.matchMedia("(pointer: coarse)").matches ? "phone" : "desktop";
+  });
   document.body.addEventListener("htmx:sendError", offline);
   document.body.addEventListener("htmx:responseError", offline);
   // Every change of height, whatever caused it: a new state, a line wrapping after a resize, a late font.

@@ -202,7 +202,7 @@ def test_at_320px_the_awaiting_state_fits_its_frame_and_passes_axe_with_a_mouse_
     browser: Browser, widget_server: AppServer, allowed_site_port: int, locale: str
 ) -> None:
     """The awaiting state is the one whose layout depends on the device: checked for each, in the locale whose
-    strings are longest and in the right-to-left one, on a 320 px page."""
+    strings are longest and in the right-to-left one, on a 320 px page; its start tells the server that layout."""
     site = EmbeddingSite(widget_server.url, allowed_site_port, attributes=f'data-locale="{locale}"')
     try:
         for touch in (False, True):
@@ -212,7 +212,10 @@ def test_at_320px_the_awaiting_state_fits_its_frame_and_passes_axe_with_a_mouse_
             page.goto(site.origin)
             frame_fits(page, "idle")
             frame = widget_frame(page)
-            frame.locator(f"#passid-state {GENERATE_BUTTON}").click()
+            with page.expect_request(re.compile(r"/verify/qr/session")) as start:
+                frame.locator(f"#passid-state {GENERATE_BUTTON}").click()
+            # The layout the stylesheet chose, told to the server for the console's funnel (app/rules/funnel.py).
+            assert start.value.headers.get("passid-layout") == ("phone" if touch else "desktop")
             frame_fits(page, "awaiting")
             expect(frame.locator("html")).to_have_attribute("lang", locale)
             assert leading_action(frame)["link_first" if touch else "qr_first"]

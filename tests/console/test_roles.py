@@ -1,8 +1,9 @@
 """Who may open which staff page: the access matrix, role by role, for every page and form.
 
 counter: the branch counter only. analyst: the console's history, verification pages, outcome reporting,
-performance, webhook and notification logs, review queue and history export. admin: everything, plus the
-audit log, erasure, staff management, the go-live checklist, the test webhook and the test notification.
+performance, the funnel and its CSV, webhook and notification logs, review queue and history export. admin:
+everything, plus the audit log, erasure, staff management, the go-live checklist, the test webhook and the test
+notification.
 Anonymous visitors go to sign-in; a disabled account's sessions are over, so it is anonymous again.
 
 The matrix is checked against the app's own URL map: a new page under /branch or /console without an
@@ -36,6 +37,8 @@ MATRIX: dict[tuple[str, str], Role] = {
     ("console.outcome", "GET"): Role.ANALYST,
     ("console.outcome", "POST"): Role.ANALYST,
     ("console.performance", "GET"): Role.ANALYST,
+    ("console.funnel_page", "GET"): Role.ANALYST,
+    ("console.funnel_csv", "GET"): Role.ANALYST,
     ("console.webhook_log", "GET"): Role.ANALYST,
     ("console.notification_log", "GET"): Role.ANALYST,
     ("console.review_queue", "GET"): Role.ANALYST,
@@ -152,7 +155,7 @@ def test_a_forbidden_page_says_whose_it_is(app: Flask, runner: FlaskCliRunner) -
 
 
 NAV = {"Branch": "/branch/", "History": "/console/", "Review queue": "/console/review",
-       "Performance": "/console/performance",
+       "Performance": "/console/performance", "Funnel": "/console/funnel",
        "Webhooks": "/console/webhooks", "Notifications": "/console/notifications", "Go-live": "/console/go-live",
        "Audit log": "/console/audit",
        "Staff": "/console/staff"}
@@ -160,7 +163,7 @@ NAV = {"Branch": "/branch/", "History": "/console/", "Review queue": "/console/r
 
 @pytest.mark.parametrize(("role", "page", "shown"), [
     ("counter", "/branch/", {"Branch"}),
-    ("analyst", "/console/", {"History", "Review queue", "Performance", "Webhooks", "Notifications"}),
+    ("analyst", "/console/", {"History", "Review queue", "Performance", "Funnel", "Webhooks", "Notifications"}),
     ("admin", "/console/", set(NAV)),
 ])
 def test_the_nav_shows_only_the_pages_the_role_may_open(

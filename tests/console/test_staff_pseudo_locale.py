@@ -14,7 +14,7 @@ from flask.testing import FlaskCliRunner
 from tests.console.conftest import add_staff, signed_in
 
 PAGES = ("/branch/", "/branch/qr", "/console/", "/console/review", "/console/webhooks", "/console/go-live",
-         "/console/audit", "/console/staff", "/console/performance")
+         "/console/audit", "/console/staff", "/console/performance", "/console/funnel")
 # Shown as they are in every language: the product's name and the zone every console time is in.
 UNTRANSLATED = {"PASSID", "Verify", "UTC"}
 _BRACKETED = re.compile(r"\[[^\[\]]*\]")
