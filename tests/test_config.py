@@ -12,11 +12,13 @@ from flask import Flask
 from app import create_app
 from app.config import (
     ALL_PERMISSIONS,
+    CONFIG_ERROR_EXIT_STATUS,
     DEFAULT_RETRY_SCHEDULE,
     SETTINGS,
     ConfigError,
     current_settings,
     load_settings,
+    load_settings_or_exit,
     settings_of,
 )
 from tests.support.servers import (
@@ -344,3 +346,44 @@ def test_a_password_hash_method_is_scrypt_or_a_pbkdf2_with_its_iterations() -> N
     with pytest.raises(ConfigError) as error:
         settings_for(PASSID_PASSWORD_HASH="md5")
     assert list(error.value.problems) == ["PASSID_PASSWORD_HASH must be scrypt, or pbkdf2:sha256:ITERATIONS, got 'md5'"]
+
+
+def test_the_process_environment_is_read_over_the_env_file_and_a_problem_ends_in_sentences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What every entry point calls (`wsgi.py`, the `flask` CLI), in this process: `.env` for local use, the
+    process environment over it, and on a problem one sentence per line on stderr and the exit status, never a
+    traceback. (The entry points themselves are run as processes above.)"""
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PASSID_THEME_PRIMARY=#123456\nPORT=abc\n")
+    for name, value in {"SECRET_KEY": "test-secret", "DATABASE_URL": "sqlite:///:memory:",
+                        "PASSID_DATA_KEY": TEST_DATA_KEY, "PORT": "5001"}.items():
+        monkeypatch.setenv(name, value)
+    read = load_settings(dotenv_path=dotenv)
+    assert (read.theme_primary, read.port) == ("#123456", 5001)  # the process environment wins over the file
+
+    monkeypatch.setattr("app.config.loader.PROJECT_ROOT", tmp_path)  # where `.env` is looked for by default
+    monkeypatch.setenv("PASSID_THEME_PRIMARY", "red")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings_or_exit()
+    assert stopped.value.code == CONFIG_ERROR_EXIT_STATUS
+    assert capsys.readouterr().err == (
+        "Configuration error: PASSID_THEME_PRIMARY must be a hex colour like #00c27a, got 'red'.\n")
+
+
+@pytest.mark.parametrize(("environ", "problem"), [
+    ({"PASSID_OIDC_CLIENT_ID": "passid"}, "PASSID_OIDC_CLIENT_ID set without PASSID_OIDC_ISSUER"),
+    ({"PASSID_LOCAL_PASSWORDS": "off"}, "PASSID_LOCAL_PASSWORDS=off needs single sign-on"),
+    ({"PASSID_OIDC_ISSUER": "http://login.bank.example"}, "PASSID_OIDC_ISSUER must be an https:// URL"),
+    ({"PASSID_OIDC_ISSUER": "https://login.bank.example/?tenant=1"}, "PASSID_OIDC_ISSUER must be a plain URL"),
+    ({"PASSID_OIDC_ISSUER": "https://login.bank.example"}, "PASSID_OIDC_CLIENT_SECRET is required"),
+    ({"PASSID_OIDC_ISSUER": "https://login.bank.example"}, "PASSID_OIDC_ROLE_MAP is required"),
+    ({"PASSID_OIDC_ISSUER": "https://login.bank.example", "PASSID_OIDC_SCOPES": "profile"},
+     "PASSID_OIDC_SCOPES must include openid"),
+])
+def test_single_sign_on_settings_that_cannot_work_are_refused_at_start_up(
+    environ: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        settings_for(**environ)
+    assert problem in str(error.value)
