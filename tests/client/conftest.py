@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -106,16 +108,25 @@ class FakePassid(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-@pytest.fixture
-def fake() -> Any:
+@contextmanager
+def serving_fake_passid() -> Iterator[FakePassid]:
+    """A scripted PASSID on a loopback port, answered by a thread until the block ends."""
     server = FakePassid()
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
-    yield server
-    server.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    try:
+        yield server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakePassid]:
+    with serving_fake_passid() as server:
+        yield server
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the test sees the headers each call carried and can make PASSID fail on cue.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +14,7 @@ import pytest
 from flask import Flask
 
 from app.config import ALL_PERMISSIONS
-from tests.client.conftest import FakePassid, Reply
+from tests.client.conftest import FakePassid, Reply, serving_fake_passid
 from tests.support.captured_logs import CapturedLogs, json_logs_captured
 from tests.support.scraping import BEARER, METRICS_TOKEN, value
 from tests.support.widget_actions import WidgetActions
@@ -29,14 +28,8 @@ CODE = "ZX9Q-4PLM"
 
 @pytest.fixture
 def passid() -> Iterator[FakePassid]:
-    server = FakePassid()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield server
-    server.release.set()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serving_fake_passid() as server:
+        yield server
 
 
 @pytest.fixture
