@@ -10,8 +10,11 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from app.config import ConfigError, load_settings
+from app import create_app
+from app.config import ConfigError, config_error_sentences, load_settings
+from app.plumbing.database import db
 from app.plumbing.encryption import DataKeyError, Keyring, canonical
+from app.rules import verifications
 from tests.support.servers import BIN, ROOT, TEST_DATA_KEY, AppServer, base_env, migrate
 from tests.support.widget_http import widget_fields
 
@@ -111,31 +114,29 @@ def test_a_damaged_generated_key_is_never_replaced(tmp_path: Path) -> None:
 
 
 def _store_a_verification(env: dict[str, str]) -> None:
-    script = ("from app import create_app\nfrom app.rules import verifications\n"
-              "app = create_app()\n"
-              "with app.app_context():\n"
-              "    verifications.record(source='cli', status='completed', token='KE8V-3TXY-Z72L',\n"
-              "                         claims={'tier': 'A', 'income_band': 'GBP 40k-60k'})\n")
-    subprocess.run([str(BIN / "python"), "-c", script], cwd=ROOT, env=env, check=True, capture_output=True,
-                   timeout=60)
+    app = create_app(env)
+    with app.app_context():
+        verifications.record(source="cli", status="completed", token="KE8V-3TXY-Z72L",
+                             claims={"tier": "A", "income_band": "GBP 40k-60k"})
+        db.engine.dispose()
 
 
 def test_a_wrong_key_stops_start_up_with_one_sentence(fresh_database_url: str) -> None:
-    env = base_env(fresh_database_url)
+    """create_app is what every entry point runs (`wsgi.py`, the `flask` CLI), and its error becomes their one
+    sentence on stderr and exit status 4 (tests/test_config.py runs those entry points as processes)."""
+    env = base_env(fresh_database_url, PASSID_BACKGROUND_JOBS="false")
     _store_a_verification(env)
-    wrong = subprocess.run([str(BIN / "flask"), "--app", "app", "passid", "demo"], cwd=ROOT,
-                           env={**env, "PASSID_DATA_KEY": K1}, capture_output=True, text=True, timeout=60)
-    assert wrong.returncode == 4
-    assert wrong.stderr.strip().splitlines() == [
+    with pytest.raises(ConfigError) as wrong:
+        create_app({**env, "PASSID_DATA_KEY": K1})
+    assert config_error_sentences(wrong.value) == [
         "Configuration error: PASSID_DATA_KEY cannot decrypt the data already stored in the verification table: "
         "start with the key it was encrypted with (in PASSID_DATA_KEYS_DECRYPT_ONLY, if you are rotating), and "
         "remove an old key only after `flask passid rotate-data-key` has run."
     ]
     # The same key behind a new one starts (the first step of a rotation).
-    rotating = subprocess.run([str(BIN / "flask"), "--app", "app", "passid", "demo"], cwd=ROOT,
-                              env={**env, "PASSID_DATA_KEY": f"{K1},{TEST_DATA_KEY}"}, capture_output=True,
-                              text=True, timeout=60)
-    assert rotating.returncode == 0, rotating.stderr
+    rotating = create_app({**env, "PASSID_DATA_KEY": f"{K1},{TEST_DATA_KEY}"})
+    with rotating.app_context():
+        db.engine.dispose()
 
 
 def test_a_new_database_migrates_under_any_key(tmp_path: Path) -> None:
