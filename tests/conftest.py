@@ -66,6 +66,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("database_kind", list(kinds), indirect=True, scope="session")
 
 
+# The order test files are handed to `make test`'s workers (one file at a time, pytest-xdist's loadfile):
+# the long files whose subject is a process or a browser first, the quick in-process ones last, so that the
+# two workers finish close together instead of one waiting out a long file picked up at the end.
+# ("": the files directly in tests/.)
+FILE_ORDER = ("browser", "webhooks", "serving", "widget", "encryption", "contract", "fuzz", "", "operations",
+              "console", "security", "api", "i18n", "client")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def area(item: pytest.Item) -> int:
+        parts = item.nodeid.split("::")[0].split("/")  # the file's path (a test's id may hold a "/" too)
+        folder = parts[1] if len(parts) > 2 else ""
+        return FILE_ORDER.index(folder) if folder in FILE_ORDER else len(FILE_ORDER)  # a new folder: last
+
+    items.sort(key=area)  # stable: within an area, files and tests keep the order they were collected in
+
+
 @pytest.fixture(scope="session")
 def database_kind(request: pytest.FixtureRequest) -> str:
     """The database this test runs on: each of DATABASES in turn (see pytest_generate_tests)."""
