@@ -9,7 +9,7 @@ WORKERS ?= 2
 THREADS ?= 16
 export HOST PORT
 
-.PHONY: run test lint fuzz bench bench-load scan messages translations venv assets chromium wrk clean
+.PHONY: run test lint fuzz bench bench-load scan messages translations venv assets chromium haproxy wrk clean
 
 venv: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 chromium:
 	@test -x /usr/lib/chromium/chromium-headless-shell || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null)
 
+# Debian's HAProxy for the scale-out test (tests/operations/test_scale_out.py), which starts it itself on loopback
+# in front of two app servers, as docs/operating.md's recipe does; the package's own service is not used.
+haproxy:
+	@test -x /usr/sbin/haproxy || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null)
+
 # Debian's wrk, the load generator for `make bench-load`.
 wrk:
 	@test -x /usr/bin/wrk || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null)
@@ -61,7 +66,7 @@ run: venv assets
 # time `make test` took.
 PYTEST_WORKERS ?= 2
 
-test: venv assets chromium
+test: venv assets chromium haproxy
 	@started=$$(date +%s); \
 	$(BIN)/ruff check app tests bench wsgi.py && \
 	$(BIN)/mypy && \

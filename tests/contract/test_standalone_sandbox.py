@@ -2,84 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from app.passid import PassidClient, RequestStatus
-from tests.support.servers import BIN, ROOT, WebhookReceiver, base_env, free_port
-
-
-class StandaloneSandbox:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-        self.url = url
-        self.process = process
-        self.log_path = log_path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-
-def _wait_until_it_answers(sandbox: StandaloneSandbox, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sandbox.process.poll() is not None:
-            raise RuntimeError(f"sandbox exited early:\n{sandbox.log()}")
-        try:
-            if requests.get(f"{sandbox.url}/phone", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"sandbox did not answer in {timeout}s:\n{sandbox.log()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+from tests.support.servers import BIN, ROOT, SandboxServer, WebhookReceiver, base_env
 
 
 @pytest.fixture(scope="module")
-def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandaloneSandbox]:
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
     directory = tmp_path_factory.mktemp("standalone")
-    port = free_port()
-    env = base_env(
-        f"sqlite:///{directory / 'sandbox.db'}",
-        PORT=str(port),
-        PASSID_WEBHOOK_RETRY_SCHEDULE="0,0.5,0.5,0.5,0.5",
-    )
-    flask = [str(BIN / "flask"), "--app", "app.sandbox"]
-    upgrade = subprocess.run(
-        [*flask, "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    env = base_env(f"sqlite:///{directory / 'sandbox.db'}", PASSID_WEBHOOK_RETRY_SCHEDULE="0,0.5,0.5,0.5,0.5")
+    # Its own command, not a copy of the app's migrated file: the documented `flask --app app.sandbox db upgrade`.
+    upgrade = subprocess.run([str(BIN / "flask"), "--app", "app.sandbox", "db", "upgrade"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert upgrade.returncode == 0, upgrade.stderr
-    log_path = directory / "sandbox.log"
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [*flask, "run", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    sandbox = StandaloneSandbox(f"http://127.0.0.1:{port}", process, log_path)
+    sandbox = SandboxServer(env, directory / "sandbox.log")
     try:
-        _wait_until_it_answers(sandbox)
-        yield sandbox
+        yield sandbox.start()
     finally:
-        _stop(process)
+        sandbox.stop()
 
 
-def test_the_standalone_sandbox_serves_the_contract_at_the_root_path(standalone: StandaloneSandbox) -> None:
+def test_the_standalone_sandbox_serves_the_contract_at_the_root_path(standalone: SandboxServer) -> None:
     public = PassidClient(standalone.url, timeout=(3.05, 15.0))
     onboarding = public.onboard("Standalone Lender")
     assert onboarding.sandbox_key.startswith("sk_sandbox_")
@@ -99,7 +47,7 @@ def test_the_standalone_sandbox_serves_the_contract_at_the_root_path(standalone:
     assert consent.status_code == 200 and "Standalone Lender asks to verify you" in consent.text
 
 
-def test_the_standalone_sandbox_answers_errors_in_the_contracts_shape(standalone: StandaloneSandbox) -> None:
+def test_the_standalone_sandbox_answers_errors_in_the_contracts_shape(standalone: SandboxServer) -> None:
     for response in (
         requests.get(f"{standalone.url}/api/nope", timeout=10),
         requests.post(f"{standalone.url}/api/bridge/verify", data=b"{", timeout=10),
@@ -110,7 +58,7 @@ def test_the_standalone_sandbox_answers_errors_in_the_contracts_shape(standalone
         assert set(response.json()) == {"error"} and response.json()["error"]["code"]
 
 
-def test_the_standalone_sandbox_delivers_webhooks(standalone: StandaloneSandbox) -> None:
+def test_the_standalone_sandbox_delivers_webhooks(standalone: SandboxServer) -> None:
     public = PassidClient(standalone.url, timeout=(3.05, 15.0))
     client = PassidClient(standalone.url, public.onboard("Hooked Lender").sandbox_key, timeout=(3.05, 15.0))
     with WebhookReceiver() as receiver:

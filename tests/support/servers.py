@@ -183,6 +183,7 @@ class AppServer:
     port: int = field(default_factory=free_port)
     workers: int = 1
     process: subprocess.Popen[bytes] | None = None
+    health_path = "/healthz"  # what answers 200 once the process serves
 
     @property
     def url(self) -> str:
@@ -196,7 +197,7 @@ class AppServer:
         return self._launch(serve_command(DEFAULT_SERVER, "127.0.0.1", self.port, self.workers, THREADS))
 
     def _launch(self, command: list[str]) -> AppServer:
-        """Start `command` in its own process group (so stop/kill reach every worker) and wait for /healthz."""
+        """Start `command` in its own process group (so stop/kill reach every worker) and wait for its health path."""
         env = dict(self.env, PORT=str(self.port), HOST="127.0.0.1")
         log = open(self.log_path, "ab")  # noqa: SIM115  (the child owns it)
         self.process = subprocess.Popen(
@@ -211,14 +212,14 @@ class AppServer:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"app exited early:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"{type(self).__name__} exited early:\n{self.log_path.read_text()[-3000:]}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}{self.health_path}", timeout=1).status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"app not healthy in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(f"{type(self).__name__} not healthy in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -233,6 +234,26 @@ class AppServer:
     def kill(self) -> None:
         """kill -9 the whole process group: no graceful shutdown, no cleanup."""
         self.stop(signal.SIGKILL)
+
+
+@dataclass
+class SandboxServer(AppServer):
+    """PASSID's side alone (`flask --app app.sandbox run`), the contract at the root path, as a live PASSID is.
+
+    A process of its own, so an app server can be killed while PASSID keeps its requests and its
+    deliveries; `env`'s database must be migrated (`migrate`, or a copy of a migrated PostgreSQL one).
+    """
+
+    health_path = "/phone"  # the sandbox has no /healthz of its own
+
+    @property
+    def sandbox_url(self) -> str:
+        return self.url
+
+    def start(self) -> SandboxServer:
+        self._launch([str(BIN / "flask"), "--app", "app.sandbox", "run", "--host", "127.0.0.1",
+                      "--port", str(self.port)])
+        return self
 
 
 @dataclass

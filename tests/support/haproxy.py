@@ -1,0 +1,146 @@
+"""HAProxy from Debian in front of app servers on loopback, configured as docs/operating.md's recipe is.
+
+What the recipe and `config` share, and why: the health check is an HTTP `GET /readyz` that must
+answer 200 (a host that cannot do its work leaves, not only one that stopped listening); a request
+that could not be sent to a host is sent to another (`retries`, `option redispatch`), and a GET that
+got no answer at all (its host killed under it) is sent again, while any other method never is
+(`retry-on`, `disable-l7-retry`): a poll survives a dying host, a form or a webhook is never posted
+twice by the balancer. The balancer's own request id goes to the app (`unique-id-header`).
+
+What differs here: loopback ports, no TLS, and checks every 250 ms (two failures and a host is out,
+two successes and it is back) instead of every 2 s, so the tests wait for a fraction of a second.
+The stats socket says what HAProxy thinks of each host (`states`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from tests.support.servers import free_port
+
+HAPROXY = Path("/usr/sbin/haproxy")
+BACKEND = "hosts"
+
+
+def config(port: int, hosts: dict[str, int], stats_socket: Path, check_host: str = "127.0.0.1") -> str:
+    """haproxy.cfg for `hosts` (name → loopback port) behind 127.0.0.1:`port`."""
+    servers = "\n".join(f"    server {name} 127.0.0.1:{host_port}" for name, host_port in hosts.items())
+    return f"""\
+global
+    stats socket {stats_socket} mode 600 level admin
+    nbthread 1
+
+defaults
+    mode http
+    option http-buffer-request
+    timeout http-request 10s
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    timeout check 3s
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response junk-response response-timeout
+    option forwardfor
+
+frontend verify
+    bind 127.0.0.1:{port}
+    http-request del-header X-Forwarded-Host
+    http-request del-header X-Request-Id
+    http-request set-header X-Forwarded-Proto http
+    unique-id-format %{{+X}}o%ci-%cp-%Ts-%rt-%pid
+    unique-id-header X-Request-Id
+    default_backend {BACKEND}
+
+backend {BACKEND}
+    balance roundrobin
+    http-request disable-l7-retry unless METH_GET
+    option httpchk
+    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host {check_host}
+    http-check expect status 200
+    default-server check inter 250ms fastinter 250ms downinter 250ms fall 2 rise 2
+{servers}
+"""
+
+
+@dataclass(frozen=True)
+class HostState:
+    """One line of `show stat`: `status` is UP or DOWN (or "UP 1/2" on the way), `check` how the last check went."""
+
+    status: str
+    check: str  # L7OK (answered as expected), L7STS (another status), L4CON (connection refused), …
+    check_code: str  # the HTTP status of the last check, when it got one
+
+
+@dataclass
+class LoadBalancer:
+    """HAProxy in the foreground, its config and stats socket in `directory`."""
+
+    hosts: dict[str, int]
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def stats_socket(self) -> Path:
+        return self.directory / "haproxy.sock"
+
+    def start(self, timeout: float = 30.0) -> LoadBalancer:
+        if not HAPROXY.exists():
+            raise RuntimeError("HAProxy is missing: `make test` installs Debian's haproxy package")
+        path = self.directory / "haproxy.cfg"
+        path.write_text(config(self.port, self.hosts, self.stats_socket))
+        log_path = self.directory / "haproxy.log"
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen([str(HAPROXY), "-db", "-f", str(path)], stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"haproxy exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                self.states()
+                requests.get(self.url, timeout=1)  # any answer: the frontend listens
+                return self
+            except (OSError, requests.RequestException) as error:
+                if time.monotonic() > deadline:
+                    log = log_path.read_text()[-3000:]
+                    raise RuntimeError(f"haproxy did not listen in {timeout}s:\n{log}") from error
+                time.sleep(0.05)
+
+    def states(self) -> dict[str, HostState]:
+        """What HAProxy thinks of each host now, from its stats socket."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.stats_socket))
+            sock.sendall(b"show stat\n")
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        rows = csv.DictReader(io.StringIO(received.decode().removeprefix("# ")))
+        return {row["svname"]: HostState(row["status"], row["check_status"].lstrip("* "), row["check_code"])
+                for row in rows if row.get("pxname") == BACKEND and row["svname"] in self.hosts}
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
