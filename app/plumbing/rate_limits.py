@@ -2,7 +2,8 @@
 
 The counters live in the app's own database by default (`PASSID_RATE_LIMIT_STORAGE=database`,
 see app/plumbing/rate_limit_storage.py), so the limits hold across every worker process and app server
-with nothing extra to run. `memory://` counts per process; `redis://…` is a shared store too.
+with nothing extra to run. `memory://` counts per process; `redis://…` is a shared store too. While a
+shared store does not answer, each process counts in memory.
 """
 
 from __future__ import annotations
@@ -29,8 +30,22 @@ def count_refusal(_limit: RequestLimit) -> Response | None:
 limiter = Limiter(key_func=get_remote_address, default_limits=[], headers_enabled=True, on_breach=count_refusal)
 
 
+# How long a request waits for Redis to connect or answer before its process counts in memory (below).
+REDIS_TIMEOUT_SECONDS = 1.0
+
+
 def init_rate_limits(app: Flask) -> None:
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings_of(app).rate_limit_storage)
+    storage = settings_of(app).rate_limit_storage
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage)
+    if storage.startswith(("redis://", "rediss://", "redis+unix://")):
+        # Every outbound call has a timeout: a Redis that stops answering would otherwise hold each thread that
+        # asks it, for ever. The URI's own `?socket_timeout=…` wins over these (redis-py reads it last).
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {
+            "socket_timeout": REDIS_TIMEOUT_SECONDS, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS})
+    # A shared store that stops answering (Redis down) must not turn every QR start, token check and sign-in
+    # into a 500: each process counts in its own memory until the store answers again (Flask-Limiter tries it
+    # now and then, and logs both moves), so the limits hold per process meanwhile.
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
 
 

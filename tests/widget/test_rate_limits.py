@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
 
 from tests.support.html_fields import hidden, widget_fields_in
-from tests.support.servers import AppServer, base_env, migrate
+from tests.support.servers import AppServer, base_env, free_port, migrate
+from tests.support.widget_actions import WidgetActions
 
 HTMX = {"HX-Request": "true"}
 
@@ -97,3 +99,18 @@ def test_the_limit_holds_across_worker_processes(limited_two_workers: AppServer)
         statuses.append(answer.status_code)
     assert statuses.count(200) == 5 and statuses.count(429) == 11, statuses
     assert statuses[:5] == [200] * 5
+
+
+@pytest.mark.databases("sqlite")
+def test_a_rate_limit_store_that_does_not_answer_leaves_the_limits_to_each_process(
+    build_app: Callable[..., Flask],
+) -> None:
+    """Redis down (nothing listens at its address) must not turn every QR start and token check into a 500."""
+    app = build_app(PASSID_RATE_LIMIT_STORAGE=f"redis://127.0.0.1:{free_port()}/0",
+                    PASSID_RATE_LIMIT_TOKENS="2 per minute")
+    widget = WidgetActions(app.test_client())
+    answers = [widget.submit_token("KE8V-3TXY-Z72L") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]  # counted in this process's memory meanwhile
+    assert 'data-view="success"' in answers[0].text and "Too many attempts" in answers[-1].text
+    assert 'data-view="awaiting"' in widget.client.post(
+        "/verify/qr/session", data={"o": widget.fields()["o"]}, headers=HTMX).text
