@@ -27,13 +27,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from app.passid import DeliveryStatus, PassidClient
+from app.passid import DeliveryStatus, PassidClient, WebhookDelivery
 from tests.support.haproxy import LoadBalancer
 from tests.support.redis_server import REDIS_URL, redis_or_skip
 from tests.support.scraping import BEARER, METRICS_TOKEN, value
@@ -94,8 +95,6 @@ class Cluster:
         jwt = phone.sandbox_login(PHONE_PROFILE)
         return [phone.create_share_token(jwt, self.institution_id).token for _ in range(count)]
 
-    def passid_deliveries(self) -> list[Any]:
-        return [d for d in self.institution.list_webhook_deliveries() if d.type == "verification.completed"]
 
 
 def host_env(database: str, directory: Path, host: str, passid: SandboxServer, api_key: str, balancer: LoadBalancer,
@@ -116,9 +115,10 @@ def host_env(database: str, directory: Path, host: str, passid: SandboxServer, a
 
 
 @pytest.fixture(scope="module")
-def cluster(migrated_postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     if not postgres_available():  # raises instead where PostgreSQL may not be missing (tests/support/postgres.py)
         pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    migrated_postgres = request.getfixturevalue("migrated_postgres")
     shared_redis = redis_or_skip()
     shared_redis.flushdb()  # a window left by an earlier run would count against this one
     directory = tmp_path_factory.mktemp("scale-out")
@@ -180,7 +180,11 @@ def test_a_widget_polling_through_the_balancer_reaches_success_while_a_host_is_k
     assert [a if isinstance(a, str) else a.status_code for a in pending] == [204] * len(pending), "a poll failed"
     assert isinstance(final, requests.Response) and final.status_code == 200, final
     assert 'data-view="success"' in final.text and ">812<" in final.text
-    assert balancers_id(final)  # the balancer's request id reached the app (PASSID_TRUSTED_PROXIES)
+    # One id finds the request in the balancer's log and ours; the balancer's log, too, keeps the handle out.
+    assert balancers_id(final)
+    wait_until(lambda: final.headers["X-Request-Id"] in cluster.balancer.log(), "the last poll in HAProxy's log")
+    assert f'{final.headers["X-Request-Id"]} "GET {POLL} HTTP/1.1"' in cluster.balancer.log()
+    assert parse_qs(urlsplit(session.poll_url).query)["h"][0] not in cluster.balancer.log()
     poll_path = session.poll_url.removeprefix(cluster.balancer.url)
     for host in cluster.hosts.values():  # each host shows the same result, from the shared database
         again = requests.get(host.url + poll_path, headers=HTMX, timeout=10)
@@ -271,6 +275,7 @@ def test_webhooks_and_notifications_are_handled_once_whichever_host_receives_the
     # Whatever the module did (a QR verification, token checks, these two): each event stored, handled and
     # recorded once, and the bank told once of each verification.
     deliveries = settled_deliveries(cluster)
+    assert {d.type for d in deliveries} == {"verification.completed"}
     assert all((d.status, d.attempts) == (DeliveryStatus.DELIVERED, 1) for d in deliveries), deliveries
 
     def receipts() -> list[Any]:
@@ -305,12 +310,12 @@ def webhooks_accepted(cluster: Cluster, host: str) -> float:
     return cluster.count(host, "passid_webhook_receipts_total", result="accepted")
 
 
-def settled_deliveries(cluster: Cluster) -> list[Any]:
-    """PASSID's `verification.completed` deliveries, once none is waiting for an attempt."""
-    found: list[Any] = []
+def settled_deliveries(cluster: Cluster) -> list[WebhookDelivery]:
+    """PASSID's deliveries of webhooks, once none is waiting for an attempt."""
+    found: list[WebhookDelivery] = []
 
     def settled() -> bool:
-        found[:] = cluster.passid_deliveries()
+        found[:] = cluster.institution.list_webhook_deliveries()
         return all(d.status is not DeliveryStatus.PENDING for d in found)
 
     wait_until(settled, "PASSID's deliveries settled", every=0.1)

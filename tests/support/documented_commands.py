@@ -16,9 +16,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# What starts a command line, in the forms the documents write it (a `.venv/bin/` prefix or none).
+# What starts a command line, in the forms the documents write it: a `.venv/bin/` prefix (a release's absolute
+# path before it too) or none, and as a systemd unit's `ExecStart=`.
 _PROGRAMS = ("flask", "make", "python", "granian", "pybabel", "bash")
-_PREFIX = re.compile(r"^(?:\.venv/bin/|\$\(BIN\)/)?(?P<program>" + "|".join(_PROGRAMS) + r")(?:\s|$)")
+_PREFIX = re.compile(r"^(?:ExecStart=)?(?:(?:/\S+/)?\.venv/bin/|\$\(BIN\)/)?(?P<program>" + "|".join(_PROGRAMS)
+                     + r")(?:\s|$)")
 # Where a line stops being one command: a comment, a redirection, a pipe or the next command; a lone
 # "…" ("`flask passid …`", the commands of a group) ends what can be checked.
 _STOP_WORDS = ("|", "||", "&&", ";", "&")
@@ -76,6 +78,7 @@ def parse_command(where: str, text: str) -> DocumentedCommand | None:
     text = text.strip()
     if not _PREFIX.match(text):
         return None
+    text = text.removeprefix("ExecStart=")
     try:
         words = shlex.split(text, comments=True)
     except ValueError:  # an unbalanced quote in prose: not a command anyone can paste

@@ -1,15 +1,9 @@
 """HAProxy from Debian in front of app servers on loopback, configured as docs/operating.md's recipe is.
 
-What the recipe and `config` share, and why: the health check is an HTTP `GET /readyz` that must
-answer 200 (a host that cannot do its work leaves, not only one that stopped listening); a request
-that could not be sent to a host is sent to another (`retries`, `option redispatch`), and a GET that
-got no answer at all (its host killed under it) is sent again, while any other method never is
-(`retry-on`, `disable-l7-retry`): a poll survives a dying host, a form or a webhook is never posted
-twice by the balancer. The balancer's own request id goes to the app (`unique-id-header`).
-
-What differs here: loopback ports, no TLS, and checks every 250 ms (two failures and a host is out,
-two successes and it is back) instead of every 2 s, so the tests wait for a fraction of a second.
-The stats socket says what HAProxy thinks of each host (`states`).
+The recipe ("The load balancer and TLS") says why each line is there. What differs here: loopback ports,
+no TLS, the log on stdout (the file `log_path`), no stats frontend, and checks every 250 ms (two failures
+and a host is out, two successes and it is back) instead of every 2 s, so the tests wait for a fraction of
+a second. The stats socket says what HAProxy thinks of each host (`states`).
 """
 
 from __future__ import annotations
@@ -29,29 +23,32 @@ import requests
 from tests.support.servers import free_port
 
 HAPROXY = Path("/usr/sbin/haproxy")
-BACKEND = "hosts"
+BACKEND = "verify_hosts"
+# The access log's format: the request's path without its query string (the widget's poll carries a bearer
+# handle there), and the request id the app receives in X-Request-Id and writes in its own log.
+LOG_FORMAT = ('"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %ID '
+              '\\"%HM %HPO %HV\\""')
 
 
 def config(port: int, hosts: dict[str, int], stats_socket: Path, check_host: str = "127.0.0.1") -> str:
-    """haproxy.cfg for `hosts` (name → loopback port) behind 127.0.0.1:`port`."""
+    """haproxy.cfg for `hosts` (name → loopback port) behind 127.0.0.1:`port`, its log on stdout."""
     servers = "\n".join(f"    server {name} 127.0.0.1:{host_port}" for name, host_port in hosts.items())
     return f"""\
 global
+    log stdout format raw local0
     stats socket {stats_socket} mode 600 level admin
     nbthread 1
 
 defaults
     mode http
+    log global
     option http-buffer-request
+    option forwardfor
     timeout http-request 10s
     timeout connect 2s
     timeout client 30s
     timeout server 30s
-    timeout check 3s
-    retries 3
-    option redispatch 1
-    retry-on conn-failure empty-response junk-response response-timeout
-    option forwardfor
+    timeout check 5s
 
 frontend verify
     bind 127.0.0.1:{port}
@@ -60,14 +57,18 @@ frontend verify
     http-request set-header X-Forwarded-Proto http
     unique-id-format %{{+X}}o%ci-%cp-%Ts-%rt-%pid
     unique-id-header X-Request-Id
+    log-format {LOG_FORMAT}
     default_backend {BACKEND}
 
 backend {BACKEND}
     balance roundrobin
-    http-request disable-l7-retry unless METH_GET
     option httpchk
     http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host {check_host}
     http-check expect status 200
+    retries 3
+    option redispatch 1
+    retry-on conn-failure empty-response junk-response response-timeout
+    http-request disable-l7-retry unless METH_GET
     default-server check inter 250ms fastinter 250ms downinter 250ms fall 2 rise 2
 {servers}
 """
@@ -84,7 +85,7 @@ class HostState:
 
 @dataclass
 class LoadBalancer:
-    """HAProxy in the foreground, its config and stats socket in `directory`."""
+    """HAProxy in the foreground; its config, log (stdout: its access log) and stats socket in `directory`."""
 
     hosts: dict[str, int]
     directory: Path
@@ -99,27 +100,32 @@ class LoadBalancer:
     def stats_socket(self) -> Path:
         return self.directory / "haproxy.sock"
 
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "haproxy.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
     def start(self, timeout: float = 30.0) -> LoadBalancer:
         if not HAPROXY.exists():
             raise RuntimeError("HAProxy is missing: `make test` installs Debian's haproxy package")
         path = self.directory / "haproxy.cfg"
         path.write_text(config(self.port, self.hosts, self.stats_socket))
-        log_path = self.directory / "haproxy.log"
-        with open(log_path, "ab") as log:
+        with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen([str(HAPROXY), "-db", "-f", str(path)], stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"haproxy exited early:\n{log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"haproxy exited early:\n{self.log()[-3000:]}")
             try:
                 self.states()
                 requests.get(self.url, timeout=1)  # any answer: the frontend listens
                 return self
             except (OSError, requests.RequestException) as error:
                 if time.monotonic() > deadline:
-                    log = log_path.read_text()[-3000:]
-                    raise RuntimeError(f"haproxy did not listen in {timeout}s:\n{log}") from error
+                    raise RuntimeError(f"haproxy did not listen in {timeout}s:\n{self.log()[-3000:]}") from error
                 time.sleep(0.05)
 
     def states(self) -> dict[str, HostState]:
