@@ -43,7 +43,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 chromium:
 	@test -x /usr/lib/chromium/chromium-headless-shell || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell >/dev/null)
 
-# Debian's HAProxy for the scale-out test (tests/operations/test_scale_out.py), which starts it itself on loopback
+# Debian's HAProxy for the scale-out test (tests/serving/test_scale_out.py), which starts it itself on loopback
 # in front of two app servers, as docs/operating.md's recipe does; the package's own service is not used.
 haproxy:
 	@test -x /usr/sbin/haproxy || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null)
