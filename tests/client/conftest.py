@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from app.passid import PassidClient
+from tests.support.servers import SHUTDOWN_POLL
 
 API_KEY = "sk_sandbox_" + "k" * 32
 
@@ -112,7 +113,7 @@ class FakePassid(ThreadingHTTPServer):
 def serving_fake_passid() -> Iterator[FakePassid]:
     """A scripted PASSID on a loopback port, answered by a thread until the block ends."""
     server = FakePassid()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL}, daemon=True)
     thread.start()
     try:
         yield server

@@ -30,7 +30,7 @@ from app.plumbing.request_guards import (
     slot_pools,
     threads_held_at_most,
 )
-from tests.support.servers import ROOT, THREADS, base_env
+from tests.support.servers import ROOT, SHUTDOWN_POLL, THREADS, base_env
 
 
 def test_a_request_never_carries_the_process_environment(tmp_path: Path) -> None:
@@ -79,7 +79,7 @@ def test_a_post_answers_under_werkzeugs_own_server_which_hands_over_the_raw_sock
 
     server = make_server("127.0.0.1", 0, lambda environ, start: app(environ, start), threaded=True)
     app = create_app(app_environ(migrated_sqlite_url(tmp_path), tmp_path / "instance", server.server_port))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL}, daemon=True)
     thread.start()
     try:
         page = requests.get(f"http://127.0.0.1:{server.server_port}/verify", timeout=5)

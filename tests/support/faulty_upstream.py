@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
+from tests.support.servers import SHUTDOWN_POLL
+
 MODES = ("forward", "hang", "reset", "error500", "garbage", "wrong_shape")
 
 
@@ -94,7 +96,8 @@ class FaultyUpstream:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                                       daemon=True)
         self.thread.start()
 
     @property

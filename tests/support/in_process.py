@@ -27,7 +27,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from app import create_app
 from app.plumbing.database import db
-from tests.support.servers import TEST_SETTINGS, base_env, migrate
+from tests.support.servers import SHUTDOWN_POLL, TEST_SETTINGS, base_env, migrate
 
 
 def migrated_sqlite_url(directory: Path) -> str:
@@ -85,7 +85,7 @@ def serving_in_process(database_url: str, instance_dir: Path, **overrides: str) 
     app.config["TESTING"] = True
     app.test_client_class = ServerLikeClient
     forward.app = app
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL}, daemon=True)
     thread.start()
     try:
         yield app
