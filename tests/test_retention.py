@@ -3,7 +3,8 @@
 "Erased" is checked four ways: the backend APIs answer only `{"redacted": true}`, no table holds the
 person's values (read through the app's models, decrypted), the widget shows nothing of them, and the
 raw database files hold neither the values in clear nor any token the app's key decrypts to them.
-Each runs on SQLite and PostgreSQL; the raw files of PostgreSQL are read by the server itself.
+Each erasure and each look at the files runs on SQLite and PostgreSQL (the raw files of PostgreSQL are read
+by the server itself); what the app refuses to take in afterwards (a webhook retry, an outcome), on SQLite.
 """
 
 from __future__ import annotations
@@ -428,6 +429,7 @@ def receipts(app: Flask) -> list[WebhookReceipt]:
         return found
 
 
+@pytest.mark.databases("sqlite")
 def test_webhooks_retried_after_the_redaction_are_acknowledged_counted_and_store_nothing(
     app: Flask, database: str
 ) -> None:
@@ -660,6 +662,7 @@ def test_an_erased_persons_token_at_the_counter_or_the_cli_shows_and_keeps_nothi
     assert audit_entries(app, audit.Action.CLAIMS_VIEWED) == []
 
 
+@pytest.mark.databases("sqlite")
 def test_an_outcome_about_an_erased_person_is_neither_sent_to_passid_nor_kept(app: Flask) -> None:
     from app.passid import PassidUnavailable
     from app.rules.outcome_reporting import OutcomeEntry, PersonErased, report_outcome

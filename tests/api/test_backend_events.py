@@ -85,6 +85,7 @@ def assert_nothing_personal(event: dict[str, Any]) -> None:
         assert secret_of_the_person not in text, text
 
 
+@pytest.mark.databases("sqlite")
 def test_a_completed_session_is_told_once_with_its_verdict(
     bank_app: Flask, backend: Callable[..., Any], receiver: WebhookReceiver
 ) -> None:
@@ -103,6 +104,7 @@ def test_a_completed_session_is_told_once_with_its_verdict(
     assert len(receiver.received) == 1
 
 
+@pytest.mark.databases("sqlite")
 def test_a_sanctions_match_tells_session_denied_and_a_retry_adds_nothing(
     bank_app: Flask, backend: Callable[..., Any], receiver: WebhookReceiver
 ) -> None:
@@ -118,6 +120,7 @@ def test_a_sanctions_match_tells_session_denied_and_a_retry_adds_nothing(
     assert_nothing_personal(event)
 
 
+@pytest.mark.databases("sqlite")
 def test_a_cancelled_session_is_told_and_an_expired_one_once(
     bank_app: Flask, backend: Callable[..., Any], receiver: WebhookReceiver
 ) -> None:

@@ -1,4 +1,4 @@
-"""One truth about each customer, on a running app over HTTP, on SQLite and on PostgreSQL.
+"""One truth about each customer, on a running app over HTTP (sessions on SQLite and on PostgreSQL).
 
 The same sandbox token gets the same verdict whichever way it arrives (the customer's widget, the
 branch counter, `flask passid verify`) and whoever reads it (the backend API, the console, the review
@@ -86,6 +86,7 @@ def from_the_cli(bank: Bank, token: str) -> str:
     return found.group(1)
 
 
+@pytest.mark.databases("sqlite")
 @pytest.mark.parametrize(("token", "verdict", "reason"), [
     ("KE8V-3TXY-Z72L", "approve", "no_warning_signs"),
     ("GH2P-ABCD-56KL", "review", "identity_not_verified"),

@@ -1,7 +1,8 @@
 """The history's filters and its CSV export: every row the filters select, no claim beyond the tier unless
 the analyst asks, each export audited.
 
-In-process, on SQLite and PostgreSQL (`database_kind`) where a query is involved. Verifications come
+In-process, on SQLite and PostgreSQL (`database_kind`) where a filter's SQL is involved; what the CSV holds
+and who may ask for it, on SQLite. Verifications come
 through the widget's manual token path against the app's own sandbox, or through `verifications.record`
 (the one function every path records with) where a test needs many rows or a particular time.
 """
@@ -150,6 +151,7 @@ def test_the_history_filters_by_status_source_review_and_date(app: Flask, analys
     assert refused.status_code == 400 and "is not a verification status" in refused.text
 
 
+@pytest.mark.databases("sqlite")
 def test_the_pager_and_the_export_form_keep_the_filters(app: Flask, analyst: FlaskClient) -> None:
     recorded(app, 30, source=Source.CLI)
     page = analyst.get("/console/", query_string={"source": "cli", "status": "completed"}).text
@@ -166,6 +168,7 @@ def test_the_pager_and_the_export_form_keep_the_filters(app: Flask, analyst: Fla
 # --- the export ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.databases("sqlite")
 def test_the_export_holds_the_record_and_the_tier_but_no_other_claim(app: Flask, analyst: FlaskClient) -> None:
     assert 'data-view="success"' in WidgetActions(app.test_client()).submit_token(APPROVE_TOKEN).text
     answer = export(analyst)
@@ -183,6 +186,7 @@ def test_the_export_holds_the_record_and_the_tier_but_no_other_claim(app: Flask,
     assert entry.actor_role == "analyst"
 
 
+@pytest.mark.databases("sqlite")
 def test_the_claims_are_exported_only_when_the_analyst_asks(app: Flask, analyst: FlaskClient) -> None:
     assert 'data-view="success"' in WidgetActions(app.test_client()).submit_token(APPROVE_TOKEN).text
     answer = export(analyst, claims="1")
@@ -192,6 +196,7 @@ def test_the_claims_are_exported_only_when_the_analyst_asks(app: Flask, analyst:
     assert exports_audited(app)[-1].detail == "filters: none; search: none; claims included; 1 row"
 
 
+@pytest.mark.databases("sqlite")
 def test_the_export_has_every_matching_row_not_one_page(app: Flask, analyst: FlaskClient) -> None:
     recorded(app, 30, source=Source.CLI)
     recorded(app, 3, source=Source.BRANCH)
@@ -224,6 +229,7 @@ def test_a_redacted_row_exports_no_claims_even_when_asked(app: Flask, analyst: F
     assert all(rows[erased][name] == "" for name in CLAIM_COLUMNS)
 
 
+@pytest.mark.databases("sqlite")
 def test_a_verification_redacted_on_request_exports_its_record_only(app: Flask, analyst: FlaskClient) -> None:
     assert 'data-view="success"' in WidgetActions(app.test_client()).submit_token(APPROVE_TOKEN).text
     [row] = table(export(analyst))
@@ -236,12 +242,14 @@ def test_a_verification_redacted_on_request_exports_its_record_only(app: Flask, 
         assert value not in answer.text
 
 
+@pytest.mark.databases("sqlite")
 def test_a_reference_typed_as_a_formula_is_exported_as_text(app: Flask, analyst: FlaskClient) -> None:
     recorded(app, reference="=HYPERLINK(\"http://x\")", session_id="vs_1")
     [row] = table(export(analyst))
     assert row["reference"] == "'=HYPERLINK(\"http://x\")"
 
 
+@pytest.mark.databases("sqlite")
 def test_an_export_beyond_the_cap_is_refused_with_what_to_do(
     app: Flask, analyst: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,6 +261,7 @@ def test_an_export_beyond_the_cap_is_refused_with_what_to_do(
     assert len(table(export(analyst, status="completed", source="manual", to="2000-01-01"))) == 0
 
 
+@pytest.mark.databases("sqlite")
 def test_only_analysts_and_admins_may_export_and_only_by_a_form_post(app: Flask) -> None:
     recorded(app)
     counter = staff_of(app, "counter")

@@ -106,6 +106,7 @@ def test_an_admin_redacts_with_a_reason_and_a_confirmation(app: Flask, database:
     assert again.status_code == 200 and f"— {REASON}" in again.text and "data-redaction-form" not in again.text
 
 
+@pytest.mark.databases("sqlite")
 def test_analysts_and_counter_staff_cannot_redact(app: Flask) -> None:
     person = token_person(app, TOKEN, BAND, NOTES)
     result_id = person.result_ids[0]

@@ -191,6 +191,7 @@ def test_a_review_verdict_lands_in_the_queue_oldest_first_with_its_reasons(app: 
     assert "2 waiting." in page.text
 
 
+@pytest.mark.databases("sqlite")
 def test_an_analyst_decides_and_the_decision_shows_in_the_history_and_the_audit_log(app: Flask) -> None:
     analyst, name = staff_of(app, "analyst")
     result_id = verified_in_widget(app, REVIEW_TOKEN)
@@ -374,6 +375,7 @@ def test_the_migration_queues_no_existing_row_and_downgrades(kind: str, tmp_path
         engine.dispose()
 
 
+@pytest.mark.databases("sqlite")
 def test_erasing_a_verification_can_erase_the_notes_about_it(app: Flask, analyst: FlaskClient) -> None:
     result_id = verified_in_widget(app, REVIEW_TOKEN)
     other = verified_in_widget(app, REVIEW_TOKEN)
@@ -419,6 +421,7 @@ def redact_from_the_cli(app: Flask, result_id: str) -> None:
     assert done.exit_code == 0, done.output
 
 
+@pytest.mark.databases("sqlite")
 def test_an_erased_verification_leaves_the_queue_and_takes_no_new_note(app: Flask, analyst: FlaskClient) -> None:
     waiting = verified_in_widget(app, REVIEW_TOKEN)
     with app.app_context():  # another person (another token), whose fraud risk also asks for a review
@@ -437,6 +440,7 @@ def test_an_erased_verification_leaves_the_queue_and_takes_no_new_note(app: Flas
     assert [entry for entry in audit_entries(app, audit.Action.REVIEW_DECIDED) if entry.subject == erased] == []
 
 
+@pytest.mark.databases("sqlite")
 def test_the_purge_erases_a_note_left_on_a_verification_erased_before_it(app: Flask, analyst: FlaskClient) -> None:
     """A note written about a row after its erase (as the queue once allowed) is still about a person: the purge,
     which passes over rows erased already, must not pass over their notes."""

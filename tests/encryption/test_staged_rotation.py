@@ -163,6 +163,7 @@ def every_server_reads_every_row(apps: list[Flask], written: list[Written]) -> N
             assert app.test_client().get("/verify/session", query_string={"id": person.session_id}).status_code == 200
 
 
+@pytest.mark.databases("sqlite")
 def test_a_rotation_in_stages_keeps_every_server_reading_every_row(fresh_database_url: str, tmp_path: Path) -> None:
     """Two servers restarted one after the other at each stage, so at every moment the two differ by a stage:
     NEW added as decrypt-only, then promoted to encrypt (OLD decrypt-only), `rotate-data-key`, OLD retired."""

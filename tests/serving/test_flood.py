@@ -91,6 +91,7 @@ def _whole_answer(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
+@pytest.mark.databases("sqlite")
 def test_an_unsigned_webhook_with_a_small_body_leaves_its_connection_usable(server: AppServer) -> None:
     """Its body is not needed for the 401, but it is read and dropped: left unread, the server closes the
     keep-alive connection just after the answer, and the next request a client sends on it is lost. The
