@@ -60,11 +60,11 @@ run: venv assets
 	$(BIN)/flask --app app passid demo
 	$(BIN)/granian --interface wsgi --http 1 --host $(HOST) --port $(PORT) --workers $(WORKERS) --blocking-threads $(THREADS) --backlog 2048 --http1-header-read-timeout 10000 --respawn-failed-workers --workers-kill-timeout 5 --no-access-log wsgi:app
 
-# Two pytest workers (pytest-xdist; a test file stays on one worker, so its module's server starts once):
-# most of the suite waits on servers, browsers and sockets, so two overlap well on two cores. Prints the
-# coverage of app/ (pytest-cov; the servers the tests start are measured too, see pyproject.toml) and the
-# time `make test` took.
-PYTEST_WORKERS ?= 2
+# Three pytest workers on two cores (pytest-xdist; a test file stays on one worker, so its module's server
+# starts once): the suite waits on servers, browsers, sockets and PostgreSQL, and a third worker uses the
+# time the cores sat idle while two waited. Prints the coverage of app/ (pytest-cov, in the
+# test processes: see pyproject.toml) and the time `make test` took.
+PYTEST_WORKERS ?= 3
 
 test: venv assets chromium haproxy
 	@started=$$(date +%s); \

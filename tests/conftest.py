@@ -68,7 +68,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 # The order test files are handed to `make test`'s workers (one file at a time, pytest-xdist's loadfile):
 # the long files whose subject is a process or a browser first, the quick in-process ones last, so that the
-# two workers finish close together instead of one waiting out a long file picked up at the end.
+# workers finish close together instead of one waiting out a long file picked up at the end.
 # ("": the files directly in tests/.)
 FILE_ORDER = ("browser", "webhooks", "serving", "widget", "encryption", "contract", "fuzz", "", "operations",
               "console", "security", "api", "i18n", "client")
