@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -66,6 +67,29 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+# A desktop with a mouse, and a phone with a touch screen (Playwright's mobile emulation: pointer coarse,
+# hover none): the widget tells them apart by the device, whatever the frame's width.
+DEVICES: dict[str, dict[str, Any]] = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
+
+
+@pytest.fixture(params=list(DEVICES))
+def device(request: pytest.FixtureRequest) -> str:
+    """Each of DEVICES in turn."""
+    return request.param
+
+
+@pytest.fixture
+def device_page(browser: Browser, device: str) -> Iterator[Page]:
+    """A page in a context of its own, as `device` shows it."""
+    context = browser.new_context(**DEVICES[device])
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
 
 
 @pytest.fixture

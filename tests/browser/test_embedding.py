@@ -20,12 +20,6 @@ from tests.browser.test_locales import GENERATE_BUTTON, PSEUDO
 from tests.browser.test_widget_accessibility import assert_no_axe_violations
 from tests.support.servers import AppServer, free_port
 
-# A desktop with a mouse, and a phone with a touch screen (Playwright's mobile emulation: pointer coarse,
-# hover none): the widget tells them apart by the device, whatever the frame's width.
-DEVICES: dict[str, dict[str, Any]] = {
-    "desktop": {"viewport": {"width": 1280, "height": 800}},
-    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
-}
 PRIMARY = "rgb(0, 194, 122)"  # --passid-primary, the default theme
 DECLINE_TOKEN = "TEST-EXPD-0001"
 REFUSAL_AFTER_MS = 8_000  # embed.js: a frame that has not reported ready by then is refused
@@ -142,19 +136,6 @@ def test_a_qr_approval_reaches_the_embedding_page_with_the_request_id(
     assert event["type"] == "passid:success"
     assert event["detail"]["requestId"] == phone_url.split("r=")[1]
     assert event["detail"]["claims"]["fsi_score"] == 812
-
-
-@pytest.fixture(params=list(DEVICES))
-def device(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-def device_page(browser: Browser, device: str) -> Iterator[Page]:
-    context = browser.new_context(**DEVICES[device])
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
 
 
 def test_the_embed_leads_with_what_the_device_needs_and_takes_each_state_s_height(

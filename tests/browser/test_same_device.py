@@ -8,14 +8,12 @@ when they come back to the tab instead of waiting for the next 2.5 s poll.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from app.passid import RequestStatus
 from app.widget import routes, signed_handles
@@ -23,9 +21,6 @@ from app.widget.options import options_from
 from tests.browser.conftest import POLL_COUNTER, STATE_RECORDER, client_for, polls_started
 from tests.support.servers import AppServer
 
-PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
-DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
-DEVICES = {"phone": PHONE, "desktop": DESKTOP}
 POLL_INTERVAL_SECONDS = 2.5  # templates/widget/_awaiting.html: every 2500ms
 POLL_CHECK_SECONDS = 2  # tests/browser/conftest.py: widget_server's PASSID_POLL_CHECK_SECONDS
 
@@ -46,19 +41,12 @@ window.dispatchEvent(new FocusEvent("blur"));
 """
 
 
-@pytest.fixture(params=list(DEVICES))
-def device(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
 @pytest.fixture
-def device_page(browser: Browser, device: str) -> Iterator[Page]:
-    context = browser.new_context(**DEVICES[device])
-    context.add_init_script(STATE_RECORDER)
-    context.add_init_script(POLL_COUNTER)
-    context.set_default_timeout(10_000)
-    yield context.new_page()
-    context.close()
+def device_page(device_page: Page) -> Page:
+    """The device's page (tests/browser/conftest.py), recording the widget's states and counting its polls."""
+    device_page.add_init_script(STATE_RECORDER)
+    device_page.add_init_script(POLL_COUNTER)
+    return device_page
 
 
 def generate_qr(page: Page, server: AppServer) -> str:
