@@ -52,7 +52,7 @@ def with_reference() -> Response:
     if not reference:
         return api_error(400, "VALIDATION_ERROR", "Required: the reference your server gave its sessions.",
                          field="reference")
-    if len(reference) > sessions.REFERENCE_MAX_LENGTH or not reference.isprintable():
+    if not sessions.is_usable_reference(reference):
         return api_error(400, "VALIDATION_ERROR",
                          f"Must be 1 to {sessions.REFERENCE_MAX_LENGTH} printable characters.", field="reference")
     found = sessions.with_reference(reference)
