@@ -194,7 +194,8 @@ def test_a_delivery_waiting_for_retry_survives_a_restart(start_server) -> None: 
         restarted = AppServer(server.env, server.log_path, port=server.port).start()
         try:
             attempts = receiver.wait_for(2, timeout=20)
-            [delivery] = PassidClient(restarted.sandbox_url, key).list_webhook_deliveries()
+            # The sender records the 200 only after the receiver has answered it: wait for that record.
+            [delivery] = _settled(PassidClient(restarted.sandbox_url, key))
         finally:
             restarted.stop()
     assert attempts[1].headers["X-PASSID-Delivery-Attempt"] == "2"
