@@ -25,9 +25,10 @@ import bisect
 import os
 import secrets
 import signal
+import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,15 +167,15 @@ def wal_start(database_kind: str) -> Iterator[str | None]:
 
     Asked before `app_on_passid`, so the log from here on holds every write the app makes. Other tests fill
     segments quickly and checkpoints recycle them: a temporary replication slot, dropped with this
-    connection, keeps them."""
+    connection, keeps them. It keeps them from the last checkpoint's start, which may be far back: the scan
+    starts from where the log is written now."""
     if database_kind != "postgresql":
         yield None
         return
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         slot = f"raw_scan_{secrets.token_hex(4)}"
-        start = conn.execute("SELECT lsn::text FROM pg_create_physical_replication_slot(%s, true, true)",
-                             (slot,)).fetchone()[0]  # type: ignore[index]
-        yield str(start)
+        conn.execute("SELECT pg_create_physical_replication_slot(%s, true, true)", (slot,))
+        yield str(conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])  # type: ignore[index]
 
 
 def lsn_number(lsn: str) -> int:
@@ -189,16 +190,23 @@ def lsn_text(number: int) -> str:
 def wal_hits(database_url: str, start: str, wanted: list[bytes]) -> set[tuple[str, str]]:
     """(record, needle) for each needle in the write-ahead log since `start` inside a record that changed a
     relation of this database: the raw segment files are read as a copy of the disk would hold them, and
-    pg_walinspect says which record, and so which database, the bytes of each hit belong to."""
+    pg_walinspect says which record, and so which database, the bytes of each hit belong to.
+
+    The log is searched as its records' bytes, page headers taken out (`wal_records_bytes`): a record
+    runs on across pages, and a value split by a header would not be found as the file holds it.
+    A full-page image stores a page as it is unless wal_compression is on, which would hide what it
+    holds from any scan: so it must be off."""
     url = make_url(database_url)
     with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
                          autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        assert conn.execute("SHOW wal_compression").fetchone()[0] == "off", (  # type: ignore[index]
+            "wal_compression compresses full-page images: a claim in one could not be seen by this scan")
         conn.execute("CHECKPOINT")
         oid = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (url.database,)).fetchone()[0]  # type: ignore[index]
         directory = Path(conn.execute("SHOW data_directory").fetchone()[0], "pg_wal")  # type: ignore[index]
-        segment = int(conn.execute("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")
-                      .fetchone()[0])  # type: ignore[index]
+        page, segment, align = conn.execute("SELECT wal_block_size, bytes_per_wal_segment, max_data_alignment "
+                                            "FROM pg_control_init()").fetchone()  # type: ignore[misc]
         end = lsn_number(str(conn.execute("SELECT pg_current_wal_flush_lsn()").fetchone()[0]))  # type: ignore[index]
         first = lsn_number(start) // segment * segment
         log = bytearray()
@@ -207,7 +215,8 @@ def wal_hits(database_url: str, start: str, wanted: list[bytes]) -> set[tuple[st
             name = conn.execute("SELECT file_name FROM pg_walfile_name_offset(%s::pg_lsn)",
                                 (lsn_text(base + 1),)).fetchone()[0]  # type: ignore[index]
             log += (directory / name).read_bytes()
-        hits = [(first + at, needle) for needle in wanted for at in _positions(log, needle) if first + at < end]
+        data, lsn_at = wal_records_bytes(log, first, end, page, segment, align)
+        hits = [(lsn, needle) for needle in wanted for at in _positions(data, needle) if (lsn := lsn_at(at)) < end]
         if not hits:
             return set()
         records = conn.execute("SELECT start_lsn::text, end_lsn::text, block_ref FROM "
@@ -217,10 +226,51 @@ def wal_hits(database_url: str, start: str, wanted: list[bytes]) -> set[tuple[st
     for position, needle in hits:
         index = bisect.bisect_right(starts, position) - 1
         if index < 0 or lsn_number(records[index][1]) <= position:
-            continue  # before the first record of the range, or in the page header between two
+            continue  # before the first record of the range, or in the padding between two
         if f"/{oid}/" in (records[index][2] or ""):
             found.add((records[index][0], needle.decode()))
     return found
+
+
+XLP_LONG_HEADER = 0x0002  # xlp_info's flag: this page's header is XLogLongPageHeaderData
+
+
+def wal_records_bytes(log: bytes | bytearray, first: int, end: int, page: int, segment: int,
+                      align: int) -> tuple[bytes, Callable[[int], int]]:
+    """The bytes of the pages of `log` (segment files from LSN `first`, a segment's start) below LSN `end`,
+    each page's header left out, and the function from a position in them back to its LSN.
+
+    A record longer than what is left of its page goes on after the next page's header, so the bytes of a
+    value written in clear may be cut by a header: here they are whole again. Only headers go: every byte
+    of a record is still here, in order, so whatever the files as they are show inside a record is found
+    here too. The headers, as PostgreSQL 9.3 to 17 write them: XLogPageHeaderData (uint16 magic, uint16
+    info, TimeLineID, XLogRecPtr pageaddr, uint32 rem_len: 20 bytes, 24 once MAXALIGNed) and, on a
+    segment's first page, XLogLongPageHeaderData (then uint64 sysid, uint32 seg_size, uint32 xlog_blcksz:
+    36 bytes, 40 aligned). Each is checked to name its own page and kind (or the page to be all zeros,
+    as a segment's pages after a switch are), so that what is read is this log, cut where PostgreSQL cut it."""
+    pieces: list[memoryview] = []
+    offsets: list[int] = []  # where each page's bytes start in the result
+    lsns: list[int] = []  # the LSN of each page's first byte after its header
+    view, length = memoryview(log), 0
+    for lsn in range(first, min(end, first + len(log)), page):
+        at = lsn - first
+        info, address = struct.unpack_from("=2xH4xQ", log, at)
+        if address == 0 and view[at:at + page] == bytes(page):
+            continue  # the rest of a segment after a switch to the next one (pg_switch_wal): zeros
+        long = lsn % segment == 0
+        assert address == lsn and bool(info & XLP_LONG_HEADER) == long, (
+            f"the WAL page at {lsn_text(lsn)} reads as {lsn_text(address)}'s, info {info:#x}")
+        header = -(-(36 if long else 20) // align) * align
+        pieces.append(view[at + header:at + page])
+        offsets.append(length)
+        lsns.append(lsn + header)
+        length += page - header
+
+    def lsn_at(position: int) -> int:
+        index = bisect.bisect_right(offsets, position) - 1
+        return lsns[index] + position - offsets[index]
+
+    return b"".join(pieces), lsn_at
 
 
 def _positions(data: bytes | bytearray, needle: bytes) -> Iterator[int]:
