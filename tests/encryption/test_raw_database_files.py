@@ -9,8 +9,10 @@ a copy of the disk would: SQLite's file and its write-ahead log before any check
 files of this database after a CHECKPOINT.
 
 The scan is shown to see: a value written in clear into the same database, a short one and one large
-enough for PostgreSQL to move out of line into its TOAST table, is found by the very same scan. PostgreSQL's
-write-ahead log is read too, from before the app's first write to after the last, and each hit is traced
+enough for PostgreSQL to move out of line into its TOAST table, is found by the very same scan, every
+TOAST chunk of it. PostgreSQL's write-ahead log is read too, from before the app's first write to after
+the last, as its records' bytes (each 8 kB page's header taken out: a record that runs on to the next
+page is cut by one, as some chunks of the large value's 33 kB of log are), and each hit is traced
 to the database its record changed (pg_walinspect): the cluster's log is shared with every other database
 on it, and another test's sandbox keeps claims in clear.
 
@@ -280,12 +282,11 @@ def _positions(data: bytes | bytearray, needle: bytes) -> Iterator[int]:
         at = data.find(needle, at + 1)
 
 
-def store_in_clear(database_url: str) -> tuple[bytes, bytes]:
-    """Write two values in clear into the database, as a column that is not encrypted would: a short one, and
-    one past PostgreSQL's TOAST threshold (random, so it is not compressed) that it moves out of line, and a
-    long repetitive one that PostgreSQL compresses.
-    Returns what to look for: the short value, and the large one's opening."""
-    short, large = secrets.token_hex(8), secrets.token_hex(4000)
+def store_in_clear(database_url: str) -> tuple[str, str]:
+    """Write values in clear into the database, as a column that is not encrypted would: a short one, one
+    past PostgreSQL's TOAST threshold (random, so it is not compressed) that it moves out of line, and a long
+    repetitive one that PostgreSQL compresses. Returns the short value and the large one."""
+    short, large = secrets.token_hex(8), secrets.token_hex(16000)
     engine = create_engine(database_url)
     try:
         with engine.begin() as conn:
@@ -294,7 +295,26 @@ def store_in_clear(database_url: str) -> tuple[bytes, bytes]:
                          {"short": short, "large": large, "repeated": f'{{"clear": "{short}"}}' * 200})
     finally:
         engine.dispose()
-    return short.encode(), large[:32].encode()
+    return short, large
+
+
+def stored_runs(database_url: str, large: str) -> dict[str, bytes]:
+    """The runs of bytes the large value lies on disk in, each named, to look for every one of them.
+
+    PostgreSQL cuts it into TOAST chunks of max_toast_chunk_size bytes, each a row of the TOAST table
+    and a write-ahead log record of its own: some 16 chunks, 33 kB of log, so that some fall across a log
+    page's header, which a scan must see through. SQLite's overflow pages cut it too: its opening."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return {"large's opening": large[:32].encode()}
+    with psycopg.connect(POSTGRES_ADMIN_URL) as conn:
+        size = conn.execute("SELECT max_toast_chunk_size FROM pg_control_init()").fetchone()[0]  # type: ignore[index]
+    return {f"large's chunk {at // size}": large[at:at + size].encode() for at in range(0, len(large), size)}
+
+
+def found(hits: set[tuple[str, str]], wanted: dict[str, bytes]) -> set[str]:
+    """The names of the wanted values among hits (file or record, needle)."""
+    needles = {needle for _, needle in hits}
+    return {name for name, value in wanted.items() if value.decode() in needles}
 
 
 def compressed_values(database_url: str) -> dict[str, int]:
@@ -342,12 +362,15 @@ def test_the_database_files_hold_no_claim_token_or_code_in_clear(
         assert wal_hits(fresh_database_url, wal_start, needles(codes)) == set()
 
     # The same scan sees what is stored in clear: in the data files (and SQLite's log), out of line in
-    # PostgreSQL's TOAST table, and in PostgreSQL's write-ahead log, traced to this database.
+    # PostgreSQL's TOAST table, and in PostgreSQL's write-ahead log, traced to this database; every
+    # chunk of the large value, those cut by a page header of the log too.
     short, large = store_in_clear(fresh_database_url)
-    seen = scan(raw_files(fresh_database_url), [short, large])
-    assert {needle for _, needle in seen} == {short.decode(), large.decode()}, seen
+    runs = stored_runs(fresh_database_url, large)
+    wanted = {"short": short.encode(), **runs}
+    seen = scan(raw_files(fresh_database_url), list(wanted.values()))
+    assert found(seen, wanted) == set(wanted)
     if wal_start is not None:
-        assert (toast_file(fresh_database_url), large.decode()) in seen
+        toast = toast_file(fresh_database_url)
+        assert found({hit for hit in seen if hit[0] == toast}, runs) == set(runs)
         assert compressed_values(fresh_database_url) == {"raw_scan_control.value": 1}
-        assert {needle for _, needle in wal_hits(fresh_database_url, wal_start, [short, large])} == {
-            short.decode(), large.decode()}
+        assert found(wal_hits(fresh_database_url, wal_start, list(wanted.values())), wanted) == set(wanted)
