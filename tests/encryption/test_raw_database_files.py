@@ -9,8 +9,10 @@ a copy of the disk would: SQLite's file and its write-ahead log before any check
 files of this database after a CHECKPOINT.
 
 The scan is shown to see: a value written in clear into the same database, a short one and one large
-enough for PostgreSQL to move out of line into its TOAST table, is found by the very same scan. PostgreSQL's
-write-ahead log is read too, from before the app's first write to after the last, and each hit is traced
+enough for PostgreSQL to move out of line into its TOAST table, is found by the very same scan, every
+TOAST chunk of it. PostgreSQL's write-ahead log is read too, from before the app's first write to after
+the last, as its records' bytes (each 8 kB page's header taken out: a record that runs on to the next
+page is cut by one, as some chunks of the large value's 33 kB of log are), and each hit is traced
 to the database its record changed (pg_walinspect): the cluster's log is shared with every other database
 on it, and another test's sandbox keeps claims in clear.
 
@@ -25,9 +27,10 @@ import bisect
 import os
 import secrets
 import signal
+import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,15 +169,22 @@ def wal_start(database_kind: str) -> Iterator[str | None]:
 
     Asked before `app_on_passid`, so the log from here on holds every write the app makes. Other tests fill
     segments quickly and checkpoints recycle them: a temporary replication slot, dropped with this
-    connection, keeps them."""
+    connection, keeps them. It keeps them from the last checkpoint's start, which may be far back: the scan
+    starts from where the log is written now."""
     if database_kind != "postgresql":
         yield None
         return
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
         slot = f"raw_scan_{secrets.token_hex(4)}"
-        start = conn.execute("SELECT lsn::text FROM pg_create_physical_replication_slot(%s, true, true)",
-                             (slot,)).fetchone()[0]  # type: ignore[index]
-        yield str(start)
+        conn.execute("SELECT pg_create_physical_replication_slot(%s, true, true)", (slot,))
+        yield str(conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])  # type: ignore[index]
+
+
+def wal_position() -> str:
+    """Where PostgreSQL writes its log now: the positive control looks in the log from here, written while
+    the slot of `wal_start` keeps it, and not through all the app wrote before."""
+    with psycopg.connect(POSTGRES_ADMIN_URL) as conn:
+        return str(conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0])  # type: ignore[index]
 
 
 def lsn_number(lsn: str) -> int:
@@ -189,16 +199,23 @@ def lsn_text(number: int) -> str:
 def wal_hits(database_url: str, start: str, wanted: list[bytes]) -> set[tuple[str, str]]:
     """(record, needle) for each needle in the write-ahead log since `start` inside a record that changed a
     relation of this database: the raw segment files are read as a copy of the disk would hold them, and
-    pg_walinspect says which record, and so which database, the bytes of each hit belong to."""
+    pg_walinspect says which record, and so which database, the bytes of each hit belong to.
+
+    The log is searched as its records' bytes, page headers taken out (`wal_records_bytes`): a record
+    runs on across pages, and a value split by a header would not be found as the file holds it.
+    A full-page image stores a page as it is unless wal_compression is on, which would hide what it
+    holds from any scan: so it must be off."""
     url = make_url(database_url)
     with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
                          autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+        assert conn.execute("SHOW wal_compression").fetchone()[0] == "off", (  # type: ignore[index]
+            "wal_compression compresses full-page images: a claim in one could not be seen by this scan")
         conn.execute("CHECKPOINT")
         oid = conn.execute("SELECT oid FROM pg_database WHERE datname = %s", (url.database,)).fetchone()[0]  # type: ignore[index]
         directory = Path(conn.execute("SHOW data_directory").fetchone()[0], "pg_wal")  # type: ignore[index]
-        segment = int(conn.execute("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")
-                      .fetchone()[0])  # type: ignore[index]
+        page, segment, align = conn.execute("SELECT wal_block_size, bytes_per_wal_segment, max_data_alignment "
+                                            "FROM pg_control_init()").fetchone()  # type: ignore[misc]
         end = lsn_number(str(conn.execute("SELECT pg_current_wal_flush_lsn()").fetchone()[0]))  # type: ignore[index]
         first = lsn_number(start) // segment * segment
         log = bytearray()
@@ -207,7 +224,8 @@ def wal_hits(database_url: str, start: str, wanted: list[bytes]) -> set[tuple[st
             name = conn.execute("SELECT file_name FROM pg_walfile_name_offset(%s::pg_lsn)",
                                 (lsn_text(base + 1),)).fetchone()[0]  # type: ignore[index]
             log += (directory / name).read_bytes()
-        hits = [(first + at, needle) for needle in wanted for at in _positions(log, needle) if first + at < end]
+        data, lsn_at = wal_records_bytes(log, first, end, page, segment, align)
+        hits = [(lsn, needle) for needle in wanted for at in _positions(data, needle) if (lsn := lsn_at(at)) < end]
         if not hits:
             return set()
         records = conn.execute("SELECT start_lsn::text, end_lsn::text, block_ref FROM "
@@ -217,10 +235,51 @@ def wal_hits(database_url: str, start: str, wanted: list[bytes]) -> set[tuple[st
     for position, needle in hits:
         index = bisect.bisect_right(starts, position) - 1
         if index < 0 or lsn_number(records[index][1]) <= position:
-            continue  # before the first record of the range, or in the page header between two
+            continue  # before the first record of the range, or in the padding between two
         if f"/{oid}/" in (records[index][2] or ""):
             found.add((records[index][0], needle.decode()))
     return found
+
+
+XLP_LONG_HEADER = 0x0002  # xlp_info's flag: this page's header is XLogLongPageHeaderData
+
+
+def wal_records_bytes(log: bytes | bytearray, first: int, end: int, page: int, segment: int,
+                      align: int) -> tuple[bytes, Callable[[int], int]]:
+    """The bytes of the pages of `log` (segment files from LSN `first`, a segment's start) below LSN `end`,
+    each page's header left out, and the function from a position in them back to its LSN.
+
+    A record longer than what is left of its page goes on after the next page's header, so the bytes of a
+    value written in clear may be cut by a header: here they are whole again. Only headers go: every byte
+    of a record is still here, in order, so whatever the files as they are show inside a record is found
+    here too. The headers, as PostgreSQL 9.3 to 17 write them: XLogPageHeaderData (uint16 magic, uint16
+    info, TimeLineID, XLogRecPtr pageaddr, uint32 rem_len: 20 bytes, 24 once MAXALIGNed) and, on a
+    segment's first page, XLogLongPageHeaderData (then uint64 sysid, uint32 seg_size, uint32 xlog_blcksz:
+    36 bytes, 40 aligned). Each is checked to name its own page and kind (or the page to be all zeros,
+    as a segment's pages after a switch are), so that what is read is this log, cut where PostgreSQL cut it."""
+    pieces: list[memoryview] = []
+    offsets: list[int] = []  # where each page's bytes start in the result
+    lsns: list[int] = []  # the LSN of each page's first byte after its header
+    view, length = memoryview(log), 0
+    for lsn in range(first, min(end, first + len(log)), page):
+        at = lsn - first
+        info, address = struct.unpack_from("=2xH4xQ", log, at)
+        if address == 0 and view[at:at + page] == bytes(page):
+            continue  # the rest of a segment after a switch to the next one (pg_switch_wal): zeros
+        long = lsn % segment == 0
+        assert address == lsn and bool(info & XLP_LONG_HEADER) == long, (
+            f"the WAL page at {lsn_text(lsn)} reads as {lsn_text(address)}'s, info {info:#x}")
+        header = -(-(36 if long else 20) // align) * align
+        pieces.append(view[at + header:at + page])
+        offsets.append(length)
+        lsns.append(lsn + header)
+        length += page - header
+
+    def lsn_at(position: int) -> int:
+        index = bisect.bisect_right(offsets, position) - 1
+        return lsns[index] + position - offsets[index]
+
+    return b"".join(pieces), lsn_at
 
 
 def _positions(data: bytes | bytearray, needle: bytes) -> Iterator[int]:
@@ -230,12 +289,11 @@ def _positions(data: bytes | bytearray, needle: bytes) -> Iterator[int]:
         at = data.find(needle, at + 1)
 
 
-def store_in_clear(database_url: str) -> tuple[bytes, bytes]:
-    """Write two values in clear into the database, as a column that is not encrypted would: a short one, and
-    one past PostgreSQL's TOAST threshold (random, so it is not compressed) that it moves out of line, and a
-    long repetitive one that PostgreSQL compresses.
-    Returns what to look for: the short value, and the large one's opening."""
-    short, large = secrets.token_hex(8), secrets.token_hex(4000)
+def store_in_clear(database_url: str) -> tuple[str, str]:
+    """Write values in clear into the database, as a column that is not encrypted would: a short one, one
+    past PostgreSQL's TOAST threshold (random, so it is not compressed) that it moves out of line, and a long
+    repetitive one that PostgreSQL compresses. Returns the short value and the large one."""
+    short, large = secrets.token_hex(8), secrets.token_hex(16000)
     engine = create_engine(database_url)
     try:
         with engine.begin() as conn:
@@ -244,7 +302,26 @@ def store_in_clear(database_url: str) -> tuple[bytes, bytes]:
                          {"short": short, "large": large, "repeated": f'{{"clear": "{short}"}}' * 200})
     finally:
         engine.dispose()
-    return short.encode(), large[:32].encode()
+    return short, large
+
+
+def stored_runs(database_url: str, large: str) -> dict[str, bytes]:
+    """The runs of bytes the large value lies on disk in, each named, to look for every one of them.
+
+    PostgreSQL cuts it into TOAST chunks of max_toast_chunk_size bytes, each a row of the TOAST table
+    and a write-ahead log record of its own: some 16 chunks, 33 kB of log, so that some fall across a log
+    page's header, which a scan must see through. SQLite's overflow pages cut it too: its opening."""
+    if make_url(database_url).get_backend_name() == "sqlite":
+        return {"large's opening": large[:32].encode()}
+    with psycopg.connect(POSTGRES_ADMIN_URL) as conn:
+        size = conn.execute("SELECT max_toast_chunk_size FROM pg_control_init()").fetchone()[0]  # type: ignore[index]
+    return {f"large's chunk {at // size}": large[at:at + size].encode() for at in range(0, len(large), size)}
+
+
+def found(hits: set[tuple[str, str]], wanted: dict[str, bytes]) -> set[str]:
+    """The names of the wanted values among hits (file or record, needle)."""
+    needles = {needle for _, needle in hits}
+    return {name for name, value in wanted.items() if value.decode() in needles}
 
 
 def compressed_values(database_url: str) -> dict[str, int]:
@@ -292,12 +369,16 @@ def test_the_database_files_hold_no_claim_token_or_code_in_clear(
         assert wal_hits(fresh_database_url, wal_start, needles(codes)) == set()
 
     # The same scan sees what is stored in clear: in the data files (and SQLite's log), out of line in
-    # PostgreSQL's TOAST table, and in PostgreSQL's write-ahead log, traced to this database.
+    # PostgreSQL's TOAST table, and in PostgreSQL's write-ahead log, traced to this database; every
+    # chunk of the large value, those cut by a page header of the log too.
+    written_from = wal_position() if wal_start is not None else None
     short, large = store_in_clear(fresh_database_url)
-    seen = scan(raw_files(fresh_database_url), [short, large])
-    assert {needle for _, needle in seen} == {short.decode(), large.decode()}, seen
-    if wal_start is not None:
-        assert (toast_file(fresh_database_url), large.decode()) in seen
+    runs = stored_runs(fresh_database_url, large)
+    wanted = {"short": short.encode(), **runs}
+    seen = scan(raw_files(fresh_database_url), list(wanted.values()))
+    assert found(seen, wanted) == set(wanted)
+    if written_from is not None:
+        toast = toast_file(fresh_database_url)
+        assert found({hit for hit in seen if hit[0] == toast}, runs) == set(runs)
         assert compressed_values(fresh_database_url) == {"raw_scan_control.value": 1}
-        assert {needle for _, needle in wal_hits(fresh_database_url, wal_start, [short, large])} == {
-            short.decode(), large.decode()}
+        assert found(wal_hits(fresh_database_url, written_from, list(wanted.values())), wanted) == set(wanted)
