@@ -25,7 +25,7 @@ from app.config import (
 from app.error_pages import busy_answer, init_error_pages
 from app.plumbing.access_log import init_access_log
 from app.plumbing.background import register_job, start_background_jobs
-from app.plumbing.database import db, migrate, prepare_sqlite_file
+from app.plumbing.database import add_migration_commands, db, prepare_sqlite_file
 from app.plumbing.file_modes import tighten_instance_dir
 from app.plumbing.htmx import htmx
 from app.plumbing.i18n import init_i18n
@@ -60,7 +60,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     tighten_instance_dir(settings.instance_dir)
     prepare_sqlite_file(settings.database_url)
     db.init_app(app)
-    migrate.init_app(app, db)
+    add_migration_commands(app)  # Flask-Migrate (and Alembic) imported only when a `flask db` command runs
     with app.app_context():  # before any connection opens, so the pool gauges see every one
         init_metrics(app, db.engines)
     _install_data_keys(app, settings.data_keys + settings.data_keys_decrypt_only, exit_on_error=environ is None)

@@ -11,7 +11,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask_migrate import Migrate
+import click
+from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.engine import CursorResult, Engine, make_url
@@ -34,7 +35,53 @@ if TYPE_CHECKING:
     Model = Base
 else:
     Model = db.Model
-migrate = Migrate(directory=str(PROJECT_ROOT / "migrations"))
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+def init_migrations(app: Flask) -> None:
+    """Flask-Migrate on `app`, once: its `flask db` commands, and the extension migrations/env.py reads.
+
+    Called when a `db` command runs (`add_migration_commands`), or by code that runs migrations in its own
+    process; never by a serving worker. Flask-Migrate imports Alembic, which imports every SQLAlchemy dialect it
+    supports (PostgreSQL, MySQL, SQL Server, Oracle) and Mako with Pygments: about 11 MB of each worker's
+    memory for commands that only the command line runs.
+    """
+    if "migrate" in app.extensions:
+        return
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(MIGRATIONS_DIR))  # replaces the stand-in `db` group with its own
+
+
+def add_migration_commands(app: Flask) -> None:
+    """`flask db …` on `app`, Flask-Migrate imported only when such a command runs (`init_migrations`)."""
+    app.cli.add_command(_MigrationCommands(app))
+
+
+class _MigrationCommands(click.Group):
+    """A stand-in for Flask-Migrate's `db` group: `flask --help` lists it without importing Alembic; running it
+    (`flask db upgrade`, `flask db --help`) or listing its commands initialises Flask-Migrate and hands over to
+    Flask-Migrate's own group (click's "lazily loading subcommands" pattern)."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__("db", help="Perform database migrations.")  # Flask-Migrate's own summary
+        self._app = app
+
+    def _loaded(self) -> click.Group:
+        init_migrations(self._app)
+        group = self._app.cli.commands["db"]
+        assert isinstance(group, click.Group) and group is not self
+        return group
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        return self._loaded().make_context(info_name, args, parent, **extra)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return self._loaded().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._loaded().get_command(ctx, cmd_name)
 
 
 @event.listens_for(Engine, "connect")

@@ -20,21 +20,21 @@ being down, or no PASSID to ask); nothing in a sentence is secret, since `/ready
 
 from __future__ import annotations
 
+import ast
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from app.config import PROJECT_ROOT, settings_of
+from app.config import settings_of
 from app.passid import PassidError
 from app.plumbing import encryption
-from app.plumbing.database import db
+from app.plumbing.database import MIGRATIONS_DIR, db
 from app.plumbing.passid_connection import passid_connection, upstream_watch, watched_client
 
 OK = "ok"
@@ -95,13 +95,63 @@ def _guarded(check: Callable[[], str]) -> str:
 def migrations_current(app: Flask, connection: Connection) -> str:
     state = _state(app)
     if state.script_heads is None:  # the code's revisions do not change while it runs: read them once
-        state.script_heads = frozenset(ScriptDirectory(str(PROJECT_ROOT / "migrations")).get_heads())
-    applied = frozenset(MigrationContext.configure(connection).get_current_heads())
+        state.script_heads = script_heads()
+    applied = applied_heads(connection)
     if applied == state.script_heads:
         return OK
     if not applied:
         return "no migration has been applied: run `flask db upgrade`"
     return "the schema is not at this code's revision: run `flask db upgrade` (or deploy the newer code)"
+
+
+# Read without Alembic: importing it (with every SQLAlchemy dialect it supports) would cost each serving worker
+# about 11 MB on the load balancer's first probe, for two facts a file read and a query give.
+VERSION_TABLE = "alembic_version"  # Alembic's default, which migrations/env.py keeps
+
+
+def script_heads(versions: Path = MIGRATIONS_DIR / "versions") -> frozenset[str]:
+    """The newest revisions this code ships: those no other revision names as its `down_revision` (a
+    `depends_on` does not count, as in Alembic), read from each migration's module-level assignments, as Alembic's
+    `ScriptDirectory.get_heads()` gives them (tests/operations/test_readiness.py compares the two)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in versions.glob("*.py"):
+        assigned = _assignments(path)
+        revision = assigned.get("revision")
+        if isinstance(revision, str):
+            revisions.add(revision)
+            parents.update(_names(assigned.get("down_revision")))
+    return frozenset(revisions - parents)
+
+
+def _names(value: object) -> list[str]:
+    """A revision field's names: None, one revision, or several (a merge's parents)."""
+    if isinstance(value, str):
+        return [value]
+    return [name for name in value if isinstance(name, str)] if isinstance(value, tuple | list) else []
+
+
+def _assignments(path: Path) -> dict[str, object]:
+    """A migration file's top-level `name = literal` assignments, without running it."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                continue
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = value
+    return found
+
+
+def applied_heads(connection: Connection) -> frozenset[str]:
+    """The revisions the database is at (Alembic's version table); none when no migration has run."""
+    if not inspect(connection).has_table(VERSION_TABLE):
+        return frozenset()
+    return frozenset(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
 
 
 def data_key_reads(app: Flask, connection: Connection) -> str:

@@ -93,7 +93,7 @@ def ensure_demo_institution(
 def create_app(environ: dict[str, str] | None = None) -> Flask:
     """The sandbox alone, at the root path, for teams that only want a local PASSID."""
     from app.config import PROJECT_ROOT, install_settings, load_settings, load_settings_or_exit
-    from app.plumbing.database import migrate
+    from app.plumbing.database import add_migration_commands
     from app.plumbing.i18n import init_i18n
     from app.plumbing.json_bodies import init_json_bodies
     from app.plumbing.static_assets import install_fingerprints
@@ -107,7 +107,7 @@ def create_app(environ: dict[str, str] | None = None) -> Flask:
     install_settings(app, settings)
     init_json_bodies(app)  # the same bounded JSON parser as the app's
     db.init_app(app)
-    migrate.init_app(app, db)
+    add_migration_commands(app)
     init_i18n(app)  # the phone page speaks the customer's language here too
     install_fingerprints(app, {})  # its pages link plain /static/ names, served by Flask itself
     init_sandbox(app, url_prefix="")

@@ -19,28 +19,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from flask import session
 from flask_babel import gettext as _
 from sqlalchemy import select
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from app.config import current_settings
 from app.plumbing.database import db, utcnow
@@ -49,12 +33,23 @@ from app.rules import audit
 from app.staff.factors import FactorRefused, StaffPasskey, own_actor, passkey_detail
 from app.staff.models import StaffUser
 
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
 CHALLENGE = "passkey_challenge"  # in the session
 CHALLENGE_LIFETIME_SECONDS = 300
 TIMEOUT_MS = 120_000
 MAX_NAME_LENGTH = 80
-# What an answer that is not even a credential fails with (the JSON shapes `webauthn` parses).
-_MALFORMED = (WebAuthnException, ValueError, TypeError, KeyError)
+# `webauthn` is imported by the functions that run a ceremony, not with this module: with the certificate and
+# ASN.1 libraries it loads for attestation it costs about 7 MB in every worker, and only a staff member's passkey
+# page or sign-in step uses it (a worker serving the widget never does).
+
+
+def _malformed() -> tuple[type[Exception], ...]:
+    """What an answer that is not even a credential fails with (the JSON shapes `webauthn` parses)."""
+    from webauthn.helpers.exceptions import WebAuthnException
+
+    return (WebAuthnException, ValueError, TypeError, KeyError)
 
 
 def relying_party() -> tuple[str, str]:
@@ -79,12 +74,16 @@ def _user_handle(user: StaffUser) -> bytes:
 
 
 def _keep_challenge(challenge: bytes, purpose: str, user: StaffUser) -> None:
+    from webauthn.helpers import bytes_to_base64url
+
     session[CHALLENGE] = {"challenge": bytes_to_base64url(challenge), "purpose": purpose, "account": user.id,
                           "at": int(time.time())}
 
 
 def _take_challenge(purpose: str, user: StaffUser) -> bytes:
     """The challenge this account was sent for `purpose`, once; FactorRefused when none is (still) waiting."""
+    from webauthn.helpers import base64url_to_bytes
+
     kept = session.pop(CHALLENGE, None)
     fresh = (isinstance(kept, dict) and kept.get("purpose") == purpose and kept.get("account") == user.id
              and isinstance(kept.get("at"), int) and 0 <= time.time() - kept["at"] <= CHALLENGE_LIFETIME_SECONDS)
@@ -94,6 +93,9 @@ def _take_challenge(purpose: str, user: StaffUser) -> bytes:
 
 
 def _descriptors(passkeys: list[StaffPasskey]) -> list[PublicKeyCredentialDescriptor]:
+    from webauthn.helpers import base64url_to_bytes
+    from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
     found = []
     for passkey in passkeys:
         transports = []
@@ -116,6 +118,13 @@ def _passkeys(user: StaffUser) -> list[StaffPasskey]:
 
 def registration_options(user: StaffUser) -> str:
     """The options for `navigator.credentials.create`, as JSON; the challenge waits in the session."""
+    from webauthn import generate_registration_options, options_to_json
+    from webauthn.helpers.structs import (
+        AuthenticatorSelectionCriteria,
+        ResidentKeyRequirement,
+        UserVerificationRequirement,
+    )
+
     rp_id, _origin = relying_party()
     options = generate_registration_options(
         rp_id=rp_id,
@@ -137,12 +146,15 @@ def default_name(user: StaffUser) -> str:
 
 def register(user: StaffUser, credential: Any, name: str) -> StaffPasskey:
     """Check the browser's answer to `registration_options` and keep the passkey (committed, audited)."""
+    from webauthn import verify_registration_response
+    from webauthn.helpers import bytes_to_base64url
+
     expected_challenge = _take_challenge("register", user)
     rp_id, origin = relying_party()
     try:
         verified = verify_registration_response(credential=credential, expected_challenge=expected_challenge,
                                                 expected_rp_id=rp_id, expected_origin=origin)
-    except _MALFORMED:
+    except _malformed():
         raise FactorRefused(_("The browser's answer could not be checked, so no passkey was added.")) from None
     credential_id = bytes_to_base64url(verified.credential_id)
     taken = db.session.execute(select(StaffPasskey.id).where(StaffPasskey.credential_id == credential_id)).first()
@@ -167,6 +179,9 @@ def register(user: StaffUser, credential: Any, name: str) -> StaffPasskey:
 
 def authentication_options(user: StaffUser) -> str:
     """The options for `navigator.credentials.get`, naming this account's passkeys; the challenge waits."""
+    from webauthn import generate_authentication_options, options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     rp_id, _origin = relying_party()
     options = generate_authentication_options(
         rp_id=rp_id, timeout=TIMEOUT_MS, allow_credentials=_descriptors(_passkeys(user)),
@@ -188,6 +203,8 @@ def authenticate(user: StaffUser, credential: Any) -> StaffPasskey:
 
     The passkey's counter and last challenge move on in the session, committed with the sign-in.
     """
+    from webauthn import verify_authentication_response
+
     refused = _("The passkey was not accepted. Try again, or use another way to sign in.")
     try:
         expected_challenge = _take_challenge("sign_in", user)
@@ -207,7 +224,7 @@ def authenticate(user: StaffUser, credential: Any) -> StaffPasskey:
             credential=credential, expected_challenge=expected_challenge, expected_rp_id=rp_id,
             expected_origin=origin, credential_public_key=passkey.public_key,
             credential_current_sign_count=passkey.sign_count)
-    except _MALFORMED:
+    except _malformed():
         raise PasskeyFailed(refused, "signature, origin or counter did not hold") from None
     passkey.sign_count, passkey.last_used_at = verified.new_sign_count, utcnow()
     passkey.last_challenge_hash = challenge_hash

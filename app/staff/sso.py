@@ -10,6 +10,9 @@ a page can word.
 
 Every call to the provider has a timeout; the client is built once per app, and discovery and the keys are
 kept by Authlib after the first answer.
+
+Authlib (with joserfc and its crypto) is imported only where single sign-on is configured (`init_sso`, and the
+functions below that only such an app reaches): an app without it does not carry its 2 MB in every worker.
 """
 
 from __future__ import annotations
@@ -21,11 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.base_client import MismatchingStateError
-from authlib.integrations.flask_client import OAuth
 from flask import Flask, current_app, request, url_for
-from joserfc.errors import JoseError
 from werkzeug.wrappers import Response
 
 from app.config import current_settings, settings_of
@@ -78,6 +77,8 @@ def init_sso(app: Flask) -> None:
     settings = settings_of(app)
     if not settings.single_sign_on:
         return
+    from authlib.integrations.flask_client import OAuth
+
     issuer = settings.oidc_issuer or ""
     oauth = OAuth(app)
     client = oauth.register(
@@ -116,6 +117,8 @@ def redirect_uri() -> str:
 
 def authorization_redirect() -> Response:
     """The redirect that starts a sign-in at the provider, with a new `state`, `nonce` and PKCE verifier."""
+    from authlib.common.errors import AuthlibBaseError
+
     client = _client()
     checked_metadata(client)
     try:
@@ -127,6 +130,10 @@ def authorization_redirect() -> Response:
 
 def identity_from_callback() -> ProviderIdentity:
     """Who the provider's answer on this request proves signed in; the errors above otherwise."""
+    from authlib.common.errors import AuthlibBaseError
+    from authlib.integrations.base_client import MismatchingStateError
+    from joserfc.errors import JoseError
+
     client = _client()
     if request.args.get("error"):  # the provider refused (the person cancelled, or is not allowed in)
         raise SignInRejected(f"the provider answered {request.args['error'][:60]!r}")
@@ -205,6 +212,8 @@ def _userinfo(client: Any, token: Mapping[str, Any], subject: str) -> Mapping[st
 
     OpenID Connect Core 5.3.2: UserInfo's `sub` must be the ID token's, or the answer is not about this person.
     """
+    from authlib.common.errors import AuthlibBaseError
+
     try:
         info = client.userinfo(token=token)
     except (requests.ConnectionError, requests.Timeout) as error:

@@ -3,7 +3,11 @@
 `qrcode` encodes the deep link; we draw its matrix as one path of horizontal
 runs, which is about a quarter of the bytes of qrcode's own per-module SVG —
 this page is for phones on costly data. Cached by deep link: a deep link never
-changes its picture.
+changes its picture. The cache is per worker and small: an entry is about 5 KB
+and a session's QR is drawn again only when its page is (a reload without
+JavaScript, "Try again"), while a fresh drawing takes about a millisecond
+(bench/qr_render.py); 1,024 entries held some 5 MB of one-off pictures in every
+worker that had opened that many sessions.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import qrcode
 from markupsafe import Markup
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=256)
 def qr_svg(data: str, label: str = "QR code") -> Markup:
     # A fixed mask: any of the eight reads fine, and trying all eight (qrcode's
     # default) is five times the work of the rest of the render.

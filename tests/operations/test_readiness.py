@@ -12,16 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from cryptography.fernet import Fernet
 from flask import Flask
 from sqlalchemy import text
 
 from app import create_app
 from app.passid import PassidClient
+from app.plumbing import readiness as readiness_checks
 from app.plumbing.database import db
 from app.rules import verifications
 from tests.support.in_process import app_environ, migrated_sqlite_url
-from tests.support.servers import free_port
+from tests.support.servers import ROOT, free_port
 
 pytestmark = pytest.mark.databases("sqlite")
 
@@ -74,6 +76,30 @@ def test_a_schema_behind_the_code_is_named(bare_app: Callable[..., Flask]) -> No
     assert status == 503
     assert body["failing"] == ["migrations"]
     assert "flask db upgrade" in body["checks"]["migrations"]
+
+
+def test_a_database_no_migration_has_run_on_is_named(bare_app: Callable[..., Flask], tmp_path: Path) -> None:
+    status, body = readiness(bare_app(f"sqlite:///{tmp_path / 'empty.db'}"))
+    assert status == 503
+    assert "no migration has been applied" in body["checks"]["migrations"]
+
+
+def test_the_code_s_revisions_are_read_as_alembic_reads_them(tmp_path: Path) -> None:
+    """/readyz reads the newest revisions without Alembic (each worker would carry it): the same ones Alembic finds,
+    in the shipped migrations and in a tree with a merge, a second head and a dependency."""
+    assert readiness_checks.script_heads() == frozenset(ScriptDirectory(str(ROOT / "migrations")).get_heads())
+    versions = tmp_path / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    tree = {"a": (None, None), "b": ("a", None), "c": ("a", None), "d": (("b", "c"), None),
+            "e": ("a", None), "f": ("e", "d"), "g": ("b", None)}
+    for revision, (down, depends_on) in tree.items():
+        (versions / f"{revision}_step.py").write_text(
+            f"import sqlalchemy as sa\n\nrevision = {revision!r}\ndown_revision = {down!r}\n"
+            f"branch_labels = None\ndepends_on = {depends_on!r}\nTABLE = sa.table('x')\n\n\n"
+            "def upgrade():\n    pass\n\n\ndef downgrade():\n    pass\n")
+    alembic_heads = frozenset(ScriptDirectory(str(tmp_path / "migrations")).get_heads())
+    assert alembic_heads == {"d", "f", "g"}  # `f` depends on `d`, which stays a head
+    assert readiness_checks.script_heads(versions) == alembic_heads
 
 
 def test_stored_data_the_data_key_cannot_decrypt_is_named(bare_app: Callable[..., Flask], tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import flask_migrate
 import pytest
 
 from app import create_app
-from app.plumbing.database import db
+from app.plumbing.database import db, init_migrations
 from tests.support.servers import ROOT, create_postgres_database, drop_postgres_database, postgres_available
 
 
@@ -69,6 +69,7 @@ def flask_db(env: dict[str, str], *args: str) -> None:
     if command not in ("upgrade", "downgrade") or len(revision) > 1 or (command == "downgrade" and not revision):
         raise ValueError(f"flask_db takes upgrade [REVISION] or downgrade REVISION, got {args}")
     app = create_app(env)
+    init_migrations(app)  # as a `flask db` command does: the app alone leaves Flask-Migrate unloaded
     try:
         with _logging_kept(), app.app_context(), warnings.catch_warnings():
             # env.py is Flask-Migrate's template, which asks Flask-SQLAlchemy for the engine the old way.
