@@ -126,3 +126,17 @@ def test_the_glossary_covers_every_locale() -> None:
     for header in headers:
         columns = [cell.strip() for cell in header.strip("|").split("|")][1:]
         assert columns == [locale for locale in LOCALES if locale != SOURCE_LOCALE], header
+
+
+FRENCH_CATALOGUES = [(domain, locale) for domain, locale in CATALOGUES if locale == "fr"]
+
+
+@pytest.mark.parametrize(("domain", "locale"), FRENCH_CATALOGUES, ids=[d for d, _ in FRENCH_CATALOGUES])
+def test_french_keeps_its_punctuation_on_the_line_of_its_word(domain: str, locale: str) -> None:
+    """French sets a space before « : ; ? ! »; a plain one lets a narrow column or a phone wrap the line there,
+    leaving the colon alone at the start of the next line. The catalogue uses a no-break space before ":"
+    and a narrow no-break space before ";", "?" and "!"."""
+    catalogue = read(TRANSLATIONS / locale / "LC_MESSAGES" / f"{domain}.po")
+    loose = [form for message in catalogue if message.id for form in forms(message.string)
+             if re.search(r" [:;?!]", form)]
+    assert loose == []
