@@ -106,10 +106,8 @@ def test_passid_demo_in_a_live_configuration_onboards_nothing_and_prints_no_sand
     live_setup: LiveSetup, key: str
 ) -> None:
     """With any PASSID_BASE_URL (live, or PASSID's own hosted sandbox) there is no sandbox here to point at."""
-    if key == LIVE_KEY:
-        demo = live_setup.demo  # the module's own steps ran with this key
-    else:
-        demo = _flask(dict(live_setup.env, PASSID_API_KEY=key), "passid", "demo")  # the module's database, migrated
+    # The module's own steps ran with the live key; the other runs `passid demo` on the same migrated database.
+    demo = live_setup.demo if key == LIVE_KEY else _flask(dict(live_setup.env, PASSID_API_KEY=key), "passid", "demo")
     assert demo.returncode == 0, demo.stderr
     assert "Traceback" not in demo.stderr
     assert f"PASSID API:        {LIVE_BASE_URL}" in demo.stdout
