@@ -55,6 +55,15 @@ class UpstreamChecks:
             with self._lock:
                 self._recent.pop(request_id, None)
 
+    def is_due(self, request_id: str, expires_at: datetime, *, webhooks: bool) -> bool:
+        """Would `should_ask` say yes now? Without counting as the ask: the widget's pending-poll layer
+        (`app.widget.pending_polls`) asks this and sends a due poll on to Flask, whose `should_ask` then
+        marks the ask and goes to PASSID (had the layer marked it, Flask would skip the check)."""
+        if self._recent is None or not webhooks or datetime.now(UTC) >= expires_at:
+            return True
+        with self._lock:
+            return request_id not in self._recent
+
     def should_ask(self, request_id: str, expires_at: datetime, *, webhooks: bool) -> bool:
         """Ask PASSID now? Yes without webhooks, at expiry, or when the last ask is old enough.
 
