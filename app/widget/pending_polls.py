@@ -215,12 +215,13 @@ class PendingPolls:
         return self.app(environ, watching)
 
     def _remember(self, handle: str, remembered: Remembered) -> None:
+        now = time.time()
         with self._changing:
-            self._remembered[handle] = remembered
-            now = time.time()
+            if remembered.expires_epoch > now:  # at and after expiry every poll is Flask's anyway
+                self._remembered[handle] = remembered
             for _ in range(2):  # the oldest first: forget a couple of expired ones per new one
-                oldest = next(iter(self._remembered))
-                if self._remembered[oldest].expires_epoch > now:
+                oldest = next(iter(self._remembered), None)
+                if oldest is None or self._remembered[oldest].expires_epoch > now:
                     break
                 del self._remembered[oldest]
             while len(self._remembered) > self.max_remembered:
