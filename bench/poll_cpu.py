@@ -52,6 +52,7 @@ BROWSER = {
     "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
 }
 LAYER = "passid_pending_polls"  # where the widget keeps its layer (app/widget/pending_polls.py)
+REQUEST_ID = "bench.request_id"  # the poll's request id, kept in its environ (the app ignores the key)
 
 
 def build_app(tmp: Path) -> Flask:
@@ -69,21 +70,19 @@ def build_app(tmp: Path) -> Flask:
 
 
 def pending_polls(app: Flask, count: int) -> list[dict[str, Any]]:
-    """One poll environ per pending request, each request marked as just checked (as opening it does)."""
+    """One poll environ per pending request."""
     environs = []
     expires = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
     with app.app_context():
-        checks = app.extensions["passid_upstream_checks"]
         options = signed_handles.sign("options", {"locale": "de", "institution_name": "Bench Bank"})
         for _ in range(count):
             request_id = f"req_{secrets.token_hex(12)}"
-            checks.seen_pending(request_id)
             handle = signed_handles.sign("request", {"r": request_id, "c": "ABCD-EFGH", "d": "passid://r",
                                                      "x": expires})
             builder = EnvironBuilder(path="/verify/qr/status", query_string={"h": handle, "o": options},
                                      headers=BROWSER, base_url="http://127.0.0.1:8000",
                                      environ_base={"REMOTE_ADDR": "127.0.0.1"})
-            environs.append(builder.get_environ())
+            environs.append({**builder.get_environ(), REQUEST_ID: request_id})
     return environs
 
 
@@ -111,6 +110,9 @@ def cpu_per_poll(app: Flask, environs: list[dict[str, Any]], polls: int, *, laye
     if layer is not None:
         layer.answering = layer_on
     wsgi = app.wsgi_app
+    checks = app.extensions["passid_upstream_checks"]
+    for environ in environs:  # each request just checked, as opening it does: no check falls due in the round
+        checks.seen_pending(environ[REQUEST_ID])
     for environ in environs:  # each handle through Flask once: what the layer may answer from then on
         assert call(wsgi, environ).startswith("204"), "a pending poll did not answer 204"
     started = time.process_time()

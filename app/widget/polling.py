@@ -19,6 +19,12 @@ neither PASSID nor the database. A due check asks PASSID without a lookup
 first: each worker checks each request on its own schedule, so with several
 workers checks are a large share of all polls; and a final answer for a row
 the set missed returns that row from `verifications.record`.
+
+Nor does such a poll reach Flask once Flask has found its handle pending: the
+widget's WSGI layer (`app.widget.pending_polls`) answers it with Flask's own
+empty 204 while no check is due (`is_due`, which unlike `should_ask` does not
+count as the ask, so the due poll reaches Flask and Flask asks PASSID), the
+request has not expired and the set above does not hold it.
 """
 
 from __future__ import annotations
