@@ -14,6 +14,9 @@ Two paths, interleaved in rounds so machine load drifts over both alike:
                 the options unsigned, Flask's request, Talisman's headers, the metrics
   pending layer the same poll answered by `app/widget/pending_polls.py` before Flask, from a handle
                 Flask already found pending
+  at a check    the same poll when its upstream check is due (every PASSID_POLL_CHECK_SECONDS per
+                request and process): Flask, and PASSID asked; PASSID is bench/passid_stub.py in a
+                process of its own (its CPU not counted), answering "pending"
 
 CPU is this process's (`time.process_time`), so other work on the machine moves it little; the
 load average is printed anyway. Without the layer (an older checkout) only the Flask path is measured.
@@ -24,6 +27,7 @@ Run: `make bench` (or `.venv/bin/python -m bench.poll_cpu [--polls 20000 --round
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import secrets
@@ -41,6 +45,7 @@ from werkzeug.test import EnvironBuilder
 from app import create_app
 from app.plumbing.access_log import ACCESS_LOGGER
 from app.widget import signed_handles
+from bench.capacity import start_stub
 from bench.support import machine_note, print_table
 from tests.support.in_process import app_environ, migrated_sqlite_url
 
@@ -55,7 +60,13 @@ LAYER = "passid_pending_polls"  # where the widget keeps its layer (app/widget/p
 REQUEST_ID = "bench.request_id"  # the poll's request id, kept in its environ (the app ignores the key)
 
 
-def build_app(tmp: Path) -> Flask:
+PENDING_BODY = json.dumps({  # PASSID's answer for a pending request, as bench/passid_stub.py serves it
+    "requestId": "{request_id}", "status": "pending", "code": "ABCD-EFGH", "expiresAt": "2099-01-01T00:00:00Z",
+    "permissions": ["identity_verified"], "institutionName": "Bench Bank",
+})
+
+
+def build_app(tmp: Path, passid_url: str) -> Flask:
     """The app as production runs it for this question: webhooks on, checks a minute apart, no sandbox."""
     access = logging.getLogger(ACCESS_LOGGER)  # written, as in production, but not to the terminal
     access.handlers[:] = [logging.StreamHandler(open(os.devnull, "w"))]  # noqa: SIM115 (the process's life)
@@ -63,7 +74,7 @@ def build_app(tmp: Path) -> Flask:
     access.setLevel(logging.INFO)
     return create_app(app_environ(
         migrated_sqlite_url(tmp), tmp, 8000,
-        PASSID_API_KEY="sk_live_bench_never_called", PASSID_BASE_URL="http://127.0.0.1:9",
+        PASSID_API_KEY="sk_live_bench_0123456789", PASSID_BASE_URL=passid_url,
         PASSID_SANDBOX_ENABLED="false", PASSID_WEBHOOK_SECRET="whsec_bench_0123456789abcdef",
         PASSID_POLL_CHECK_SECONDS="60", PASSID_BACKGROUND_JOBS="false",
     ))
@@ -104,8 +115,10 @@ def call(wsgi: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> str:
     return status[0]
 
 
-def cpu_per_poll(app: Flask, environs: list[dict[str, Any]], polls: int, *, layer_on: bool) -> float:
-    """CPU seconds per poll over `polls` pending polls, going round the requests."""
+def cpu_per_poll(app: Flask, environs: list[dict[str, Any]], polls: int, *, layer_on: bool,
+                 checking: bool = False) -> float:
+    """CPU seconds per poll over `polls` pending polls, going round the requests (`checking`: each one's
+    upstream check due, so PASSID is asked every time)."""
     layer = app.extensions.get(LAYER)
     if layer is not None:
         layer.answering = layer_on
@@ -117,7 +130,10 @@ def cpu_per_poll(app: Flask, environs: list[dict[str, Any]], polls: int, *, laye
         assert call(wsgi, environ).startswith("204"), "a pending poll did not answer 204"
     started = time.process_time()
     for n in range(polls):
-        status = call(wsgi, environs[n % len(environs)])
+        environ = environs[n % len(environs)]
+        if checking:
+            checks.forget(environ[REQUEST_ID])  # as PASSID_POLL_CHECK_SECONDS after the last ask
+        status = call(wsgi, environ)
         if not status.startswith("204"):
             raise RuntimeError(f"a pending poll answered {status}")
     return (time.process_time() - started) / polls
@@ -130,20 +146,31 @@ def main() -> None:
     args = parser.parse_args()
     note = machine_note()
     with tempfile.TemporaryDirectory() as tmp:
-        app = build_app(Path(tmp))
-        environs = pending_polls(app, REQUESTS)
-        paths = {"Flask": False, "pending layer": True} if LAYER in app.extensions else {"Flask": False}
-        figures: dict[str, list[float]] = {name: [] for name in paths}
-        cpu_per_poll(app, environs, 2_000, layer_on=False)  # warm-up: imports, caches, the first refresh
-        for _ in range(args.rounds):
-            for name, layer_on in paths.items():
-                figures[name].append(cpu_per_poll(app, environs, args.polls, layer_on=layer_on))
+        template = Path(tmp) / "pending.json"
+        template.write_text(PENDING_BODY)
+        stub, stub_url = start_stub(template, 0.0)
+        try:
+            app = build_app(Path(tmp), stub_url)
+            environs = pending_polls(app, REQUESTS)
+            paths = {"Flask": (False, False), "pending layer": (True, False)}
+            if LAYER not in app.extensions:
+                del paths["pending layer"]
+            paths["at a check"] = (True, True)
+            figures: dict[str, list[float]] = {name: [] for name in paths}
+            cpu_per_poll(app, environs, 2_000, layer_on=False)  # warm-up: imports, caches, the first refresh
+            for _ in range(args.rounds):
+                for name, (layer_on, checking) in paths.items():
+                    polls = args.polls // 4 if checking else args.polls
+                    figures[name].append(cpu_per_poll(app, environs, polls, layer_on=layer_on, checking=checking))
+        finally:
+            stub.terminate()
+            stub.wait(timeout=10)
     rows = [[name, f"{statistics.median(values) * 1e6:.1f}", f"{min(values) * 1e6:.1f}",
              f"{max(values) * 1e6:.1f}", f"{1 / statistics.median(values):,.0f}"]
             for name, values in figures.items()]
     print_table(f"App CPU per pending poll, {args.rounds} rounds × {args.polls} polls over {REQUESTS} requests "
                 f"(µs; {note})", ["path", "median µs", "best µs", "worst µs", "polls per CPU second"], rows)
-    if len(figures) == 2:
+    if "pending layer" in figures:
         ratio = statistics.median(figures["Flask"]) / statistics.median(figures["pending layer"])
         print(f"the layer answers a pending poll for 1/{ratio:.1f} of the Flask path's CPU")
     print("8,000 widgets polling every 2.5 s are 3,200 polls a second: at the layer's figure that is "
