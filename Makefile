@@ -86,6 +86,7 @@ fuzz: venv assets
 bench: venv assets
 	$(BIN)/python -m bench.weight
 	$(BIN)/python -m bench.poll
+	$(BIN)/python -m bench.poll_cpu
 	$(BIN)/python -m bench.approval
 	$(BIN)/python -m bench.webhook_ack
 	$(BIN)/python -m bench.flood

@@ -34,7 +34,7 @@ from app.plumbing.log_format import init_logging
 from app.plumbing.metrics import init_metrics
 from app.plumbing.rate_limits import init_rate_limits
 from app.plumbing.request_guards import init_request_guards
-from app.plumbing.security import init_security
+from app.plumbing.security import init_proxy_fix, init_security
 
 # Parts with no cookie session: nothing for a cross-site form to ride on.
 _COOKIELESS = ("health", "widget", "api", "webhooks", "sandbox")
@@ -115,6 +115,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     cli.init_app(app)
     start_jobs_on_first_request(app)
+    # WSGI layers, innermost first: Flask; static files (init_security); the widget's pending polls (installed by
+    # its blueprint); then these, each wrapped around the one before.
+    init_proxy_fix(app)  # around every layer that answers by itself: they see the client's host and address
     init_request_guards(app, busy=busy_answer)  # slow bodies and server-copied environment, before any other layer
     init_access_log(app)  # last: the outermost layer sees every request, static files too
     return app

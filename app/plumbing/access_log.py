@@ -46,6 +46,9 @@ from app.plumbing.metrics import UNMATCHED, Metrics, metrics
 ACCESS_LOGGER = "passid.access"
 # The environ key holding perf_counter() when the app first saw the request (the outermost layer).
 ARRIVED_AT = "passid.arrived_at"
+# The environ key a layer that answers before Flask sets to the URL rule it answered for (the widget's pending
+# polls, app/widget/pending_polls.py): its metrics count under that route without matching the URL map.
+ROUTE = "passid.route"
 _MAX_PATH = 300
 
 # (pattern, what the masked segment is called): the first that matches the path (with runs of `/` made one)
@@ -105,6 +108,8 @@ def masked_path(path: str) -> str:
 def printable(text: str, limit: int) -> str:
     """Printable ASCII only (no newline, quote or escape tricks in the log), cut to `limit` characters."""
     cut = text[:limit]
+    if cut.isascii() and cut.isprintable() and '"' not in cut and "\\" not in cut:  # the usual case, at once
+        return cut + ("…" if len(text) > limit else "")
     escaped = "".join(c if " " <= c <= "~" and c not in '"\\' else f"\\x{ord(c):02x}" for c in cut)
     return escaped + ("…" if len(text) > limit else "")
 
@@ -128,9 +133,13 @@ class WithoutQueryString(logging.Filter):
 def route_of(environ: dict[str, Any], url_map: Map | None) -> str:
     """The URL rule that answered the request (`/api/sessions/<session_id>`), never its path.
 
-    Flask's request (which Werkzeug leaves in the environ) knows the rule it matched; a request answered
-    before Flask saw it (a static file, a body-slot refusal) is matched against the app's rules here.
+    Flask's request (which Werkzeug leaves in the environ) knows the rule it matched; a layer that answered
+    for a rule before Flask says which (`ROUTE`); a request answered before Flask saw it otherwise (a static
+    file, a body-slot refusal) is matched against the app's rules here.
     """
+    answered_for = environ.get(ROUTE)
+    if answered_for is not None:
+        return str(answered_for)
     flask_request = environ.get("werkzeug.request")
     if isinstance(flask_request, Request):  # (a test client leaves a plain Werkzeug request of its own there)
         return flask_request.url_rule.rule if flask_request.url_rule is not None else UNMATCHED

@@ -24,7 +24,7 @@ and numbers are English ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from babel import Locale
@@ -63,6 +63,24 @@ def prefer(locale: str | None) -> None:
         g.passid_locale = locale
 
 
+def prefer_lazily(locale: Callable[[], str | None]) -> None:
+    """As `prefer`, with the locale worked out only if something in this request is translated (the widget's
+    signed options are unsigned for it: a pending poll's empty answer has nothing to translate)."""
+    g.passid_locale_source = locale
+
+
+def preferred_locale() -> str | None:
+    """What a part said it prefers (`prefer`, else `prefer_lazily`'s, worked out now and kept)."""
+    said: str | None = getattr(g, "passid_locale", None)
+    if said is None:
+        source = g.pop("passid_locale_source", None)
+        if source is not None:
+            said = source()
+            if said:
+                g.passid_locale = said
+    return said
+
+
 STAFF_BLUEPRINTS = frozenset({"staff", "console", "branch"})
 
 
@@ -85,7 +103,7 @@ def accepted_locale(choices: tuple[str, ...]) -> str | None:
 def chosen_locale() -> str:
     """The request's locale, by the order in the module docstring."""
     choices = locales_of_this_request()
-    preferred = supported_locale(getattr(g, "passid_locale", None), choices)
+    preferred = supported_locale(preferred_locale(), choices)
     if preferred:
         return preferred
     asked = supported_locale(request.args.get("locale"), choices)

@@ -71,10 +71,6 @@ def _unrouted_widget_url() -> bool:
 
 def init_security(app: Flask) -> None:
     settings = settings_of(app)
-    proxies = settings.trusted_proxies
-    if proxies:
-        # Believe the proxy about the client address and https, so HSTS and secure cookies follow.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
     origins = settings.allowed_embed_origins
     app.register_error_handler(SecurityError, untrusted_host)
     policy = {
@@ -116,6 +112,15 @@ def init_security(app: Flask) -> None:
     app.config.setdefault("COMPRESS_ALGORITHM", ["gzip", "br"])
     compress.init_app(app)
     serve_static_files(app)
+
+
+def init_proxy_fix(app: Flask) -> None:
+    """Believe the proxy (PASSID_TRUSTED_PROXIES) about the client address, host and https, so HSTS and secure
+    cookies follow. Installed around every layer that answers a request itself (static files, the widget's
+    pending polls), so each of those sees, and the access log writes, the client's address, not the proxy's."""
+    proxies = settings_of(app).trusted_proxies
+    if proxies:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)  # type: ignore[method-assign]
 
 
 def untrusted_host(error: SecurityError) -> Response:

@@ -87,14 +87,23 @@ class FinishedRequests:
         self.refresh_if_stale()
         return request_id in self._ids
 
+    def is_stale(self) -> bool:
+        """Whether the next `holds` would refresh first (the widget's pending-poll layer, outside Flask, runs
+        the refresh inside an app context only then)."""
+        refreshed_at = self._refreshed_at
+        return refreshed_at is None or self._clock() - refreshed_at >= self._refresh_seconds
+
+    def knows(self, request_id: str) -> bool:
+        """Whether the set holds the request as it is, without refreshing (see `is_stale`)."""
+        return request_id in self._ids
+
     def refresh_if_stale(self) -> None:
         """One query for rows created since the last refresh (less the overlap), by one thread at a time.
 
         A failed query is logged and leaves the set as it was: the next refresh looks back from the
         same point, so nothing is missed, and the poll answers as before from what the set holds.
         """
-        refreshed_at = self._refreshed_at
-        if refreshed_at is not None and self._clock() - refreshed_at < self._refresh_seconds:
+        if not self.is_stale():
             return
         if not self._refreshing.acquire(blocking=False):
             return  # another thread is refreshing: answer from the set as it is

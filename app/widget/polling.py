@@ -19,6 +19,12 @@ neither PASSID nor the database. A due check asks PASSID without a lookup
 first: each worker checks each request on its own schedule, so with several
 workers checks are a large share of all polls; and a final answer for a row
 the set missed returns that row from `verifications.record`.
+
+Nor does such a poll reach Flask once Flask has found its handle pending: the
+widget's WSGI layer (`app.widget.pending_polls`) answers it with Flask's own
+empty 204 while no check is due (`is_due`, which unlike `should_ask` does not
+count as the ask, so the due poll reaches Flask and Flask asks PASSID), the
+request has not expired and the set above does not hold it.
 """
 
 from __future__ import annotations
@@ -54,6 +60,15 @@ class UpstreamChecks:
         if self._recent is not None:
             with self._lock:
                 self._recent.pop(request_id, None)
+
+    def is_due(self, request_id: str, expires_at: datetime, *, webhooks: bool) -> bool:
+        """Would `should_ask` say yes now? Without counting as the ask: the widget's pending-poll layer
+        (`app.widget.pending_polls`) asks this and sends a due poll on to Flask, whose `should_ask` then
+        marks the ask and goes to PASSID (had the layer marked it, Flask would skip the check)."""
+        if self._recent is None or not webhooks or datetime.now(UTC) >= expires_at:
+            return True
+        with self._lock:
+            return request_id not in self._recent
 
     def should_ask(self, request_id: str, expires_at: datetime, *, webhooks: bool) -> bool:
         """Ask PASSID now? Yes without webhooks, at expiry, or when the last ask is old enough.

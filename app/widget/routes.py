@@ -18,9 +18,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask_babel import gettext as _
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 import app.rules.sessions  # in full: `sessions` here is the widget's own (app.widget.sessions)
@@ -40,7 +41,7 @@ from app.rules.finished_requests import FinishedRequests
 from app.rules.finished_requests import install as install_finished_requests
 from app.rules.return_urls import UnusableReturnUrl, cancelled_url, checked_return_url
 from app.rules.token_forms import idempotency_key, submitted_token, valid_nonce
-from app.widget import sessions, signed_handles, states
+from app.widget import pending_polls, sessions, signed_handles, states
 from app.widget.options import WidgetOptions, handle_query, options_from
 from app.widget.polling import UpstreamChecks
 from app.widget.qr import qr_svg
@@ -54,6 +55,7 @@ def _track_upstream_checks(state: BlueprintSetupState) -> None:
     """One record per process of which requests were asked about lately (see `polling`)."""
     state.app.extensions["passid_upstream_checks"] = UpstreamChecks(settings_of(state.app).poll_check_seconds)
     install_finished_requests(state.app, verifications.request_ids_created_since)
+    pending_polls.install(state.app)  # the pending poll's cheap path, only where the widget is mounted
     final_state_drawing.offer(state.app, draw_final_state)
 
 
@@ -61,8 +63,9 @@ def _track_upstream_checks(state: BlueprintSetupState) -> None:
 def _speak_the_widget_s_language() -> None:
     """The locale its options carry (the session's, or the embed's `locale`) comes before the browser's.
 
-    Read before anything is translated: messages are worded before the state that shows them."""
-    i18n.prefer(locale_of_this_request())
+    Said before anything is translated (messages are worded before the state that shows them), read only
+    when something is: a pending poll's 204 translates nothing, so it never unsigns its options for this."""
+    i18n.prefer_lazily(locale_of_this_request)
 
 
 def locale_of_this_request() -> str | None:
@@ -70,12 +73,23 @@ def locale_of_this_request() -> str | None:
     when its page was drawn); None leaves the choice to `?locale=` and the browser (the hosted page
     prefers its session's own, `session_page`). Read from the handle itself: a pending poll must cost
     no database query."""
-    if "o" not in request.values:
-        return None
     try:
-        return signed_handles.unsign("options", request.values.get("o")).get("locale")
-    except signed_handles.InvalidHandle:
+        payload = options_payload()
+    except HTTPException:  # a form too large or unreadable: its error page speaks `?locale=`'s or the browser's
         return None
+    return None if payload is None else payload.get("locale")
+
+
+def options_payload() -> dict[str, Any] | None:
+    """The signed `o` field's contents, None when it is missing or altered; unsigned once per request
+    (the language and the options both read it)."""
+    if "passid_options_payload" not in g:
+        try:
+            g.passid_options_payload = signed_handles.unsign("options", request.values.get("o"))
+        except signed_handles.InvalidHandle:
+            g.passid_options_payload = None
+    payload: dict[str, Any] | None = g.passid_options_payload
+    return payload
 
 
 # --- rendering ----------------------------------------------------------------------
@@ -104,10 +118,8 @@ def render_state(state: str, options: WidgetOptions, status: int = 200, **contex
 def signed_options() -> WidgetOptions:
     """Options from the signed `o` field (a session's locked ones when it names a session);
     a missing or altered one means configuration defaults."""
-    try:
-        return sessions.options_for(signed_handles.unsign("options", request.values.get("o")))
-    except signed_handles.InvalidHandle:
-        return options_from({})
+    payload = options_payload()
+    return options_from({}) if payload is None else sessions.options_for(payload)
 
 
 def new_form_nonce() -> str:
@@ -310,7 +322,10 @@ def poll() -> Response:
     except signed_handles.InvalidHandle:
         return unknown_session()
     outcome = poll_outcome(session)
-    return still_pending() if outcome is None else outcome
+    if outcome is not None:
+        return outcome
+    pending_polls.found_pending(session)  # its next polls may be answered before Flask, until a check is due
+    return still_pending()
 
 
 def poll_outcome(session: dict[str, Any]) -> Response | None:
@@ -403,7 +418,9 @@ def status_check_failed(options: WidgetOptions, error: PassidError) -> Response:
 def still_pending() -> Response:
     """htmx swaps nothing on a 204; a plain (no-JavaScript) reload gets the QR page again."""
     if htmx:
-        return Response(status=204)
+        # An empty body said so (Content-Length 0, dropped from a 204 on the way out): Flask-Compress
+        # leaves it alone, where it used to gzip or brotli nothing on every poll and label it so.
+        return Response(b"", status=204)
     return awaiting(signed_options(), request.args.get("h", ""))
 
 

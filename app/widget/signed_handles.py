@@ -17,6 +17,7 @@ old URL found later to show someone's claims.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -33,7 +34,13 @@ class InvalidHandle(Exception):
 
 
 def _serializer(kind: str) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_settings().secret_key, salt=f"passid-widget-{kind}")
+    return _serializer_for(current_settings().secret_key, kind)
+
+
+@lru_cache(maxsize=32)
+def _serializer_for(secret_key: str, kind: str) -> URLSafeTimedSerializer:
+    """Made once per key and kind, not on every poll (building one checks its serializer's type each time)."""
+    return URLSafeTimedSerializer(secret_key, salt=f"passid-widget-{kind}")
 
 
 def sign(kind: str, payload: dict[str, Any]) -> str:

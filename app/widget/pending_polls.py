@@ -1,0 +1,244 @@
+"""The widget's pending poll answered before Flask: a WSGI layer that says "still pending" for next to nothing.
+
+Why: every waiting widget polls `GET /verify/qr/status` every 2.5 s (8,000 widgets are 3,200 polls a
+second), and almost every poll is answered with an empty 204 "still pending". Through Flask that 204
+cost about half a millisecond of CPU (a request context, the handle's signature checked, the options
+unsigned, the rate limiter, Talisman, Flask-Compress), so polls, not customers, filled the cores.
+Between upstream checks (`app.widget.polling`) a pending poll's answer depends on nothing Flask
+computes that the previous poll of the same handle did not already compute, so this layer remembers
+what Flask found and answers the next polls of that handle itself, in a few microseconds.
+
+It answers a poll itself only when ALL of these hold, and otherwise passes it to Flask untouched:
+
+- it is an htmx poll (`GET /verify/qr/status`, `HX-Request: true`; a page reload without
+  JavaScript gets the QR page, which only Flask draws) without a Cookie header (a staff member's
+  session on the same host may be refreshed by Flask's answer: such a poll stays Flask's);
+- its `h` is a handle the Flask view verified and answered "pending" for, remembered here (a bounded
+  map, handle → request id and expiry); so an unknown, forged or altered handle always reaches Flask,
+  and its 404 page; no signature is checked here because none needs to be;
+- the request has not expired (at and after expiry every poll asks PASSID) and no upstream check is
+  due (`UpstreamChecks.is_due`, which, unlike `should_ask`, does not count as the ask: the due poll
+  goes to Flask, which asks PASSID);
+- no process recorded the request lately (`FinishedRequests`, its refresh run here when due, one
+  query per 50 ms per process as before): a result recorded by any worker or host reaches Flask,
+  which draws it, at the next poll after the refresh;
+- Flask has answered a pending poll for the same Host and scheme before: the layer replays the
+  headers of that answer (security headers, Vary, CSP with a fresh nonce, HSTS on https), so its 204
+  is the one Flask sends, and a Host Flask refuses (trusted hosts, 400) never gets one from here.
+
+A poll Flask answers with anything but "pending" (a final state, the error state, a 404) makes the
+layer forget the handle; entries are forgotten at their request's expiry too. The layer only ever
+repeats "still pending" for a request Flask itself last found pending, so nothing about erasure,
+sanctions, sessions closing or result views changes: those are decided by Flask, on the polls it
+answers.
+
+It sits inside the access log (each poll keeps its request id, `X-Request-Id`, its access-log line
+and its count under the route `/verify/qr/status`) and inside ProxyFix (the Host and scheme are the
+client's), outside static files and Flask; the widget installs it, so it exists where the widget is
+mounted. `bench/poll_cpu.py` measures both paths.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, request
+from flask.sansio.app import App
+
+from app.plumbing.access_log import ROUTE
+from app.plumbing.metrics import EXTENSION as METRICS
+from app.plumbing.passid_connection import passid_connection
+from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
+
+EXTENSION = "passid_pending_polls"
+PATH = "/verify/qr/status"
+# Set in the environ by the Flask view when it answers "pending": (handle, request id, expiry).
+FOUND_PENDING = "passid.widget.found_pending"
+# Live pending requests one process remembers; past this the oldest are forgotten (their polls go to Flask).
+MAX_REMEMBERED = 25_000
+# Host and scheme pairs whose answer is known; a few in practice (the public name, perhaps a second).
+MAX_HOSTS = 16
+# Not replayed: set per response by someone else, or never to be repeated to another client.
+_PER_RESPONSE = frozenset({"date", "set-cookie", "x-request-id", "content-length"})
+_NONCE = "'nonce-"
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    request_id: str
+    expires_at: datetime
+    expires_epoch: float
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The status line and headers of a pending 204 Flask sent, the CSP nonce cut out to be made anew."""
+
+    status: str
+    headers: tuple[tuple[str, str], ...]
+    nonce_at: int | None  # index of the header whose value holds the nonce
+    before_nonce: str
+    after_nonce: str
+
+    @classmethod
+    def of(cls, status: str, headers: list[tuple[str, str]]) -> Answer | None:
+        kept = [(name, value) for name, value in headers if name.lower() not in _PER_RESPONSE]
+        if any(name.lower() == "set-cookie" for name, _ in headers):
+            return None  # an answer that set a cookie is never a template for someone else's
+        for index, (name, value) in enumerate(kept):
+            start = value.find(_NONCE) if name.lower() == "content-security-policy" else -1
+            if start >= 0:
+                start += len(_NONCE)
+                end = value.find("'", start)
+                if end < 0:
+                    return None
+                return cls(status, tuple(kept), index, value[:start], value[end:])
+        return cls(status, tuple(kept), None, "", "")
+
+    def headers_now(self) -> list[tuple[str, str]]:
+        """The headers with a nonce of their own, as every answer's must be."""
+        headers = list(self.headers)
+        if self.nonce_at is not None:
+            name = headers[self.nonce_at][0]
+            headers[self.nonce_at] = (name, f"{self.before_nonce}{secrets.token_urlsafe(24)}{self.after_nonce}")
+        return headers
+
+
+def install(app: App) -> PendingPolls:
+    """Wrap the app's WSGI stack with the layer (once per app; the widget's blueprint calls this)."""
+    assert isinstance(app, Flask)  # a blueprint's setup state names the sans-IO base
+    layer = app.extensions.get(EXTENSION)
+    if layer is None:
+        layer = app.extensions[EXTENSION] = PendingPolls(app.wsgi_app, app)
+        app.wsgi_app = layer  # type: ignore[method-assign]
+    return layer
+
+
+def found_pending(session: dict[str, Any]) -> None:
+    """The Flask view answers this poll "pending": the layer may answer the handle's next polls itself.
+
+    Only for htmx polls with webhooks on: without webhooks every poll asks PASSID, so there is nothing
+    to remember. The layer keeps it once the 204 is on its way (`PendingPolls._through_flask`).
+    """
+    if request.headers.get("HX-Request") != "true" or not passid_connection().webhook_secrets:
+        return
+    expires_at = datetime.fromisoformat(session["x"])
+    request.environ[FOUND_PENDING] = (request.args.get("h"), Remembered(session["r"], expires_at,
+                                                                         expires_at.timestamp()))
+
+
+def handle_of(query: str) -> str | None:
+    """The first `h` of a query string, as Flask reads it, when it needs no decoding (a handle never
+    does: its characters are URL-safe base64 and dots); None otherwise, and Flask reads it."""
+    for part in query.split("&"):
+        if part.startswith("h="):
+            value = part[2:]
+            return value if value and "%" not in value and "+" not in value else None
+    return None
+
+
+class PendingPolls:
+    """WSGI layer: a pending poll of a handle Flask found pending, answered without Flask (module docstring)."""
+
+    def __init__(self, app: WSGIApp, flask_app: Flask, *, max_remembered: int = MAX_REMEMBERED) -> None:
+        self.app = app
+        self.flask_app = flask_app
+        self.max_remembered = max_remembered
+        self.answering = True  # False sends every poll to Flask (bench/poll_cpu.py compares the two)
+        self._remembered: dict[str, Remembered] = {}  # handle -> its request; oldest first
+        self._answers: dict[tuple[str, str], Answer] = {}  # (Host, scheme) -> Flask's pending 204
+        self._changing = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if (environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET"
+                or environ.get("HTTP_HX_REQUEST") != "true"):
+            return self.app(environ, start_response)
+        handle = handle_of(environ.get("QUERY_STRING", ""))
+        if handle is None:
+            return self.app(environ, start_response)
+        if self.answering and "HTTP_COOKIE" not in environ:
+            answer = self._pending_answer(environ, handle)
+            if answer is not None:
+                extensions = self.flask_app.extensions
+                watched = extensions.get(METRICS)
+                if watched is not None:
+                    watched.poll_answered("records", "pending")
+                environ[ROUTE] = PATH
+                start_response(answer.status, answer.headers_now())
+                return []
+        return self._through_flask(environ, handle, start_response)
+
+    def _pending_answer(self, environ: dict[str, Any], handle: str) -> Answer | None:
+        """Flask's pending answer for this host, when every condition of the module docstring holds."""
+        remembered = self._remembered.get(handle)
+        if remembered is None:
+            return None
+        if time.time() >= remembered.expires_epoch:
+            self.forget(handle)
+            return None
+        answer = self._answers.get((environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme", "")))
+        if answer is None:
+            return None
+        extensions = self.flask_app.extensions
+        finished = extensions[FINISHED_REQUESTS]
+        if finished.is_stale():
+            with self.flask_app.app_context():  # its query needs the app's database session
+                finished.refresh_if_stale()
+        if finished.knows(remembered.request_id):
+            return None
+        if extensions["passid_upstream_checks"].is_due(remembered.request_id, remembered.expires_at, webhooks=True):
+            return None
+        return answer
+
+    def _through_flask(self, environ: dict[str, Any], handle: str, start_response: StartResponse) -> Iterable[bytes]:
+        """Flask answers; if its answer is "pending" for this handle, remember both, else forget the handle."""
+
+        def watching(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            found = environ.pop(FOUND_PENDING, None)
+            if found is not None and found[0] == handle and status.startswith("204") and not exc_info:
+                self._remember(handle, found[1])
+                if "HTTP_COOKIE" not in environ:
+                    self._learn(environ, status, headers)
+            else:
+                self.forget(handle)
+            return start_response(status, headers, *exc_info)
+
+        return self.app(environ, watching)
+
+    def _remember(self, handle: str, remembered: Remembered) -> None:
+        now = time.time()
+        with self._changing:
+            if remembered.expires_epoch > now:  # at and after expiry every poll is Flask's anyway
+                self._remembered[handle] = remembered
+            for _ in range(2):  # the oldest first: forget a couple of expired ones per new one
+                oldest = next(iter(self._remembered), None)
+                if oldest is None or self._remembered[oldest].expires_epoch > now:
+                    break
+                del self._remembered[oldest]
+            while len(self._remembered) > self.max_remembered:
+                del self._remembered[next(iter(self._remembered))]
+
+    def _learn(self, environ: dict[str, Any], status: str, headers: list[tuple[str, str]]) -> None:
+        key = (environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme", ""))
+        if not key[0] or (key not in self._answers and len(self._answers) >= MAX_HOSTS):
+            return
+        answer = Answer.of(status, headers)
+        if answer is not None:
+            self._answers[key] = answer  # the latest: a change in what Flask sends shows at once
+
+    def forget(self, handle: str) -> None:
+        if handle in self._remembered:
+            with self._changing:
+                self._remembered.pop(handle, None)
+
+    def __len__(self) -> int:
+        return len(self._remembered)
