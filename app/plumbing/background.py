@@ -4,6 +4,14 @@ Each job is a short "do what is due" pass over rows that carry their own
 next-attempt time and lease, so a restart loses nothing (the rows are still
 there) and two processes never do the same attempt (the lease is claimed with
 one conditional UPDATE). APScheduler only decides *when* a pass runs.
+
+An idle process backs off: a pass that reports it found nothing to do (it returns 0) puts its next run
+twice as far off, up to IDLE_BACKOFF times the job's interval; a pass that did something, or a wake
+(`wake_job`, called where new work is stored in this process), brings it back to its interval. Every
+serving process runs every pass, and each idle pass is a query: with several workers, hosts and a quiet
+night, those queries were most of what an idle server did. Work stored in this process is woken at once
+either way; what the back-off can delay is work that only falls due (a retry's time, a lapsed lease, a
+row another process stored), by at most the back-off's ceiling.
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ log = logging.getLogger(__name__)
 
 Job = Callable[[], object]
 _start_lock = threading.Lock()
+# How far an idle pass backs off: at most this many times its interval (4 s at the default 1 s).
+IDLE_BACKOFF = 4
+WOKEN = "passid_jobs_woken"  # app.extensions: job name -> when `wake_job` last woke it (monotonic)
 
 
 def register_job(app: Flask, name: str, job: Job, *, every_seconds: float | None = None) -> None:
@@ -48,7 +59,7 @@ def _start(app: Flask) -> BackgroundScheduler:
     interval = settings_of(app).job_interval_seconds
     for name, (job, every_seconds) in app.extensions.get("passid_jobs", {}).items():
         scheduler.add_job(
-            _in_app_context(app, name, job),
+            _in_app_context(app, name, job, every_seconds or interval),
             "interval",
             seconds=every_seconds or interval,
             id=name,
@@ -69,6 +80,7 @@ def wake_job(app: Flask, name: str) -> None:
     finishes, and that pass may be delivering a webhook to this very process, whose receiver wakes a
     job; waiting for the lock there would hold both until the delivery's timeout.
     """
+    app.extensions.setdefault(WOKEN, {})[name] = time.monotonic()  # a pass running now must not put it off
     scheduler: BackgroundScheduler | None = app.extensions.get("passid_scheduler")
     if scheduler is None or scheduler.state == STATE_STOPPED:
         return
@@ -78,22 +90,55 @@ def wake_job(app: Flask, name: str) -> None:
         log.debug("could not wake job %s", name, exc_info=True)
 
 
-def _in_app_context(app: Flask, name: str, job: Job) -> Job:
+def _in_app_context(app: Flask, name: str, job: Job, interval: float) -> Job:
     """The pass as the scheduler runs it: in the app's context, a failure logged (not raised into the
-    scheduler), and each run counted and timed in the metrics under the job's name."""
+    scheduler), each run counted and timed in the metrics under the job's name; while passes find nothing,
+    ticks are skipped (`IdleBackoff`) unless the job was woken since its last pass.
+
+    The back-off skips ticks rather than moving the job's next run: a pass must not take the scheduler's
+    lock, which `shutdown(wait=True)` holds while it waits for that very pass to end."""
     watched = metrics(app)
+    backoff = IdleBackoff(interval)
 
     def run() -> None:
+        began = time.monotonic()
+        woken_at = app.extensions.get(WOKEN, {}).get(name, float("-inf"))
+        if not backoff.due(began, woken_at):
+            return
         started = time.perf_counter()
         result = "ok"
+        done: object = None
         with app.app_context():
             try:
-                job()
+                done = job()
             except Exception:
                 result = "failed"
                 log.exception("background job failed; it runs again at its next tick")
         if watched is not None:
             watched.job_runs.labels(name, result).inc()
             watched.job_seconds.labels(name).observe(time.perf_counter() - started)
+        if app.extensions.get(WOKEN, {}).get(name, float("-inf")) >= began:
+            done = None  # woken while it ran: new work may be stored after its query, so no back-off
+        backoff.ran(began, done)
 
     return run
+
+
+class IdleBackoff:
+    """Whether a tick runs its pass: always after a pass that did something (or said nothing either way,
+    returning None) or after a wake; after passes in a row that returned 0, only once twice as long as the
+    last wait has passed, up to IDLE_BACKOFF times the interval."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.wait = interval
+        self._last_pass = float("-inf")
+
+    def due(self, now: float, woken_at: float) -> bool:
+        # A tick comes a hair early or late: a tenth of the interval's slack keeps the waits whole ticks.
+        return woken_at >= self._last_pass or now - self._last_pass >= self.wait - self.interval / 10
+
+    def ran(self, began: float, done: object) -> None:
+        self._last_pass = began
+        idle = done == 0 and not isinstance(done, bool | type(None))
+        self.wait = min(self.wait * 2, self.interval * IDLE_BACKOFF) if idle else self.interval
