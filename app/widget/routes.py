@@ -52,7 +52,7 @@ bp.add_app_template_global(messages.what_the_bank_sees, "what_the_bank_sees")
 
 @bp.record_once
 def _track_upstream_checks(state: BlueprintSetupState) -> None:
-    """One record per process of which requests were asked about lately (see `polling`)."""
+    """One record per process of which requests it asked about in their current check window (see `polling`)."""
     state.app.extensions["passid_upstream_checks"] = UpstreamChecks(settings_of(state.app).poll_check_seconds)
     install_finished_requests(state.app, verifications.request_ids_created_since)
     pending_polls.install(state.app)  # the pending poll's cheap path, only where the widget is mounted
@@ -289,7 +289,7 @@ def start_session(options: WidgetOptions) -> Response:
     if session is not None:  # so its webhook records it for the session if no poll of ours comes again
         app.rules.sessions.note_request(created.request_id, session)
     funnel.note_qr_started(funnel_journey(options), created.request_id, created.expires_at)
-    upstream_checks().seen_pending(created.request_id)
+    upstream_checks().seen_pending(created.request_id, created.expires_at)
     return awaiting(options, handle)
 
 
@@ -354,18 +354,18 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
         return poll_answered("records", view_over() if result_view_over(finished) else final_state(options, finished))
     if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
         return poll_answered("records", None)  # known finished, but its row is gone (erased): wait for the check
-    options = signed_options()
     try:
         details = passid_client().get_request(request_id)
     except PassidBusy as error:
         if datetime.now(UTC) < expires_at:
             upstream_checks().forget(request_id)  # PASSID is slow for others already: ask at the next poll
             return poll_answered("passid", None)
-        return poll_answered("passid", status_check_failed(options, error), "error")  # "pending" would be a lie
+        return poll_answered("passid", status_check_failed(signed_options(), error), "error")  # not "pending"
     except PassidError as error:
-        return poll_answered("passid", status_check_failed(options, error), "error")
+        return poll_answered("passid", status_check_failed(signed_options(), error), "error")
     if details.status == RequestStatus.PENDING:
-        return poll_answered("passid", None)
+        return poll_answered("passid", None)  # (the options are unsigned only when something is drawn)
+    options = signed_options()
     finished = verifications.record(
         source=verifications.Source.QR,
         status=details.status,
