@@ -434,8 +434,8 @@ def main() -> None:
           "rotating over one real poll URL per widget; every poll is a pending one. With webhooks on, a widget's "
           "poll asks PASSID only in the request's check windows, one per PASSID_POLL_CHECK_SECONDS (7.5 s) and the "
           "same on every worker (app/widget/polling.py); the polls between are answered from our records, most "
-          "before Flask (app/widget/pending_polls.py). 'asked PASSID' is the share of polls at a due check, through "
-          "Flask and PASSID: about 1 in 3, a little more when a window's two polls reach different workers.")
+          "before Flask (app/widget/pending_polls.py), which makes the due checks too. 'asked PASSID' is the share of "
+          "polls at a due check: about 1 in 3, a little more when a window's two polls reach different workers.")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ Two paths, interleaved in rounds so machine load drifts over both alike:
   pending layer the same poll answered by `app/widget/pending_polls.py` before Flask, from a handle
                 Flask already found pending
   at a check    the same poll when its upstream check is due (the first poll in one of the request's
-                check windows, one per PASSID_POLL_CHECK_SECONDS): Flask, and PASSID asked; PASSID is
+                check windows, one per PASSID_POLL_CHECK_SECONDS): PASSID asked (by the layer, which
+                answers "still pending" itself; by Flask in an older checkout); PASSID is
                 bench/passid_stub.py in a process of its own (its CPU not counted), answering "pending"
 
 CPU is this process's (`time.process_time`), so other work on the machine moves it little; the

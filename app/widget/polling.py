@@ -38,9 +38,10 @@ first; a final answer for a row the set missed returns that row from
 
 Nor does such a poll reach Flask once Flask has found its handle pending: the
 widget's WSGI layer (`app.widget.pending_polls`) answers it with Flask's own
-empty 204 while no check is due (`is_due`, which unlike `should_ask` does not
-count as the ask, so the due poll reaches Flask and Flask asks PASSID), the
-request has not expired and the set above does not hold it.
+empty 204 while the request has not expired and the set above does not hold
+it, and makes the due checks too (`is_due`, which does not count as the ask,
+then `should_ask`, which does), handing Flask only what PASSID says is no
+longer pending.
 """
 
 from __future__ import annotations
@@ -122,8 +123,8 @@ class UpstreamChecks:
 
     def is_due(self, request_id: str, expires_at: datetime, *, webhooks: bool) -> bool:
         """Would `should_ask` say yes now? Without counting as the ask: the widget's pending-poll layer
-        (`app.widget.pending_polls`) asks this and sends a due poll on to Flask, whose `should_ask` then
-        marks the ask and goes to PASSID (had the layer marked it, Flask would skip the check)."""
+        (`app.widget.pending_polls`) asks this of every poll it may answer, and only a due one goes on to
+        `should_ask` and PASSID."""
         if self._always or not webhooks:
             return True
         window = self._window(expires_at)

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 import app.rules.sessions  # in full: `sessions` here is the widget's own (app.widget.sessions)
 from app.config import current_settings, settings_of
-from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
+from app.passid import PassidBusy, PassidError, RequestDetails, RequestStatus, ValidationError, restrict_claims
 from app.plumbing import final_state_drawing, i18n
 from app.plumbing.database import utcnow
 from app.plumbing.htmx import htmx
@@ -339,7 +339,10 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     expires_at = datetime.fromisoformat(session["x"])
     webhooks = bool(passid_connection().webhook_secrets)
     finished_lately = finished_requests().holds(request_id)  # at most one query per process every 50 ms
-    if not finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
+    # The pending-poll layer may have made this poll's check: what PASSID said is drawn below, not asked again.
+    checked_by_layer = request.environ.get(pending_polls.CHECKED, ("",))[0] == request_id
+    if not finished_lately and not checked_by_layer and not upstream_checks().should_ask(
+            request_id, expires_at, webhooks=webhooks):
         # Between checks, and no process recorded it lately: no database, no PASSID.
         return poll_answered("records", None)
     # A due check asks PASSID without a lookup first: a row the set missed (another process wrote it within
@@ -355,7 +358,9 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
         return poll_answered("records", None)  # known finished, but its row is gone (erased): wait for the check
     try:
-        details = passid_client().get_request(request_id)
+        details = checked_by_the_layer(request_id)
+        if details is None:
+            details = passid_client().get_request(request_id)
     except PassidBusy as error:
         if datetime.now(UTC) < expires_at:
             upstream_checks().forget(request_id)  # PASSID is slow for others already: ask at the next poll
@@ -380,6 +385,18 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     )
     # `record` may have found an old row the set did not hold: its result view is over too.
     return poll_answered("passid", view_over() if result_view_over(finished) else final_state(options, finished))
+
+
+def checked_by_the_layer(request_id: str) -> RequestDetails | None:
+    """What PASSID answered the pending-poll layer's check of this poll (`pending_polls.CHECKED`), raised again
+    if it was a failure; None when the layer made no check of it."""
+    checked = request.environ.pop(pending_polls.CHECKED, None)
+    if checked is None or checked[0] != request_id:
+        return None
+    if isinstance(checked[1], PassidError):
+        raise checked[1]
+    details: RequestDetails = checked[1]
+    return details
 
 
 def poll_answered(answered_by: str, answer: Response | None, state: str | None = None) -> Response | None:
