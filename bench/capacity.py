@@ -432,9 +432,10 @@ def main() -> None:
         report(config, results, args.upstream_ms)
     print("Load from wrk on loopback: a fixed arrival rate of widgets ÷ 2.5 s over keep-alive connections, "
           "rotating over one real poll URL per widget; every poll is a pending one. With webhooks on, a widget's "
-          "poll asks PASSID at most every PASSID_POLL_CHECK_SECONDS (7 s) per worker; the polls between are "
-          "answered from our records, most before Flask (app/widget/pending_polls.py). 'asked PASSID' is the share "
-          "of polls at a due check: each worker checks each widget on its own schedule, through Flask and PASSID.")
+          "poll asks PASSID only in the request's check windows, one per PASSID_POLL_CHECK_SECONDS (7.5 s) and the "
+          "same on every worker (app/widget/polling.py); the polls between are answered from our records, most "
+          "before Flask (app/widget/pending_polls.py), which makes the due checks too. 'asked PASSID' is the share of "
+          "polls at a due check: about 1 in 3, a little more when a window's two polls reach different workers.")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ connection:
   straight        GET <PASSID>/api/bridge/request/<id> with the institution key (a pending request)
   between checks  GET /verify/qr/status?h=…&o=… for that same pending request (204), answered
                   from our records: with webhooks on, two polls in three at the widget's 2.5 s
-                  cadence (PASSID_POLL_CHECK_SECONDS=7)
+                  cadence (PASSID_POLL_CHECK_SECONDS=7.5: one check window per three polls)
   at a check      the same poll on a second app process on the same database with
                   PASSID_POLL_CHECK_SECONDS=0, so every poll asks PASSID: one poll in three
   at cadence      the figure a widget sees: the two above mixed two to one

@@ -14,9 +14,10 @@ Two paths, interleaved in rounds so machine load drifts over both alike:
                 the options unsigned, Flask's request, Talisman's headers, the metrics
   pending layer the same poll answered by `app/widget/pending_polls.py` before Flask, from a handle
                 Flask already found pending
-  at a check    the same poll when its upstream check is due (every PASSID_POLL_CHECK_SECONDS per
-                request and process): Flask, and PASSID asked; PASSID is bench/passid_stub.py in a
-                process of its own (its CPU not counted), answering "pending"
+  at a check    the same poll when its upstream check is due (the first poll in one of the request's
+                check windows, one per PASSID_POLL_CHECK_SECONDS): PASSID asked (by the layer, which
+                answers "still pending" itself; by Flask in an older checkout); PASSID is
+                bench/passid_stub.py in a process of its own (its CPU not counted), answering "pending"
 
 CPU is this process's (`time.process_time`), so other work on the machine moves it little; the
 load average is printed anyway. Without the layer (an older checkout) only the Flask path is measured.
@@ -45,6 +46,7 @@ from werkzeug.test import EnvironBuilder
 from app import create_app
 from app.plumbing.access_log import ACCESS_LOGGER
 from app.widget import signed_handles
+from app.widget.polling import UpstreamChecks, check_window
 from bench.capacity import start_stub
 from bench.support import machine_note, print_table
 from tests.support.in_process import app_environ, migrated_sqlite_url
@@ -80,10 +82,22 @@ def build_app(tmp: Path, passid_url: str) -> Flask:
     ))
 
 
+EXPIRES_IN = timedelta(minutes=30)  # every bench request's, from when the bench starts
+EXPIRES_AT = datetime.now(UTC) + EXPIRES_IN
+
+
+def between_windows(checks: UpstreamChecks) -> Callable[[], float]:
+    """A clock stopped halfway between two of the requests' check windows (app/widget/polling.py)."""
+    every = checks.every_seconds
+    stopped = EXPIRES_AT.timestamp() - (EXPIRES_IN.total_seconds() // every - 0.5) * every
+    assert check_window(EXPIRES_AT.timestamp() - stopped, every, checks.window_seconds) is None
+    return lambda: stopped
+
+
 def pending_polls(app: Flask, count: int) -> list[dict[str, Any]]:
     """One poll environ per pending request."""
     environs = []
-    expires = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    expires = EXPIRES_AT.isoformat()
     with app.app_context():
         options = signed_handles.sign("options", {"locale": "de", "institution_name": "Bench Bank"})
         for _ in range(count):
@@ -124,15 +138,14 @@ def cpu_per_poll(app: Flask, environs: list[dict[str, Any]], polls: int, *, laye
         layer.answering = layer_on
     wsgi = app.wsgi_app
     checks = app.extensions["passid_upstream_checks"]
-    for environ in environs:  # each request just checked, as opening it does: no check falls due in the round
-        checks.seen_pending(environ[REQUEST_ID])
+    checks.clock = between_windows(checks)  # no check window opens during the run: only `forget` makes one due
     for environ in environs:  # each handle through Flask once: what the layer may answer from then on
         assert call(wsgi, environ).startswith("204"), "a pending poll did not answer 204"
     started = time.process_time()
     for n in range(polls):
         environ = environs[n % len(environs)]
         if checking:
-            checks.forget(environ[REQUEST_ID])  # as PASSID_POLL_CHECK_SECONDS after the last ask
+            checks.forget(environ[REQUEST_ID])  # its next poll asks, as the first poll in a check window does
         status = call(wsgi, environ)
         if not status.startswith("204"):
             raise RuntimeError(f"a pending poll answered {status}")

@@ -180,8 +180,9 @@ class Settings:
     # The outcome form's currency until staff type another (set once by the bank; app/console/forms.py, the CLI).
     default_currency: str = setting("PASSID_DEFAULT_CURRENCY", Currency(), "USD")
     branch_reset_seconds: int = setting("PASSID_BRANCH_RESET_SECONDS", WholeNumber(1, 3600), "60")
-    # With webhooks on, how often a pending poll asks PASSID itself (0: every poll).
-    poll_check_seconds: float = setting("PASSID_POLL_CHECK_SECONDS", Number(0, 60), "7")
+    # With webhooks on, how often a pending poll asks PASSID itself: one check window per this many seconds,
+    # three polls (app/widget/polling.py); at most the 3 s window: every poll.
+    poll_check_seconds: float = setting("PASSID_POLL_CHECK_SECONDS", Number(0, 60), "7.5")
     # Per process: a slow PASSID may hold this many threads, never all of them.
     max_calls_in_flight: int = setting("PASSID_MAX_CALLS_IN_FLIGHT", WholeNumber(1, 1000), "4")
     # Per process: webhooks, and customers' forms, reading a body at once (each class its own; staff forms,

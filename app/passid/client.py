@@ -10,6 +10,16 @@ method's name, one word for how it ended, and how long it took), and
 `extra_headers()` adds headers to every call (the caller's request id, say). An
 error's message names the endpoint's path with its ids left out, so a log line
 that quotes it holds no request id, code or token.
+
+Transport: a `requests` session per client, with one retry for a kept-alive
+connection the server had closed (idempotent calls only) and no redirects.
+Proxy settings (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) are read
+from the environment once, when the client is built, for its base URL, and used
+for every call (`trust_env` is off, so neither they nor ~/.netrc are read again
+at each call). GETs without a proxy, the widget's status checks above all,
+skip `requests`' per-call work and go through the same session's urllib3
+connection pool and retry rule directly (`_get`), mapping failures as for the
+rest: a status check costs about half the CPU it did.
 """
 
 from __future__ import annotations
@@ -27,11 +37,12 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import ConnectionPool
+from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
@@ -194,10 +205,10 @@ def _without_url(error: Exception) -> str:
     return _URL_IN_ERROR.sub(lambda found: found.group(1) + shown_path(found.group(2)), str(error))
 
 
-def _api_error(response: requests.Response) -> PassidAPIError:
+def _api_error(status: int, reason: str | None, headers: Mapping[str, str], content: bytes) -> PassidAPIError:
     """Map an error answer by status; tolerate bodies that are not the contract's error shape."""
     try:
-        body = api_types.decode_json(response.content)
+        body = api_types.decode_json(content)
     except MalformedResponse:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
@@ -206,13 +217,11 @@ def _api_error(response: requests.Response) -> PassidAPIError:
         error.get(k) if isinstance(error.get(k), str) else None for k in ("code", "message", "field")
     )
     if not message:
-        message = f"HTTP {response.status_code} {response.reason or ''}".strip()
-    cls = error_class_for(response.status_code)
+        message = f"HTTP {status} {reason or ''}".strip()
+    cls = error_class_for(status)
     if cls is RateLimited:
-        return RateLimited(
-            response.status_code, code, message, field, retry_after=_retry_after(response.headers.get("Retry-After"))
-        )
-    return cls(response.status_code, code, message, field)
+        return RateLimited(status, code, message, field, retry_after=_retry_after(headers.get("Retry-After")))
+    return cls(status, code, message, field)
 
 
 class _RetryStaleConnection(Retry):
@@ -237,6 +246,13 @@ class _RetryStaleConnection(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
+def _urllib3_timeout(timeout: Timeout) -> urllib3.Timeout:
+    """requests' (connect, read) or single number, as urllib3 takes it."""
+    if isinstance(timeout, tuple):
+        return urllib3.Timeout(connect=timeout[0], read=timeout[1])
+    return urllib3.Timeout(connect=timeout, read=timeout)
+
+
 def _new_session(base_url: str) -> requests.Session:
     session = requests.Session()
     adapter = HTTPAdapter(
@@ -247,11 +263,25 @@ def _new_session(base_url: str) -> requests.Session:
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    # Proxy settings are read from the environment once, not on every call
-    # (re-reading them was a seventh of a poll's CPU).
+    # Proxy settings (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) are read from the environment once,
+    # when the client is built, for its base URL, not on every call: re-reading them (and ~/.netrc) was a
+    # seventh of a poll's CPU. A proxy the environment names at start-up is used for every call.
     session.proxies.update(requests.utils.get_environ_proxies(base_url))
     session.trust_env = False
     return session
+
+
+def _direct_pool(session: requests.Session, base_url: str) -> HTTPConnectionPool | None:
+    """The urllib3 pool `session` sends `base_url`'s calls through, for GETs sent without `requests`; None
+    when a proxy applies to it (those calls stay with `requests`, which speaks to proxies)."""
+    if requests.utils.select_proxy(base_url, session.proxies):
+        return None
+    adapter = session.get_adapter(base_url)
+    if not isinstance(adapter, HTTPAdapter):
+        return None
+    # The very pool `requests` picks for this URL with certificates verified (its CA bundle, its pool key),
+    # so both ways of sending share connections and check TLS alike.
+    return adapter.get_connection_with_tls_context(requests.Request("GET", base_url).prepare(), verify=True)
 
 
 class PassidClient:
@@ -285,6 +315,14 @@ class PassidClient:
         self._api_key = api_key
         self._owns_session = session is None
         self._session = session if session is not None else _new_session(self.base_url)
+        # GETs (the widget's status checks above all) skip `requests`' per-call work (merging settings,
+        # preparing, cookies: two thirds of a call's CPU) and go straight to its urllib3 pool, with its retry
+        # rule; only for a session built here, without a proxy (`_direct_pool`).
+        self._pool = _direct_pool(self._session, self.base_url) if self._owns_session else None
+        adapter = self._session.get_adapter(self.base_url) if self._pool is not None else None
+        self._retries = adapter.max_retries if isinstance(adapter, HTTPAdapter) else None
+        self._pool_timeout = _urllib3_timeout(timeout)
+        self._base_path = urlsplit(self.base_url).path  # the pool takes the target from the host on ("/sandbox/…")
 
     def __repr__(self) -> str:
         return f"PassidClient({self.base_url!r}, api_key={'set' if self._api_key else None})"
@@ -327,12 +365,63 @@ class PassidClient:
         if self._in_flight is not None and not self._in_flight.acquire(blocking=False):
             raise PassidBusy(f"{what}: not sent, too many calls to PASSID already waiting")
         try:
+            if self._pool is not None and method == "GET":
+                status, reason, answer_headers, content = self._get(what, path, params, send)
+            else:
+                status, reason, answer_headers, content = self._send(what, method, path, json, params, send)
+        finally:
+            if self._in_flight is not None:
+                self._in_flight.release()
+
+        version = answer_headers.get("X-PASSID-API-Version")
+        # A 5xx without the header came from a gateway in front of PASSID; calling
+        # that a version mismatch would hide a transient, retryable failure.
+        if not (version is None and status >= 500) and (version or "").strip() != API_VERSION:
+            raise ApiVersionMismatch(version, status)
+        if not 200 <= status < 300:
+            raise _api_error(status, reason, answer_headers, content)
+        return _Answer(api_types.decode_json(content), answer_headers)
+
+    def _get(self, what: str, path: str, params: Mapping[str, str] | None,
+             headers: dict[str, str]) -> tuple[int, str | None, Mapping[str, str], bytes]:
+        """A GET through the session's urllib3 pool; failures mapped as `_send` maps `requests`' own."""
+        assert self._pool is not None
+        url = self._base_path + path + ("?" + urlencode(params) if params else "")
+        try:
+            response = self._pool.urlopen("GET", url, headers=headers, retries=self._retries,
+                                          timeout=self._pool_timeout, redirect=False, preload_content=False)
+        except urllib3.exceptions.NewConnectionError as exc:  # (a TimeoutError to urllib3, not to requests)
+            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {_without_url(exc)}") from exc
+        except urllib3.exceptions.TimeoutError as exc:  # connect or read: no answer in time
+            raise PassidTimeout(f"{what}: no answer within {self.timeout}s") from exc
+        except urllib3.exceptions.MaxRetryError as exc:
+            reason = exc.reason  # (urllib3 counts a refused connection as a connect timeout too; requests does not)
+            if (isinstance(reason, urllib3.exceptions.TimeoutError)
+                    and not isinstance(reason, urllib3.exceptions.NewConnectionError)):
+                raise PassidTimeout(f"{what}: no answer within {self.timeout}s") from exc
+            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {_without_url(exc)}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {_without_url(exc)}") from exc
+        try:
+            content = response.read()
+        except urllib3.exceptions.TimeoutError as exc:
+            raise PassidTimeout(f"{what}: answer stalled beyond {self.timeout}s") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise PassidUnavailable(f"{what}: answer was cut off: {_without_url(exc)}") from exc
+        finally:
+            response.release_conn()
+        return response.status, response.reason, response.headers, content
+
+    def _send(self, what: str, method: str, path: str, json: Any, params: Mapping[str, str] | None,
+              headers: dict[str, str]) -> tuple[int, str | None, Mapping[str, str], bytes]:
+        """One call through `requests` (calls with a body, a session given to the client, a proxy)."""
+        try:
             response = self._session.request(
                 method,
                 self.base_url + path,
                 json=json,
                 params=params,
-                headers=send,
+                headers=headers,
                 timeout=self.timeout,
                 # requests would forward X-Institution-Key to a redirect target
                 # on another host; the contract has no redirects, so none are followed.
@@ -349,19 +438,7 @@ class PassidClient:
             raise PassidUnavailable(f"{what}: answer was cut off: {_without_url(exc)}") from exc
         except requests.RequestException as exc:
             raise PassidError(f"{what}: {_without_url(exc)}") from exc
-        finally:
-            if self._in_flight is not None:
-                self._in_flight.release()
-
-        status = response.status_code
-        version = response.headers.get("X-PASSID-API-Version")
-        # A 5xx without the header came from a gateway in front of PASSID; calling
-        # that a version mismatch would hide a transient, retryable failure.
-        if not (version is None and status >= 500) and (version or "").strip() != API_VERSION:
-            raise ApiVersionMismatch(version, status)
-        if not 200 <= status < 300:
-            raise _api_error(response)
-        return _Answer(api_types.decode_json(response.content), response.headers)
+        return response.status_code, response.reason, response.headers, response.content
 
     @staticmethod
     def _bearer(user_jwt: str) -> dict[str, str]:

@@ -26,7 +26,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 import app.rules.sessions  # in full: `sessions` here is the widget's own (app.widget.sessions)
 from app.config import current_settings, settings_of
-from app.passid import PassidBusy, PassidError, RequestStatus, ValidationError, restrict_claims
+from app.passid import PassidBusy, PassidError, RequestDetails, RequestStatus, ValidationError, restrict_claims
 from app.plumbing import final_state_drawing, i18n
 from app.plumbing.database import utcnow
 from app.plumbing.htmx import htmx
@@ -52,7 +52,7 @@ bp.add_app_template_global(messages.what_the_bank_sees, "what_the_bank_sees")
 
 @bp.record_once
 def _track_upstream_checks(state: BlueprintSetupState) -> None:
-    """One record per process of which requests were asked about lately (see `polling`)."""
+    """One record per process of which requests it asked about in their current check window (see `polling`)."""
     state.app.extensions["passid_upstream_checks"] = UpstreamChecks(settings_of(state.app).poll_check_seconds)
     install_finished_requests(state.app, verifications.request_ids_created_since)
     pending_polls.install(state.app)  # the pending poll's cheap path, only where the widget is mounted
@@ -289,7 +289,7 @@ def start_session(options: WidgetOptions) -> Response:
     if session is not None:  # so its webhook records it for the session if no poll of ours comes again
         app.rules.sessions.note_request(created.request_id, session)
     funnel.note_qr_started(funnel_journey(options), created.request_id, created.expires_at)
-    upstream_checks().seen_pending(created.request_id)
+    upstream_checks().seen_pending(created.request_id, created.expires_at)
     return awaiting(options, handle)
 
 
@@ -339,7 +339,10 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     expires_at = datetime.fromisoformat(session["x"])
     webhooks = bool(passid_connection().webhook_secrets)
     finished_lately = finished_requests().holds(request_id)  # at most one query per process every 50 ms
-    if not finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
+    # The pending-poll layer may have made this poll's check: what PASSID said is drawn below, not asked again.
+    checked_by_layer = request.environ.get(pending_polls.CHECKED, ("",))[0] == request_id
+    if not finished_lately and not checked_by_layer and not upstream_checks().should_ask(
+            request_id, expires_at, webhooks=webhooks):
         # Between checks, and no process recorded it lately: no database, no PASSID.
         return poll_answered("records", None)
     # A due check asks PASSID without a lookup first: a row the set missed (another process wrote it within
@@ -354,18 +357,20 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
         return poll_answered("records", view_over() if result_view_over(finished) else final_state(options, finished))
     if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
         return poll_answered("records", None)  # known finished, but its row is gone (erased): wait for the check
-    options = signed_options()
     try:
-        details = passid_client().get_request(request_id)
+        details = checked_by_the_layer(request_id)
+        if details is None:
+            details = passid_client().get_request(request_id)
     except PassidBusy as error:
         if datetime.now(UTC) < expires_at:
             upstream_checks().forget(request_id)  # PASSID is slow for others already: ask at the next poll
             return poll_answered("passid", None)
-        return poll_answered("passid", status_check_failed(options, error), "error")  # "pending" would be a lie
+        return poll_answered("passid", status_check_failed(signed_options(), error), "error")  # not "pending"
     except PassidError as error:
-        return poll_answered("passid", status_check_failed(options, error), "error")
+        return poll_answered("passid", status_check_failed(signed_options(), error), "error")
     if details.status == RequestStatus.PENDING:
-        return poll_answered("passid", None)
+        return poll_answered("passid", None)  # (the options are unsigned only when something is drawn)
+    options = signed_options()
     finished = verifications.record(
         source=verifications.Source.QR,
         status=details.status,
@@ -380,6 +385,18 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     )
     # `record` may have found an old row the set did not hold: its result view is over too.
     return poll_answered("passid", view_over() if result_view_over(finished) else final_state(options, finished))
+
+
+def checked_by_the_layer(request_id: str) -> RequestDetails | None:
+    """What PASSID answered the pending-poll layer's check of this poll (`pending_polls.CHECKED`), raised again
+    if it was a failure; None when the layer made no check of it."""
+    checked = request.environ.pop(pending_polls.CHECKED, None)
+    if checked is None or checked[0] != request_id:
+        return None
+    if isinstance(checked[1], PassidError):
+        raise checked[1]
+    details: RequestDetails = checked[1]
+    return details
 
 
 def poll_answered(answered_by: str, answer: Response | None, state: str | None = None) -> Response | None:

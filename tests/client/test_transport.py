@@ -315,3 +315,17 @@ def test_redirect_is_not_followed_so_the_key_stays_home(client: PassidClient, fa
         client.get_webhook()
     assert caught.value.status == 302
     assert [seen.path for seen in fake.seen] == ["/api/institution/webhook"]
+
+
+def test_a_base_url_with_a_path_keeps_it_on_every_call(fake: FakePassid) -> None:
+    """The embedded sandbox lives under `/sandbox`: GETs (sent past `requests`) and posts alike keep the prefix."""
+    fake.reply = Reply(body={"url": None, "secretSet": False})
+    with PassidClient(fake.url + "/sandbox/", API_KEY, timeout=5) as passid:
+        passid.get_webhook()
+        with pytest.raises(MalformedResponse):  # (not a cohort report: only the path matters here)
+            passid.cohorts(from_date="2026-01-01", product_type="loan")
+        fake.reply = Reply(body={"eventId": "evt_1"})
+        passid.send_test_webhook()
+    assert [seen.path for seen in fake.seen] == [
+        "/sandbox/api/institution/webhook", "/sandbox/api/bridge/cohorts?from=2026-01-01&productType=loan",
+        "/sandbox/api/institution/webhook/test"]

@@ -20,6 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from app.passid import PassidClient
 from app.plumbing.database import utcnow
 from app.plumbing.request_ids import HEADER as REQUEST_ID
 from app.rules import verifications
@@ -132,7 +133,7 @@ def test_a_row_another_process_records_is_drawn_at_the_first_poll_after_the_refr
     assert len(flask_polls) == 3
 
 
-def test_a_due_upstream_check_goes_to_flask_and_reaches_passid(
+def test_a_due_upstream_check_is_made_by_the_layer_and_still_pending_is_its_answer(
     app: Flask, client: FlaskClient, widget: WidgetActions, flask_polls: list[str]
 ) -> None:
     session = widget.generate_qr()
@@ -141,12 +142,33 @@ def test_a_due_upstream_check_goes_to_flask_and_reaches_passid(
     assert [widget.poll(session).status_code for _ in range(3)] == [204] * 3
     assert passid_asked(client) == asked_before and len(flask_polls) == 1  # between checks: no PASSID call
 
-    app.extensions["passid_upstream_checks"].forget(session.request_id)  # as when PASSID_POLL_CHECK_SECONDS pass
+    app.extensions["passid_upstream_checks"].forget(session.request_id)  # its next poll asks, as in a window
+    before = client.get("/metrics", headers=BEARER).text
     assert widget.poll(session).status_code == 204
-    assert passid_asked(client) == asked_before + 1  # the check happened: the layer did not count as the ask
-    assert len(flask_polls) == 2
+    assert passid_asked(client) == asked_before + 1  # the check happened, once
+    assert len(flask_polls) == 1  # made by the layer: PASSID said pending, so Flask had nothing to draw
+    after = client.get("/metrics", headers=BEARER).text
+    by_passid = {"answered_by": "passid", "state": "pending"}
+    assert value(after, "passid_widget_polls_total", by_passid) - value(before, "passid_widget_polls_total",
+                                                                         by_passid) == 1
     assert [widget.poll(session).status_code for _ in range(3)] == [204] * 3
-    assert passid_asked(client) == asked_before + 1 and len(flask_polls) == 2  # and the next are the layer's
+    assert passid_asked(client) == asked_before + 1 and len(flask_polls) == 1  # and the next are between checks
+
+
+def test_a_decline_found_at_the_layer_s_check_is_drawn_by_flask_without_asking_again(
+    app: Flask, client: FlaskClient, widget: WidgetActions, flask_polls: list[str], app_sandbox: PassidClient
+) -> None:
+    session = widget.generate_qr()
+    assert widget.poll(session).status_code == 204
+    app_sandbox.decline_request(session.request_id, app_sandbox.sandbox_login("KE8V-3TXY-Z72L"))
+    assert widget.poll(session).status_code == 204  # no webhook reports a decline: pending until the check
+    asked_before = passid_asked(client)
+
+    app.extensions["passid_upstream_checks"].forget(session.request_id)
+    declined = widget.poll(session)
+    assert declined.status_code == 200 and 'data-view="declined"' in declined.text
+    assert passid_asked(client) == asked_before + 1  # the layer's call: Flask drew its answer
+    assert len(flask_polls) == 2
 
 
 def passid_asked(client: FlaskClient) -> float:

@@ -97,9 +97,9 @@ def test_a_pending_poll_between_checks_sends_no_statement_and_sees_another_proce
     request_id = f"req_{secrets.token_hex(8)}"
     with widget_app.app_context():
         widget_app.extensions[EXTENSION] = FinishedRequests(verifications.request_ids_created_since, clock=clock)
-        widget_app.extensions["passid_upstream_checks"].seen_pending(request_id)  # as opening the session does
-        handle = signed_handles.sign("request", {"r": request_id, "c": "ABCD-EFGH",
-                                          "x": (datetime.now(UTC) + timedelta(minutes=10)).isoformat()})
+        expires_at = datetime.now(UTC) + timedelta(minutes=10)
+        widget_app.extensions["passid_upstream_checks"].seen_pending(request_id, expires_at)  # as opening it does
+        handle = signed_handles.sign("request", {"r": request_id, "c": "ABCD-EFGH", "x": expires_at.isoformat()})
     client = widget_app.test_client()
     url = f"/verify/qr/status?h={handle}"
 
