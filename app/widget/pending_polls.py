@@ -13,9 +13,10 @@ It answers a poll itself only when ALL of these hold, and otherwise passes it to
 - it is an htmx poll (`GET /verify/qr/status`, `HX-Request: true`; a page reload without
   JavaScript gets the QR page, which only Flask draws) without a Cookie header (a staff member's
   session on the same host may be refreshed by Flask's answer: such a poll stays Flask's);
-- its `h` is a handle the Flask view verified and answered "pending" for, remembered here (a bounded
-  map, handle → request id and expiry); so an unknown, forged or altered handle always reaches Flask,
-  and its 404 page; no signature is checked here because none needs to be;
+- its `h` is a handle the Flask view answered "pending" for, or one whose signature the layer checks
+  itself with the app's key as the view does (`_verified`: a worker's first poll of a widget whose earlier
+  polls went to other workers); either way remembered here (a bounded map, handle → request id and
+  expiry), and a forged, altered or expired handle always reaches Flask, and its 404 page;
 - the request has not expired (at and after expiry every poll is Flask's, and asks PASSID);
 - no process recorded the request lately (`FinishedRequests`, its refresh run here when due, one
   query per 50 ms per process as before): a result recorded by any worker or host reaches Flask,
@@ -31,10 +32,10 @@ PASSID says, a final state or a failure, goes to Flask with PASSID's answer in t
 Flask draws it without asking again. Through Flask a check cost about 570 µs of Flask besides the call.
 
 A poll Flask answers with anything but "pending" (a final state, the error state, a 404) makes the
-layer forget the handle; entries are forgotten at their request's expiry too. The layer only ever
-repeats "still pending" for a request Flask itself last found pending, so nothing about erasure,
-sanctions, sessions closing or result views changes: those are decided by Flask, on the polls it
-answers.
+layer forget the handle; entries are forgotten at their request's expiry too. The layer answers "still
+pending" only where Flask's view would (a valid handle, not expired, not recorded by any process, no check
+due: exactly the view's path between checks), so nothing about erasure, sanctions, sessions closing or
+result views changes: those are decided by Flask, on the polls it answers.
 
 It sits inside the access log (each poll keeps its request id, `X-Request-Id`, its access-log line
 and its count under the route `/verify/qr/status`) and inside ProxyFix (the Host and scheme are the
@@ -55,11 +56,13 @@ from typing import Any
 from flask import Flask, request
 from flask.sansio.app import App
 
+from app.config import settings_of
 from app.passid import PassidBusy, PassidError, RequestStatus
 from app.plumbing.access_log import ROUTE
 from app.plumbing.metrics import EXTENSION as METRICS
 from app.plumbing.passid_connection import passid_client, passid_connection
 from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
+from app.widget import signed_handles
 from app.widget.polling import UpstreamChecks
 
 EXTENSION = "passid_pending_polls"
@@ -166,6 +169,7 @@ class PendingPolls:
         self._remembered: dict[str, Remembered] = {}  # handle -> its request; oldest first
         self._answers: dict[tuple[str, str], Answer] = {}  # (Host, scheme) -> Flask's pending 204
         self._changing = threading.Lock()
+        self._request_handles = signed_handles.serializer_for(settings_of(flask_app).secret_key, "request")
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if (environ.get("PATH_INFO") != PATH or environ.get("REQUEST_METHOD") != "GET"
@@ -189,14 +193,14 @@ class PendingPolls:
     def _pending_answer(self, environ: dict[str, Any], handle: str) -> tuple[Answer | None, str]:
         """Flask's pending answer for this host, when every condition of the module docstring holds, and who
         found it pending: our records, or PASSID at a due check made here (`_check`)."""
-        remembered = self._remembered.get(handle)
+        answer = self._answers.get((environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme", "")))
+        if answer is None:
+            return None, ""
+        remembered = self._remembered.get(handle) or self._verified(handle)
         if remembered is None:
             return None, ""
         if time.time() >= remembered.expires_epoch:
             self.forget(handle)
-            return None, ""
-        answer = self._answers.get((environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme", "")))
-        if answer is None:
             return None, ""
         extensions = self.flask_app.extensions
         finished = extensions[FINISHED_REQUESTS]
@@ -231,6 +235,22 @@ class PendingPolls:
             return answer, "passid"
         environ[CHECKED] = (request_id, details)
         return None, ""
+
+    def _verified(self, handle: str) -> Remembered | None:
+        """A handle this process has not seen (its widget's earlier polls reached other workers or hosts), read
+        as Flask's view reads it: its signature checked with the app's key, then remembered. Without this every
+        worker's first poll of every widget went through Flask: a burst of Flask polls at each new wave of
+        widgets. A handle that does not verify, or does not read as a request's, is Flask's (its 404)."""
+        try:
+            payload = signed_handles.unsign_with(self._request_handles, handle)
+            request_id, expires_at = payload["r"], datetime.fromisoformat(payload["x"])
+        except (signed_handles.InvalidHandle, KeyError, TypeError, ValueError):
+            return None
+        if not isinstance(request_id, str) or expires_at.tzinfo is None:
+            return None
+        remembered = Remembered(request_id, expires_at, expires_at.timestamp())
+        self._remember(handle, remembered)
+        return remembered
 
     def _through_flask(self, environ: dict[str, Any], handle: str, start_response: StartResponse) -> Iterable[bytes]:
         """Flask answers; if its answer is "pending" for this handle, remember both, else forget the handle."""

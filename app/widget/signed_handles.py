@@ -37,6 +37,11 @@ def _serializer(kind: str) -> URLSafeTimedSerializer:
     return _serializer_for(current_settings().secret_key, kind)
 
 
+def serializer_for(secret_key: str, kind: str) -> URLSafeTimedSerializer:
+    """The serializer of `kind`'s handles under `secret_key` (the pending-poll layer holds its own)."""
+    return _serializer_for(secret_key, kind)
+
+
 @lru_cache(maxsize=32)
 def _serializer_for(secret_key: str, kind: str) -> URLSafeTimedSerializer:
     """Made once per key and kind, not on every poll (building one checks its serializer's type each time)."""
@@ -48,10 +53,15 @@ def sign(kind: str, payload: dict[str, Any]) -> str:
 
 
 def unsign(kind: str, handle: str | None) -> dict[str, Any]:
+    return unsign_with(_serializer(kind), handle)
+
+
+def unsign_with(serializer: URLSafeTimedSerializer, handle: str | None) -> dict[str, Any]:
+    """`unsign` with a serializer the caller holds (`serializer_for`): no app context needed."""
     if not handle or len(handle) > 4096:
         raise InvalidHandle("missing handle")
     try:
-        payload = _serializer(kind).loads(handle, max_age=MAX_AGE_SECONDS)
+        payload = serializer.loads(handle, max_age=MAX_AGE_SECONDS)
     except BadSignature as error:
         raise InvalidHandle(str(error)) from None
     if not isinstance(payload, dict):

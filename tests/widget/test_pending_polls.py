@@ -217,6 +217,20 @@ def test_layer_answered_polls_are_logged_counted_and_carry_a_request_id_but_no_h
     assert value(after, "passid_widget_polls_total", pending) - value(before, "passid_widget_polls_total", pending) == 4
 
 
+def test_a_handle_this_process_never_answered_is_checked_and_answered_by_the_layer(
+    app: Flask, client: FlaskClient, widget: WidgetActions, flask_polls: list[str]
+) -> None:
+    """A worker's first poll of a widget whose earlier polls reached other workers: its signature checked here."""
+    first, second = widget.generate_qr(), widget.generate_qr()
+    assert widget.poll(first).status_code == 204  # Flask answers for this host once
+    flask_polls.clear()
+    answer = client.get(second.poll_url, headers=HTMX)
+    assert answer.status_code == 204
+    assert flask_polls == []
+    layer: pending_polls.PendingPolls = app.extensions[pending_polls.EXTENSION]
+    assert layer._remembered[handle_of(second)].request_id == second.request_id
+
+
 def test_polls_the_layer_leaves_to_flask(
     app: Flask, client: FlaskClient, widget: WidgetActions, flask_polls: list[str]
 ) -> None:
