@@ -125,15 +125,7 @@ class UpstreamChecks:
         """Would `should_ask` say yes now? Without counting as the ask: the widget's pending-poll layer
         (`app.widget.pending_polls`) asks this of every poll it may answer, and only a due one goes on to
         `should_ask` and PASSID."""
-        if self._always or not webhooks:
-            return True
-        window = self._window(expires_at)
-        if window is not None and window < 0:
-            return True
-        with self._lock:
-            if request_id in self._owed:
-                return True
-            return window is not None and self._asked.get(request_id) != window
+        return self._due(request_id, expires_at, webhooks=webhooks, take=False)
 
     def should_ask(self, request_id: str, expires_at: datetime, *, webhooks: bool) -> bool:
         """Ask PASSID now? Yes without webhooks, at expiry, when asked to (`forget`), or at the first
@@ -142,17 +134,24 @@ class UpstreamChecks:
         A yes also counts as the ask, so the threads of one worker that poll
         the same request at once do not all go to PASSID.
         """
+        return self._due(request_id, expires_at, webhooks=webhooks, take=True)
+
+    def _due(self, request_id: str, expires_at: datetime, *, webhooks: bool, take: bool) -> bool:
+        """The one rule `is_due` and `should_ask` share; `take` records a yes as this window's ask."""
         if self._always or not webhooks:
             return True
         window = self._window(expires_at)
         if window is not None and window < 0:
             return True
         with self._lock:
-            if self._owed.pop(request_id, None):
-                if window is not None:
-                    self._asked[request_id] = window
+            if request_id in self._owed:
+                if take:
+                    del self._owed[request_id]
+                    if window is not None:
+                        self._asked[request_id] = window
                 return True
             if window is None or self._asked.get(request_id) == window:
                 return False
-            self._asked[request_id] = window
+            if take:
+                self._asked[request_id] = window
             return True

@@ -34,17 +34,13 @@ class InvalidHandle(Exception):
 
 
 def _serializer(kind: str) -> URLSafeTimedSerializer:
-    return _serializer_for(current_settings().secret_key, kind)
-
-
-def serializer_for(secret_key: str, kind: str) -> URLSafeTimedSerializer:
-    """The serializer of `kind`'s handles under `secret_key` (the pending-poll layer holds its own)."""
-    return _serializer_for(secret_key, kind)
+    return serializer_for(current_settings().secret_key, kind)
 
 
 @lru_cache(maxsize=32)
-def _serializer_for(secret_key: str, kind: str) -> URLSafeTimedSerializer:
-    """Made once per key and kind, not on every poll (building one checks its serializer's type each time)."""
+def serializer_for(secret_key: str, kind: str) -> URLSafeTimedSerializer:
+    """The serializer of `kind`'s handles under `secret_key` (the pending-poll layer holds its own). Made once
+    per key and kind, not on every poll (building one checks its serializer's type each time)."""
     return URLSafeTimedSerializer(secret_key, salt=f"passid-widget-{kind}")
 
 

@@ -100,7 +100,7 @@ def test_a_forged_altered_or_unknown_handle_always_reaches_flask_and_its_404(
     handle = handle_of(session)
     with app.app_context():  # a real request's fields, signed with another key
         payload = signed_handles.unsign("request", handle)
-    forged = signed_handles._serializer_for("not-the-app-secret", "request").dumps(payload)
+    forged = signed_handles.serializer_for("not-the-app-secret", "request").dumps(payload)
     middle = len(handle) // 2  # (not the last character: base64's padding bits there may change unnoticed)
     altered = [handle[:middle] + ("A" if handle[middle] != "A" else "B") + handle[middle + 1:],
                handle + "x", handle[:-2], handle.replace(".", "..", 1)]
