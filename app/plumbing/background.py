@@ -17,11 +17,13 @@ row another process stored), by at most the back-off's ceiling.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from flask import Flask
@@ -36,6 +38,7 @@ _start_lock = threading.Lock()
 # How far an idle pass backs off: at most this many times its interval (4 s at the default 1 s).
 IDLE_BACKOFF = 4
 WOKEN = "passid_jobs_woken"  # app.extensions: job name -> when `wake_job` last woke it (monotonic)
+WAKER = "passid_job_waker"  # app.extensions: the scheduler's JobWaker
 
 
 def register_job(app: Flask, name: str, job: Job, *, every_seconds: float | None = None) -> None:
@@ -69,6 +72,7 @@ def _start(app: Flask) -> BackgroundScheduler:
             next_run_time=datetime.now(),
         )
     scheduler.start()
+    app.extensions[WAKER] = JobWaker(scheduler)
     app.extensions["passid_scheduler"] = scheduler
     return scheduler
 
@@ -76,18 +80,45 @@ def _start(app: Flask) -> BackgroundScheduler:
 def wake_job(app: Flask, name: str) -> None:
     """Run a pass now rather than at its next tick (new work just arrived).
 
-    A stopped scheduler is left alone: `shutdown(wait=True)` holds the scheduler's lock while a pass
-    finishes, and that pass may be delivering a webhook to this very process, whose receiver wakes a
-    job; waiting for the lock there would hold both until the delivery's timeout.
+    Never blocks: the job is moved by the scheduler's `JobWaker` thread, not by the caller.
     """
     app.extensions.setdefault(WOKEN, {})[name] = time.monotonic()  # a pass running now must not put it off
-    scheduler: BackgroundScheduler | None = app.extensions.get("passid_scheduler")
-    if scheduler is None or scheduler.state == STATE_STOPPED:
-        return
-    try:
-        scheduler.modify_job(name, next_run_time=datetime.now(scheduler.timezone))
-    except Exception:  # the job may be mid-run; its next tick picks the work up
-        log.debug("could not wake job %s", name, exc_info=True)
+    waker: JobWaker | None = app.extensions.get(WAKER)
+    if waker is not None:
+        waker.wake(name)
+
+
+class JobWaker:
+    """Moves woken jobs' next run to now, from a thread of its own.
+
+    Why not in the caller's thread: moving a job takes the scheduler's lock, and `shutdown(wait=True)` holds
+    that lock while it waits for the passes still running. A pass that wakes a job (a notification it just
+    queued), or a request that a pass waits for (a webhook the sandbox delivers to this very process, whose
+    receiver wakes the handling pass), would then wait for the lock while shutdown waits for it: the stop
+    would hang until the delivery's timeout, or for good. Here only this thread waits, and it ends with the
+    scheduler.
+    """
+
+    _STOP = ""  # no job is called that
+
+    def __init__(self, scheduler: BackgroundScheduler) -> None:
+        self._scheduler = scheduler
+        self._names: queue.SimpleQueue[str] = queue.SimpleQueue()
+        scheduler.add_listener(lambda _event: self._names.put(self._STOP), EVENT_SCHEDULER_SHUTDOWN)
+        self._thread = threading.Thread(target=self._run, name="passid job waker", daemon=True)
+        self._thread.start()
+
+    def wake(self, name: str) -> None:
+        self._names.put(name)
+
+    def _run(self) -> None:
+        while (name := self._names.get()) != self._STOP:
+            if self._scheduler.state == STATE_STOPPED:
+                return
+            try:
+                self._scheduler.modify_job(name, next_run_time=datetime.now(self._scheduler.timezone))
+            except Exception:  # e.g. the scheduler stopped meanwhile; the job's next tick picks the work up
+                log.debug("could not wake job %s", name, exc_info=True)
 
 
 def _in_app_context(app: Flask, name: str, job: Job, interval: float) -> Job:

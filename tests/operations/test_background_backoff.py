@@ -6,11 +6,20 @@ app, with an interval long enough that no tick of its own comes during the test.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from flask import Flask
 
-from app.plumbing.background import IDLE_BACKOFF, IdleBackoff, register_job, start_background_jobs, wake_job
-from tests.support.waiting import wait_until
+from app.plumbing.background import (
+    IDLE_BACKOFF,
+    WAKER,
+    IdleBackoff,
+    register_job,
+    start_background_jobs,
+    wake_job,
+)
+from tests.support.waiting import PATIENCE, wait_until
 
 pytestmark = pytest.mark.databases("sqlite")
 
@@ -65,3 +74,31 @@ def test_new_work_wakes_an_idle_job_at_once(app: Flask) -> None:
     wait_until(lambda: probe.runs == 1, "the first pass, at start")
     wake_job(app, "backoff-probe")  # what storing new work in this process does
     wait_until(lambda: probe.runs == 2, "the woken pass, long before the 30 s tick or any back-off")
+
+
+def test_a_wake_never_waits_for_the_schedulers_lock_and_the_waker_ends_with_the_scheduler(app: Flask) -> None:
+    """`shutdown(wait=True)` holds the scheduler's lock while it waits for the passes still running. A pass
+    that wakes a job then (a notification it queued), or a request a pass waits for (a webhook the sandbox
+    delivers to this very process), must not wait for that lock: the stop would hang with it."""
+    started, go_on, woke = threading.Event(), threading.Event(), threading.Event()
+
+    def waking_pass() -> None:
+        started.set()
+        go_on.wait(PATIENCE)
+        wake_job(app, "backoff-probe")
+        woke.set()
+
+    probe = Probe()
+    register_job(app, "waking", waking_pass, every_seconds=30)
+    register_job(app, "backoff-probe", probe, every_seconds=30)
+    scheduler = start_background_jobs(app)
+    assert scheduler is not None and started.wait(PATIENCE)
+    with scheduler._jobstores_lock:  # held as shutdown(wait=True) holds it while the pass runs
+        go_on.set()
+        woke_without_waiting = woke.wait(5)
+    assert woke_without_waiting, "the pass waited for the scheduler's lock to wake a job"
+    wait_until(lambda: probe.runs == 2, "the woken pass, once the lock was free")
+    waker = app.extensions[WAKER]
+    scheduler.shutdown(wait=True)
+    waker._thread.join(PATIENCE)
+    assert not waker._thread.is_alive()

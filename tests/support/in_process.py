@@ -31,6 +31,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from app import create_app
 from app.plumbing.database import db
 from tests.support.servers import SHUTDOWN_POLL, TEST_SETTINGS, base_env, migrate
+from tests.support.waiting import finish_within
 
 
 def migrated_sqlite_url(directory: Path) -> str:
@@ -146,9 +147,9 @@ def serving_in_process(database_url: str, instance_dir: Path, **overrides: str) 
         # The passes stop first: a pass still sending a webhook to this app, or calling its sandbox,
         # would otherwise hang on a port that accepts but no longer answers until its 10 s timeout.
         scheduler = app.extensions.get("passid_scheduler")
-        if scheduler is not None:
-            scheduler.shutdown(wait=True)
-        server.shutdown()
+        if scheduler is not None and scheduler.running:  # a test may have stopped it itself
+            finish_within(lambda: scheduler.shutdown(wait=True), "the background passes' stop")
+        finish_within(server.shutdown, "the loopback server's stop")
         server.server_close()
         thread.join(timeout=5)
         with app.app_context():
