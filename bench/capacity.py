@@ -39,10 +39,14 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import requests
+from itsdangerous import URLSafeTimedSerializer
 
+from app.widget.polling import WINDOW_SECONDS, window_mark
 from bench.support import (
     PRODUCTION_LIKE,
     WEBHOOK_SECRET,
@@ -73,6 +77,7 @@ P99_LIMIT_MS = 250.0
 RATE_HELD = 0.97
 MEMORY_LIMIT_MB = 120
 LUA = Path(__file__).with_name("capacity.lua")
+CHECK_SECONDS = 7.5  # PASSID_POLL_CHECK_SECONDS, its default; capacity.lua works out the same windows
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The app that opens the sessions idles during the load: no background passes.
 QUIET = {"PASSID_BACKGROUND_JOBS": "false"}
@@ -149,8 +154,9 @@ class Widgets:
                 http = requests.Session()
                 for _ in range(n):
                     session = open_qr_session(http, self.wiring.app.url, self.options)
+                    path = session.poll_url.removeprefix(self.wiring.app.url)
                     with lock:
-                        self.paths.append(session.poll_url.removeprefix(self.wiring.app.url))
+                        self.paths.append(f"{path} {window_naming(path)}")
 
             openers = [threading.Thread(target=opener, args=(missing // 4 + (i < missing % 4),)) for i in range(4)]
             for thread in openers:
@@ -254,6 +260,18 @@ def checks_so_far(server: BenchServer) -> float | None:
     return value(answer.text, "passid_upstream_calls_total", {"endpoint": "get_request"})
 
 
+def window_naming(poll_path: str) -> str:
+    """What capacity.lua needs to name the request's check windows as the app does (`polling.window_mark`): its
+    expiry in epoch ms and the checksum part, read from the poll's handle (`r`, `x`; its signature is the app's
+    business)."""
+    handle = parse_qs(urlsplit(poll_path).query)["h"][0]
+    _, payload = URLSafeTimedSerializer("").loads_unsafe(handle)
+    expires_at = datetime.fromisoformat(payload["x"])
+    expires_ms = round(expires_at.timestamp() * 1000)
+    checksum = window_mark(payload["r"], expires_at, 0, 0).partition("-")[2]
+    return f"{expires_ms} {checksum}"
+
+
 def run_step(server: BenchServer, stub_pid: int, widgets: Widgets, count: int, seconds: int,
              database_name: str | None = None, timeout: float = 2.0) -> dict:
     paths_file = widgets.file_for(count)
@@ -268,7 +286,8 @@ def run_step(server: BenchServer, stub_pid: int, widgets: Widgets, count: int, s
     _child_cpu_since_last()
     wrk = subprocess.Popen(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", f"{timeout:g}s", "-s", str(LUA), server.url,
-         "--", str(paths_file), f"{rate:.3f}", "1"],
+         "--", str(paths_file), f"{rate:.3f}", "1", str(round(CHECK_SECONDS * 1000)),
+         str(round(WINDOW_SECONDS * 1000))],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     peak: dict[int, float] = dict.fromkeys(workers, 0.0)
@@ -310,6 +329,7 @@ def run_step(server: BenchServer, stub_pid: int, widgets: Widgets, count: int, s
         "cpu_per_poll": cpu_app / max(1, result["requests"]),
         "checked": (None if checks_before is None or checks_after is None
                     else (checks_after - checks_before) / max(1, result["requests"])),
+        "reported": result["reported"] / max(1, result["requests"]),  # polls sent with PASSID-Checked
         "cpu_app": cpu_app / wall, "cpu_db": cpu_db / wall, "cpu_stub": cpu_stub / wall, "cpu_wrk": cpu_wrk / wall,
         "cpu_other": max(0.0, cpu_machine - cpu_app - cpu_db - cpu_stub - cpu_wrk) / wall,
         "passed": passed,
@@ -338,7 +358,8 @@ def run_config(config: Config, tmp: Path, widgets: Widgets, stub: str, stub_pid:
     try:
         env = base_env(url, PASSID_BASE_URL=stub, PASSID_API_KEY=widgets.wiring.api_key,
                        PASSID_WEBHOOK_SECRET=WEBHOOK_SECRET, PASSID_SANDBOX_ENABLED="false",
-                       PASSID_METRICS_TOKEN=METRICS_TOKEN, **PRODUCTION_LIKE)
+                       PASSID_METRICS_TOKEN=METRICS_TOKEN, PASSID_POLL_CHECK_SECONDS=str(CHECK_SECONDS),
+                       **PRODUCTION_LIKE)
         migrate(env)
         server = BenchServer(env, tmp / f"{config.database}-{config.server}.log", workers=config.workers,
                              threads=config.threads, server=config.server).start()
@@ -353,8 +374,8 @@ def run_config(config: Config, tmp: Path, widgets: Widgets, stub: str, stub_pid:
                 results.append(result)
                 print(f"  {config}: {count} widgets → p99 {result['p99']:.1f} ms, "
                       f"{result['achieved']:.0f}/{result['rate']:.0f} req/s, errors {result['errors']}, "
-                      f"app CPU {result['cpu_per_poll'] * 1000:.3f} ms/poll, {share(result['checked'])} asked PASSID, "
-                      f"RSS {result['rss']:.0f} MB/worker"
+                      f"app CPU {result['cpu_per_poll'] * 1000:.3f} ms/poll, {share(result['checked'])} asked PASSID "
+                      f"({result['reported']:.0%} sent PASSID-Checked), RSS {result['rss']:.0f} MB/worker"
                       f"{' ' + str(result['error_detail']) if result['errors'] else ''}", flush=True)
                 if not result["passed"]:
                     break

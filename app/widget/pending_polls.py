@@ -27,9 +27,11 @@ It answers a poll itself only when ALL of these hold, and otherwise passes it to
 
 When an upstream check is due (`UpstreamChecks.is_due`, then `should_ask`, which counts as the ask) the
 layer makes it: PASSID asked as the Flask view asks it, and "still pending" answered here as between checks
-(counted as answered by PASSID); a busy PASSID is "pending" and the next poll asks, as in Flask. Anything else
-PASSID says, a final state or a failure, goes to Flask with PASSID's answer in the environ (`CHECKED`), and
-Flask draws it without asking again. Through Flask a check cost about 570 µs of Flask besides the call.
+(counted as answered by PASSID, with the window's `PASSID-Checked` mark for the widget to send back, as Flask's
+answer to a check carries it; the replayed headers never do); a busy PASSID is "pending" and the next poll asks,
+as in Flask. Anything else PASSID says, a final state or a failure, goes to Flask with PASSID's answer in the
+environ (`CHECKED`), and Flask draws it without asking again. Through Flask a check cost about 570 µs of Flask
+besides the call.
 
 A poll Flask answers with anything but "pending" (a final state, the error state, a 404) makes the
 layer forget the handle; entries are forgotten at their request's expiry too. The layer answers "still
@@ -63,7 +65,7 @@ from app.plumbing.metrics import EXTENSION as METRICS
 from app.plumbing.passid_connection import passid_client, passid_connection
 from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.widget import signed_handles
-from app.widget.polling import UpstreamChecks
+from app.widget.polling import CHECKED_HEADER, UpstreamChecks
 
 EXTENSION = "passid_pending_polls"
 PATH = "/verify/qr/status"
@@ -77,7 +79,9 @@ MAX_REMEMBERED = 25_000
 # Host and scheme pairs whose answer is known; a few in practice (the public name, perhaps a second).
 MAX_HOSTS = 16
 # Not replayed: set per response by someone else, or never to be repeated to another client.
-_PER_RESPONSE = frozenset({"date", "set-cookie", "x-request-id", "content-length"})
+_PER_RESPONSE = frozenset({"date", "set-cookie", "x-request-id", "content-length", CHECKED_HEADER.lower()})
+# The widget's report of the check window an earlier poll asked in (`polling.CHECKED_HEADER`), as WSGI names it.
+_REPORTED = "HTTP_" + CHECKED_HEADER.upper().replace("-", "_")
 _NONCE = "'nonce-"
 
 StartResponse = Callable[..., Any]
@@ -179,62 +183,67 @@ class PendingPolls:
         if handle is None:
             return self.app(environ, start_response)
         if self.answering and "HTTP_COOKIE" not in environ:
-            answer, answered_by = self._pending_answer(environ, handle)
+            answer, answered_by, checked_mark = self._pending_answer(environ, handle)
             if answer is not None:
                 extensions = self.flask_app.extensions
                 watched = extensions.get(METRICS)
                 if watched is not None:
                     watched.poll_answered(answered_by, "pending")
                 environ[ROUTE] = PATH
-                start_response(answer.status, answer.headers_now())
+                headers = answer.headers_now()
+                if checked_mark is not None:
+                    headers.append((CHECKED_HEADER, checked_mark))
+                start_response(answer.status, headers)
                 return []
         return self._through_flask(environ, handle, start_response)
 
-    def _pending_answer(self, environ: dict[str, Any], handle: str) -> tuple[Answer | None, str]:
-        """Flask's pending answer for this host, when every condition of the module docstring holds, and who
-        found it pending: our records, or PASSID at a due check made here (`_check`)."""
+    def _pending_answer(self, environ: dict[str, Any], handle: str) -> tuple[Answer | None, str, str | None]:
+        """Flask's pending answer for this host, when every condition of the module docstring holds; who
+        found it pending (our records, or PASSID at a due check made here: `_check`); and, when PASSID was
+        asked, the check window's mark for the widget to send back (`polling.CHECKED_HEADER`)."""
         answer = self._answers.get((environ.get("HTTP_HOST", ""), environ.get("wsgi.url_scheme", "")))
         if answer is None:
-            return None, ""
+            return None, "", None
         remembered = self._remembered.get(handle) or self._verified(handle)
         if remembered is None:
-            return None, ""
+            return None, "", None
         if time.time() >= remembered.expires_epoch:
             self.forget(handle)
-            return None, ""
+            return None, "", None
         extensions = self.flask_app.extensions
         finished = extensions[FINISHED_REQUESTS]
         if finished.is_stale():
             with self.flask_app.app_context():  # its query needs the app's database session
                 finished.refresh_if_stale()
         if finished.knows(remembered.request_id):
-            return None, ""
+            return None, "", None
         checks = extensions["passid_upstream_checks"]
-        if checks.is_due(remembered.request_id, remembered.expires_at, webhooks=True):
-            return self._check(environ, remembered, answer, checks)
-        return answer, "records"
+        reported = environ.get(_REPORTED)
+        if checks.is_due(remembered.request_id, remembered.expires_at, webhooks=True, reported=reported):
+            return self._check(environ, remembered, answer, checks, reported)
+        return answer, "records", None
 
-    def _check(self, environ: dict[str, Any], remembered: Remembered, answer: Answer,
-               checks: UpstreamChecks) -> tuple[Answer | None, str]:
+    def _check(self, environ: dict[str, Any], remembered: Remembered, answer: Answer, checks: UpstreamChecks,
+               reported: str | None) -> tuple[Answer | None, str, str | None]:
         """A due check made here: PASSID asked as Flask's view asks it; "still pending" answered here, as between
         checks; anything else (a final state, a failure) left to Flask, which draws it from what PASSID said
         (`CHECKED` in the environ: no second call). Flask's own part of a check was most of its CPU."""
         request_id = remembered.request_id
-        if not checks.should_ask(request_id, remembered.expires_at, webhooks=True):
-            return answer, "records"  # another thread of this worker asked in this window a moment ago
+        if not checks.should_ask(request_id, remembered.expires_at, webhooks=True, reported=reported):
+            return answer, "records", None  # another thread of this worker asked in this window a moment ago
         with self.flask_app.app_context():
             try:
                 details = passid_client().get_request(request_id)
             except PassidBusy:
                 checks.forget(request_id)  # PASSID is slow for others already: ask at the next poll (as Flask)
-                return answer, "passid"
+                return answer, "passid", None
             except PassidError as error:
                 environ[CHECKED] = (request_id, error)
-                return None, ""
+                return None, "", None
         if details.status == RequestStatus.PENDING:
-            return answer, "passid"
+            return answer, "passid", checks.mark(request_id, remembered.expires_at)
         environ[CHECKED] = (request_id, details)
-        return None, ""
+        return None, "", None
 
     def _verified(self, handle: str) -> Remembered | None:
         """A handle this process has not seen (its widget's earlier polls reached other workers or hosts), read

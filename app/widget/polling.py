@@ -22,12 +22,19 @@ asks wherever it lands, and the polls between windows ask nowhere. Why not
 "each worker asks when its own last ask is P old" (as before): a worker sees
 a given widget only every poll-interval × workers on average, so with two
 workers nearly every other poll it saw was past its own schedule, and about
-half of all polls asked PASSID; with windows it is one poll per window, about
-1 in 3 at P = 7.5 s (a little more: a window holds two polls when it is wider
-than the gap between them, and two different workers then both ask). Each
-worker still asks at most once per window: the threads of one worker polling
-the same request at once do not all go to PASSID. When P ≤ W the windows
-cover all time, and every poll asks (tests set 0 for that).
+half of all polls asked PASSID; with windows it is one poll per window, 1 in 3
+at P = 7.5 s. Each worker asks at most once per window: the threads of one
+worker polling the same request at once do not all go to PASSID. When P ≤ W
+the windows cover all time, and every poll asks (tests set 0 for that).
+
+A window wider than the gap between two polls holds two of them now and then
+(a fifth of windows), and when they reach different workers or hosts, neither
+knows the other asked. The widget knows: a poll that asked PASSID is answered
+with `PASSID-Checked: <mark>` (the window's end and the request, `window_mark`), which
+widget.js sends back with its next polls; a poll carrying the mark of the
+window it falls in does not ask again. The mark only ever spares a check of the
+widget that sends it (a wrong one is simply not equal), and a page without our
+script gets the checks it got before.
 
 "Our records" between checks is not a database query per poll: each process
 keeps the ids of requests recorded lately (`app.rules.finished_requests`, refreshed
@@ -49,6 +56,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from datetime import datetime
 
@@ -67,6 +75,9 @@ WINDOW_SECONDS = POLL_SECONDS + WINDOW_MARGIN_SECONDS
 # A request lives at most an hour; one entry per live request per worker.
 _MAX_TRACKED = 200_000
 ALWAYS = -1  # `check_window`'s answer when every poll asks
+# The response header that tells the widget its poll asked PASSID in this window, and the request header that
+# tells us so back (module docstring).
+CHECKED_HEADER = "PASSID-Checked"
 
 
 def check_window(seconds_left: float, every: float, width: float = WINDOW_SECONDS) -> int | None:
@@ -83,6 +94,15 @@ def check_window(seconds_left: float, every: float, width: float = WINDOW_SECOND
     if k >= 1 and seconds_left - k * every <= width:
         return k
     return None
+
+
+def window_mark(request_id: str, expires_at: datetime, window: int, every: float) -> str:
+    """A check window of a request, named: the window's end in epoch milliseconds and a checksum of the request
+    id (requests created in the same second share an expiry; a page that moves on to a new request must not
+    carry the old one's windows over). Whole numbers, so a client can work it out too (bench/capacity.lua
+    plays widget.js); nothing in it is secret or personal."""
+    end = round(expires_at.timestamp() * 1000) - window * round(every * 1000)
+    return f"{end}-{zlib.crc32(request_id.encode()):08x}"
 
 
 class UpstreamChecks:
@@ -105,6 +125,15 @@ class UpstreamChecks:
     def _window(self, expires_at: datetime) -> int | None:
         return check_window(expires_at.timestamp() - self.clock(), self.every_seconds, self.window_seconds)
 
+    def mark(self, request_id: str, expires_at: datetime) -> str | None:
+        """The mark of the check window a poll of this request falls in now, for `CHECKED_HEADER` on the answer
+        of a poll that asked; None outside windows or when every poll asks."""
+        if self._always:
+            return None
+        window = self._window(expires_at)
+        return None if window is None or window < 0 else window_mark(request_id, expires_at, window,
+                                                                      self.every_seconds)
+
     def seen_pending(self, request_id: str, expires_at: datetime) -> None:
         """We just learned from PASSID that this request is pending (created it): no check in this window here."""
         if self._always:
@@ -121,22 +150,25 @@ class UpstreamChecks:
             with self._lock:
                 self._owed[request_id] = True
 
-    def is_due(self, request_id: str, expires_at: datetime, *, webhooks: bool) -> bool:
+    def is_due(self, request_id: str, expires_at: datetime, *, webhooks: bool, reported: str | None = None) -> bool:
         """Would `should_ask` say yes now? Without counting as the ask: the widget's pending-poll layer
         (`app.widget.pending_polls`) asks this of every poll it may answer, and only a due one goes on to
         `should_ask` and PASSID."""
-        return self._due(request_id, expires_at, webhooks=webhooks, take=False)
+        return self._due(request_id, expires_at, webhooks=webhooks, reported=reported, take=False)
 
-    def should_ask(self, request_id: str, expires_at: datetime, *, webhooks: bool) -> bool:
+    def should_ask(self, request_id: str, expires_at: datetime, *, webhooks: bool,
+                   reported: str | None = None) -> bool:
         """Ask PASSID now? Yes without webhooks, at expiry, when asked to (`forget`), or at the first
-        poll this process sees in one of the request's check windows.
+        poll this process sees in one of the request's check windows, unless the poll reports (`reported`,
+        its `CHECKED_HEADER`) that an earlier poll of it asked in this window, wherever that one went.
 
         A yes also counts as the ask, so the threads of one worker that poll
         the same request at once do not all go to PASSID.
         """
-        return self._due(request_id, expires_at, webhooks=webhooks, take=True)
+        return self._due(request_id, expires_at, webhooks=webhooks, reported=reported, take=True)
 
-    def _due(self, request_id: str, expires_at: datetime, *, webhooks: bool, take: bool) -> bool:
+    def _due(self, request_id: str, expires_at: datetime, *, webhooks: bool, reported: str | None,
+             take: bool) -> bool:
         """The one rule `is_due` and `should_ask` share; `take` records a yes as this window's ask."""
         if self._always or not webhooks:
             return True
@@ -152,6 +184,9 @@ class UpstreamChecks:
                 return True
             if window is None or self._asked.get(request_id) == window:
                 return False
+            if reported is not None and reported == window_mark(request_id, expires_at, window,
+                                                                self.every_seconds):
+                return False  # an earlier poll of this widget asked in this window, on another worker or host
             if take:
                 self._asked[request_id] = window
             return True

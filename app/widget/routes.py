@@ -43,7 +43,7 @@ from app.rules.return_urls import UnusableReturnUrl, cancelled_url, checked_retu
 from app.rules.token_forms import idempotency_key, submitted_token, valid_nonce
 from app.widget import pending_polls, sessions, signed_handles, states
 from app.widget.options import WidgetOptions, handle_query, options_from
-from app.widget.polling import UpstreamChecks
+from app.widget.polling import CHECKED_HEADER, UpstreamChecks
 from app.widget.qr import qr_svg
 
 bp = Blueprint("widget", __name__)
@@ -325,7 +325,11 @@ def poll() -> Response:
     if outcome is not None:
         return outcome
     pending_polls.found_pending(session)  # its next polls may be answered before Flask, until a check is due
-    return still_pending()
+    answer = still_pending()
+    checked_mark = g.pop("passid_checked_mark", None)
+    if checked_mark is not None:  # this poll asked PASSID: the widget says so with its next polls (`polling`)
+        answer.headers[CHECKED_HEADER] = checked_mark
+    return answer
 
 
 def poll_outcome(session: dict[str, Any]) -> Response | None:
@@ -341,8 +345,9 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     finished_lately = finished_requests().holds(request_id)  # at most one query per process every 50 ms
     # The pending-poll layer may have made this poll's check: what PASSID said is drawn below, not asked again.
     checked_by_layer = request.environ.get(pending_polls.CHECKED, ("",))[0] == request_id
+    reported = request.headers.get(CHECKED_HEADER)  # an earlier poll of this widget asked in this window
     if not finished_lately and not checked_by_layer and not upstream_checks().should_ask(
-            request_id, expires_at, webhooks=webhooks):
+            request_id, expires_at, webhooks=webhooks, reported=reported):
         # Between checks, and no process recorded it lately: no database, no PASSID.
         return poll_answered("records", None)
     # A due check asks PASSID without a lookup first: a row the set missed (another process wrote it within
@@ -355,7 +360,8 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
         if options.session_id:  # its webhook may have recorded it first, knowing no session
             verifications.attach_session(request_id, **sessions.recorded_for(options))
         return poll_answered("records", view_over() if result_view_over(finished) else final_state(options, finished))
-    if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks):
+    if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks,
+                                                            reported=reported):
         return poll_answered("records", None)  # known finished, but its row is gone (erased): wait for the check
     try:
         details = checked_by_the_layer(request_id)
@@ -369,6 +375,7 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     except PassidError as error:
         return poll_answered("passid", status_check_failed(signed_options(), error), "error")
     if details.status == RequestStatus.PENDING:
+        g.passid_checked_mark = upstream_checks().mark(request_id, expires_at)  # for `poll` to tell the widget
         return poll_answered("passid", None)  # (the options are unsigned only when something is drawn)
     options = signed_options()
     finished = verifications.record(

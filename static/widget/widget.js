@@ -101,8 +101,14 @@
     if (evt.target === stateBox) settle(false);
   });
   // The layout widget.css chose (phone or desktop, by the pointer), for the console's funnel; nothing else.
+  // The poll sends back the check window its last check was in (app/widget/polling.py).
+  var checked = "";
   document.body.addEventListener("htmx:configRequest", function (evt) {
     evt.detail.headers["PASSID-Layout"] = window.matchMedia("(pointer: coarse)").matches ? "phone" : "desktop";
+    if (checked && evt.detail.elt.id === "passid-poller") evt.detail.headers["PASSID-Checked"] = checked;
+  });
+  document.body.addEventListener("htmx:afterRequest", function (evt) {
+    checked = evt.detail.xhr.getResponseHeader("PASSID-Checked") || checked;
   });
   document.body.addEventListener("htmx:sendError", offline);
   document.body.addEventListener("htmx:responseError", offline);

@@ -48,13 +48,17 @@ document.addEventListener("DOMContentLoaded", function () {
 });
 """
 
-# Counts the polls the widget starts. htmx fires htmx:beforeRequest in the same task as the timer
+# Counts the polls the widget starts (and those answered). htmx fires htmx:beforeRequest in the same task as the timer
 # or event that asks, so once a page.evaluate (or a clock.run_for) returns, a poll that was asked
 # for is counted: "no poll" is told from "no poll yet" without waiting.
 POLL_COUNTER = """
 window.__passidPolls = 0;
 document.addEventListener("htmx:beforeRequest", function (event) {
   if (event.target && event.target.id === "passid-poller") window.__passidPolls += 1;
+});
+window.__passidPolled = 0;  // and the polls whose answer came
+document.addEventListener("htmx:afterRequest", function (event) {
+  if (event.target && event.target.id === "passid-poller") window.__passidPolled += 1;
 });
 """
 

@@ -10,6 +10,7 @@ from playwright.sync_api import Page, expect
 from app.passid import PassidClient
 from tests.browser.conftest import demo_key, polls_started, states
 from tests.support.servers import AppServer
+from tests.support.waiting import wait_until
 
 FIXED = {  # the fixed tokens whose verdict is approve (GH2P-ABCD-56KL's is review: below)
     "KE8V-3TXY-Z72L": ("812", "Tier A"),
@@ -177,3 +178,37 @@ def test_a_one_time_token_submitted_twice_from_one_form_verifies_once(
         )
         assert answer.status == 200
         assert 'data-view="success"' in answer.text()
+
+
+def test_the_poller_sends_back_the_check_window_its_poll_asked_passid_in_and_nothing_else_does(
+    page: Page, widget_server: AppServer
+) -> None:
+    """A poll that asked PASSID is answered with `PASSID-Checked`; widget.js sends it with the poller's next
+    polls, so another server behind the same address does not ask again in that window (app/widget/polling.py;
+    the servers' half is tests/widget/test_check_windows.py). Here the first poll's answer is the server's own
+    with the header added, as a server whose check window it fell in would send it."""
+    mark = "1767225607500"
+    answered = []
+
+    def first_poll_asked(route):  # type: ignore[no-untyped-def]
+        response = route.fetch()
+        headers = dict(response.headers)
+        if not answered:
+            headers["PASSID-Checked"] = mark
+        answered.append(response.status)
+        route.fulfill(response=response, headers=headers)
+
+    sent: list[tuple[str, str | None]] = []
+    page.on("request", lambda r: sent.append((r.url, r.headers.get("passid-checked"))))
+    page.route("**/verify/qr/status*", first_poll_asked)
+    page.clock.install()
+    open_widget(page, widget_server)
+    page.get_by_role("button", name="Verify with the PASSID app").click()
+    expect(widget(page)).to_have_attribute("data-state", "awaiting")
+    for n in range(1, 4):
+        page.clock.run_for(2_500)
+        wait_until(lambda n=n: page.evaluate("window.__passidPolled") >= n, f"poll {n} answered", every=0.02)
+    polls = [checked for url, checked in sent if "/verify/qr/status" in url]
+    assert answered == [204, 204, 204]
+    assert polls == [None, mark, mark]
+    assert all(checked is None for url, checked in sent if "/verify/qr/status" not in url)

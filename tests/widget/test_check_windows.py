@@ -18,9 +18,10 @@ from flask import Flask
 
 from app.passid import PassidClient
 from app.widget import signed_handles
-from app.widget.polling import ALWAYS, WINDOW_SECONDS, UpstreamChecks, check_window
+from app.widget.polling import ALWAYS, CHECKED_HEADER, WINDOW_SECONDS, UpstreamChecks, check_window, window_mark
 from bench.counting_proxy import CountingProxy
 from tests.support.widget_actions import WidgetActions
+from tests.support.widget_http import HTMX
 from tests.widget.test_poll_without_database import HandClock
 
 pytestmark = pytest.mark.databases("sqlite")
@@ -119,18 +120,49 @@ def test_a_check_every_poll_with_a_check_interval_no_longer_than_the_window() ->
     assert [checks.should_ask("req_a", EXPIRES, webhooks=True) for _ in range(3)] == [True] * 3
 
 
+def test_a_poll_reporting_the_check_of_its_window_is_not_asked_again() -> None:
+    """`PASSID-Checked`: the widget sends back the mark of the window an earlier poll of it asked in. Wherever
+    that poll went, a process that did not make the check does not ask again in that window; another window's
+    or another request's mark, or anything else, is not equal; after a failed ask (`forget`) the next asks."""
+    checks, clock = checks_at(3 * P + 2)  # inside window 3
+    mark = checks.mark("req_a", EXPIRES)
+    assert mark == window_mark("req_a", EXPIRES, 3, P)
+    assert mark.startswith(f"{round(EXPIRES.timestamp() * 1000) - 3 * 7500}-")  # the window's end, in ms
+    assert not checks.is_due("req_a", EXPIRES, webhooks=True, reported=mark)
+    assert not checks.should_ask("req_a", EXPIRES, webhooks=True, reported=mark)
+    for other in (window_mark("req_a", EXPIRES, 4, P), window_mark("req_z", EXPIRES, 3, P), "nonsense", ""):
+        assert checks_at(3 * P + 2)[0].should_ask("req_a", EXPIRES, webhooks=True, reported=other), other
+    assert checks.should_ask("req_a", EXPIRES, webhooks=True)  # it spared the ask; it did not take it
+
+    clock.seconds += P  # window 2: the old mark spares nothing
+    assert checks.should_ask("req_a", EXPIRES, webhooks=True, reported=mark)
+    checks.forget("req_c")  # PASSID was busy for req_c: its next poll asks, whatever it reports
+    assert checks.should_ask("req_c", EXPIRES, webhooks=True, reported=checks.mark("req_c", EXPIRES))
+    now = checks.mark("req_b", EXPIRES)
+    assert not checks.should_ask("req_b", EXPIRES, webhooks=True, reported=now)
+    assert checks.should_ask("req_b", EXPIRES, webhooks=False, reported=now)  # without webhooks every poll asks
+
+
+def test_no_mark_between_windows_at_expiry_or_when_every_poll_asks() -> None:
+    assert checks_at(2 * P + 5)[0].mark("req_a", EXPIRES) is None
+    assert checks_at(0)[0].mark("req_a", EXPIRES) is None
+    assert checks_at(3 * P + 2, every=2)[0].mark("req_a", EXPIRES) is None
+
+
 # --- two workers, one request ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("first_poll", "asks_per_window"), [
+@pytest.mark.parametrize(("first_poll", "widget_js", "asks_per_window"), [
     # 596.5 s before expiry: the polls of each 7.5 s fall 6.5, 4 and 1.5 s into it, one of them in its 3 s window
-    (596.5, 1),
-    # 595.25: 5.25, 2.75 and 0.25 s in, two in the window, sent to one worker then the other: each asks once.
-    # (Over many widgets, whose polls fall at every phase, a fifth of windows hold two polls: 1.2 asks a window
-    # at most, 0.4 of the React component's one per poll; with one keep-alive connection per widget, 1.)
-    (595.25, 2),
+    (596.5, True, 1),
+    # 595.25: 5.25, 2.75 and 0.25 s in, two in the window, sent to one worker then the other; the second
+    # reports the first one's check (`PASSID-Checked`, as widget.js sends it back): one ask in all.
+    (595.25, True, 1),
+    # The same polls from a page without widget.js (nothing reported): each worker asks once. Over many
+    # widgets, whose polls fall at every phase, a fifth of windows hold two polls: 1.2 asks a window at most.
+    (595.25, False, 2),
 ])
 def test_two_workers_polling_one_request_alternately_ask_passid_once_per_window_in_all(
-    build_app: Callable[..., Flask], first_poll: float, asks_per_window: int
+    build_app: Callable[..., Flask], first_poll: float, widget_js: bool, asks_per_window: int
 ) -> None:
     passid_app = build_app()  # its embedded sandbox plays PASSID
     key = PassidClient(passid_app.config["PASSID_BASE_URL"]).onboard("Window Bank").sandbox_key
@@ -149,13 +181,17 @@ def test_two_workers_polling_one_request_alternately_ask_passid_once_per_window_
             assert handle is not None
             expires_at = datetime.fromisoformat(signed_handles.unsign("request", handle.group(1))["x"])
         status = f"/api/bridge/request/{session.request_id}"
-        polls = [WidgetActions(worker.test_client()) for worker in workers]
+        clients = [worker.test_client() for worker in workers]
 
         asks_by_window: dict[int | None, int] = {}
         clock.seconds = expires_at.timestamp() - first_poll
+        reported: str | None = None  # what widget.js sends back: the last mark a poll was answered with
         for n in range(90):  # 225 s of a widget's polls, every 2.5 s, alternately to each worker
             before = proxy.count("GET", status)
-            assert polls[n % 2].poll(session).status_code == 204
+            headers = {**HTMX, CHECKED_HEADER: reported} if widget_js and reported else HTMX
+            answer = clients[n % 2].get(session.poll_url, headers=headers)
+            assert answer.status_code == 204
+            reported = answer.headers.get(CHECKED_HEADER, reported)
             window = check_window(expires_at.timestamp() - clock.seconds, P, W)
             asks_by_window[window] = asks_by_window.get(window, 0) + proxy.count("GET", status) - before
             clock.seconds += 2.5

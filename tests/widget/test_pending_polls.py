@@ -27,6 +27,7 @@ from app.rules import verifications
 from app.rules.finished_requests import EXTENSION as FINISHED_REQUESTS
 from app.rules.finished_requests import FinishedRequests
 from app.widget import pending_polls, signed_handles
+from app.widget.polling import CHECKED_HEADER, UpstreamChecks, window_mark
 from tests.support.scraping import BEARER, METRICS_TOKEN, value
 from tests.support.waiting import wait_until
 from tests.support.widget_actions import WidgetActions
@@ -174,6 +175,44 @@ def test_a_decline_found_at_the_layer_s_check_is_drawn_by_flask_without_asking_a
 def passid_asked(client: FlaskClient) -> float:
     text = client.get("/metrics", headers=BEARER).text
     return value(text, "passid_upstream_calls_total", {"endpoint": "get_request"})
+
+
+def test_a_check_in_a_window_tells_the_widget_and_a_poll_reporting_it_is_not_asked_again_elsewhere(
+    app: Flask, client: FlaskClient, widget: WidgetActions, flask_polls: list[str]
+) -> None:
+    """A poll that asked PASSID in a check window is answered with the window's mark (`PASSID-Checked`); the
+    layer's replies between checks never repeat it (they replay Flask's headers); a worker that did not make
+    that check (a fresh `UpstreamChecks`, as another process's) asks only for a poll that does not report it."""
+    clock = HandClock()
+    clock.seconds = datetime.now(UTC).timestamp()
+    app.extensions["passid_upstream_checks"].clock = clock
+    session = widget.generate_qr()
+    with app.app_context():
+        expires_at = datetime.fromisoformat(signed_handles.unsign("request", handle_of(session))["x"])
+    clock.seconds = expires_at.timestamp() - (5 * 60 + 1)  # window 5 at one check a minute, its last second
+    mark = window_mark(session.request_id, expires_at, 5, 60)
+    asked_before = passid_asked(client)
+
+    first = widget.poll(session)  # through Flask (the layer knows no pending answer yet): a due check
+    assert first.status_code == 204 and first.headers.get(CHECKED_HEADER) == mark
+    assert passid_asked(client) == asked_before + 1 and len(flask_polls) == 1
+    again = widget.poll(session)  # answered by the layer from Flask's headers: no check, no mark
+    assert again.status_code == 204 and CHECKED_HEADER not in again.headers
+    assert passid_asked(client) == asked_before + 1 and len(flask_polls) == 1
+
+    other_worker = UpstreamChecks(60, clock=clock)
+    app.extensions["passid_upstream_checks"] = other_worker
+    reporting = widget.client.get(session.poll_url, headers={**HTMX, CHECKED_HEADER: mark})
+    assert reporting.status_code == 204 and passid_asked(client) == asked_before + 1  # not asked again
+    asked = asked_before + 1
+    another_window = window_mark(session.request_id, expires_at, 4, 60)
+    for reported in (another_window, "1", "x" * 40, None):  # another window's, nonsense, nothing
+        app.extensions["passid_upstream_checks"] = UpstreamChecks(60, clock=clock)  # yet another worker
+        headers = HTMX if reported is None else {**HTMX, CHECKED_HEADER: reported}
+        answer = widget.client.get(session.poll_url, headers=headers)
+        asked += 1
+        assert answer.headers.get(CHECKED_HEADER) == mark and passid_asked(client) == asked, reported
+    assert len(flask_polls) == 1  # all but the first answered by the layer
 
 
 def test_an_untrusted_host_is_still_refused_after_its_handle_is_remembered(
