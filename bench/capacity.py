@@ -376,7 +376,7 @@ def run_config(config: Config, tmp: Path, widgets: Widgets, stub: str, stub_pid:
                       f"{result['achieved']:.0f}/{result['rate']:.0f} req/s, errors {result['errors']}, "
                       f"app CPU {result['cpu_per_poll'] * 1000:.3f} ms/poll, {share(result['checked'])} asked PASSID "
                       f"({result['reported']:.0%} sent PASSID-Checked), RSS {result['rss']:.0f} MB/worker"
-                      f"{' ' + str(result['error_detail']) if result['errors'] else ''}", flush=True)
+                      f"{errors_told(result) if result['errors'] else ''}", flush=True)
                 if not result["passed"]:
                     break
             return results
@@ -385,6 +385,11 @@ def run_config(config: Config, tmp: Path, widgets: Widgets, stub: str, stub_pid:
     finally:
         if name:
             drop_postgres_database(name)
+
+
+def errors_told(result: dict) -> str:
+    """The kinds of error and the answers by status, for a step with errors."""
+    return f" {result['error_detail']} {result['statuses']}"
 
 
 def share(fraction: float | None) -> str:
@@ -456,7 +461,8 @@ def main() -> None:
           "poll asks PASSID only in the request's check windows, one per PASSID_POLL_CHECK_SECONDS (7.5 s) and the "
           "same on every worker (app/widget/polling.py); the polls between are answered from our records, most "
           "before Flask (app/widget/pending_polls.py), which makes the due checks too. 'asked PASSID' is the share of "
-          "polls at a due check: about 1 in 3, a little more when a window's two polls reach different workers.")
+          "polls at a due check: about 1 in 3 (capacity.lua sends back PASSID-Checked as widget.js does, so a window's "
+          "second poll reaching the other worker does not ask again).")
 
 
 if __name__ == "__main__":

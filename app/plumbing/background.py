@@ -37,6 +37,8 @@ Job = Callable[[], object]
 _start_lock = threading.Lock()
 # How far an idle pass backs off: at most this many times its interval (4 s at the default 1 s).
 IDLE_BACKOFF = 4
+# How many times more a pass runs at once when woken while it ran (then its next tick takes over).
+RERUNS_WHEN_WOKEN = 2
 WOKEN = "passid_jobs_woken"  # app.extensions: job name -> when `wake_job` last woke it (monotonic)
 WAKER = "passid_job_waker"  # app.extensions: the scheduler's JobWaker
 
@@ -99,20 +101,24 @@ class JobWaker:
     scheduler.
     """
 
-    _STOP = ""  # no job is called that
-
     def __init__(self, scheduler: BackgroundScheduler) -> None:
         self._scheduler = scheduler
-        self._names: queue.SimpleQueue[str] = queue.SimpleQueue()
-        scheduler.add_listener(lambda _event: self._names.put(self._STOP), EVENT_SCHEDULER_SHUTDOWN)
+        self._names: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # None: stop
+        self._stopped = False
+        scheduler.add_listener(lambda _event: self._stop(), EVENT_SCHEDULER_SHUTDOWN)
         self._thread = threading.Thread(target=self._run, name="passid job waker", daemon=True)
         self._thread.start()
 
     def wake(self, name: str) -> None:
-        self._names.put(name)
+        if not self._stopped:  # once stopped nobody reads the queue: it must not grow
+            self._names.put(name)
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self._names.put(None)
 
     def _run(self) -> None:
-        while (name := self._names.get()) != self._STOP:
+        while (name := self._names.get()) is not None:
             if self._scheduler.state == STATE_STOPPED:
                 return
             try:
@@ -126,16 +132,19 @@ def _in_app_context(app: Flask, name: str, job: Job, interval: float) -> Job:
     scheduler), each run counted and timed in the metrics under the job's name; while passes find nothing,
     ticks are skipped (`IdleBackoff`) unless the job was woken since its last pass.
 
+    A wake while the pass runs makes it run again at once (up to RERUNS_WHEN_WOKEN times a tick): the new
+    work may have been stored after its query, and the scheduler drops a wake that finds the job running
+    (one instance at a time), so the work would otherwise wait for the next tick.
+
     The back-off skips ticks rather than moving the job's next run: a pass must not take the scheduler's
     lock, which `shutdown(wait=True)` holds while it waits for that very pass to end."""
     watched = metrics(app)
     backoff = IdleBackoff(interval)
 
-    def run() -> None:
-        began = time.monotonic()
-        woken_at = app.extensions.get(WOKEN, {}).get(name, float("-inf"))
-        if not backoff.due(began, woken_at):
-            return
+    def woken_at() -> float:
+        return float(app.extensions.get(WOKEN, {}).get(name, float("-inf")))
+
+    def run_once() -> object:
         started = time.perf_counter()
         result = "ok"
         done: object = None
@@ -148,9 +157,19 @@ def _in_app_context(app: Flask, name: str, job: Job, interval: float) -> Job:
         if watched is not None:
             watched.job_runs.labels(name, result).inc()
             watched.job_seconds.labels(name).observe(time.perf_counter() - started)
-        if app.extensions.get(WOKEN, {}).get(name, float("-inf")) >= began:
-            done = None  # woken while it ran: new work may be stored after its query, so no back-off
-        backoff.ran(began, done)
+        return done
+
+    def run() -> None:
+        began = time.monotonic()
+        if not backoff.due(began, woken_at()):
+            return
+        for _ in range(1 + RERUNS_WHEN_WOKEN):
+            done = run_once()
+            woken_meanwhile = woken_at() >= began
+            backoff.ran(began, None if woken_meanwhile else done)  # woken: no back-off either
+            if not woken_meanwhile:
+                return
+            began = time.monotonic()
 
     return run
 

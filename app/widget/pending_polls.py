@@ -231,6 +231,7 @@ class PendingPolls:
         request_id = remembered.request_id
         if not checks.should_ask(request_id, remembered.expires_at, webhooks=True, reported=reported):
             return answer, "records", None  # another thread of this worker asked in this window a moment ago
+        mark = checks.mark(request_id, remembered.expires_at)  # the window of the ask, whatever the call takes
         with self.flask_app.app_context():
             try:
                 details = passid_client().get_request(request_id)
@@ -241,7 +242,7 @@ class PendingPolls:
                 environ[CHECKED] = (request_id, error)
                 return None, "", None
         if details.status == RequestStatus.PENDING:
-            return answer, "passid", checks.mark(request_id, remembered.expires_at)
+            return answer, "passid", mark
         environ[CHECKED] = (request_id, details)
         return None, "", None
 

@@ -69,7 +69,8 @@ POLL_SECONDS = 2.5
 # change in network and queueing delay from one poll to the next (within our 250 ms p99 at full load), plus
 # timer lateness: a browser tab in the background runs its timers on whole seconds, which makes every gap 3 s.
 # Half a second covers all of these; a wider window only makes two polls share a window more often (a fifth
-# of windows at 0.5 s), and when the two land on different workers both ask.
+# of windows at 0.5 s); the second asks only where neither this process nor the widget's report says the
+# first did (a page without widget.js whose two polls land on different workers).
 WINDOW_MARGIN_SECONDS = 0.5
 WINDOW_SECONDS = POLL_SECONDS + WINDOW_MARGIN_SECONDS
 # A request lives at most an hour; one entry per live request per worker.

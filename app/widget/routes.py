@@ -363,6 +363,8 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     if finished_lately and not upstream_checks().should_ask(request_id, expires_at, webhooks=webhooks,
                                                             reported=reported):
         return poll_answered("records", None)  # known finished, but its row is gone (erased): wait for the check
+    # The window of this ask, for the widget to send back (`polling.CHECKED_HEADER`), whatever the call takes.
+    mark = upstream_checks().mark(request_id, expires_at) if webhooks else None
     try:
         details = checked_by_the_layer(request_id)
         if details is None:
@@ -375,7 +377,7 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     except PassidError as error:
         return poll_answered("passid", status_check_failed(signed_options(), error), "error")
     if details.status == RequestStatus.PENDING:
-        g.passid_checked_mark = upstream_checks().mark(request_id, expires_at)  # for `poll` to tell the widget
+        g.passid_checked_mark = mark  # for `poll` to tell the widget
         return poll_answered("passid", None)  # (the options are unsigned only when something is drawn)
     options = signed_options()
     finished = verifications.record(

@@ -185,30 +185,40 @@ def test_the_poller_sends_back_the_check_window_its_poll_asked_passid_in_and_not
 ) -> None:
     """A poll that asked PASSID is answered with `PASSID-Checked`; widget.js sends it with the poller's next
     polls, so another server behind the same address does not ask again in that window (app/widget/polling.py;
-    the servers' half is tests/widget/test_check_windows.py). Here the first poll's answer is the server's own
-    with the header added, as a server whose check window it fell in would send it."""
-    mark = "1767225607500"
-    answered = []
+    the servers' half is tests/widget/test_check_windows.py); no other request carries it, not even "check
+    now" on the same URL. Here the first poll's answer is the server's own with the header added, as a server
+    whose check window it fell in would send it."""
+    mark = "1767225607500-0a1b2c3d"
+    marked: list[bool] = []
 
     def first_poll_asked(route):  # type: ignore[no-untyped-def]
+        if marked:
+            route.continue_()
+            return
         response = route.fetch()
-        headers = dict(response.headers)
-        if not answered:
-            headers["PASSID-Checked"] = mark
-        answered.append(response.status)
-        route.fulfill(response=response, headers=headers)
+        marked.append(True)
+        route.fulfill(response=response, headers={**response.headers, "PASSID-Checked": mark})
 
-    sent: list[tuple[str, str | None]] = []
-    page.on("request", lambda r: sent.append((r.url, r.headers.get("passid-checked"))))
+    answered: list[int] = []
+    page.on("requestfinished", lambda r: answered.append(r.response().status)  # type: ignore[union-attr]
+            if "/verify/qr/status" in r.url else None)
+    sent: list[tuple[str | None, str | None]] = []  # (which element asked, the mark it sent) per status request
+    page.on("request", lambda r: sent.append((r.headers.get("hx-trigger"), r.headers.get("passid-checked")))
+            if "/verify/qr/status" in r.url else None)
+    others: list[str | None] = []
+    page.on("request", lambda r: others.append(r.headers.get("passid-checked"))
+            if "/verify/qr/status" not in r.url else None)
     page.route("**/verify/qr/status*", first_poll_asked)
     page.clock.install()
     open_widget(page, widget_server)
     page.get_by_role("button", name="Verify with the PASSID app").click()
     expect(widget(page)).to_have_attribute("data-state", "awaiting")
+    page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 0.2)  # no timer fires but those the test runs
     for n in range(1, 4):
         page.clock.run_for(2_500)
         wait_until(lambda n=n: page.evaluate("window.__passidPolled") >= n, f"poll {n} answered", every=0.02)
-    polls = [checked for url, checked in sent if "/verify/qr/status" in url]
-    assert answered == [204, 204, 204]
-    assert polls == [None, mark, mark]
-    assert all(checked is None for url, checked in sent if "/verify/qr/status" not in url)
+    with page.expect_request_finished(lambda r: "/verify/qr/status" in r.url):
+        page.get_by_role("link", name="I've approved — check now").click()  # the same URL, not the poller
+    assert answered == [204] * 4
+    assert sent == [("passid-poller", None), ("passid-poller", mark), ("passid-poller", mark), (None, None)]
+    assert others and all(checked is None for checked in others)

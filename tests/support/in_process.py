@@ -147,10 +147,12 @@ def serving_in_process(database_url: str, instance_dir: Path, **overrides: str) 
         # The passes stop first: a pass still sending a webhook to this app, or calling its sandbox,
         # would otherwise hang on a port that accepts but no longer answers until its 10 s timeout.
         scheduler = app.extensions.get("passid_scheduler")
-        if scheduler is not None and scheduler.running:  # a test may have stopped it itself
-            finish_within(lambda: scheduler.shutdown(wait=True), "the background passes' stop")
-        finish_within(server.shutdown, "the loopback server's stop")
-        server.server_close()
-        thread.join(timeout=5)
-        with app.app_context():
-            db.engine.dispose()
+        try:
+            if scheduler is not None and scheduler.running:  # a test may have stopped it itself
+                finish_within(lambda: scheduler.shutdown(wait=True), "the background passes' stop")
+        finally:  # the server stops even when the passes did not
+            finish_within(server.shutdown, "the loopback server's stop")
+            server.server_close()
+            thread.join(timeout=5)
+            with app.app_context():
+                db.engine.dispose()
