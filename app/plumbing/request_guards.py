@@ -54,7 +54,7 @@ from __future__ import annotations
 import io
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from flask import Flask
@@ -306,9 +306,9 @@ class BodiesInFlight:
         except BaseException:
             pool.give_back()
             raise
-        # The slot is held until the answer has been sent and closed, not just produced, and freed even
-        # if the answer's own close fails (Werkzeug's ClosingIterator would stop at that error).
-        return CountedBody(answer, lambda _sent: pool.give_back())
+        # The slot is held until the answer has been sent, not just produced, and freed even if the answer's
+        # own close fails (Werkzeug's ClosingIterator would stop at that error).
+        return SentOrClosed(answer, pool.give_back)
 
     def _answer_unread(self, environ: dict[str, Any], start_response: StartResponse, *,
                        oversized: bool) -> Iterable[bytes]:
@@ -341,6 +341,43 @@ class BodiesInFlight:
         answer = self.app(environ, start_response)
         drain_unread_body(environ)
         return answer
+
+
+class SentOrClosed:
+    """The answer, passed through; `release` runs once, when the server has taken its last chunk or when it
+    closes it, whichever comes first (and even if the answer's own close fails).
+
+    Why not at close only: a server may do more between the two. Werkzeug's own (`flask run`, the tests'
+    in-process server) first reads whatever the client sent after the request, until the client closes
+    the connection; a staff member's next form met 503 while the previous one's slot waited for that. By
+    the last chunk the body has been read (or drained, `_answer_then_drain`) and the answer handed over:
+    what the slot bounds is over.
+    """
+
+    def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
+        self.body = body
+        self._release = release
+        self._released = False
+        self._once = threading.Lock()
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.body
+        self._release_once()
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._release_once()
+
+    def _release_once(self) -> None:
+        with self._once:
+            if self._released:
+                return
+            self._released = True
+        self._release()
 
 
 def bound_to_content_length(environ: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ in test_slow_clients.py and test_flood.py; its decisions and its waiting are sho
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from pathlib import Path
@@ -65,6 +66,31 @@ def test_a_body_slot_comes_back_even_when_the_answer_fails_to_close() -> None:
         assert list(answer) == [b"ok"]  # not the 503: the one slot was free again
         with pytest.raises(RuntimeError):
             answer.close()  # type: ignore[attr-defined]
+
+
+def test_a_body_slot_comes_back_once_the_answer_is_sent_before_the_server_closes_it() -> None:
+    """Werkzeug's own server closes an answer only after reading what the client sent after the request,
+    for as long as the client keeps its connection open: a staff member's next form (one staff slot) met
+    503 while the previous answer waited there. The slot is back once the server has taken the answer."""
+
+    def app(environ: dict, start_response) -> list[bytes]:  # type: ignore[no-untyped-def]
+        start_response("302 Found", [("Location", "/staff/sign-in")])
+        return [b"redirect"]
+
+    guarded = BodiesInFlight(app, slot_pools(1, 0))
+    statuses: list[str] = []
+
+    def form(path: str) -> dict[str, object]:
+        return {"PATH_INFO": path, "CONTENT_LENGTH": "9", "wsgi.input": io.BytesIO(b"csrf=abcd")}
+
+    sent = guarded(form("/staff/sign-out"), lambda status, _headers: statuses.append(status))
+    assert list(sent) == [b"redirect"]  # taken by the server, not closed yet
+    nxt = guarded(form("/staff/sign-in"), lambda status, _headers: statuses.append(status))
+    assert list(nxt) == [b"redirect"] and statuses == ["302 Found", "302 Found"]  # not the 503
+    sent.close()  # type: ignore[attr-defined]
+    nxt.close()  # type: ignore[attr-defined]  # each gives its slot back once: the pool is whole, not larger
+    pool = guarded.pools[STAFF]
+    assert pool.take() and not pool.take()
 
 
 def test_a_post_answers_under_werkzeugs_own_server_which_hands_over_the_raw_socket(tmp_path: Path) -> None:
