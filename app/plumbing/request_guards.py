@@ -343,9 +343,9 @@ class BodiesInFlight:
         return answer
 
 
-class SentOrClosed:
+class SentOrClosed(CountedBody):
     """The answer, passed through; `release` runs once, when the server has taken its last chunk or when it
-    closes it, whichever comes first (and even if the answer's own close fails).
+    closes it, whichever comes first (and even if the answer's own close fails, as `CountedBody` does).
 
     Why not at close only: a server may do more between the two. Werkzeug's own (`flask run`, the tests'
     in-process server) first reads whatever the client sent after the request, until the client closes
@@ -355,29 +355,17 @@ class SentOrClosed:
     """
 
     def __init__(self, body: Iterable[bytes], release: Callable[[], None]) -> None:
-        self.body = body
-        self._release = release
-        self._released = False
-        self._once = threading.Lock()
+        unreleased = threading.Lock()  # taken by the one release
+
+        def release_once(_sent: int | None) -> None:
+            if unreleased.acquire(blocking=False):
+                release()
+
+        super().__init__(body, release_once)
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self.body
-        self._release_once()
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._release_once()
-
-    def _release_once(self) -> None:
-        with self._once:
-            if self._released:
-                return
-            self._released = True
-        self._release()
+        yield from super().__iter__()
+        self.finish(self.sent)
 
 
 def bound_to_content_length(environ: dict[str, Any]) -> None:
