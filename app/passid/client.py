@@ -390,18 +390,14 @@ class PassidClient:
         try:
             response = self._pool.urlopen("GET", url, headers=headers, retries=self._retries,
                                           timeout=self._pool_timeout, redirect=False, preload_content=False)
-        except urllib3.exceptions.NewConnectionError as exc:  # (a TimeoutError to urllib3, not to requests)
-            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {_without_url(exc)}") from exc
-        except urllib3.exceptions.TimeoutError as exc:  # connect or read: no answer in time
-            raise PassidTimeout(f"{what}: no answer within {self.timeout}s") from exc
-        except urllib3.exceptions.MaxRetryError as exc:
-            reason = exc.reason  # (urllib3 counts a refused connection as a connect timeout too; requests does not)
-            if (isinstance(reason, urllib3.exceptions.TimeoutError)
-                    and not isinstance(reason, urllib3.exceptions.NewConnectionError)):
-                raise PassidTimeout(f"{what}: no answer within {self.timeout}s") from exc
-            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {_without_url(exc)}") from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {_without_url(exc)}") from exc
+            cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+            # No answer in time (connect or read); urllib3 counts a refused connection (NewConnectionError) as a
+            # connect timeout too, requests does not.
+            if (isinstance(cause, urllib3.exceptions.TimeoutError)
+                    and not isinstance(cause, urllib3.exceptions.NewConnectionError)):
+                raise PassidTimeout(f"{what}: no answer within {self.timeout}s") from exc
+            raise self._unreachable(what, exc) from exc
         try:
             content = response.read()
         except urllib3.exceptions.TimeoutError as exc:
@@ -411,6 +407,9 @@ class PassidClient:
         finally:
             response.release_conn()
         return response.status, response.reason, response.headers, content
+
+    def _unreachable(self, what: str, error: Exception) -> PassidUnavailable:
+        return PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {_without_url(error)}")
 
     def _send(self, what: str, method: str, path: str, json: Any, params: Mapping[str, str] | None,
               headers: dict[str, str]) -> tuple[int, str | None, Mapping[str, str], bytes]:
@@ -433,7 +432,7 @@ class PassidClient:
             # A stall while reading the body surfaces as ConnectionError(ReadTimeoutError).
             if any(isinstance(arg, ReadTimeoutError) for arg in exc.args):
                 raise PassidTimeout(f"{what}: answer stalled beyond {self.timeout}s") from exc
-            raise PassidUnavailable(f"{what}: cannot reach PASSID at {self.base_url}: {_without_url(exc)}") from exc
+            raise self._unreachable(what, exc) from exc
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as exc:
             raise PassidUnavailable(f"{what}: answer was cut off: {_without_url(exc)}") from exc
         except requests.RequestException as exc:
