@@ -344,7 +344,8 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     webhooks = bool(passid_connection().webhook_secrets)
     finished_lately = finished_requests().holds(request_id)  # at most one query per process every 50 ms
     # The pending-poll layer may have made this poll's check: what PASSID said is drawn below, not asked again.
-    checked_by_layer = request.environ.get(pending_polls.CHECKED, ("",))[0] == request_id
+    layer_answer = checked_by_the_layer(request_id)
+    checked_by_layer = layer_answer is not None
     reported = request.headers.get(CHECKED_HEADER)  # an earlier poll of this widget asked in this window
     if not finished_lately and not checked_by_layer and not upstream_checks().should_ask(
             request_id, expires_at, webhooks=webhooks, reported=reported):
@@ -366,9 +367,9 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     # The window of this ask, for the widget to send back (`polling.CHECKED_HEADER`), whatever the call takes.
     mark = upstream_checks().mark(request_id, expires_at) if webhooks else None
     try:
-        details = checked_by_the_layer(request_id)
-        if details is None:
-            details = passid_client().get_request(request_id)
+        if isinstance(layer_answer, PassidError):
+            raise layer_answer
+        details = layer_answer if layer_answer is not None else passid_client().get_request(request_id)
     except PassidBusy as error:
         if datetime.now(UTC) < expires_at:
             upstream_checks().forget(request_id)  # PASSID is slow for others already: ask at the next poll
@@ -396,16 +397,14 @@ def poll_outcome(session: dict[str, Any]) -> Response | None:
     return poll_answered("passid", view_over() if result_view_over(finished) else final_state(options, finished))
 
 
-def checked_by_the_layer(request_id: str) -> RequestDetails | None:
-    """What PASSID answered the pending-poll layer's check of this poll (`pending_polls.CHECKED`), raised again
-    if it was a failure; None when the layer made no check of it."""
+def checked_by_the_layer(request_id: str) -> RequestDetails | PassidError | None:
+    """What PASSID answered the pending-poll layer's check of this poll (`pending_polls.CHECKED`): its details,
+    or the failure to raise where a call of our own would have; None when the layer made no check of it."""
     checked = request.environ.pop(pending_polls.CHECKED, None)
     if checked is None or checked[0] != request_id:
         return None
-    if isinstance(checked[1], PassidError):
-        raise checked[1]
-    details: RequestDetails = checked[1]
-    return details
+    answer: RequestDetails | PassidError = checked[1]
+    return answer
 
 
 def poll_answered(answered_by: str, answer: Response | None, state: str | None = None) -> Response | None:
