@@ -85,7 +85,7 @@ class FinishedRequests:
     def holds(self, request_id: str) -> bool:
         """Whether the request is known to be recorded, refreshing first if the set is stale."""
         self.refresh_if_stale()
-        return request_id in self._ids
+        return self.knows(request_id)
 
     def is_stale(self) -> bool:
         """Whether the next `holds` would refresh first (the widget's pending-poll layer, outside Flask, runs
