@@ -46,6 +46,7 @@ from werkzeug.test import EnvironBuilder
 from app import create_app
 from app.plumbing.access_log import ACCESS_LOGGER
 from app.widget import signed_handles
+from app.widget.pending_polls import EXTENSION as LAYER  # where the widget keeps its layer
 from app.widget.polling import UpstreamChecks, check_window
 from bench.capacity import start_stub
 from bench.support import machine_note, print_table
@@ -58,7 +59,6 @@ BROWSER = {
     "Accept-Language": "de-DE,de;q=0.9,en;q=0.8",
     "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
 }
-LAYER = "passid_pending_polls"  # where the widget keeps its layer (app/widget/pending_polls.py)
 REQUEST_ID = "bench.request_id"  # the poll's request id, kept in its environ (the app ignores the key)
 
 
